@@ -1,0 +1,23 @@
+"""The ``greenroom`` command. Each command group lives in its own module here."""
+
+from __future__ import annotations
+
+import typer
+
+from greenroom.cli import demo as _demo
+from greenroom.cli import server as _server
+
+app = typer.Typer(
+    name="greenroom",
+    help="Server-side backgrounds for real-time AI avatars in LiveKit rooms.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+_server.register(app)
+_demo.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,276 @@
+"""Find, build and run the real LiveKit server as a managed child process.
+
+The binary is looked up on ``PATH`` (``livekit-server``), then in the cache folder
+(``<cache>/livekit-server-v1.13.5/server``). If neither exists, :func:`ensure_binary`
+builds it once with ``go install``. :class:`LiveKitServer` starts it bound to loopback
+with ``node_ip: 127.0.0.1`` (so it never reaches for public STUN servers), picks free
+ports when the defaults are taken, waits until the RoomService answers, and stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+from livekit import api
+
+from greenroom import tokens as _tokens  # noqa: F401  (dev-secret warning filter)
+from greenroom.config import DEFAULT_CACHE_DIR
+from greenroom.errors import SetupError
+
+LIVEKIT_VERSION = "v1.13.5"
+LIVEKIT_MODULE = "github.com/livekit/livekit-server/cmd/server"
+DEFAULT_PORT = 7880
+DEV_API_KEY = "devkey"
+DEV_API_SECRET = "secret"
+
+INSTALL_HELP = (
+    "Install the LiveKit server in one of these ways:\n"
+    "  - put a release binary named 'livekit-server' on PATH (from the LiveKit releases page),\n"
+    "  - use a package manager (for example 'brew install livekit'),\n"
+    f"  - or install Go 1.26+ and run 'make setup', which builds {LIVEKIT_MODULE}@{LIVEKIT_VERSION}."
+)
+
+
+def cache_binary_path(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
+    """Where ``go install`` puts the server (the Go module's binary is named ``server``)."""
+    return cache_dir / f"livekit-server-{LIVEKIT_VERSION}" / "server"
+
+
+def find_binary(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path | None:
+    """Return the LiveKit server binary on PATH or in the cache, or None."""
+    on_path = shutil.which("livekit-server")
+    if on_path:
+        return Path(on_path)
+    cached = cache_binary_path(cache_dir)
+    return cached if cached.is_file() and os.access(cached, os.X_OK) else None
+
+
+def ensure_binary(cache_dir: Path = DEFAULT_CACHE_DIR, *, log: IO[str] | None = None) -> Path:
+    """Return the server binary, building it with ``go install`` the first time.
+
+    Raises:
+        SetupError: neither the binary nor Go is available, or the build failed.
+    """
+    found = find_binary(cache_dir)
+    if found:
+        return found
+    go = shutil.which("go")
+    if not go:
+        raise SetupError(
+            "The LiveKit server is not installed and Go was not found.\n" + INSTALL_HELP
+        )
+    target = cache_binary_path(cache_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GOBIN": str(target.parent), "CGO_ENABLED": "0"}
+    if log:
+        log.write(
+            f"Building LiveKit server {LIVEKIT_VERSION} with go install (first run only)...\n"
+        )
+        log.flush()
+    proc = subprocess.run(
+        [go, "install", f"{LIVEKIT_MODULE}@{LIVEKIT_VERSION}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0 or not target.is_file():
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise SetupError(
+            f"'go install {LIVEKIT_MODULE}@{LIVEKIT_VERSION}' failed:\n{tail}\n" + INSTALL_HELP
+        )
+    return target
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True if both TCP and UDP ``port`` can be bound on ``host``."""
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that is free for both TCP and UDP right now."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port_is_free(port, host):
+            return port
+    raise RuntimeError("no free port found")
+
+
+def _config_yaml(port: int, tcp_port: int, udp_port: int, keys: dict[str, str]) -> str:
+    key_lines = "\n".join(f"  {k}: {v}" for k, v in keys.items())
+    return f"""\
+port: {port}
+bind_addresses: [127.0.0.1]
+rtc:
+  tcp_port: {tcp_port}
+  udp_port: {udp_port}
+  use_external_ip: false
+  node_ip: 127.0.0.1
+  enable_loopback_candidate: true
+keys:
+{key_lines}
+room:
+  empty_timeout: 60
+  departure_timeout: 5
+logging:
+  level: info
+"""
+
+
+@dataclass
+class LiveKitServer:
+    """A LiveKit server child process on loopback.
+
+    Usage::
+
+        with LiveKitServer.start() as lk:
+            print(lk.url)           # ws://127.0.0.1:7880
+    """
+
+    url: str
+    http_url: str
+    api_key: str
+    api_secret: str
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    _workdir: Path | None = field(default=None, repr=False)
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        port: int | None = None,
+        api_key: str = DEV_API_KEY,
+        api_secret: str = DEV_API_SECRET,
+        binary: Path | None = None,
+        log_path: Path | None = None,
+        timeout: float = 30.0,
+    ) -> LiveKitServer:
+        """Start a server; ``port=None`` means 7880 if free, else any free port."""
+        binary = binary or find_binary()
+        if binary is None:
+            raise SetupError("The LiveKit server is not installed.\n" + INSTALL_HELP)
+        if port is None:
+            port = (
+                DEFAULT_PORT
+                if port_is_free(DEFAULT_PORT)
+                and port_is_free(DEFAULT_PORT + 1)
+                and port_is_free(DEFAULT_PORT + 2)
+                else free_port()
+            )
+        if port == DEFAULT_PORT:
+            tcp_port, udp_port = DEFAULT_PORT + 1, DEFAULT_PORT + 2
+        else:
+            tcp_port, udp_port = free_port(), free_port()
+        workdir = Path(tempfile.mkdtemp(prefix="greenroom-livekit-"))
+        config = workdir / "livekit.yaml"
+        config.write_text(_config_yaml(port, tcp_port, udp_port, {api_key: api_secret}))
+        log_path = log_path or workdir / "livekit.log"
+        log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the child process
+        proc = subprocess.Popen(
+            [str(binary), "--config", str(config)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log_file.close()
+        server = cls(
+            url=f"ws://127.0.0.1:{port}",
+            http_url=f"http://127.0.0.1:{port}",
+            api_key=api_key,
+            api_secret=api_secret,
+            process=proc,
+            log_path=log_path,
+            _workdir=workdir,
+        )
+        try:
+            server.wait_ready(timeout)
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def token(self, identity: str, room: str, **grants: bool) -> str:
+        """A join token for tests and tools; grants default to publish+subscribe+data."""
+        video = api.VideoGrants(room_join=True, room=room, **grants)
+        return (
+            api.AccessToken(self.api_key, self.api_secret)
+            .with_identity(identity)
+            .with_grants(video)
+            .to_jwt()
+        )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until the RoomService answers a real ListRooms call."""
+        deadline = time.monotonic() + timeout
+        token = (
+            api.AccessToken(self.api_key, self.api_secret)
+            .with_grants(api.VideoGrants(room_list=True))
+            .to_jwt()
+        )
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise SetupError(
+                    f"LiveKit server exited with code {self.process.returncode}:\n"
+                    + self.log_tail()
+                )
+            try:
+                r = httpx.post(
+                    f"{self.http_url}/twirp/livekit.RoomService/ListRooms",
+                    json={},
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=2,
+                )
+                if r.status_code == 200:
+                    return
+                last = RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
+            except httpx.HTTPError as exc:
+                last = exc
+            time.sleep(0.1)
+        raise SetupError(
+            f"LiveKit server did not answer within {timeout:.0f}s ({last}):\n" + self.log_tail()
+        )
+
+    def log_tail(self, lines: int = 20) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server (SIGTERM, then SIGKILL) and remove its temporary config."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+        if self._workdir is not None:
+            with contextlib.suppress(OSError):
+                (self._workdir / "livekit.yaml").unlink()
+
+    def __enter__(self) -> LiveKitServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
