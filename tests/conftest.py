@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from greenroom.livekit_server import LiveKitServer, ensure_binary
+from greenroom.config import get_settings
+from greenroom.livekit_server import LiveKitServer, ensure_binary, free_port
 
 CATEGORIES = {"unit", "livekit", "browser", "postgres"}
 
@@ -34,20 +35,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def livekit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveKitServer]:
     """One real LiveKit server for the whole test session, on free loopback ports."""
-    binary = ensure_binary()
+    binary = ensure_binary(get_settings().cache_dir)
     log = tmp_path_factory.mktemp("livekit") / "livekit.log"
-    server = LiveKitServer.start(binary=binary, port=_test_port(), log_path=log)
+    # Tests never take 7880: a user's demo may be running there.
+    server = LiveKitServer.start(binary=binary, port=free_port(), log_path=log)
     try:
         yield server
     finally:
         server.stop()
-
-
-def _test_port() -> int:
-    # Tests never take 7880: a user's demo may be running there.
-    from greenroom.livekit_server import free_port
-
-    return free_port()
 
 
 @pytest.fixture
