@@ -1,0 +1,99 @@
+"""Re-timed audio: the avatar's microphone, delayed by the video path's latency.
+
+Viewers line audio and video up by the time each reaches our encoders, so audio that
+skipped the keying step would lead the picture by the compositor's latency. Each 10 ms
+frame is held until ``arrival + delay`` (delay = measured video-path latency, p50) and
+then handed to our ``AudioSource``. Frames overdue by more than ``_LATE`` (the delay
+dropped) are discarded instead of piling up in the source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from livekit import rtc
+
+from greenroom.compositor.stats import SessionStats
+
+logger = logging.getLogger("greenroom.compositor")
+
+SAMPLE_RATE = 48_000
+CHANNELS = 1
+FRAME_MS = 10
+SOURCE_QUEUE_MS = 100
+MAX_DELAY = 0.3
+_LATE = 0.05
+_QUEUE_FRAMES = 100  # 1 s of audio between reader and pump at most
+
+
+def new_audio_source() -> rtc.AudioSource:
+    return rtc.AudioSource(SAMPLE_RATE, CHANNELS, queue_size_ms=SOURCE_QUEUE_MS)
+
+
+class AudioRetimer:
+    """Copies one remote audio track into ``source`` with a delay that follows the video."""
+
+    def __init__(
+        self,
+        source: rtc.AudioSource,
+        delay_s: Callable[[], float],
+        stats: SessionStats,
+    ) -> None:
+        self._source = source
+        self._delay_s = delay_s
+        self._stats = stats
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stream: rtc.AudioStream | None = None
+
+    def start(self, track: rtc.Track) -> None:
+        self._stream = rtc.AudioStream(
+            track,
+            sample_rate=SAMPLE_RATE,
+            num_channels=CHANNELS,
+            frame_size_ms=FRAME_MS,
+            capacity=_QUEUE_FRAMES,
+        )
+        queue: asyncio.Queue[tuple[float, rtc.AudioFrame]] = asyncio.Queue(_QUEUE_FRAMES)
+        self._tasks = [
+            asyncio.create_task(self._read(self._stream, queue), name="greenroom-audio-read"),
+            asyncio.create_task(self._pump(queue), name="greenroom-audio-pump"),
+        ]
+
+    async def _read(
+        self, stream: rtc.AudioStream, queue: asyncio.Queue[tuple[float, rtc.AudioFrame]]
+    ) -> None:
+        async for ev in stream:
+            if queue.full():  # the pump is stuck: keep the newest audio
+                queue.get_nowait()
+            queue.put_nowait((time.monotonic(), ev.frame))
+
+    async def _pump(self, queue: asyncio.Queue[tuple[float, rtc.AudioFrame]]) -> None:
+        while True:
+            arrival, frame = await queue.get()
+            target = min(max(self._delay_s(), 0.0), MAX_DELAY)
+            queued = self._source.queued_duration
+            wait = arrival + target - queued - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            elif wait < -_LATE:
+                continue
+            await self._source.capture_frame(frame)
+            now = time.monotonic()
+            delay = now - arrival + self._source.queued_duration
+            self._stats.audio(delay * 1000, (target - delay) * 1000)
+
+    async def aclose(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks = []
+        if self._stream is not None:
+            with contextlib.suppress(Exception):
+                await self._stream.aclose()
+            self._stream = None

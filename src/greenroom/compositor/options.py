@@ -1,0 +1,118 @@
+"""Names and knobs of a compositor session: track names, attributes, RPC method, options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from greenroom.errors import InvalidInput
+
+TRACK_NAME = "greenroom"
+"""The composited video track every viewer should pick."""
+AUDIO_TRACK_NAME = "greenroom-audio"
+"""The avatar's voice, re-timed to match the composited video."""
+RPC_SET_BACKGROUND = "greenroom.set_background"
+
+ATTR_ROLE = "greenroom.role"
+ATTR_AVATAR = "greenroom.avatar"
+ATTR_BACKGROUND = "greenroom.background"
+ATTR_KEY_COLOR = "greenroom.key_color"
+ROLE_COMPOSITOR = "compositor"
+
+IDENTITY_PREFIX = "greenroom-"
+
+Codec = Literal["vp8", "h264", "vp9", "av1"]
+Mode = Literal["chroma", "segment"]
+
+
+def compositor_identity(avatar_identity: str) -> str:
+    """The participant identity of the compositor for ``avatar_identity``."""
+    return f"{IDENTITY_PREFIX}{avatar_identity}"
+
+
+class RoomTargetLike(Protocol):
+    """Where a compositor joins (``greenroom.avatars.RoomTarget`` satisfies it)."""
+
+    url: str
+    api_key: str
+    api_secret: str
+    room: str
+
+
+@dataclass(frozen=True)
+class CompositorOptions:
+    """Per-session settings of a compositor.
+
+    Attributes:
+        mode: ``"chroma"`` for green-screen avatars, ``"segment"`` for avatars on an
+            ordinary background.
+        max_bitrate: bits/s of the top simulcast layer of the published track.
+        max_fps: output frame-rate cap; faster input is decimated evenly.
+        video_codec: codec of the published track.
+        simulcast: publish simulcast layers (viewers on weak links get a smaller one).
+        transition: default crossfade, seconds, when the background changes.
+        max_frame_age: a received frame older than this (seconds) when its turn comes is
+            dropped rather than processed late; latency stays bounded, frame rate gives.
+        waiting_fps: rate of the background-only frame published while the avatar is away.
+        width / height: size of the waiting frame before the avatar's first frame.
+        audio: re-publish the avatar's microphone, delayed to match the video path.
+        session_id: label of this session in logs and metrics (default ``room/avatar``).
+        stats_interval: seconds between structured stats log lines (0 = never).
+        reconnect_attempts: tries to rejoin after the LiveKit connection drops.
+        reconnect_backoff: first and largest pause between tries, seconds.
+    """
+
+    mode: Mode = "chroma"
+    max_bitrate: int = 2_500_000
+    max_fps: float = 30.0
+    video_codec: Codec = "vp8"
+    simulcast: bool = True
+    transition: float = 0.3
+    max_frame_age: float = 0.1
+    waiting_fps: float = 5.0
+    width: int = 1280
+    height: int = 720
+    audio: bool = True
+    session_id: str | None = None
+    stats_interval: float = 10.0
+    reconnect_attempts: int = 8
+    reconnect_backoff: tuple[float, float] = (0.5, 8.0)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("chroma", "segment"):
+            raise InvalidInput("mode must be 'chroma' or 'segment'", field="mode")
+        if not 100_000 <= self.max_bitrate <= 50_000_000:
+            raise InvalidInput("max_bitrate must be 100k..50M bits/s", field="max_bitrate")
+        if not 1 <= self.max_fps <= 60:
+            raise InvalidInput("max_fps must be 1..60", field="max_fps")
+        if self.video_codec not in ("vp8", "h264", "vp9", "av1"):
+            raise InvalidInput("video_codec must be vp8, h264, vp9 or av1", field="video_codec")
+        check_transition(self.transition)
+        if not 0.01 <= self.max_frame_age <= 2:
+            raise InvalidInput("max_frame_age must be 0.01..2 s", field="max_frame_age")
+        if not 0.5 <= self.waiting_fps <= 30:
+            raise InvalidInput("waiting_fps must be 0.5..30", field="waiting_fps")
+        for name in ("width", "height"):
+            v = getattr(self, name)
+            if not (16 <= v <= 4096 and v % 2 == 0):
+                raise InvalidInput(f"{name} must be an even number 16..4096", field=name)
+        if self.reconnect_attempts < 0:
+            raise InvalidInput("reconnect_attempts must be >= 0", field="reconnect_attempts")
+        lo, hi = self.reconnect_backoff
+        if not 0 < lo <= hi:
+            raise InvalidInput(
+                "reconnect_backoff must be (first, max) with 0 < first <= max",
+                field="reconnect_backoff",
+            )
+
+
+MAX_TRANSITION = 10.0
+
+
+def check_transition(value: object) -> float:
+    """Validate a crossfade duration in seconds."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput("transition must be a number of seconds", field="transition")
+    if not 0 <= value <= MAX_TRANSITION:
+        raise InvalidInput(f"transition must be 0..{MAX_TRANSITION:g} seconds", field="transition")
+    return float(value)

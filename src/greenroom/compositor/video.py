@@ -1,0 +1,140 @@
+"""Video plumbing: a one-frame mailbox between the track and the keyer, and the output track.
+
+The mailbox holds at most one frame. A frame that arrives while the previous one still
+waits replaces it (counted as dropped, reason ``replaced``): when keying or encoding
+cannot keep up, the output frame rate goes down and the latency stays put.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+
+from livekit import rtc
+
+from greenroom.compositor.options import TRACK_NAME, CompositorOptions
+from greenroom.compositor.stats import SessionStats
+
+_CODECS = {
+    "vp8": rtc.VideoCodec.VP8,
+    "h264": rtc.VideoCodec.H264,
+    "vp9": rtc.VideoCodec.VP9,
+    "av1": rtc.VideoCodec.AV1,
+}
+
+
+@dataclass
+class InFrame:
+    """One avatar frame as received: I420 bytes, size, receive time, capture timestamp."""
+
+    data: bytearray
+    width: int
+    height: int
+    received: float  # time.monotonic()
+    capture_us: int | None  # the avatar's FrameMetadata.user_timestamp (wall clock, µs)
+
+
+class LatestFrameSlot:
+    """A mailbox of capacity one that keeps the newest frame."""
+
+    def __init__(self, stats: SessionStats) -> None:
+        self._frame: InFrame | None = None
+        self._event = asyncio.Event()
+        self._stats = stats
+
+    def put(self, frame: InFrame) -> None:
+        if self._frame is not None:
+            self._stats.drop("replaced")
+        self._frame = frame
+        self._event.set()
+
+    async def get(self, timeout: float | None) -> InFrame | None:
+        """The newest frame, or None after ``timeout`` seconds without one."""
+        if self._frame is None:
+            try:
+                await asyncio.wait_for(self._event.wait(), timeout)
+            except TimeoutError:
+                return None
+        frame, self._frame = self._frame, None
+        self._event.clear()
+        return frame
+
+    def clear(self) -> None:
+        self._frame = None
+        self._event.clear()
+
+
+class FpsCap:
+    """Admits frames no faster than ``max_fps`` (evenly: 60 fps in -> every 2nd frame)."""
+
+    def __init__(self, max_fps: float) -> None:
+        self._interval = 1.0 / max_fps
+        self._next = 0.0
+
+    def admit(self, t: float) -> bool:
+        if t + 0.2 * self._interval < self._next:
+            return False
+        self._next = max(self._next + self._interval, t)
+        return True
+
+
+def publish_options(options: CompositorOptions, *, audio: bool = False) -> rtc.TrackPublishOptions:
+    if audio:
+        return rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+    return rtc.TrackPublishOptions(
+        source=rtc.TrackSource.SOURCE_CAMERA,
+        simulcast=options.simulcast,
+        video_codec=_CODECS[options.video_codec],
+        video_encoding=rtc.VideoEncoding(
+            max_bitrate=options.max_bitrate, max_framerate=options.max_fps
+        ),
+        # under CPU pressure WebRTC should drop frames, not shrink the picture
+        degradation_preference=rtc.DegradationPreference.MAINTAIN_RESOLUTION,
+        frame_metadata_features=[
+            rtc.FrameMetadataFeature.FMF_USER_TIMESTAMP,
+            rtc.FrameMetadataFeature.FMF_FRAME_ID,
+        ],
+    )
+
+
+class VideoOutput:
+    """The published ``greenroom`` track; re-created when the frame size changes."""
+
+    def __init__(self, options: CompositorOptions) -> None:
+        self._options = options
+        self.source: rtc.VideoSource | None = None
+        self.track: rtc.LocalVideoTrack | None = None
+        self.sid: str | None = None
+        self.size: tuple[int, int] | None = None
+        self._frame_id = 0
+
+    async def ensure(self, room: rtc.Room, width: int, height: int) -> None:
+        """Publish a track of this size, replacing one of another size."""
+        if self.size == (width, height) and self.sid is not None:
+            return
+        await self.unpublish(room)
+        source = rtc.VideoSource(width, height)
+        track = rtc.LocalVideoTrack.create_video_track(TRACK_NAME, source)
+        pub = await room.local_participant.publish_track(track, publish_options(self._options))
+        self.source, self.track, self.sid, self.size = source, track, pub.sid, (width, height)
+
+    async def unpublish(self, room: rtc.Room | None) -> None:
+        sid, source = self.sid, self.source
+        self.source = self.track = self.sid = self.size = None
+        if sid is not None and room is not None and room.isconnected():
+            # the room may be going away; there is nothing to undo then
+            with contextlib.suppress(Exception):
+                await room.local_participant.unpublish_track(sid)
+        if source is not None:
+            await source.aclose()
+
+    def capture(self, data: bytes | bytearray, width: int, height: int, user_us: int) -> None:
+        """Hand one I420 frame to the encoder (synchronous; copies ``data``)."""
+        if self.source is None:
+            return
+        self._frame_id = (self._frame_id + 1) & 0xFFFFFFFF
+        frame = rtc.VideoFrame(width, height, rtc.VideoBufferType.I420, data)
+        meta = rtc.FrameMetadata(user_timestamp=user_us, frame_id=self._frame_id)
+        self.source.capture_frame(frame, timestamp_us=time.time_ns() // 1000, metadata=meta)

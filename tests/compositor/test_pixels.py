@@ -1,0 +1,53 @@
+"""What a viewer sees: the chosen background where the avatar's alpha is 0, the avatar
+where it is 1, compared against the synthetic avatar's true alpha (allowing codec error)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from greenroom.backgrounds import BackgroundSpec
+from greenroom.compositor import Compositor, CompositorOptions
+from greenroom.compositor.synthetic import SKIN
+
+from .conftest import Target, Viewer, region_masks
+
+pytestmark = pytest.mark.livekit
+
+BLUE = (0, 68, 255)
+
+
+def _mean_abs(rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int]) -> float:
+    return float(np.abs(rgb[mask].astype(np.int16) - np.array(color, np.int16)).mean())
+
+
+async def test_viewer_sees_background_behind_the_avatar(
+    target: Target, viewer: Viewer, synthetic_avatar
+) -> None:
+    avatar = await synthetic_avatar("avatar-a", flash=False)
+    comp = await Compositor.start(
+        target, "avatar-a", BackgroundSpec.parse("#0044ff"), CompositorOptions(stats_interval=0)
+    )
+    try:
+        await comp.wait_first_frame(20)
+        # a frame whose avatar capture time we know, so we know its true alpha
+        frame = await viewer.until(
+            comp.identity, lambda f: f.user_timestamp in avatar._capture_t, timeout=20
+        )
+        assert frame.rgb.shape == (720, 1280, 3)
+        alpha = avatar.scene.alpha(avatar.time_of(frame.user_timestamp))
+        bg, fg = region_masks(alpha, margin=12)
+        assert bg.sum() > 100_000 and fg.sum() > 20_000
+        bg_err = _mean_abs(frame.rgb, bg, BLUE)
+        fg_err = _mean_abs(frame.rgb, fg, SKIN)
+        assert bg_err < 20, f"background differs from #0044ff by {bg_err:.1f} on average"
+        assert fg_err < 25, f"avatar differs from its true colour by {fg_err:.1f} on average"
+        # and almost no green survives anywhere in the background
+        greenish = (frame.rgb[..., 1].astype(int) - frame.rgb[..., 2] > 60) & bg
+        assert greenish.mean() < 0.001
+        png = comp.snapshot_png()
+        assert png is not None and png.startswith(b"\x89PNG")
+        m = comp.metrics()
+        assert m["frames_out"] > 0 and m["latency_ms_p50"] is not None
+    finally:
+        await comp.aclose()
