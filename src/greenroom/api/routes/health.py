@@ -1,0 +1,50 @@
+"""Health and Prometheus metrics (no API key: probes and scrapers call these)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from greenroom import __version__
+from greenroom.api.deps import ServicesDep
+from greenroom.api.schemas import Health
+from greenroom.errors import GreenroomError
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz(services: ServicesDep) -> Health:
+    """Liveness and database reachability."""
+    try:
+        with services.repo.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        raise GreenroomError("database unreachable", code="unhealthy", status=503) from exc
+    return Health(
+        status="ok", version=__version__, database="ok", sessions=len(services.sessions.live)
+    )
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+def metrics(services: ServicesDep) -> Response:
+    """Prometheus metrics: sessions, frames, latency (ours and the compositor's)."""
+    body = generate_latest(services.metrics.registry)
+    extra = _compositor_registry()
+    if extra is not None:
+        body += generate_latest(extra)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _compositor_registry():  # type: ignore[no-untyped-def]
+    """The compositor's own Prometheus registry, if it keeps one."""
+    try:
+        import greenroom.compositor as comp
+    except ImportError:
+        return None
+    for name in ("REGISTRY", "registry", "METRICS_REGISTRY"):
+        reg = getattr(comp, name, None)
+        if reg is not None and hasattr(reg, "collect"):
+            return reg
+    return None

@@ -1,0 +1,1 @@
+"""What the API does, without HTTP: templates, the library, sessions. No FastAPI imports."""

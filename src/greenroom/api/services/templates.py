@@ -1,0 +1,65 @@
+"""Template rules: provider names, background values, keying settings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from greenroom.api.services import background_values
+from greenroom.errors import InvalidInput
+from greenroom.store import Repo
+from greenroom.store.models import TemplateRow
+
+KNOWN_PROVIDERS = ("local", "file", "liveavatar", "heygen", "attach")
+
+
+def provider_names() -> list[str]:
+    """Providers that can be used here (the avatar registry's, when it is installed)."""
+    try:
+        from greenroom.avatars import provider_names as registered
+    except ImportError:
+        return list(KNOWN_PROVIDERS)
+    return registered()
+
+
+def check_provider(name: str) -> str:
+    names = provider_names()
+    if name not in names:
+        raise InvalidInput(
+            f"unknown provider {name!r}; available: {', '.join(names)}", field="provider"
+        )
+    return name
+
+
+class TemplateService:
+    def __init__(self, repo: Repo):
+        self.repo = repo
+
+    def create(self, data: dict[str, Any]) -> TemplateRow:
+        data = self._checked(data)
+        return self.repo.create_template(**data)
+
+    def update(self, template_id: str, changes: dict[str, Any]) -> TemplateRow:
+        self.repo.get_template(template_id)  # 404 before 422
+        return self.repo.update_template(template_id, **self._checked(changes))
+
+    def get(self, template_id: str) -> TemplateRow:
+        return self.repo.get_template(template_id)
+
+    def list(self) -> Sequence[TemplateRow]:
+        return self.repo.list_templates()
+
+    def delete(self, template_id: str) -> None:
+        self.repo.delete_template(template_id)
+
+    def _checked(self, data: dict[str, Any]) -> dict[str, Any]:
+        out = dict(data)
+        if "provider" in out and out["provider"] is not None:
+            check_provider(out["provider"])
+        if "background" in out and out["background"] is not None:
+            out["background"] = background_values.normalize(out["background"], self.repo)
+        if "name" in out and out["name"] is not None:
+            out["name"] = out["name"].strip()
+            if not out["name"]:
+                raise InvalidInput("name must not be blank", field="name")
+        return {k: v for k, v in out.items() if v is not None or k == "voice"}

@@ -1,0 +1,144 @@
+"""Streaming multipart parsing into a capped temporary file (no whole-body buffering).
+
+FastAPI's ``UploadFile`` reads the entire body before a handler runs; here the bytes go
+through ``python_multipart``'s streaming parser straight into an :class:`Upload`, which
+stops at the byte cap. A declared ``Content-Length`` over the cap is refused before any
+byte is read; a body that lies about its length is still cut off at the cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from greenroom.backgrounds.library import BackgroundLibrary, TooLarge, Upload
+from greenroom.errors import InvalidInput
+
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and small text fields
+MAX_TEXT_FIELD = 1000
+
+
+@dataclass
+class _Part:
+    headers: dict[str, str] = field(default_factory=dict)
+    name: str | None = None
+    filename: str | None = None
+    text: bytearray = field(default_factory=bytearray)
+
+
+@dataclass
+class ParsedUpload:
+    upload: Upload
+    filename: str | None
+    fields: dict[str, str]
+
+
+async def receive_file(
+    library: BackgroundLibrary,
+    content_type: str | None,
+    content_length: str | None,
+    body: AsyncIterator[bytes],
+) -> ParsedUpload:
+    """Read a ``multipart/form-data`` body with one ``file`` part into the library's inbox.
+
+    Raises:
+        TooLarge: declared or actual size over the library's cap (HTTP 413).
+        InvalidInput: not multipart, no ``file`` part, malformed body (HTTP 422).
+    """
+    ctype, params = parse_options_header(content_type or "")
+    if ctype != b"multipart/form-data" or b"boundary" not in params:
+        raise InvalidInput(
+            "send the file as multipart/form-data with a part named 'file'", field="file"
+        )
+    cap = library.limits.max_bytes
+    if content_length is not None:
+        try:
+            declared = int(content_length)
+        except ValueError:
+            raise InvalidInput("Content-Length is not a number", field="Content-Length") from None
+        if declared > cap + MULTIPART_OVERHEAD:
+            raise TooLarge(
+                f"the request declares {declared} bytes; backgrounds may be at most {cap} bytes"
+            )
+
+    upload = library.new_upload()
+    parts: list[_Part] = []
+    current: list[_Part] = []
+    header_field = bytearray()
+    header_value = bytearray()
+    state = {"file_seen": False, "in_file": False, "other_bytes": 0}
+
+    def on_part_begin() -> None:
+        current[:] = [_Part()]
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_field.extend(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.extend(data[start:end])
+
+    def on_header_end() -> None:
+        current[0].headers[header_field.decode("latin-1").lower()] = header_value.decode("latin-1")
+        header_field.clear()
+        header_value.clear()
+
+    def on_headers_finished() -> None:
+        part = current[0]
+        _, disp = parse_options_header(part.headers.get("content-disposition", ""))
+        part.name = disp.get(b"name", b"").decode("utf-8", "replace") or None
+        fname = disp.get(b"filename")
+        part.filename = fname.decode("utf-8", "replace") if fname is not None else None
+        if part.name == "file":
+            if state["file_seen"]:
+                raise InvalidInput("send exactly one part named 'file'", field="file")
+            state["file_seen"] = state["in_file"] = True
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if state["in_file"]:
+            upload.write(data[start:end])
+            return
+        state["other_bytes"] += end - start
+        if state["other_bytes"] > MULTIPART_OVERHEAD:
+            raise TooLarge("form fields other than 'file' are too large")
+        current[0].text.extend(data[start:end])
+
+    def on_part_end() -> None:
+        state["in_file"] = False
+        parts.append(current[0])
+
+    parser = MultipartParser(
+        params[b"boundary"],
+        {
+            "on_part_begin": on_part_begin,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+        },
+    )
+    try:
+        async for chunk in body:
+            if chunk:
+                parser.write(chunk)
+        parser.finalize()
+        upload.close()
+    except (TooLarge, InvalidInput):
+        upload.discard()
+        raise
+    except Exception as exc:  # the parser's own errors: a malformed body
+        upload.discard()
+        raise InvalidInput(f"malformed multipart body: {exc}", field="file") from None
+    file_part = next((p for p in parts if p.name == "file"), None)
+    if file_part is None:
+        upload.discard()
+        raise InvalidInput("the form has no part named 'file'", field="file")
+    fields = {
+        p.name: p.text[:MAX_TEXT_FIELD].decode("utf-8", "replace")
+        for p in parts
+        if p.name and p.name != "file"
+    }
+    return ParsedUpload(upload=upload, filename=file_part.filename, fields=fields)

@@ -1,0 +1,141 @@
+"""Data access: every query Greenroom runs, in one place, returning detached rows."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from greenroom.errors import Conflict, NotFound
+from greenroom.store.models import BackgroundRow, Base, SessionRow, TemplateRow, utcnow
+
+RowT = TypeVar("RowT", bound=Base)
+
+OPEN_STATUSES = ("starting", "started")
+
+
+def new_id(prefix: str) -> str:
+    """``<prefix>_`` and 24 random hex digits."""
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+class Repo:
+    """Templates, library backgrounds and sessions over one SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._session = sessionmaker(engine, expire_on_commit=False)
+
+    def _get(self, db: Session, model: type[RowT], id_: str, what: str) -> RowT:
+        row = db.get(model, id_)
+        if row is None:
+            raise NotFound(f"{what} {id_!r} not found")
+        return row
+
+    # templates ---------------------------------------------------------------------------
+    def create_template(self, **fields: Any) -> TemplateRow:
+        row = TemplateRow(id=new_id("tpl"), **fields)
+        now = utcnow()
+        row.created_at = row.updated_at = now
+        self._add(row, name=fields.get("name"))
+        return row
+
+    def get_template(self, template_id: str) -> TemplateRow:
+        with self._session() as db:
+            return self._get(db, TemplateRow, template_id, "template")
+
+    def list_templates(self) -> Sequence[TemplateRow]:
+        with self._session() as db:
+            return db.scalars(select(TemplateRow).order_by(TemplateRow.created_at)).all()
+
+    def update_template(self, template_id: str, **fields: Any) -> TemplateRow:
+        with self._session() as db:
+            row = self._get(db, TemplateRow, template_id, "template")
+            for key, value in fields.items():
+                setattr(row, key, value)
+            row.updated_at = utcnow()
+            try:
+                db.commit()
+            except IntegrityError:
+                db.rollback()
+                raise self._name_taken(fields.get("name")) from None
+            return row
+
+    def delete_template(self, template_id: str) -> None:
+        with self._session() as db:
+            row = self._get(db, TemplateRow, template_id, "template")
+            db.delete(row)
+            db.commit()
+
+    def templates_using_background(self, value: str) -> Sequence[TemplateRow]:
+        with self._session() as db:
+            return db.scalars(select(TemplateRow).where(TemplateRow.background == value)).all()
+
+    # backgrounds -------------------------------------------------------------------------
+    def add_background(self, row: BackgroundRow) -> BackgroundRow:
+        row.created_at = utcnow()
+        self._add(row)
+        return row
+
+    def get_background(self, background_id: str) -> BackgroundRow:
+        with self._session() as db:
+            return self._get(db, BackgroundRow, background_id, "background")
+
+    def list_backgrounds(self) -> Sequence[BackgroundRow]:
+        with self._session() as db:
+            return db.scalars(select(BackgroundRow).order_by(BackgroundRow.created_at)).all()
+
+    def delete_background(self, background_id: str) -> None:
+        with self._session() as db:
+            db.delete(self._get(db, BackgroundRow, background_id, "background"))
+            db.commit()
+
+    # sessions ----------------------------------------------------------------------------
+    def add_session(self, row: SessionRow) -> SessionRow:
+        row.created_at = utcnow()
+        self._add(row)
+        return row
+
+    def get_session(self, session_id: str) -> SessionRow:
+        with self._session() as db:
+            return self._get(db, SessionRow, session_id, "session")
+
+    def list_sessions(self, status: str | None = None, limit: int = 100) -> Sequence[SessionRow]:
+        with self._session() as db:
+            q = select(SessionRow).order_by(SessionRow.created_at.desc()).limit(limit)
+            if status is not None:
+                q = q.where(SessionRow.status == status)
+            return db.scalars(q).all()
+
+    def open_sessions(self) -> Sequence[SessionRow]:
+        """Sessions the database believes are running (starting or started)."""
+        with self._session() as db:
+            return db.scalars(select(SessionRow).where(SessionRow.status.in_(OPEN_STATUSES))).all()
+
+    def update_session(self, session_id: str, **fields: Any) -> SessionRow:
+        with self._session() as db:
+            row = self._get(db, SessionRow, session_id, "session")
+            for key, value in fields.items():
+                setattr(row, key, value)
+            db.commit()
+            return row
+
+    # helpers -----------------------------------------------------------------------------
+    def _add(self, row: Base, *, name: str | None = None) -> None:
+        with self._session() as db:
+            db.add(row)
+            try:
+                db.commit()
+            except IntegrityError:
+                db.rollback()
+                raise self._name_taken(name) from None
+
+    @staticmethod
+    def _name_taken(name: str | None) -> Conflict:
+        err = Conflict(f"a template named {name!r} already exists; pick another name")
+        err.field = "name"  # type: ignore[attr-defined]
+        return err
