@@ -1,0 +1,79 @@
+"""What the viewer pages need from the rest of Greenroom, behind one small interface.
+
+The viewer's endpoints (:mod:`greenroom.web.router`) talk to a :class:`ViewerBackend`;
+:func:`get_backend` finds it on ``app.state.viewer_backend`` or builds the default one over
+the API's session manager, store and background library. Nothing here imports FastAPI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+
+@dataclass(frozen=True)
+class ViewerSession:
+    """What a viewer may know about its session (no tokens, no keys)."""
+
+    session_id: str
+    status: str  # starting | started | stopped | failed
+    room: str
+    ended_reason: str | None = None
+    compositor_identity: str | None = None
+    avatar_identity: str | None = None
+    background: str | None = None
+    metrics: dict[str, float] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "status": self.status,
+            "ended_reason": self.ended_reason,
+            "room": self.room,
+            "compositor_identity": self.compositor_identity,
+            "avatar_identity": self.avatar_identity,
+            "background": self.background,
+            "metrics": self.metrics,
+        }
+
+
+@dataclass(frozen=True)
+class ViewerBackground:
+    """A library background as the picker shows it; ``spec`` goes into the RPC as is."""
+
+    id: str
+    name: str
+    kind: str  # image | video
+    spec: str
+    thumbnail: Path | None = field(default=None, repr=False)
+
+    def to_json(self, session_id: str) -> dict[str, Any]:
+        thumb = (
+            f"/viewer/{session_id}/api/backgrounds/{self.id}/thumbnail" if self.thumbnail else None
+        )
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "spec": self.spec,
+            "thumbnail_url": thumb,
+        }
+
+
+class ViewerBackend(Protocol):
+    """The operations behind the viewer's token-authenticated endpoints."""
+
+    async def session(self, session_id: str) -> ViewerSession:
+        """Raises ``NotFound`` for an unknown id."""
+        ...
+
+    async def backgrounds(self) -> list[ViewerBackground]: ...
+
+    async def upload_background(self, name: str, file: BinaryIO) -> ViewerBackground:
+        """Validate and store an upload; raises ``InvalidInput`` / ``TooLarge``."""
+        ...
+
+    async def speak(self, session_id: str, text: str, mode: str) -> None: ...
+
+    async def interrupt(self, session_id: str) -> None: ...

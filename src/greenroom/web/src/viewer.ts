@@ -1,0 +1,573 @@
+// The viewer page: joins the session's LiveKit room with the subscribe-only token from the
+// link, shows the compositor's finished picture (never the raw avatar by accident), switches
+// backgrounds through the compositor's RPC, and sends text to the avatar.
+import {
+  ConnectionState,
+  DisconnectReason,
+  type RemoteParticipant,
+  type RemoteTrack,
+  type RemoteTrackPublication,
+  Room,
+  RoomEvent,
+  RpcError,
+  Track,
+} from "livekit-client";
+import { CanvasKeyer } from "./lib/keyer";
+import {
+  checkNotExpired,
+  type LibraryItem,
+  parseLink,
+  SessionApi,
+  type SessionInfo,
+  ViewerError,
+} from "./lib/session";
+
+const ROLE = "greenroom.role";
+const BACKGROUND = "greenroom.background";
+const KEY_COLOR = "greenroom.key_color";
+const AVATAR = "greenroom.avatar";
+const AVATAR_STATE = "greenroom.avatar.state";
+const SET_BACKGROUND = "greenroom.set_background";
+const OUTPUT_TRACK = "greenroom";
+const COLORS = ["#0b3d91", "#1d6b48", "#6b1d3d", "#f2f2f2", "#222222", "#e0a100"];
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const el = {
+  status: $("status"),
+  speaking: $("speaking"),
+  stage: $("stage"),
+  video: $<HTMLVideoElement>("video"),
+  keyed: $<HTMLCanvasElement>("keyed"),
+  overlay: $("overlay"),
+  overlayTitle: $("overlay-title"),
+  overlayText: $("overlay-text"),
+  unmute: $<HTMLButtonElement>("unmute"),
+  metrics: $("metrics"),
+  library: $("bg-library"),
+  colors: $("bg-colors"),
+  blur: $<HTMLButtonElement>("bg-blur"),
+  none: $<HTMLButtonElement>("bg-none"),
+  upload: $<HTMLInputElement>("bg-upload"),
+  custom: $<HTMLInputElement>("bg-custom"),
+  current: $("bg-current"),
+  say: $<HTMLFormElement>("say"),
+  sayText: $<HTMLTextAreaElement>("say-text"),
+  sayMode: $<HTMLSelectElement>("say-mode"),
+  interrupt: $<HTMLButtonElement>("interrupt"),
+  clientKey: $<HTMLInputElement>("client-key"),
+  keyColor: $("key-color"),
+  message: $("message"),
+};
+
+type State = "connecting" | "live" | "reconnecting" | "ended" | "error";
+
+/** Exposed on window for tests and for people poking at the page in the console. */
+interface ViewerDebug {
+  state: State;
+  compositor: string | null;
+  avatar: string | null;
+  background: string | null;
+  avatarState: string | null;
+  endedReason: string | null;
+  audioLevel: () => number;
+  videoTrackSid: string | null;
+  error?: string;
+}
+
+class Viewer {
+  private room = new Room({ adaptiveStream: false, dynacast: false });
+  private api: SessionApi;
+  private compositor: RemoteParticipant | null = null;
+  private audioEl: HTMLMediaElement | null = null;
+  private analyser: AnalyserNode | null = null;
+  private audioCtx: AudioContext | null = null;
+  private keyer: CanvasKeyer | null = null;
+  private rawVideo: HTMLVideoElement | null = null;
+  private lastStats = { bytes: 0, t: 0 };
+  private ended = false;
+  debug: ViewerDebug = {
+    state: "connecting",
+    compositor: null,
+    avatar: null,
+    background: null,
+    avatarState: null,
+    endedReason: null,
+    audioLevel: () => this.audioLevel(),
+    videoTrackSid: null,
+  };
+
+  constructor(
+    private link: ReturnType<typeof parseLink>,
+    private info: SessionInfo,
+  ) {
+    this.api = new SessionApi(link);
+  }
+
+  async start(): Promise<void> {
+    this.bindControls();
+    this.bindRoom();
+    this.setState("connecting");
+    this.loadLibrary();
+    try {
+      await this.room.connect(this.link.livekitUrl, this.link.token, { autoSubscribe: false });
+    } catch (err) {
+      await this.failedToConnect(err);
+      return;
+    }
+    this.setState("live");
+    for (const p of this.room.remoteParticipants.values()) this.consider(p);
+    if (!this.compositor) this.overlay("Waiting for the avatar", "The session is starting…");
+    setInterval(() => this.updateMetrics(), 1000);
+  }
+
+  // ---- room -------------------------------------------------------------------------------
+  private bindRoom(): void {
+    const r = this.room;
+    r.on(RoomEvent.ParticipantConnected, (p) => this.consider(p));
+    r.on(RoomEvent.ParticipantAttributesChanged, (_changed, p) => {
+      if (p !== r.localParticipant) this.consider(p as RemoteParticipant);
+    });
+    r.on(RoomEvent.TrackPublished, (_pub, p) => this.consider(p));
+    r.on(RoomEvent.TrackSubscribed, (track, pub, p) => this.onTrack(track, pub, p));
+    r.on(RoomEvent.TrackUnsubscribed, (track) => track.detach());
+    r.on(RoomEvent.ParticipantDisconnected, (p) => {
+      if (p === this.compositor) {
+        this.compositor = null;
+        this.debug.compositor = null;
+        this.checkEnded();
+      }
+    });
+    r.on(RoomEvent.Reconnecting, () => this.setState("reconnecting"));
+    r.on(RoomEvent.Reconnected, () => this.setState("live"));
+    r.on(RoomEvent.Disconnected, (reason) => this.onDisconnected(reason));
+    r.on(RoomEvent.AudioPlaybackStatusChanged, () => this.updateUnmute());
+  }
+
+  /** Subscribe to the compositor's output; everything else stays unsubscribed. */
+  private consider(p: RemoteParticipant): void {
+    const attrs = p.attributes ?? {};
+    if (attrs[AVATAR_STATE] !== undefined && p.identity === this.debug.avatar) {
+      this.showAvatarState(attrs[AVATAR_STATE]);
+    }
+    const expected = this.info.compositor_identity;
+    const isCompositor = expected ? p.identity === expected : attrs[ROLE] === "compositor";
+    if (!isCompositor || attrs[ROLE] !== "compositor") return;
+    if (this.compositor !== p) {
+      this.compositor = p;
+      this.debug.compositor = p.identity;
+    }
+    this.debug.avatar = attrs[AVATAR] ?? this.info.avatar_identity;
+    this.showBackground(attrs[BACKGROUND] ?? null);
+    if (attrs[KEY_COLOR]) {
+      el.keyColor.textContent = attrs[KEY_COLOR];
+      this.keyer?.setKeyColor(attrs[KEY_COLOR]);
+    }
+    const avatar = this.debug.avatar ? this.room.getParticipantByIdentity(this.debug.avatar) : undefined;
+    if (avatar?.attributes?.[AVATAR_STATE]) this.showAvatarState(avatar.attributes[AVATAR_STATE]);
+    for (const pub of p.trackPublications.values()) {
+      const wanted =
+        pub.kind === Track.Kind.Audio || (pub.kind === Track.Kind.Video && pub.trackName === OUTPUT_TRACK);
+      if (wanted && !pub.isSubscribed) pub.setSubscribed(true);
+    }
+    if (el.clientKey.checked) this.subscribeRaw(true);
+  }
+
+  private onTrack(track: RemoteTrack, pub: RemoteTrackPublication, p: RemoteParticipant): void {
+    if (p === this.compositor && track.kind === Track.Kind.Video) {
+      track.attach(el.video);
+      this.debug.videoTrackSid = pub.trackSid;
+      el.video.play().catch(() => undefined);
+      this.overlay(null);
+    } else if (p === this.compositor && track.kind === Track.Kind.Audio) {
+      this.audioEl = track.attach();
+      this.audioEl.id = "avatar-audio";
+      document.body.appendChild(this.audioEl);
+      this.meterAudio(track.mediaStreamTrack);
+      this.updateUnmute();
+    } else if (p.identity === this.debug.avatar && track.kind === Track.Kind.Video) {
+      this.rawVideo = track.attach() as HTMLVideoElement;
+      this.rawVideo.muted = true;
+      this.rawVideo.hidden = true;
+      document.body.appendChild(this.rawVideo);
+      if (this.keyer && el.clientKey.checked) {
+        this.keyer.video = this.rawVideo;
+        this.keyer.start();
+      }
+    }
+  }
+
+  private async onDisconnected(reason?: DisconnectReason): Promise<void> {
+    if (this.ended) return;
+    const info = await this.api.session().catch(() => null);
+    const why =
+      info?.ended_reason ??
+      (reason === DisconnectReason.ROOM_DELETED
+        ? "the session's room was closed"
+        : reason === DisconnectReason.PARTICIPANT_REMOVED
+          ? "this viewer was removed from the room"
+          : "the connection to the room was lost");
+    this.end(why);
+  }
+
+  private async checkEnded(): Promise<void> {
+    const info = await this.api.session().catch(() => null);
+    if (info && info.status !== "started" && info.status !== "starting") {
+      this.end(info.ended_reason ?? info.status);
+      await this.room.disconnect();
+    } else if (!this.ended) {
+      this.overlay("Waiting for the avatar", "The compositor left the room; waiting for it to return…");
+    }
+  }
+
+  private end(reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.debug.endedReason = reason;
+    this.setState("ended", reason);
+    this.overlay("Session ended", reason);
+    this.keyer?.stop();
+    for (const b of document.querySelectorAll<HTMLButtonElement>(".panel button, .panel input, .panel select")) {
+      b.disabled = true;
+    }
+  }
+
+  private async failedToConnect(err: unknown): Promise<void> {
+    const msg = err instanceof Error ? err.message : String(err);
+    let title = "Could not join the room";
+    let text = `LiveKit refused the connection: ${msg}`;
+    if (/401|unauthori[sz]ed|token/i.test(msg)) {
+      title = "Access denied";
+      text = "The LiveKit server did not accept this viewer link's token (expired or for another server).";
+    } else if (/failed to fetch|could not establish|websocket|network/i.test(msg)) {
+      text = `The LiveKit server at ${this.link.livekitUrl} did not answer.`;
+    }
+    this.setState("error", title);
+    this.overlay(title, text);
+  }
+
+  // ---- controls -----------------------------------------------------------------------------
+  private bindControls(): void {
+    for (const c of COLORS) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "swatch color";
+      b.style.background = c;
+      b.title = c;
+      b.dataset.spec = c;
+      b.setAttribute("aria-label", `colour ${c}`);
+      el.colors.appendChild(b);
+    }
+    document.querySelector(".panel")!.addEventListener("click", (ev) => {
+      const target = (ev.target as HTMLElement).closest<HTMLElement>("[data-spec]");
+      if (target?.dataset.spec) this.setBackground(target.dataset.spec);
+    });
+    el.custom.addEventListener("change", () => this.setBackground(el.custom.value));
+    el.upload.addEventListener("change", () => this.upload());
+    el.say.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      this.speak();
+    });
+    el.interrupt.addEventListener("click", () =>
+      this.api.interrupt().then(
+        () => this.note("Interrupted.", true),
+        (e) => this.note(e.message),
+      ),
+    );
+    el.unmute.addEventListener("click", () => this.unmute());
+    el.clientKey.addEventListener("change", () => this.toggleClientKey());
+  }
+
+  private async loadLibrary(): Promise<void> {
+    let items: LibraryItem[] = [];
+    try {
+      items = await this.api.backgrounds();
+    } catch (e) {
+      this.note(`Background library unavailable: ${(e as Error).message}`);
+      return;
+    }
+    el.library.replaceChildren();
+    for (const item of items) this.addLibraryItem(item);
+    this.showBackground(this.debug.background);
+  }
+
+  private addLibraryItem(item: LibraryItem): void {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "swatch";
+    b.dataset.spec = item.spec;
+    b.title = item.name;
+    b.setAttribute("aria-label", `background ${item.name}`);
+    el.library.appendChild(b);
+    this.api
+      .thumbnail(item)
+      .then((url) => {
+        if (url) b.style.backgroundImage = `url(${url})`;
+      })
+      .catch(() => undefined);
+  }
+
+  private async setBackground(spec: string): Promise<void> {
+    if (!this.compositor) return this.note("The compositor has not joined yet.");
+    try {
+      await this.room.localParticipant.performRpc({
+        destinationIdentity: this.compositor.identity,
+        method: SET_BACKGROUND,
+        payload: JSON.stringify({ background: spec, transition: 0.3 }),
+      });
+      this.note("", true);
+    } catch (e) {
+      const msg = e instanceof RpcError ? e.message : String(e);
+      this.note(`Background not changed: ${msg}`);
+    }
+  }
+
+  private async upload(): Promise<void> {
+    const file = el.upload.files?.[0];
+    if (!file) return;
+    try {
+      const item = await this.api.upload(file);
+      this.addLibraryItem(item);
+      await this.setBackground(item.spec);
+    } catch (e) {
+      this.note(`Upload failed: ${(e as Error).message}`);
+    } finally {
+      el.upload.value = "";
+    }
+  }
+
+  private async speak(): Promise<void> {
+    const text = el.sayText.value.trim();
+    if (!text) return;
+    try {
+      await this.api.speak(text, el.sayMode.value);
+      this.note("Sent.", true);
+    } catch (e) {
+      this.note(`Not sent: ${(e as Error).message}`);
+    }
+  }
+
+  private async unmute(): Promise<void> {
+    await this.room.startAudio().catch(() => undefined);
+    await this.audioCtx?.resume().catch(() => undefined);
+    this.updateUnmute();
+  }
+
+  private updateUnmute(): void {
+    el.unmute.hidden = this.room.canPlaybackAudio || !this.audioEl;
+  }
+
+  private toggleClientKey(): void {
+    const on = el.clientKey.checked;
+    if (on && !this.keyer) {
+      this.keyer = new CanvasKeyer(el.keyed, this.rawVideo ?? document.createElement("video"));
+    }
+    el.stage.classList.toggle("client-keyed", on);
+    el.keyed.hidden = !on;
+    el.video.hidden = on;
+    this.subscribeRaw(on);
+    if (on) {
+      this.keyer!.setKeyColor(el.keyColor.textContent ?? undefined);
+      if (this.rawVideo) this.keyer!.start();
+    } else {
+      this.keyer?.stop();
+    }
+  }
+
+  /** The raw avatar video only while client-side keying is on; its audio never (the compositor re-times it). */
+  private subscribeRaw(on: boolean): void {
+    const id = this.debug.avatar;
+    const avatar = id ? this.room.remoteParticipants.get(id) : undefined;
+    if (!avatar) return;
+    for (const pub of avatar.trackPublications.values()) {
+      if (pub.kind === Track.Kind.Video && pub.isSubscribed !== on) pub.setSubscribed(on);
+    }
+    if (!on && this.rawVideo) {
+      this.rawVideo.remove();
+      this.rawVideo = null;
+    }
+  }
+
+  // ---- display --------------------------------------------------------------------------------
+  private setState(state: State, detail?: string): void {
+    this.debug.state = state;
+    el.status.dataset.state = state;
+    el.status.textContent = detail ? `${state}: ${detail}` : state;
+  }
+
+  private showAvatarState(state: string): void {
+    this.debug.avatarState = state;
+    el.speaking.hidden = false;
+    el.speaking.dataset.state = state;
+    el.speaking.textContent = state === "speaking" ? "avatar speaking" : `avatar ${state}`;
+  }
+
+  private showBackground(attr: string | null): void {
+    this.debug.background = attr;
+    const spec = normalise(attr);
+    el.current.textContent = `current: ${spec ? describe(spec) : "–"}`;
+    for (const b of document.querySelectorAll<HTMLElement>("[data-spec]")) {
+      const mine = normalise(b.dataset.spec ?? null);
+      b.setAttribute("aria-selected", String(!!spec && !!mine && sameBackground(mine, spec)));
+    }
+  }
+
+  private overlay(title: string | null, text = ""): void {
+    el.overlay.hidden = title === null;
+    el.overlayTitle.textContent = title ?? "";
+    el.overlayText.textContent = text;
+  }
+
+  private note(text: string, ok = false): void {
+    el.message.hidden = !text;
+    el.message.textContent = text;
+    el.message.classList.toggle("ok", ok);
+  }
+
+  // ---- audio level + metrics --------------------------------------------------------------
+  private meterAudio(track: MediaStreamTrack): void {
+    try {
+      this.audioCtx = new AudioContext();
+      const src = this.audioCtx.createMediaStreamSource(new MediaStream([track]));
+      this.analyser = this.audioCtx.createAnalyser();
+      this.analyser.fftSize = 2048;
+      src.connect(this.analyser);
+    } catch {
+      this.analyser = null;
+    }
+  }
+
+  /** RMS of the compositor's audio right now, 0..1. */
+  private audioLevel(): number {
+    if (!this.analyser) return 0;
+    const buf = new Float32Array(this.analyser.fftSize);
+    this.analyser.getFloatTimeDomainData(buf);
+    let sum = 0;
+    for (const x of buf) sum += x * x;
+    return Math.sqrt(sum / buf.length);
+  }
+
+  private async updateMetrics(): Promise<void> {
+    if (this.ended || this.room.state !== ConnectionState.Connected) return;
+    const rows: [string, string][] = [];
+    const pub = this.compositor?.getTrackPublicationByName(OUTPUT_TRACK);
+    const track = pub?.videoTrack;
+    if (track) {
+      const report = await track.getRTCStatsReport();
+      report?.forEach((s) => {
+        if (s.type !== "inbound-rtp" || s.kind !== "video") return;
+        const now = s.timestamp as number;
+        const bytes = s.bytesReceived as number;
+        if (this.lastStats.t) {
+          const kbps = ((bytes - this.lastStats.bytes) * 8) / (now - this.lastStats.t);
+          rows.push(["bitrate", `${kbps.toFixed(0)} kbit/s`]);
+        }
+        this.lastStats = { bytes, t: now };
+        rows.push(["fps", `${(s.framesPerSecond ?? 0).toFixed(0)}`]);
+        rows.push(["size", `${s.frameWidth ?? 0}×${s.frameHeight ?? 0}`]);
+        rows.push(["lost", `${s.packetsLost ?? 0}`]);
+        rows.push(["jitter", `${((s.jitter ?? 0) * 1000).toFixed(0)} ms`]);
+      });
+    }
+    rows.push(["audio", this.audioLevel().toFixed(3)]);
+    const m = this.info.metrics;
+    if (m) {
+      for (const [k, label] of [
+        ["latency_ms_p95", "server latency p95"],
+        ["keying_ms_p50", "keying p50"],
+        ["dropped", "dropped"],
+      ] as const) {
+        if (typeof m[k] === "number") rows.push([label, k === "dropped" ? `${m[k]}` : `${m[k].toFixed(1)} ms`]);
+      }
+    }
+    el.metrics.replaceChildren(
+      ...rows.map(([k, v]) => {
+        const d = document.createElement("div");
+        d.innerHTML = "<dt></dt><dd></dd>";
+        d.children[0].textContent = k;
+        d.children[1].textContent = v;
+        return d;
+      }),
+    );
+    if (Date.now() % 5000 < 1000) {
+      this.api.session().then(
+        (info) => (this.info = info),
+        () => undefined,
+      );
+    }
+  }
+}
+
+// ---- background specs as the compositor reports them -------------------------------------
+interface Spec {
+  kind: string;
+  color?: string | null;
+  path?: string | null;
+  blur_radius?: number;
+}
+
+/** Parse an attribute (JSON) or a picker spec string ("#rrggbb", "blur", "none", "image:/p"). */
+function normalise(s: string | null): Spec | null {
+  if (!s) return null;
+  const t = s.trim();
+  if (t.startsWith("{")) {
+    try {
+      return JSON.parse(t) as Spec;
+    } catch {
+      return null;
+    }
+  }
+  if (/^#[0-9a-f]{6}$/i.test(t)) return { kind: "color", color: t };
+  const [kind, ...rest] = t.split(":");
+  const arg = rest.join(":");
+  if (kind === "color") return { kind, color: arg };
+  if (kind === "image" || kind === "video") return { kind, path: arg };
+  if (kind === "blur" || kind === "none") return { kind };
+  return { kind: "image", path: t };
+}
+
+function sameBackground(a: Spec, b: Spec): boolean {
+  if (a.kind !== b.kind) return false;
+  if (a.kind === "color") return (a.color ?? "").toLowerCase() === (b.color ?? "").toLowerCase();
+  if (a.kind === "image" || a.kind === "video") return a.path === b.path;
+  return true;
+}
+
+function describe(s: Spec): string {
+  if (s.kind === "color") return s.color ?? "colour";
+  if (s.kind === "image" || s.kind === "video") return `${s.kind} ${(s.path ?? "").split("/").pop()}`;
+  return s.kind;
+}
+
+// ---- boot -------------------------------------------------------------------------------------
+function fatal(err: unknown, state: State = "error"): void {
+  const e =
+    err instanceof ViewerError ? err : new ViewerError("Something went wrong", String((err as Error)?.message ?? err));
+  el.status.dataset.state = state;
+  el.status.textContent = state === "ended" ? `ended: ${e.message}` : `error: ${e.title}`;
+  el.overlay.hidden = false;
+  el.overlayTitle.textContent = e.title;
+  el.overlayText.textContent = e.message;
+  for (const b of document.querySelectorAll<HTMLButtonElement>(".panel button, .panel input, .panel select")) {
+    b.disabled = true;
+  }
+  (window as unknown as { greenroom: Partial<ViewerDebug> }).greenroom = {
+    state,
+    endedReason: state === "ended" ? e.message : null,
+    error: `${e.title}: ${e.message}`,
+  };
+}
+
+async function boot(): Promise<void> {
+  const link = parseLink(window.location);
+  checkNotExpired(link.token);
+  const info = await new SessionApi(link).session();
+  if (info.status !== "started" && info.status !== "starting") {
+    fatal(new ViewerError("Session ended", info.ended_reason ?? info.status), "ended");
+    return;
+  }
+  const viewer = new Viewer(link, info);
+  (window as unknown as { greenroom: ViewerDebug }).greenroom = viewer.debug;
+  await viewer.start();
+}
+
+boot().catch(fatal);

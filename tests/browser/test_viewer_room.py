@@ -1,0 +1,188 @@
+"""The viewer page against a real LiveKit room whose participants the test publishes itself.
+
+A stand-in compositor (attributes ``greenroom.role=compositor``, track ``greenroom``, RPC
+``greenroom.set_background``) and a raw "avatar" on bright green join the room with the
+rtc SDK. The page must pick the compositor's picture, never the raw avatar's, and switch
+the background through the RPC. This isolates the page from the real compositor; the
+end-to-end test (test_viewer_e2e.py) runs the whole service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+import pytest
+from browser_helpers import CORNERS, close_to, hex_rgb, sample, state, wait_for
+from fastapi import FastAPI
+from livekit import rtc
+
+from greenroom.errors import NotFound
+from greenroom.livekit_server import LiveKitServer
+from greenroom.tokens import agent_token, viewer_token
+from greenroom.web.backend import ViewerBackground, ViewerSession
+from greenroom.web.router import router
+
+pytestmark = pytest.mark.browser
+
+W, H, FPS = 640, 360, 15
+AVATAR = "avatar-test"
+COMPOSITOR = f"greenroom-{AVATAR}"
+CENTRE = [(0.42, 0.4, 0.58, 0.6)]
+
+
+@dataclass
+class RoomBackend:
+    """The viewer backend for a room the test controls (implements ViewerBackend)."""
+
+    room: str
+    status: str = "started"
+    reason: str | None = None
+    spoken: list[tuple[str, str]] = field(default_factory=list)
+
+    async def session(self, session_id: str) -> ViewerSession:
+        if session_id != "ses_test":
+            raise NotFound(f"session {session_id!r} not found")
+        return ViewerSession(
+            session_id, self.status, self.room, self.reason, COMPOSITOR, AVATAR, None
+        )
+
+    async def backgrounds(self) -> list[ViewerBackground]:
+        return []
+
+    async def upload_background(self, name: str, file: BinaryIO) -> ViewerBackground:
+        raise NotImplementedError
+
+    async def speak(self, session_id: str, text: str, mode: str) -> None:
+        self.spoken.append((text, mode))
+
+    async def interrupt(self, session_id: str) -> None:
+        pass
+
+
+class Publisher:
+    """A participant publishing a flat picture with a red square in the middle."""
+
+    def __init__(self, identity: str, track: str, color: str, attributes: dict[str, str]):
+        self.identity, self.track_name, self.color = identity, track, color
+        self.attributes = attributes
+        self.room = rtc.Room()
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self, lk: LiveKitServer, room: str) -> None:
+        token = agent_token(
+            lk.api_key, lk.api_secret, room=room, identity=self.identity,
+            attributes=self.attributes,
+        )  # fmt: skip
+        await self.room.connect(lk.url, token)
+        self.source = rtc.VideoSource(W, H)
+        track = rtc.LocalVideoTrack.create_video_track(self.track_name, self.source)
+        await self.room.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA)
+        )
+        self.task = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        while True:
+            rgba = np.empty((H, W, 4), np.uint8)
+            rgba[..., :3] = hex_rgb(self.color)
+            rgba[..., 3] = 255
+            rgba[H // 3 : 2 * H // 3, W // 3 : 2 * W // 3, :3] = (220, 30, 30)
+            self.source.capture_frame(rtc.VideoFrame(W, H, rtc.VideoBufferType.RGBA, rgba.data))
+            await asyncio.sleep(1 / FPS)
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        await self.room.disconnect()
+
+
+@pytest.fixture
+async def room_with_compositor(
+    livekit: LiveKitServer, room_name: str
+) -> AsyncIterator[tuple[Publisher, Publisher]]:
+    raw = Publisher(AVATAR, "camera", "#00b140", {"greenroom.avatar.state": "idle"})
+    comp = Publisher(
+        COMPOSITOR,
+        "greenroom",
+        "#0044ff",
+        {
+            "greenroom.role": "compositor",
+            "greenroom.avatar": AVATAR,
+            "greenroom.background": json.dumps({"kind": "color", "color": "#0044ff"}),
+            "greenroom.key_color": "#00b140",
+        },
+    )
+    await raw.start(livekit, room_name)
+    await comp.start(livekit, room_name)
+
+    async def set_background(data: rtc.RpcInvocationData) -> str:
+        spec = json.loads(data.payload)["background"]
+        if not (isinstance(spec, str) and spec.startswith("#")):
+            raise rtc.RpcError(2422, "this stand-in only takes colours")
+        comp.color = spec
+        attr = json.dumps({"kind": "color", "color": spec})
+        await comp.room.local_participant.set_attributes({"greenroom.background": attr})
+        return "ok"
+
+    comp.room.local_participant.register_rpc_method("greenroom.set_background", set_background)
+    try:
+        yield raw, comp
+    finally:
+        await comp.stop()
+        await raw.stop()
+
+
+async def test_page_shows_the_compositor_not_the_raw_avatar_and_switches_by_rpc(
+    livekit: LiveKitServer, room_name: str, room_with_compositor, viewer_page, serve
+) -> None:
+    app = FastAPI()
+    app.include_router(router)
+    backend = RoomBackend(room_name)
+    app.state.viewer_backend = backend
+    token = viewer_token(livekit.api_key, livekit.api_secret, room=room_name, identity="viewer-1")
+    page = viewer_page.page
+    with serve(app) as srv:
+        await page.goto(f"{srv.url}/viewer/ses_test#token={token}&url={livekit.url}")
+        await wait_for(lambda: sample(page, CENTRE + CORNERS), timeout=20)
+        st = await state(page)
+        assert st["state"] == "live"
+        assert st["compositor"] == COMPOSITOR
+
+        centre, left, right = await sample(page, CENTRE + CORNERS)
+        assert close_to(centre, (220, 30, 30)), centre
+        assert close_to(left, (0, 68, 255)) and close_to(right, (0, 68, 255)), (left, right)
+        # The raw avatar (green) stays unsubscribed.
+        subscribed = await page.evaluate(
+            "() => [...document.querySelectorAll('video')].filter(v => v.srcObject).length"
+        )
+        assert subscribed == 1
+
+        # The picker marks the background the compositor reports.
+        assert "#0044ff" in await page.inner_text("#bg-current")
+        assert await page.get_attribute('[data-spec="#6b1d3d"]', "aria-selected") == "false"
+        await page.click('[data-spec="#6b1d3d"]')
+
+        async def switched() -> bool:
+            corners = await sample(page, CORNERS)
+            return bool(corners) and all(close_to(c, (0x6B, 0x1D, 0x3D)) for c in corners)
+
+        await wait_for(switched, timeout=5)
+        selected = page.locator('[data-spec="#6b1d3d"][aria-selected="true"]')
+        await selected.wait_for(timeout=3000)
+        assert "#6b1d3d" in await page.inner_text("#bg-current")
+
+        # Speak goes to the backend with the viewer token; bad input is refused by name.
+        await page.fill("#say-text", "Hello there")
+        await page.click("#say-go")
+        await wait_for(lambda: backend.spoken, timeout=5)
+        assert backend.spoken == [("Hello there", "repeat")]
+
+    assert viewer_page.log.errors == []
