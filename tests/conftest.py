@@ -15,6 +15,8 @@ import pytest
 from greenroom.config import get_settings
 from greenroom.livekit_server import LiveKitServer, ensure_binary, free_port
 
+pytest_plugins = ["fixtures.postgres"]
+
 CATEGORIES = {"unit", "livekit", "browser", "postgres"}
 
 
