@@ -1,0 +1,277 @@
+"""HTTP plumbing shared by the vendor clients (LiveAvatar, HeyGen).
+
+Every vendor error enters Greenroom here, once, as a :class:`~greenroom.errors.ProviderError`
+that keeps the vendor's own message and numeric code::
+
+    VendorHTTP.request()
+    ├── 2xx                          -> parsed JSON body
+    ├── 429, 408, 5xx, network error -> retried with backoff, within RetryPolicy's budget
+    └── anything else / budget spent -> ProviderError(vendor, message, http_status, retryable)
+
+Known vendor codes get a stable Greenroom ``code`` (and API status) so callers and users can
+tell "that avatar does not exist" from "your account is at its session limit".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import httpx
+
+from greenroom.errors import ProviderError
+
+log = logging.getLogger(__name__)
+
+#: HTTP statuses worth trying again (LiveKit Agents' rule: a 4xx is final except these).
+RETRYABLE_STATUSES = frozenset({408, 429, 499, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try before giving up on a vendor call.
+
+    Attributes:
+        attempts: tries in all, including the first (>= 1).
+        base_delay: seconds before the second try; doubles each time, with jitter.
+        max_delay: cap on one wait, also on a vendor's ``Retry-After``.
+        budget: cap on the total seconds spent waiting between tries.
+    """
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 4.0
+    budget: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("attempts must be >= 1")
+        if min(self.base_delay, self.max_delay, self.budget) < 0:
+            raise ValueError("delays and budget must be >= 0")
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait after failed try number ``attempt`` (1-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        d = self.base_delay * (2 ** (attempt - 1))
+        return min(d * (0.8 + 0.4 * random.random()), self.max_delay)
+
+
+DEFAULT_RETRY = RetryPolicy()
+NO_RETRY = RetryPolicy(attempts=1)
+
+# Vendor codes we recognise -> (Greenroom code, API status, hint added to the vendor's message).
+KNOWN_CODES: dict[int, tuple[str, int, str]] = {
+    10013: ("avatar_not_found", 404, "check the avatar id in the template"),
+    400006: ("vendor_session_state", 409, "the vendor session is not in a state for this call"),
+    10003: ("avatar_deprecated", 422, "this avatar version is deprecated; pick a newer avatar"),
+    400014: ("avatar_deprecated", 422, "this avatar version is deprecated; pick a newer avatar"),
+    400112: ("avatar_unsupported", 422, "the avatar or voice is not supported by this API"),
+}
+
+SUNSET_MESSAGE = (
+    "the HeyGen Streaming API has been shut down (HTTP 410 Gone); "
+    "use the 'liveavatar' provider instead"
+)
+
+
+def vendor_error(
+    vendor: str,
+    http_status: int | None,
+    body: Any,
+    *,
+    fallback: str = "",
+    sunset_message: str = SUNSET_MESSAGE,
+) -> ProviderError:
+    """Build the one ProviderError for a failed vendor answer (status + parsed body)."""
+    vcode, vmessage = _code_and_message(body)
+    message = vmessage or fallback or f"HTTP {http_status}"
+    retryable = http_status in RETRYABLE_STATUSES
+    code, status, hint = "provider_error", 502, ""
+    if vcode is not None and vcode in KNOWN_CODES:
+        code, status, hint = KNOWN_CODES[vcode]
+    elif http_status == 404 and "avatar" in message.lower():
+        # LiveAvatar documents no numeric code for this; its answer is a 404 naming the avatar
+        code, status, hint = "avatar_not_found", 404, "check the avatar id in the template"
+    elif "concurren" in message.lower():
+        code, status = "vendor_concurrency_limit", 429
+        hint = "the account is at its limit of simultaneous sessions; stop one and retry"
+        retryable = False
+    elif http_status == 410:
+        code, status, message = "vendor_sunset", 410, f"{sunset_message} ({message})"
+    elif http_status in (401, 403):
+        code, status = "vendor_auth_failed", 502
+        hint = f"check the {vendor} API key (GREENROOM_{vendor.upper()}_API_KEY)"
+    elif http_status == 429:
+        code, status = "vendor_rate_limited", 429
+    elif http_status == 422 or http_status == 400:
+        code, status = "vendor_rejected_request", 502
+    if hint:
+        message = f"{message} ({hint})"
+    if vcode is not None:
+        message = f"{message} [vendor code {vcode}]"
+    err = ProviderError(
+        vendor, message, http_status=http_status, body=body, retryable=retryable, code=code
+    )
+    err.status = status
+    err.vendor_code = vcode  # type: ignore[attr-defined]
+    return err
+
+
+def _code_and_message(body: Any) -> tuple[int | None, str]:
+    """Pull ``code`` and ``message`` out of the vendors' error shapes."""
+    if not isinstance(body, dict):
+        return None, str(body).strip()[:500] if body else ""
+    code = body.get("code")
+    try:
+        code = int(code) if code is not None else None
+    except (TypeError, ValueError):
+        code = None
+    message = body.get("message") or body.get("error") or ""
+    if isinstance(message, dict):
+        message = message.get("message", "")
+    detail = body.get("detail")
+    if not message and detail:
+        # FastAPI-style validation errors: [{"loc": [...], "msg": ...}]
+        if isinstance(detail, list):
+            parts = [
+                f"{'.'.join(str(x) for x in d.get('loc', [])[1:])}: {d.get('msg')}"
+                for d in detail
+                if isinstance(d, dict)
+            ]
+            message = "; ".join(parts)
+        else:
+            message = str(detail)
+    if not message and isinstance(body.get("data"), dict):
+        message = str(body["data"].get("message", ""))
+    return code, str(message)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+class VendorHTTP:
+    """One vendor's HTTP edge: base URL, shared AsyncClient, retry, error mapping.
+
+    Example::
+
+        http = VendorHTTP("liveavatar", "https://api.liveavatar.com", client)
+        body = await http.request("POST", "/v1/sessions/token", json={...}, headers={...})
+    """
+
+    def __init__(
+        self,
+        vendor: str,
+        base_url: str,
+        client: httpx.AsyncClient,
+        *,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        timeout: float = 30.0,
+    ) -> None:
+        self.vendor = vendor
+        self.base_url = base_url.rstrip("/")
+        self.client = client
+        self.retry = retry
+        self.timeout = timeout
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Any:
+        """Send one request, retrying transient failures; returns the JSON body.
+
+        Raises:
+            ProviderError: the vendor answered with an error, or could not be reached.
+        """
+        policy = retry or self.retry
+        url = f"{self.base_url}{path}"
+        waited = 0.0
+        last: ProviderError | None = None
+        for attempt in range(1, policy.attempts + 1):
+            retry_after: float | None = None
+            try:
+                response = await self.client.request(
+                    method, url, json=json, headers=headers, params=params, timeout=self.timeout
+                )
+            except httpx.TransportError as exc:
+                last = ProviderError(
+                    self.vendor,
+                    f"could not reach {self.base_url}: {type(exc).__name__} {exc}".strip(),
+                    retryable=True,
+                    code="vendor_unreachable",
+                )
+            else:
+                body = _json_or_text(response)
+                if response.is_success:
+                    return body
+                last = vendor_error(
+                    self.vendor, response.status_code, body, fallback=response.reason_phrase
+                )
+                retry_after = _retry_after(response)
+            if not last.retryable or attempt == policy.attempts:
+                break
+            pause = policy.delay(attempt, retry_after)
+            if waited + pause > policy.budget:
+                break
+            log.info(
+                "%s %s %s failed (%s), retry %d/%d in %.2fs",
+                self.vendor,
+                method,
+                path,
+                last.http_status or "network",
+                attempt,
+                policy.attempts - 1,
+                pause,
+            )
+            started = time.monotonic()
+            await asyncio.sleep(pause)
+            waited += time.monotonic() - started
+        assert last is not None
+        raise last
+
+
+def _json_or_text(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+async def stop_after_failure(
+    vendor: str, session_id: str, stop: Callable[[], Awaitable[object]], cause: BaseException
+) -> NoReturn:
+    """Our start failed after the vendor session began: stop it, then re-raise ``cause``.
+
+    If stopping fails too, the error says so, because the vendor session may keep running
+    (and using credits) until the vendor's own idle timeout ends it.
+    """
+    try:
+        await stop()
+    except Exception as stop_exc:
+        why = cause.message if isinstance(cause, ProviderError) else f"{cause}"
+        raise ProviderError(
+            vendor,
+            f"{why}; stopping {vendor} session {session_id} also failed ({stop_exc}), so it may "
+            f"keep running until {vendor}'s idle timeout ends it",
+            code="vendor_session_leaked",
+        ) from cause
+    log.info("stopped %s session %s after a failed start", vendor, session_id)
+    raise cause

@@ -1,0 +1,456 @@
+"""A LiveAvatar emulator: ``/v1/sessions/*`` and the LITE-mode WebSocket, backed by LocalAvatar.
+
+Surface (as the vendor documents it; nothing added):
+
+- ``POST /v1/sessions/token`` (``X-API-KEY``) -> ``{code: 1000, data: {session_id, session_token}}``;
+  422 on a bad body (LITE needs ``livekit_config``, FULL needs ``avatar_persona``).
+- ``POST /v1/sessions/start`` (``Bearer session_token``) -> 201, ``{session_id, livekit_url,
+  livekit_client_token, livekit_agent_token, max_session_duration, ws_url}``. LITE: the avatar
+  joins *your* room with ``livekit_config``. FULL: the emulator hosts the room, the avatar joins
+  as ``heygen`` and answers ``agent-control`` data messages on ``agent-response``.
+- ``POST /v1/sessions/keep-alive``, ``POST /v1/sessions/stop {session_id, reason}``, ``GET /v1/sessions``.
+- LITE WebSocket (the ``ws_url``): ``agent.speak{audio: base64 PCM16 24 kHz}``, ``agent.speak_end``,
+  ``agent.interrupt``, ``agent.start_listening``/``stop_listening``, ``session.keep_alive``;
+  sends ``session.state_updated{state}``, ``agent.speak_started|speak_ended|speak_interrupted``.
+
+Sessions end after 5 minutes idle, at ``max_session_duration``, and after 60 s in sandbox.
+Talk-style requests (``avatar.speak_response``) are spoken as given: the emulator has no LLM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import uuid
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from greenroom.avatars.liveavatar.models import (
+    SUCCESS_CODE,
+    SessionIdRequest,
+    StopReason,
+    StopRequest,
+    TokenRequest,
+)
+from greenroom.emulators._sessions import AvatarBackend, EmuSession, SessionBook, background
+from greenroom.emulators.config import EmulatorConfig
+
+log = logging.getLogger(__name__)
+
+LITE_SAMPLE_RATE = 24_000
+IDLE_TIMEOUT_S = 300.0
+MAX_CHUNK_BYTES = 1_000_000
+AVATAR_IDENTITY_FULL = "heygen"
+CONTROL_TOPIC = "agent-control"
+RESPONSE_TOPIC = "agent-response"
+
+
+class _Error(Exception):
+    def __init__(self, status: int, message: str, code: int | str | None = None):
+        self.status, self.message, self.code = status, message, code if code is not None else status
+
+
+def _ok(data: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse({"code": SUCCESS_CODE, "data": data, "message": "success"}, status)
+
+
+def _err(status: int, message: str, code: int | str | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"code": code if code is not None else status, "data": None, "message": message}, status
+    )
+
+
+def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> FastAPI:
+    """The LiveAvatar emulator as an ASGI app (serve it with uvicorn, or test via ASGITransport)."""
+    book = SessionBook()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        await book.aclose()
+
+    app = FastAPI(title="LiveAvatar emulator (Greenroom)", lifespan=lifespan)
+    app.state.config = config
+    app.state.book = book
+    app.state.backend = backend
+
+    @app.middleware("http")
+    async def inject_faults(request: Request, call_next):
+        fault = config.take_fault(request.url.path)
+        if fault is not None:
+            return _err(fault.status, fault.message or "Injected failure", fault.code)
+        return await call_next(request)
+
+    @app.exception_handler(_Error)
+    async def on_error(_: Request, exc: _Error) -> JSONResponse:
+        return _err(exc.status, exc.message, exc.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _plain_errors(exc.errors())}, 422)
+
+    def api_key(request: Request) -> None:
+        if not config.key_ok(request.headers.get("x-api-key")):
+            raise _Error(401, "Invalid or missing API key (X-API-KEY)")
+
+    def session_for(request: Request, session_id: str) -> EmuSession:
+        auth = request.headers.get("authorization", "")
+        token = auth[7:] if auth.lower().startswith("bearer ") else ""
+        session = book.get(session_id)
+        if not token or session is None or session.extra["token"] != token:
+            raise _Error(401, "Invalid or missing session token (Authorization: Bearer)")
+        return session
+
+    async def body_as(request: Request, model):
+        try:
+            raw = await request.json()
+        except ValueError:
+            raise RequestValidationError(
+                [{"loc": ("body",), "msg": "body is not valid JSON", "type": "json_invalid"}]
+            ) from None
+        try:
+            return model.model_validate(raw)
+        except ValidationError as exc:
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            raise RequestValidationError(errors) from None
+
+    @app.post("/v1/sessions/token")
+    async def create_token(request: Request) -> JSONResponse:
+        api_key(request)
+        req: TokenRequest = await body_as(request, TokenRequest)
+        if req.mode == "LITE" and req.livekit_config is None:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("body", "livekit_config"),
+                        "msg": "Field required for LITE mode",
+                        "type": "missing",
+                    }
+                ]
+            )
+        if req.mode == "FULL" and req.avatar_persona is None:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("body", "avatar_persona"),
+                        "msg": "Field required for FULL mode",
+                        "type": "missing",
+                    }
+                ]
+            )
+        if not config.avatar_exists(req.avatar_id):
+            raise _Error(404, f"Avatar {req.avatar_id} not found")
+        session = EmuSession(id=str(uuid.uuid4()), avatar_id=req.avatar_id)
+        session.extra.update(token=f"la_{session.secret}", request=req)
+        session.idle_timeout = config.idle_timeout or IDLE_TIMEOUT_S
+        limits = [
+            x
+            for x in (
+                req.max_session_duration,
+                config.max_duration,
+                config.sandbox_duration if req.is_sandbox else None,
+            )
+            if x
+        ]
+        session.max_duration = min(limits) if limits else None
+        book.add(session)
+        return _ok({"session_id": session.id, "session_token": session.extra["token"]})
+
+    @app.post("/v1/sessions/start", status_code=201)
+    async def start(request: Request) -> JSONResponse:
+        body: SessionIdRequest = await body_as(request, SessionIdRequest)
+        session = session_for(request, body.session_id)
+        if session.status != "new":
+            raise _Error(400, f"Session is not in correct state ({session.status})")
+        if config.max_concurrent is not None and book.live_count() >= config.max_concurrent:
+            raise _Error(400, "Concurrent limit reached: too many active sessions")
+        if app.state.backend is None:
+            raise _Error(500, "emulator has no avatar backend configured")
+        req: TokenRequest = session.extra["request"]
+        session.status = "connecting"
+        try:
+            data = await (_start_lite if req.mode == "LITE" else _start_full)(
+                app, session, req, request
+            )
+        except _Error:
+            await book.close(session, StopReason.SERVER_ERROR)
+            raise
+        except Exception as exc:
+            log.exception("emulated LiveAvatar start failed")
+            await book.close(session, StopReason.SERVER_ERROR)
+            raise _Error(500, f"avatar failed to start: {exc}") from exc
+        session.started_at = session.created_at
+        session.touch()
+        book.watch(
+            session,
+            idle_reason=StopReason.IDLE_TIMEOUT,
+            max_reason=StopReason.MAX_DURATION_REACHED,
+        )
+        return _ok(data, 201)
+
+    @app.post("/v1/sessions/keep-alive")
+    async def keep_alive(request: Request) -> JSONResponse:
+        body: SessionIdRequest = await body_as(request, SessionIdRequest)
+        session = session_for(request, body.session_id)
+        if not session.live:
+            raise _Error(400, "Session is not in correct state (closed)")
+        session.touch()
+        return _ok(None)
+
+    @app.post("/v1/sessions/stop")
+    async def stop(request: Request) -> JSONResponse:
+        body: StopRequest = await body_as(request, StopRequest)
+        session = session_for(request, body.session_id)
+        await book.close(session, body.reason.value)
+        return _ok(None)
+
+    @app.get("/v1/sessions")
+    async def list_sessions(request: Request) -> JSONResponse:
+        api_key(request)
+        return _ok(
+            {
+                "sessions": [
+                    {
+                        "session_id": s.id,
+                        "avatar_id": s.avatar_id,
+                        "status": s.status,
+                        "mode": s.extra["request"].mode,
+                        "created_at": int(s.created_at),
+                        "stop_reason": s.stop_reason,
+                    }
+                    for s in book.sessions.values()
+                ]
+            }
+        )
+
+    @app.websocket("/v1/sessions/{session_id}/ws")
+    async def lite_ws(ws: WebSocket, session_id: str) -> None:
+        session = book.get(session_id)
+        if session is None or ws.query_params.get("token") != session.secret or not session.live:
+            await ws.close(code=4401)
+            return
+        await ws.accept()
+        await _serve_lite_ws(ws, session)
+
+    return app
+
+
+def _plain_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors
+    ]
+
+
+def _ws_base(app: FastAPI, request: Request) -> str:
+    base = app.state.config.public_url or str(request.base_url)
+    base = base.rstrip("/")
+    return "ws" + base[4:] if base.startswith("http") else base
+
+
+async def _start_lite(app: FastAPI, session: EmuSession, req: TokenRequest, request: Request):
+    lk = req.livekit_config
+    assert lk is not None
+    avatar = await app.state.backend.join(
+        url=lk.livekit_url,
+        token=lk.livekit_client_token,
+        avatar_id=req.avatar_id,
+        voice=None,
+        identity="",
+    )
+    session.avatar = avatar
+    session.status = "connected"
+    session.extra["ws"] = set()
+    return {
+        "session_id": session.id,
+        "livekit_url": lk.livekit_url,
+        "livekit_client_token": None,
+        "livekit_agent_token": None,
+        "max_session_duration": int(session.max_duration) if session.max_duration else None,
+        "ws_url": f"{_ws_base(app, request)}/v1/sessions/{session.id}/ws?token={session.secret}",
+    }
+
+
+async def _start_full(app: FastAPI, session: EmuSession, req: TokenRequest, request: Request):
+    cfg: EmulatorConfig = app.state.config
+    if cfg.livekit is None:
+        raise _Error(500, "emulator has no LiveKit server configured for FULL mode")
+    from greenroom.tokens import agent_token
+
+    room = f"liveavatar-{session.id}"
+    avatar_token = agent_token(
+        cfg.livekit.api_key, cfg.livekit.api_secret, room=room, identity=AVATAR_IDENTITY_FULL
+    )
+    persona = req.avatar_persona
+    avatar = await app.state.backend.join(
+        url=cfg.livekit.url,
+        token=avatar_token,
+        avatar_id=req.avatar_id,
+        voice=persona.voice_id if persona else None,
+        identity=AVATAR_IDENTITY_FULL,
+    )
+    session.avatar = avatar
+    session.status = "connected"
+    _wire_full_events(session, avatar)
+    client = _client_token(cfg, room, "client")
+    agent = agent_token(cfg.livekit.api_key, cfg.livekit.api_secret, room=room, identity="agent")
+    return {
+        "session_id": session.id,
+        "livekit_url": cfg.livekit.url,
+        "livekit_client_token": client,
+        "livekit_agent_token": agent,
+        "max_session_duration": int(session.max_duration) if session.max_duration else None,
+        "ws_url": None,
+    }
+
+
+def _client_token(cfg: EmulatorConfig, room: str, identity: str) -> str:
+    """A token for the end user: join, subscribe, publish (mic) and data."""
+    from livekit import api
+
+    assert cfg.livekit is not None
+    grants = api.VideoGrants(
+        room_join=True, room=room, can_subscribe=True, can_publish=True, can_publish_data=True
+    )
+    return (
+        api.AccessToken(cfg.livekit.api_key, cfg.livekit.api_secret)
+        .with_identity(identity)
+        .with_grants(grants)
+        .to_jwt()
+    )
+
+
+def _wire_full_events(session: EmuSession, avatar) -> None:
+    """FULL mode: ``agent-control`` commands in, ``agent-response`` events out."""
+    loop = asyncio.get_running_loop()
+    current: dict[str, str | None] = {"event_id": None}
+
+    async def send(event_type: str, **fields: Any) -> None:
+        payload = {
+            "event_id": str(uuid.uuid4()),
+            "event_type": event_type,
+            "session_id": session.id,
+            **fields,
+        }
+        with contextlib.suppress(Exception):
+            await avatar.publish_data(json.dumps(payload).encode(), RESPONSE_TOPIC)
+
+    def on_speaking(speaking: bool) -> None:
+        name = "avatar.speak_started" if speaking else "avatar.speak_ended"
+        loop.call_soon_threadsafe(background, send(name, source_event_id=current["event_id"]), loop)
+
+    async def handle(cmd: dict[str, Any]) -> None:
+        kind = cmd.get("event_type")
+        session.touch()
+        if kind in ("avatar.speak_text", "avatar.speak_response"):
+            text = cmd.get("text")
+            if not isinstance(text, str) or not text.strip():
+                return
+            current["event_id"] = cmd.get("event_id")
+            await avatar.say(text)
+            await send("avatar.transcription", text=text, source_event_id=cmd.get("event_id"))
+        elif kind == "avatar.interrupt":
+            await avatar.interrupt()
+
+    def on_data(payload: bytes, topic: str | None, sender: str) -> None:
+        if topic != CONTROL_TOPIC:
+            return
+        try:
+            cmd = json.loads(payload)
+        except ValueError:
+            return
+        if isinstance(cmd, dict):
+            loop.call_soon_threadsafe(background, handle(cmd), loop)
+
+    avatar.on_speaking(on_speaking)
+    avatar.on_data(on_data)
+
+
+async def _serve_lite_ws(ws: WebSocket, session: EmuSession) -> None:
+    avatar = session.avatar
+    assert avatar is not None
+    loop = asyncio.get_running_loop()
+    out: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    turn: dict[str, Any] = {"task": None, "event_id": None, "interrupted": False}
+
+    def emit(event_type: str, **fields: Any) -> None:
+        out.put_nowait({"type": event_type, "event_id": str(uuid.uuid4()), **fields})
+
+    def on_speaking(speaking: bool) -> None:
+        task = {"id": turn["task"]} if turn["task"] else None
+        if speaking:
+            loop.call_soon_threadsafe(emit, "agent.speak_started", task=task)
+        elif not turn["interrupted"]:
+            loop.call_soon_threadsafe(emit, "agent.speak_ended", task=task)
+
+    async def on_closed(reason: str) -> None:
+        emit("session.state_updated", state="closed", reason=reason)
+        out.put_nowait(None)
+
+    avatar.on_speaking(on_speaking)
+    session.on_close.append(on_closed)
+
+    async def sender() -> None:
+        while (msg := await out.get()) is not None:
+            await ws.send_json(msg)
+        with contextlib.suppress(Exception):
+            await ws.close()
+
+    send_task = loop.create_task(sender())
+    emit("session.state_updated", state="connected")
+    try:
+        while session.live:
+            try:
+                raw = await ws.receive_text()
+            except WebSocketDisconnect:
+                break
+            session.touch()
+            try:
+                msg = json.loads(raw)
+                kind = msg["type"]
+            except (ValueError, KeyError, TypeError):
+                emit("error", error={"message": "message must be JSON with a 'type'"})
+                continue
+            if kind == "agent.speak":
+                try:
+                    pcm = base64.b64decode(msg.get("audio") or "", validate=True)
+                except (binascii.Error, TypeError):
+                    emit("error", error={"message": "agent.speak audio must be base64 PCM16"})
+                    continue
+                if len(pcm) > MAX_CHUNK_BYTES or len(pcm) % 2:
+                    emit("error", error={"message": "agent.speak audio must be <= 1 MB PCM16"})
+                    continue
+                if turn["task"] is None:
+                    turn.update(task=str(uuid.uuid4()), interrupted=False)
+                await avatar.push_pcm(pcm, LITE_SAMPLE_RATE)
+            elif kind == "agent.speak_end":
+                await avatar.end_pcm()
+                turn["task"] = None
+            elif kind == "agent.interrupt":
+                turn["interrupted"] = True
+                await avatar.interrupt()
+                emit("agent.speak_interrupted", task={"id": turn["task"]} if turn["task"] else None)
+                turn["task"] = None
+            elif kind in (
+                "session.keep_alive",
+                "agent.start_listening",
+                "agent.stop_listening",
+                "start",
+            ):
+                pass
+            else:
+                emit("error", error={"message": f"unknown event type {kind!r}"})
+    finally:
+        with contextlib.suppress(ValueError):
+            session.on_close.remove(on_closed)
+        out.put_nowait(None)
+        with contextlib.suppress(Exception):
+            await send_task
