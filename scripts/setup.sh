@@ -66,3 +66,16 @@ if [[ -f src/greenroom/web/package.json ]]; then
     (cd $web && node build.mjs >/dev/null) || die "building the viewer bundle failed"
   fi
 fi
+
+# 5. npm packages for the vendor-SDK tests (the official HeyGen JS client) -------------------
+if [[ -f tests/js/package.json ]]; then
+  command -v npm >/dev/null || die "npm is needed for the vendor SDK tests (apt-get install npm)"
+  js=tests/js
+  jstamp=$js/node_modules/.greenroom-installed
+  jwant=$(cat $js/package.json $js/package-lock.json 2>/dev/null | sha256sum | cut -c1-16)
+  if [[ "$(cat "$jstamp" 2>/dev/null)" != "$jwant" ]]; then
+    say "installing npm packages for the vendor SDK tests"
+    (cd $js && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed in $js"
+    echo "$jwant" > "$jstamp"
+  fi
+fi
