@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from greenroom.cli import demo as _demo
+from greenroom.cli import emulate as _emulate
 from greenroom.cli import server as _server
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
 
 _server.register(app)
 _demo.register(app)
+_emulate.register(app)
 
 
 def main() -> None:
