@@ -1,108 +1,316 @@
-"""``greenroom demo``: bring up a LiveKit server on loopback and show media flowing through it."""
+"""``greenroom demo``: everything on one machine, on loopback, in one command.
+
+Starts the LiveKit server (port 7880, or a free one), the Greenroom service (API with the
+compositor in-process) under uvicorn, seeds a template and a few generated backgrounds,
+starts a session with the built-in avatar that greets you, and prints the viewer URL (and
+opens it when there is a browser and a display). Ctrl-C stops the session, the service and
+the LiveKit server. A lock in the data folder stops a second demo from starting beside it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import io
+import json
+import os
+import secrets
+import signal
+import webbrowser
+from collections.abc import Generator
+from pathlib import Path
+from typing import IO, Any
 
+import httpx
 import numpy as np
 import typer
-from livekit import rtc
+import uvicorn
+from PIL import Image
+from pydantic import SecretStr
 from rich.console import Console
 
-from greenroom.config import get_settings
-from greenroom.errors import SetupError
-from greenroom.livekit_server import LiveKitServer, ensure_binary
+from greenroom.config import Settings, get_settings
+from greenroom.errors import GreenroomError, SetupError
+from greenroom.livekit_server import LiveKitServer, ensure_binary, free_port, port_is_free
 
 console = Console()
-W, H, FPS = 1280, 720, 30
+
+TEMPLATE_NAME = "Greenroom demo"
+GREETING = (
+    "Hello! I am the Greenroom demo avatar. My background is replaced on the server, "
+    "frame by frame. Pick another one on the right, or type something for me to say."
+)
+LOCK_NAME = "demo.lock"
 
 
-def _test_pattern(i: int) -> rtc.VideoFrame:
-    """Colour bars with a moving white bar, RGBA."""
-    bars = np.array(
-        [
-            [192, 192, 192],
-            [192, 192, 0],
-            [0, 192, 192],
-            [0, 192, 0],
-            [192, 0, 192],
-            [192, 0, 0],
-            [0, 0, 192],
-        ],
-        np.uint8,
-    )
-    x = np.arange(W) * len(bars) // W
-    rgba = np.empty((H, W, 4), np.uint8)
-    rgba[..., :3] = bars[x][None, :, :]
-    rgba[..., 3] = 255
-    col = (i * 8) % W
-    rgba[:, col : col + 16, :3] = 255
-    return rtc.VideoFrame(W, H, rtc.VideoBufferType.RGBA, rgba.tobytes())
+class AlreadyRunning(GreenroomError):
+    code = "already_running"
+    status = 409
 
 
-async def _run(seconds: float) -> None:
-    settings = get_settings()
-    binary = ensure_binary(settings.cache_dir)
-    server = LiveKitServer.start(
-        binary=binary,
-        api_key=settings.livekit_api_key,
-        api_secret=settings.livekit_api_secret.get_secret_value(),
-    )
-    room_name = "greenroom-demo"
-    publisher, viewer = rtc.Room(), rtc.Room()
-    received = 0
-    tasks: set[asyncio.Future[None]] = set()
+# ---- the lock ---------------------------------------------------------------------------------
 
-    @viewer.on("track_subscribed")
-    def _on_track(track: rtc.Track, *_: object) -> None:
-        async def drain() -> None:
-            nonlocal received
-            async for _ev in rtc.VideoStream(track, capacity=2):
-                received += 1
 
-        if track.kind == rtc.TrackKind.KIND_VIDEO:
-            tasks.add(asyncio.ensure_future(drain()))
+class DemoLock:
+    """An exclusive ``flock`` on ``<data dir>/demo.lock`` holding the running demo's facts.
 
+    The kernel drops the lock when the process dies, however it dies, so a stale file never
+    blocks a new demo; the JSON inside only tells the second caller where the first one is.
+    """
+
+    def __init__(self, data_dir: Path):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / LOCK_NAME
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        f = open(self.path, "a+")  # noqa: SIM115 - held for the demo's lifetime
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            info = _read_json(f.read())
+            f.close()
+            where = f" (pid {info.get('pid')})" if info.get("pid") else ""
+            url = info.get("viewer_url") or info.get("home_url")
+            hint = f"\nIts viewer: {url}" if url else ""
+            raise AlreadyRunning(
+                f"A Greenroom demo is already running{where}.{hint}\n"
+                "Stop it with Ctrl-C in its terminal first."
+            ) from None
+        self._file = f
+        self.write(pid=os.getpid())
+
+    def write(self, **info: Any) -> None:
+        if self._file is None:
+            return
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(json.dumps(info))
+        self._file.flush()
+
+    def release(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            self._file.close()
+            self._file = None
+
+
+def _read_json(text: str) -> dict[str, Any]:
     try:
-        await publisher.connect(server.url, server.token("test-pattern", room_name))
-        await viewer.connect(server.url, server.token("demo-viewer", room_name))
-        source = rtc.VideoSource(W, H)
-        await publisher.local_participant.publish_track(
-            rtc.LocalVideoTrack.create_video_track("test-pattern", source),
-            rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA),
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# ---- generated backgrounds ----------------------------------------------------------------------
+
+
+def _studio(w: int, h: int) -> np.ndarray:
+    """A soft blue studio wall with a lighter spot behind the presenter."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    d = np.hypot((x - w * 0.5) / w, (y - h * 0.42) / h)
+    light = np.clip(1.0 - d * 1.6, 0, 1)[..., None]
+    base = np.array([22, 44, 82], np.float32)
+    spot = np.array([92, 140, 196], np.float32)
+    return (base + (spot - base) * light).astype(np.uint8)
+
+
+def _sunset(w: int, h: int) -> np.ndarray:
+    """A warm vertical gradient with a low sun."""
+    t = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    top = np.array([48, 26, 92], np.float32)
+    bottom = np.array([250, 140, 60], np.float32)
+    img = top + (bottom - top) * t
+    img = np.broadcast_to(img, (h, w, 3)).copy()
+    y, x = np.mgrid[0:h, 0:w]
+    sun = np.hypot(x - w * 0.78, y - h * 0.72) < h * 0.12
+    img[sun] = (255, 214, 120)
+    return img.astype(np.uint8)
+
+
+def _office(w: int, h: int) -> np.ndarray:
+    """Light wall with window panes: shapes that make a switch obvious."""
+    img = np.full((h, w, 3), (214, 208, 196), np.uint8)
+    for i in range(3):
+        x0 = int(w * (0.06 + i * 0.1))
+        img[int(h * 0.12) : int(h * 0.62), x0 : x0 + int(w * 0.08)] = (150, 196, 226)
+    img[int(h * 0.78) :, :] = (120, 92, 70)
+    return img
+
+
+BACKGROUNDS = {"Studio": _studio, "Sunset": _sunset, "Office": _office}
+
+
+def background_png(name: str, w: int = 1280, h: int = 720) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(BACKGROUNDS[name](w, h)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# ---- seeding through the API ------------------------------------------------------------------
+
+
+async def seed(client: httpx.AsyncClient) -> str:
+    """Make sure the demo backgrounds and template exist; return the template id."""
+    r = await client.get("/v1/backgrounds")
+    r.raise_for_status()
+    have = {b["name"]: b["id"] for b in r.json()["backgrounds"]}
+    for name in BACKGROUNDS:
+        if name not in have:
+            files = {"file": (f"{name.lower()}.png", background_png(name), "image/png")}
+            r = await client.post("/v1/backgrounds", files=files, data={"name": name})
+            _check(r, f"uploading the {name} background")
+            have[name] = r.json()["id"]
+    r = await client.get("/v1/templates")
+    r.raise_for_status()
+    for tpl in r.json()["templates"]:
+        if tpl["name"] == TEMPLATE_NAME:
+            return str(tpl["id"])
+    body = {"name": TEMPLATE_NAME, "provider": "local", "background": have["Studio"]}
+    r = await client.post("/v1/templates", json=body)
+    _check(r, "creating the demo template")
+    return str(r.json()["id"])
+
+
+def _check(r: httpx.Response, what: str) -> None:
+    if r.is_success:
+        return
+    try:
+        message = r.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = r.text[:300]
+    raise GreenroomError(f"{what} failed ({r.status_code}): {message}")
+
+
+# ---- running ----------------------------------------------------------------------------------
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the demo decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _can_open_browser() -> bool:
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    try:
+        webbrowser.get()
+    except webbrowser.Error:
+        return False
+    return True
+
+
+async def _run(
+    settings: Settings, *, api_port: int, livekit_port: int | None, seconds: float, open_: bool
+) -> None:
+    lock = DemoLock(settings.data_dir)
+    lock.acquire()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    lk: LiveKitServer | None = None
+    try:
+        binary = ensure_binary(settings.cache_dir, log=None)
+        console.print("Starting the LiveKit server…")
+        lk = LiveKitServer.start(
+            port=livekit_port,
+            binary=binary,
+            api_key=settings.livekit_api_key,
+            api_secret=settings.livekit_api_secret.get_secret_value(),
+            log_path=settings.data_dir / "livekit.log",
         )
-        console.print(f"LiveKit server: {server.url}  room: {room_name}")
-        console.print(
-            f"Join with a token for room '{room_name}' (key {server.api_key}); Ctrl-C stops."
+        if not api_port:
+            api_port = settings.api_port if port_is_free(settings.api_port) else free_port()
+        base = f"http://127.0.0.1:{api_port}"
+        key = settings.api_key.get_secret_value() if settings.api_key else secrets.token_urlsafe(24)
+        settings = settings.model_copy(
+            update={
+                "livekit_url": lk.url,
+                "livekit_public_url": None,
+                "api_host": "127.0.0.1",
+                "api_port": api_port,
+                "public_base_url": base,
+                "api_key": SecretStr(key),
+            }
         )
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        i = 0
-        while seconds <= 0 or loop.time() - start < seconds:
-            source.capture_frame(_test_pattern(i))
-            i += 1
-            if i % (FPS * 2) == 0:
-                console.print(f"published {i} frames, viewer received {received}")
-            await asyncio.sleep(max(0.0, start + i / FPS - loop.time()))
+        from greenroom.api.app import create_app
+
+        app = create_app(settings)
+        server = _Server(uvicorn.Config(app, host="127.0.0.1", port=api_port, log_level="warning"))
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            if serving.done():
+                await serving
+                raise SetupError(f"the Greenroom service could not listen on {base}")
+            await asyncio.sleep(0.05)
+        lock.write(pid=os.getpid(), home_url=f"{base}/", livekit_url=lk.url)
+
+        console.print("Seeding the demo template and backgrounds, starting the avatar…")
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
+            template_id = await seed(client)
+            r = await client.post(
+                "/v2/streaming/sessions", json={"template_id": template_id, "text": GREETING}
+            )
+            _check(r, "starting the demo session")
+            started = r.json()
+        viewer_url = started["viewer_url"]
+        lock.write(pid=os.getpid(), home_url=f"{base}/", viewer_url=viewer_url)
+
+        console.print()
+        console.print("[bold green]Greenroom demo is running.[/bold green]")
+        console.print(f"  Viewer:   [link={viewer_url}]{viewer_url}[/link]", soft_wrap=True)
+        console.print(f"  Sessions: {base}/#key={key}", soft_wrap=True)
+        console.print(f"  API:      {base}/docs  (API key: {key})", soft_wrap=True)
+        console.print(f"  LiveKit:  {lk.url} (key {settings.livekit_api_key})")
+        console.print("Press Ctrl-C to stop.")
+        if open_ and _can_open_browser():
+            webbrowser.open(viewer_url)
+
+        waiter = asyncio.create_task(stop.wait())
+        timeout = seconds if seconds > 0 else None
+        await asyncio.wait({waiter, serving}, timeout=timeout, return_when="FIRST_COMPLETED")
+        waiter.cancel()
+        console.print("Stopping…")
+        server.should_exit = True  # lifespan shutdown stops the session (avatar, compositor)
+        await serving
     finally:
-        with contextlib.suppress(Exception):
-            await publisher.disconnect()
-            await viewer.disconnect()
-        server.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if lk is not None:
+            lk.stop()
+        lock.release()
 
 
 def demo(
-    seconds: float = typer.Option(0, help="Stop after this many seconds (0: run until Ctrl-C)."),
+    port: int = typer.Option(0, help="API port; 0: 8080 if free, else any free port."),
+    livekit_port: int = typer.Option(7880, help="LiveKit port; taken or 0: a free port is picked."),
+    seconds: float = typer.Option(0, help="Stop after this many seconds (0: until Ctrl-C)."),
+    open_browser: bool = typer.Option(
+        True, "--open/--no-open", help="Open the viewer in a browser when a display exists."
+    ),
 ) -> None:
-    """Start LiveKit on loopback and publish a test pattern that a viewer receives."""
+    """Run LiveKit, the service and a built-in avatar session; print the viewer URL."""
+    settings = get_settings()
+    lk_port = livekit_port if livekit_port and port_is_free(livekit_port) else None
     try:
-        asyncio.run(_run(seconds))
-    except SetupError as exc:
+        asyncio.run(
+            _run(settings, api_port=port, livekit_port=lk_port, seconds=seconds, open_=open_browser)
+        )
+    except GreenroomError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from exc
     except KeyboardInterrupt:
         pass
+    console.print("Demo stopped.")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,9 +7,10 @@ the API's session manager, store and background library. Nothing here imports Fa
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,13 @@ class ViewerBackend(Protocol):
 
     async def backgrounds(self) -> list[ViewerBackground]: ...
 
-    async def upload_background(self, name: str, file: BinaryIO) -> ViewerBackground:
-        """Validate and store an upload; raises ``InvalidInput`` / ``TooLarge``."""
+    async def upload_background(
+        self, content_type: str | None, content_length: str | None, body: AsyncIterator[bytes]
+    ) -> ViewerBackground:
+        """Store a ``multipart/form-data`` upload (part ``file``), validated by decoding it.
+
+        Raises ``InvalidInput`` (field ``file``) or ``TooLarge``.
+        """
         ...
 
     async def speak(self, session_id: str, text: str, mode: str) -> None: ...

@@ -17,19 +17,22 @@ background library, and make the avatar speak or stop speaking. Nothing else.
 from __future__ import annotations
 
 import functools
+import hmac
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, ParamSpec
 
 import jwt
-from fastapi import APIRouter, File, Header, Request, UploadFile
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from livekit import api
 from pydantic import BaseModel, Field, ValidationError
 
 from greenroom.config import Settings, get_settings
 from greenroom.errors import Conflict, GreenroomError, InvalidInput, NotFound
+from greenroom.tokens import viewer_token
 from greenroom.web.backend import ViewerBackend, ViewerSession
 
 log = logging.getLogger(__name__)
@@ -133,7 +136,8 @@ async def asset(path: str) -> Response:
 
 
 def _settings(request: Request) -> Settings:
-    settings = getattr(request.app.state, "settings", None)
+    services = getattr(request.app.state, "services", None)
+    settings = getattr(services, "settings", None) or getattr(request.app.state, "settings", None)
     return settings if isinstance(settings, Settings) else get_settings()
 
 
@@ -219,15 +223,14 @@ async def viewer_thumbnail(
 
 @router.post("/viewer/{session_id}/api/backgrounds", status_code=201)
 @_answers_errors
-async def viewer_upload(
-    request: Request,
-    session_id: str,
-    file: Annotated[UploadFile, File()],
-    authorization: AuthHeader = None,
-) -> Any:
-    """Add an image or video to the library (validated by decoding it)."""
+async def viewer_upload(request: Request, session_id: str, authorization: AuthHeader = None) -> Any:
+    """Add an image or video (multipart part ``file``) to the library; streamed with a cap."""
     backend, _ = await _authorize(request, session_id, authorization)
-    item = await backend.upload_background(file.filename or "upload", file.file)
+    item = await backend.upload_background(
+        request.headers.get("content-type"),
+        request.headers.get("content-length"),
+        request.stream(),
+    )
     return JSONResponse(item.to_json(session_id), status_code=201)
 
 
@@ -261,6 +264,39 @@ async def viewer_interrupt(
     _require_live(session)
     await backend.interrupt(session_id)
     return {"status": "interrupted"}
+
+
+@router.post("/viewer/{session_id}/api/link")
+@_answers_errors
+async def viewer_link(
+    request: Request,
+    session_id: str,
+    authorization: AuthHeader = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Any:
+    """A fresh viewer link for a running session (needs the API key, as the JSON API does).
+
+    Each link gets its own viewer identity, so two open viewers never displace each other.
+    """
+    services = getattr(request.app.state, "services", None)
+    if services is None:
+        raise NotFound("viewer links need the Greenroom API")
+    given = x_api_key
+    if authorization and authorization.lower().startswith("bearer "):
+        given = authorization[7:].strip()
+    if not given or not hmac.compare_digest(given.encode(), services.api_key.encode()):
+        raise Unauthorized("send the API key as 'Authorization: Bearer <key>' or 'X-Api-Key'")
+    session = await get_backend(request).session(session_id)
+    _require_live(session)
+    settings = services.settings
+    identity = f"viewer-{session_id[4:16]}-{secrets.token_hex(3)}"
+    token = viewer_token(
+        settings.livekit_api_key,
+        settings.livekit_api_secret.get_secret_value(),
+        room=session.room,
+        identity=identity,
+    )
+    return {"viewer_url": services.sessions.viewer_url(session_id, token), "identity": identity}
 
 
 def _require_live(session: ViewerSession) -> None:

@@ -198,25 +198,48 @@ class Viewer {
 
   private async onDisconnected(reason?: DisconnectReason): Promise<void> {
     if (this.ended) return;
-    const info = await this.api.session().catch(() => null);
-    const why =
-      info?.ended_reason ??
-      (reason === DisconnectReason.ROOM_DELETED
-        ? "the session's room was closed"
-        : reason === DisconnectReason.PARTICIPANT_REMOVED
-          ? "this viewer was removed from the room"
-          : "the connection to the room was lost");
-    this.end(why);
+    if (reason === DisconnectReason.DUPLICATE_IDENTITY) {
+      this.lost("This viewer link was opened in another tab or window, which took over.");
+      return;
+    }
+    const info = await this.finalInfo();
+    if (info && !isLive(info.status)) {
+      this.end(info.ended_reason ?? info.status);
+    } else if (reason === DisconnectReason.ROOM_DELETED) {
+      this.end("the session's room was closed");
+    } else if (reason === DisconnectReason.PARTICIPANT_REMOVED) {
+      this.lost("This viewer was removed from the room.");
+    } else {
+      this.lost("The connection to the room was lost. Reload the page to rejoin.");
+    }
+  }
+
+  /** The session's state once it settles: a stop is recorded just after the room closes. */
+  private async finalInfo(): Promise<SessionInfo | null> {
+    let info: SessionInfo | null = null;
+    for (let i = 0; i < 20; i++) {
+      info = await this.api.session().catch(() => null);
+      if (!info || !isLive(info.status)) return info;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    return info;
   }
 
   private async checkEnded(): Promise<void> {
-    const info = await this.api.session().catch(() => null);
-    if (info && info.status !== "started" && info.status !== "starting") {
+    const info = await this.finalInfo();
+    if (info && !isLive(info.status)) {
       this.end(info.ended_reason ?? info.status);
       await this.room.disconnect();
     } else if (!this.ended) {
       this.overlay("Waiting for the avatar", "The compositor left the room; waiting for it to return…");
     }
+  }
+
+  private lost(text: string): void {
+    this.ended = true;
+    this.setState("error", "disconnected");
+    this.overlay("Disconnected", text);
+    this.keyer?.stop();
   }
 
   private end(reason: string): void {
@@ -497,6 +520,10 @@ class Viewer {
   }
 }
 
+function isLive(status: string): boolean {
+  return status === "started" || status === "starting";
+}
+
 // ---- background specs as the compositor reports them -------------------------------------
 interface Spec {
   kind: string;
@@ -561,7 +588,7 @@ async function boot(): Promise<void> {
   const link = parseLink(window.location);
   checkNotExpired(link.token);
   const info = await new SessionApi(link).session();
-  if (info.status !== "started" && info.status !== "starting") {
+  if (!isLive(info.status)) {
     fatal(new ViewerError("Session ended", info.ended_reason ?? info.status), "ended");
     return;
   }

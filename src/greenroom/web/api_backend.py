@@ -1,0 +1,124 @@
+"""The default :class:`~greenroom.web.backend.ViewerBackend`: the API's own services.
+
+It reads sessions through the API's ``SessionManager``, lists and fills the same background
+library as ``/v1/backgrounds``, and forwards speak/interrupt to the running session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+
+from greenroom.errors import ConfigError
+from greenroom.web.backend import ViewerBackground, ViewerSession
+
+REASONS = {
+    "stopped_by_user": "the session was stopped through the API",
+    "idle_timeout": "nobody used the session for its idle timeout",
+    "avatar_stopped": "the avatar left",
+    "service_stopped": "the Greenroom service shut down",
+    "start_failed": "the session could not start",
+}
+
+
+def describe_reason(code: str | None, error: str | None = None) -> str | None:
+    """A sentence for a stop reason code, keeping the code visible for people who search it."""
+    if not code:
+        return error
+    text = REASONS.get(code, code.replace("_", " "))
+    if error:
+        text = f"{text}: {error}"
+    return f"{text} ({code})"
+
+
+class ApiBackend:
+    """Viewer operations over ``app.state.services`` (see ``greenroom.api.deps.Services``)."""
+
+    def __init__(self, services: Any):
+        self.services = services
+
+    @classmethod
+    def from_app(cls, app: FastAPI) -> ApiBackend:
+        services = getattr(app.state, "services", None)
+        if services is None:
+            raise ConfigError("the viewer needs the Greenroom API app (create_app)")
+        return cls(services)
+
+    async def session(self, session_id: str) -> ViewerSession:
+        view = self.services.sessions.get(session_id)  # NotFound for unknown ids
+        metrics = view.get("metrics") or None
+        return ViewerSession(
+            session_id=view["session_id"],
+            status=view["status"],
+            room=view["room"],
+            ended_reason=describe_reason(view.get("stop_reason"), view.get("error")),
+            compositor_identity=view.get("compositor_identity"),
+            avatar_identity=view.get("avatar_identity"),
+            background=view.get("background"),
+            metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)}
+            if metrics
+            else None,
+        )
+
+    async def backgrounds(self) -> list[ViewerBackground]:
+        lib = self.services.library
+        return [
+            ViewerBackground(
+                id=row.id,
+                name=row.name,
+                kind=row.kind,
+                spec=f"{row.kind}:{lib.root / row.stored_name}",
+                thumbnail=lib.root / row.thumbnail_name,
+            )
+            for row in self.services.repo.list_backgrounds()
+        ]
+
+    async def upload_background(
+        self, content_type: str | None, content_length: str | None, body: AsyncIterator[bytes]
+    ) -> ViewerBackground:
+        from greenroom.api.services.uploads import receive_file
+        from greenroom.store.models import BackgroundRow
+
+        lib = self.services.library
+        parsed = await receive_file(lib, content_type, content_length, body)
+        try:
+            name = parsed.fields.get("name") or parsed.filename
+            item = await asyncio.to_thread(lib.ingest, parsed.upload.path, name)
+        finally:
+            with contextlib.suppress(Exception):
+                parsed.upload.discard()
+        row = BackgroundRow(
+            id=item.id,
+            name=item.name,
+            kind=item.kind,
+            format=item.format,
+            content_type=item.content_type,
+            size_bytes=item.size_bytes,
+            width=item.width,
+            height=item.height,
+            duration_s=item.duration_s,
+            stored_name=item.stored_name,
+            thumbnail_name=item.thumbnail_name,
+        )
+        try:
+            self.services.repo.add_background(row)
+        except BaseException:
+            lib.remove(item.stored_name, item.thumbnail_name)
+            raise
+        return ViewerBackground(
+            id=row.id,
+            name=row.name,
+            kind=row.kind,
+            spec=f"{row.kind}:{lib.root / row.stored_name}",
+            thumbnail=lib.root / row.thumbnail_name,
+        )
+
+    async def speak(self, session_id: str, text: str, mode: str) -> None:
+        await self.services.sessions.speak(session_id, text, mode)
+
+    async def interrupt(self, session_id: str) -> None:
+        await self.services.sessions.interrupt(session_id)
