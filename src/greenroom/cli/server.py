@@ -62,6 +62,15 @@ def setup(quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only er
         raise typer.Exit(1) from exc
     if not quiet:
         console.print(f"LiveKit server: {path}")
+    try:
+        from greenroom.keying.selfie_model import ensure_model
+
+        model = ensure_model(settings.cache_dir)
+    except SetupError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+    if not quiet:
+        console.print(f"Segmentation model: {model}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,28 @@
+"""Keying: find the avatar in a frame and composite it over a background.
+
+Pure frame maths (numpy + numba), no I/O and no asyncio. See ``docs/keying.md``.
+"""
+
+from greenroom.keying.base import Keyer
+from greenroom.keying.chroma import ChromaKeyer, detect_key_color
+from greenroom.keying.frame import I420Frame
+from greenroom.keying.params import ChromaParams, format_color, parse_color
+
+__all__ = [
+    "ChromaKeyer",
+    "ChromaParams",
+    "I420Frame",
+    "Keyer",
+    "SegmentationKeyer",
+    "detect_key_color",
+    "format_color",
+    "parse_color",
+]
+
+
+def __getattr__(name: str):  # the segmentation keyer loads the TFLite runtime lazily
+    if name == "SegmentationKeyer":
+        from greenroom.keying.segment import SegmentationKeyer
+
+        return SegmentationKeyer
+    raise AttributeError(name)

@@ -1,0 +1,785 @@
+"""Numba kernels for keying and compositing.
+
+Contract: callers (the typed wrappers in this package) validate shapes, dtypes and
+ranges and allocate every buffer. Kernels do no checks, no allocation of per-pixel
+arrays and no I/O; each is one pass over its output. ``*_rows`` kernels take a row
+range so that a serial driver and a ``prange`` driver share one body.
+
+Units: pixels are uint8; colour differences are in 8-bit RGB units; alpha is float in
+[0, 1] inside kernels and uint8 (255 = avatar) at the edges.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# --------------------------------------------------------------------------- helpers
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _u8(x):
+    """Round a float to the nearest uint8 value, clamped."""
+    if x <= 0.0:
+        return np.uint8(0)
+    if x >= 255.0:
+        return np.uint8(255)
+    return np.uint8(int(x + 0.5))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _clamp01(x):
+    if x < 0.0:
+        return 0.0
+    if x > 1.0:
+        return 1.0
+    return x
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _cdiff(du, dv, c1u, c1v, c2u, c2v):
+    """Colour difference (key primary minus the larger other primary) from centred chroma."""
+    d1 = c1u * du + c1v * dv
+    d2 = c2u * du + c2v * dv
+    return d1 if d1 < d2 else d2
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+@njit(cache=True, nogil=True)
+def rgb_to_i420(rgb, y, u, v):
+    """BT.601 limited range; chroma from the mean RGB of each 2x2 block."""
+    h, w = y.shape
+    ch, cw = u.shape
+    for i in range(h):
+        for j in range(w):
+            r = np.int32(rgb[i, j, 0])
+            g = np.int32(rgb[i, j, 1])
+            b = np.int32(rgb[i, j, 2])
+            y[i, j] = np.uint8(((66 * r + 129 * g + 25 * b + 128) >> 8) + 16)
+    for ci in range(ch):
+        i0 = 2 * ci
+        i1 = min(i0 + 1, h - 1)
+        for cj in range(cw):
+            j0 = 2 * cj
+            j1 = min(j0 + 1, w - 1)
+            r = np.int32(rgb[i0, j0, 0]) + rgb[i0, j1, 0] + rgb[i1, j0, 0] + rgb[i1, j1, 0]
+            g = np.int32(rgb[i0, j0, 1]) + rgb[i0, j1, 1] + rgb[i1, j0, 1] + rgb[i1, j1, 1]
+            b = np.int32(rgb[i0, j0, 2]) + rgb[i0, j1, 2] + rgb[i1, j0, 2] + rgb[i1, j1, 2]
+            u[ci, cj] = np.uint8(((-38 * r - 74 * g + 112 * b + 512) >> 10) + 128)
+            v[ci, cj] = np.uint8(((112 * r - 94 * g - 18 * b + 512) >> 10) + 128)
+
+
+@njit(cache=True, nogil=True)
+def i420_to_rgb(y, u, v, out):
+    """BT.601 limited range to RGB, chroma upsampled bilinearly (centred siting)."""
+    h, w = y.shape
+    ch, cw = u.shape
+    for i in range(h):
+        ci = i >> 1
+        ni = max(ci - 1, 0) if (i & 1) == 0 else min(ci + 1, ch - 1)
+        for j in range(w):
+            cj = j >> 1
+            nj = max(cj - 1, 0) if (j & 1) == 0 else min(cj + 1, cw - 1)
+            uu = (
+                9.0 * u[ci, cj] + 3.0 * u[ni, cj] + 3.0 * u[ci, nj] + 1.0 * u[ni, nj]
+            ) * 0.0625 - 128.0
+            vv = (
+                9.0 * v[ci, cj] + 3.0 * v[ni, cj] + 3.0 * v[ci, nj] + 1.0 * v[ni, nj]
+            ) * 0.0625 - 128.0
+            c = 1.164383 * (np.float64(y[i, j]) - 16.0)
+            out[i, j, 0] = _u8(c + 1.596027 * vv)
+            out[i, j, 1] = _u8(c - 0.391762 * uu - 0.812968 * vv)
+            out[i, j, 2] = _u8(c + 2.017232 * uu)
+
+
+@njit(cache=True, nogil=True)
+def blend_u8(a, b, w256, out):
+    """out = a + (b - a) * w256 / 256 for 2-D uint8 planes."""
+    h, wd = a.shape
+    iw = 256 - w256
+    for i in range(h):
+        for j in range(wd):
+            out[i, j] = np.uint8((np.int32(a[i, j]) * iw + np.int32(b[i, j]) * w256 + 128) >> 8)
+
+
+# --------------------------------------------------------------------------- chroma key, RGB
+
+
+@njit(cache=True, nogil=True)
+def chroma_rgb_rows(
+    r0, r1, fg, bg, pr, pg, pb, inv_d, prim, q1, q2, lo, inv_rng, tk, tinv,
+    prev, have_prev, despill, luma_w, out, alpha, want_alpha,
+):  # fmt: skip
+    """Key + screen subtraction + despill + composite for rows [r0, r1) of an RGB frame.
+
+    ``pr/pg/pb/inv_d`` are the clean plate (half resolution): screen colour and
+    1 / colour difference of the screen. ``prim, q1, q2`` index the key primary and the
+    two others. ``prev`` holds last frame's alpha (uint8) for the temporal filter.
+    """
+    w = fg.shape[1]
+    for i in range(r0, r1):
+        pi = i >> 1
+        for j in range(w):
+            pj = j >> 1
+            fp = np.float64(fg[i, j, prim])
+            f1 = np.float64(fg[i, j, q1])
+            f2 = np.float64(fg[i, j, q2])
+            d = fp - (f1 if f1 > f2 else f2)
+            a = _clamp01(((1.0 - d * inv_d[pi, pj]) - lo) * inv_rng)
+            if have_prev and tk > 0.0:
+                p = prev[i, j] * (1.0 / 255.0)
+                k = tk * (1.0 - abs(a - p) * tinv)
+                if k > 0.0:
+                    a += k * (p - a)
+            if a < 0.002:
+                a = 0.0
+            elif a > 0.998:
+                a = 1.0
+            a8 = _u8(a * 255.0)
+            prev[i, j] = a8
+            if want_alpha:
+                alpha[i, j] = a8
+            if a == 0.0:
+                out[i, j, 0] = bg[i, j, 0]
+                out[i, j, 1] = bg[i, j, 1]
+                out[i, j, 2] = bg[i, j, 2]
+                continue
+            t = 1.0 - a
+            sp = (pr[pi, pj], pg[pi, pj], pb[pi, pj])
+            # premultiplied foreground after screen subtraction
+            m0 = np.float64(fg[i, j, 0]) - t * sp[0]
+            m1 = np.float64(fg[i, j, 1]) - t * sp[1]
+            m2 = np.float64(fg[i, j, 2]) - t * sp[2]
+            mp = m0 if prim == 0 else (m1 if prim == 1 else m2)
+            mq1 = m0 if q1 == 0 else (m1 if q1 == 1 else m2)
+            mq2 = m0 if q2 == 0 else (m1 if q2 == 1 else m2)
+            s = mp - (mq1 if mq1 > mq2 else mq2)
+            s = s * despill if s > 0.0 else 0.0
+            lift = s * luma_w
+            o0 = m0 + t * bg[i, j, 0] + lift
+            o1 = m1 + t * bg[i, j, 1] + lift
+            o2 = m2 + t * bg[i, j, 2] + lift
+            if prim == 0:
+                o0 -= s
+            elif prim == 1:
+                o1 -= s
+            else:
+                o2 -= s
+            out[i, j, 0] = _u8(o0)
+            out[i, j, 1] = _u8(o1)
+            out[i, j, 2] = _u8(o2)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def chroma_rgb_par(
+    chunks, fg, bg, pr, pg, pb, inv_d, prim, q1, q2, lo, inv_rng, tk, tinv,
+    prev, have_prev, despill, luma_w, out, alpha, want_alpha,
+):  # fmt: skip
+    h = fg.shape[0]
+    step = (h + chunks - 1) // chunks
+    for c in prange(chunks):
+        chroma_rgb_rows(
+            c * step, min(h, (c + 1) * step), fg, bg, pr, pg, pb, inv_d, prim, q1, q2, lo,
+            inv_rng, tk, tinv, prev, have_prev, despill, luma_w, out, alpha, want_alpha,
+        )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- chroma key, I420
+
+
+@njit(cache=True, nogil=True)
+def chroma_lowres(u, v, inv_d, c1u, c1v, c2u, c2v, lo, inv_rng, tk, tinv, prev, have_prev, out):
+    """Alpha at chroma resolution from the colour difference, with the temporal filter.
+
+    The filter pulls alpha towards last frame's value by ``tk``, less the larger the
+    change (none beyond ``1/tinv``), so noise is damped and motion is not smeared.
+    """
+    ch, cw = u.shape
+    for i in range(ch):
+        for j in range(cw):
+            d = _cdiff(np.float64(u[i, j]) - 128.0, np.float64(v[i, j]) - 128.0, c1u, c1v, c2u, c2v)
+            a = _clamp01(((1.0 - d * inv_d[i, j]) - lo) * inv_rng)
+            if have_prev and tk > 0.0:
+                p = prev[i, j]
+                k = tk * (1.0 - abs(a - p) * tinv)
+                if k > 0.0:
+                    a += k * (p - a)
+            if a < 0.002:
+                a = 0.0
+            elif a > 0.998:
+                a = 1.0
+            prev[i, j] = a
+            out[i, j] = a
+
+
+@njit(cache=True, nogil=True)
+def guided_coeffs(y, alpha, eps, ca, cb, kind):
+    """Local linear model alpha ~ ca * Y + cb over 3x3 chroma windows (a guided filter).
+
+    Windows where alpha is constant get ca = 0 and cb = alpha and are marked in ``kind``
+    (0: all background, 1: all avatar, 2: anything else) so the composite can skip them.
+    Luma at chroma resolution is the mean of each 2x2 block.
+    """
+    h, w = y.shape
+    ch, cw = alpha.shape
+    for i in range(ch):
+        i0 = max(i - 1, 0)
+        i2 = min(i + 1, ch - 1)
+        for j in range(cw):
+            j0 = max(j - 1, 0)
+            j2 = min(j + 1, cw - 1)
+            a0 = alpha[i, j]
+            mn = a0
+            mx = a0
+            for ii in (i0, i, i2):
+                for jj in (j0, j, j2):
+                    p = alpha[ii, jj]
+                    if p < mn:
+                        mn = p
+                    if p > mx:
+                        mx = p
+            if mn == mx:
+                ca[i, j] = 0.0
+                cb[i, j] = a0
+                kind[i, j] = 0 if a0 == 0.0 else (1 if a0 == 1.0 else 2)
+                continue
+            si = 0.0
+            sp = 0.0
+            sii = 0.0
+            sip = 0.0
+            for ii in (i0, i, i2):
+                ya = 2 * ii
+                yb = min(ya + 1, h - 1)
+                for jj in (j0, j, j2):
+                    xa = 2 * jj
+                    xb = min(xa + 1, w - 1)
+                    lum = 0.25 * (
+                        np.float64(y[ya, xa]) + np.float64(y[ya, xb])
+                        + np.float64(y[yb, xa]) + np.float64(y[yb, xb])
+                    )  # fmt: skip
+                    p = alpha[ii, jj]
+                    si += lum
+                    sp += p
+                    sii += lum * lum
+                    sip += lum * p
+            mi = si / 9.0
+            mp = sp / 9.0
+            var = sii / 9.0 - mi * mi
+            cov = sip / 9.0 - mi * mp
+            a = cov / (var + eps)
+            ca[i, j] = a
+            cb[i, j] = mp - a * mi
+            kind[i, j] = 2
+
+
+@njit(cache=True, nogil=True)
+def chroma_i420_rows(
+    r0, r1, y, u, v, by, bu, bv, ca, cb, kind, py, pu, pv, c1u, c1v, c2u, c2v,
+    despill, spu, spv, spy, oy, ou, ov, alpha, want_alpha,
+):  # fmt: skip
+    """Composite chroma rows [r0, r1): alpha from the guided model on full-res luma,
+    screen subtraction against the plate (``py/pu/pv``), despill, blend with the background.
+
+    Each chroma sample and its 2x2 luma block is one unit; blocks whose 3x3 neighbourhood
+    is all background or all avatar are copied.
+    """
+    h, w = y.shape
+    ch, cw = u.shape
+    for i in range(r0, r1):
+        im = max(i - 1, 0)
+        ip = min(i + 1, ch - 1)
+        ya = 2 * i
+        yb = min(ya + 1, h - 1)
+        for j in range(cw):
+            jm = max(j - 1, 0)
+            jp = min(j + 1, cw - 1)
+            xa = 2 * j
+            xb = min(xa + 1, w - 1)
+            k0 = kind[i, j]
+            pure = k0 < 2
+            if pure:
+                for ii in (im, i, ip):
+                    for jj in (jm, j, jp):
+                        if kind[ii, jj] != k0:
+                            pure = False
+            if pure and k0 == 0:
+                oy[ya, xa] = by[ya, xa]
+                oy[ya, xb] = by[ya, xb]
+                oy[yb, xa] = by[yb, xa]
+                oy[yb, xb] = by[yb, xb]
+                ou[i, j] = bu[i, j]
+                ov[i, j] = bv[i, j]
+                if want_alpha:
+                    alpha[ya, xa] = 0
+                    alpha[ya, xb] = 0
+                    alpha[yb, xa] = 0
+                    alpha[yb, xb] = 0
+                continue
+            if pure:  # all avatar: keep it, remove spill
+                fu = np.float64(u[i, j]) - 128.0
+                fv = np.float64(v[i, j]) - 128.0
+                s = _cdiff(fu, fv, c1u, c1v, c2u, c2v)
+                s = s * despill if s > 0.0 else 0.0
+                ly = s * spy
+                oy[ya, xa] = _u8(y[ya, xa] + ly)
+                oy[ya, xb] = _u8(y[ya, xb] + ly)
+                oy[yb, xa] = _u8(y[yb, xa] + ly)
+                oy[yb, xb] = _u8(y[yb, xb] + ly)
+                ou[i, j] = _u8(u[i, j] + s * spu)
+                ov[i, j] = _u8(v[i, j] + s * spv)
+                if want_alpha:
+                    alpha[ya, xa] = 255
+                    alpha[ya, xb] = 255
+                    alpha[yb, xa] = 255
+                    alpha[yb, xb] = 255
+                continue
+            sy = py[i, j]
+            asum = 0.0
+            for di in range(2):
+                yy = ya if di == 0 else yb
+                ni = im if di == 0 else ip
+                for dj in range(2):
+                    xx = xa if dj == 0 else xb
+                    nj = jm if dj == 0 else jp
+                    ga = (
+                        0.5625 * ca[i, j] + 0.1875 * ca[ni, j]
+                        + 0.1875 * ca[i, nj] + 0.0625 * ca[ni, nj]
+                    )  # fmt: skip
+                    gb = (
+                        0.5625 * cb[i, j] + 0.1875 * cb[ni, j]
+                        + 0.1875 * cb[i, nj] + 0.0625 * cb[ni, nj]
+                    )  # fmt: skip
+                    fy = np.float64(y[yy, xx])
+                    a = _clamp01(ga * fy + gb)
+                    if a < 0.002:
+                        a = 0.0
+                    elif a > 0.998:
+                        a = 1.0
+                    asum += a
+                    if want_alpha:
+                        alpha[yy, xx] = _u8(a * 255.0)
+                    if a == 0.0:
+                        oy[yy, xx] = by[yy, xx]
+                    else:
+                        oy[yy, xx] = _u8(fy + (1.0 - a) * (np.float64(by[yy, xx]) - sy))
+            ac = asum * 0.25
+            if ac == 0.0:
+                ou[i, j] = bu[i, j]
+                ov[i, j] = bv[i, j]
+                continue
+            t = 1.0 - ac
+            su = pu[i, j] - 128.0
+            sv = pv[i, j] - 128.0
+            mu = np.float64(u[i, j]) - 128.0 - t * su
+            mv = np.float64(v[i, j]) - 128.0 - t * sv
+            s = _cdiff(mu, mv, c1u, c1v, c2u, c2v)
+            s = s * despill if s > 0.0 else 0.0
+            ou[i, j] = _u8(128.0 + mu + t * (np.float64(bu[i, j]) - 128.0) + s * spu)
+            ov[i, j] = _u8(128.0 + mv + t * (np.float64(bv[i, j]) - 128.0) + s * spv)
+            if spy != 0.0 and s > 0.0:
+                ly = s * spy
+                oy[ya, xa] = _u8(oy[ya, xa] + ly)
+                oy[ya, xb] = _u8(oy[ya, xb] + ly)
+                oy[yb, xa] = _u8(oy[yb, xa] + ly)
+                oy[yb, xb] = _u8(oy[yb, xb] + ly)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def chroma_i420_par(
+    chunks, y, u, v, by, bu, bv, ca, cb, kind, py, pu, pv, c1u, c1v, c2u, c2v,
+    despill, spu, spv, spy, oy, ou, ov, alpha, want_alpha,
+):  # fmt: skip
+    ch = u.shape[0]
+    step = (ch + chunks - 1) // chunks
+    for c in prange(chunks):
+        chroma_i420_rows(
+            c * step, min(ch, (c + 1) * step), y, u, v, by, bu, bv, ca, cb, kind, py, pu, pv,
+            c1u, c1v, c2u, c2v, despill, spu, spv, spy, oy, ou, ov, alpha, want_alpha,
+        )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- clean plate
+
+
+@njit(cache=True, nogil=True)
+def plate_accumulate_i420(y, u, v, cell, c1u, c1v, c2u, c2v, thr, sums):
+    """Sum Y/U/V of confident screen samples per grid cell (cell in chroma pixels).
+
+    A sample counts when its colour difference and that of its four neighbours two
+    chroma pixels away exceed ``thr`` (so edges and spill stay out). sums[..., 3] counts.
+    """
+    ch, cw = u.shape
+    for i in range(0, ch, 2):
+        for j in range(0, cw, 2):
+            ok = True
+            for ii, jj in ((i, j), (max(i - 2, 0), j), (min(i + 2, ch - 1), j),
+                           (i, max(j - 2, 0)), (i, min(j + 2, cw - 1))):  # fmt: skip
+                d = _cdiff(
+                    np.float64(u[ii, jj]) - 128.0, np.float64(v[ii, jj]) - 128.0,
+                    c1u, c1v, c2u, c2v,
+                )  # fmt: skip
+                if d <= thr:
+                    ok = False
+                    break
+            if ok:
+                gi = i // cell
+                gj = j // cell
+                sums[gi, gj, 0] += y[2 * i, 2 * j]
+                sums[gi, gj, 1] += u[i, j]
+                sums[gi, gj, 2] += v[i, j]
+                sums[gi, gj, 3] += 1.0
+
+
+@njit(cache=True, nogil=True)
+def plate_accumulate_rgb(rgb, cell, prim, q1, q2, thr, sums):
+    """RGB twin of ``plate_accumulate_i420`` (cell in full-res pixels; sums hold R, G, B)."""
+    h, w = rgb.shape[0], rgb.shape[1]
+    for i in range(0, h, 4):
+        for j in range(0, w, 4):
+            ok = True
+            for ii, jj in ((i, j), (max(i - 4, 0), j), (min(i + 4, h - 1), j),
+                           (i, max(j - 4, 0)), (i, min(j + 4, w - 1))):  # fmt: skip
+                f1 = np.float64(rgb[ii, jj, q1])
+                f2 = np.float64(rgb[ii, jj, q2])
+                d = np.float64(rgb[ii, jj, prim]) - (f1 if f1 > f2 else f2)
+                if d <= thr:
+                    ok = False
+                    break
+            if ok:
+                gi = i // cell
+                gj = j // cell
+                sums[gi, gj, 0] += rgb[i, j, 0]
+                sums[gi, gj, 1] += rgb[i, j, 1]
+                sums[gi, gj, 2] += rgb[i, j, 2]
+                sums[gi, gj, 3] += 1.0
+
+
+@njit(cache=True, nogil=True)
+def plate_fill(grid, valid, fallback):
+    """Fill cells without samples from their neighbours (growing outwards), then blur 3x3.
+
+    grid (gh, gw, 3) float64 in place; valid (gh, gw) uint8 in place; fallback (3,) is
+    used when no cell has samples.
+    """
+    gh, gw = valid.shape
+    any_valid = False
+    for i in range(gh):
+        for j in range(gw):
+            if valid[i, j]:
+                any_valid = True
+    if not any_valid:
+        for i in range(gh):
+            for j in range(gw):
+                for c in range(3):
+                    grid[i, j, c] = fallback[c]
+                valid[i, j] = 1
+        return
+    changed = True
+    while changed:
+        changed = False
+        for i in range(gh):
+            for j in range(gw):
+                if valid[i, j] == 1:
+                    continue
+                n = 0
+                acc0 = 0.0
+                acc1 = 0.0
+                acc2 = 0.0
+                for ii, jj in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)):
+                    if 0 <= ii < gh and 0 <= jj < gw and valid[ii, jj] == 1:
+                        n += 1
+                        acc0 += grid[ii, jj, 0]
+                        acc1 += grid[ii, jj, 1]
+                        acc2 += grid[ii, jj, 2]
+                if n > 0:
+                    grid[i, j, 0] = acc0 / n
+                    grid[i, j, 1] = acc1 / n
+                    grid[i, j, 2] = acc2 / n
+                    valid[i, j] = 2  # filled in this sweep
+                    changed = True
+        for i in range(gh):
+            for j in range(gw):
+                if valid[i, j] == 2:
+                    valid[i, j] = 1
+
+
+@njit(cache=True, nogil=True)
+def resize_bilinear_f32(src, out):
+    """Centre-aligned bilinear resize of a 2-D float plane."""
+    sh, sw = src.shape
+    oh, ow = out.shape
+    fy = sh / oh
+    fx = sw / ow
+    for i in range(oh):
+        sy = (i + 0.5) * fy - 0.5
+        if sy < 0.0:
+            sy = 0.0
+        y0 = min(int(sy), sh - 1)
+        y1 = min(y0 + 1, sh - 1)
+        wy = sy - y0
+        for j in range(ow):
+            sx = (j + 0.5) * fx - 0.5
+            if sx < 0.0:
+                sx = 0.0
+            x0 = min(int(sx), sw - 1)
+            x1 = min(x0 + 1, sw - 1)
+            wx = sx - x0
+            top = src[y0, x0] + (src[y0, x1] - src[y0, x0]) * wx
+            bot = src[y1, x0] + (src[y1, x1] - src[y1, x0]) * wx
+            out[i, j] = top + (bot - top) * wy
+
+
+# --------------------------------------------------------------------------- segmentation
+
+
+@njit(cache=True, nogil=True)
+def i420_to_model_input(y, u, v, out, lum):
+    """Sample an I420 frame down to the model's (h, w, 3) float RGB in [0, 1], plus its luma."""
+    h, w = y.shape
+    ch, cw = u.shape
+    oh, ow = lum.shape
+    for i in range(oh):
+        sy0 = min(int((i + 0.25) * h / oh), h - 1)
+        sy1 = min(int((i + 0.75) * h / oh), h - 1)
+        for j in range(ow):
+            sx0 = min(int((j + 0.25) * w / ow), w - 1)
+            sx1 = min(int((j + 0.75) * w / ow), w - 1)
+            yy = 0.25 * (
+                np.float64(y[sy0, sx0]) + np.float64(y[sy0, sx1])
+                + np.float64(y[sy1, sx0]) + np.float64(y[sy1, sx1])
+            )  # fmt: skip
+            ci = min((sy0 + sy1) >> 2, ch - 1)
+            cj = min((sx0 + sx1) >> 2, cw - 1)
+            uu = np.float64(u[ci, cj]) - 128.0
+            vv = np.float64(v[ci, cj]) - 128.0
+            c = 1.164383 * (yy - 16.0)
+            out[i, j, 0] = _clamp01((c + 1.596027 * vv) / 255.0)
+            out[i, j, 1] = _clamp01((c - 0.391762 * uu - 0.812968 * vv) / 255.0)
+            out[i, j, 2] = _clamp01((c + 2.017232 * uu) / 255.0)
+            lum[i, j] = yy
+
+
+@njit(cache=True, nogil=True)
+def rgb_to_model_input(rgb, out, lum):
+    """Sample an RGB frame down to the model's float RGB in [0, 1], plus BT.601 luma."""
+    h, w = rgb.shape[0], rgb.shape[1]
+    oh, ow = lum.shape
+    for i in range(oh):
+        sy0 = min(int((i + 0.25) * h / oh), h - 1)
+        sy1 = min(int((i + 0.75) * h / oh), h - 1)
+        for j in range(ow):
+            sx0 = min(int((j + 0.25) * w / ow), w - 1)
+            sx1 = min(int((j + 0.75) * w / ow), w - 1)
+            for c in range(3):
+                out[i, j, c] = (
+                    np.float64(rgb[sy0, sx0, c]) + np.float64(rgb[sy0, sx1, c])
+                    + np.float64(rgb[sy1, sx0, c]) + np.float64(rgb[sy1, sx1, c])
+                ) * (0.25 / 255.0)  # fmt: skip
+            lum[i, j] = 16.0 + 255.0 * (
+                0.2568 * out[i, j, 0] + 0.5041 * out[i, j, 1] + 0.0979 * out[i, j, 2]
+            )
+
+
+@njit(cache=True, nogil=True)
+def _box_mean(src, r, integ, out):
+    """Mean over a (2r+1)^2 window with clamped edges (window shrinks at borders)."""
+    h, w = src.shape
+    for i in range(h + 1):
+        integ[i, 0] = 0.0
+    for j in range(w + 1):
+        integ[0, j] = 0.0
+    for i in range(h):
+        row = 0.0
+        for j in range(w):
+            row += src[i, j]
+            integ[i + 1, j + 1] = integ[i, j + 1] + row
+    for i in range(h):
+        i0 = max(i - r, 0)
+        i1 = min(i + r + 1, h)
+        for j in range(w):
+            j0 = max(j - r, 0)
+            j1 = min(j + r + 1, w)
+            s = integ[i1, j1] - integ[i0, j1] - integ[i1, j0] + integ[i0, j0]
+            out[i, j] = s / ((i1 - i0) * (j1 - j0))
+
+
+@njit(cache=True, nogil=True)
+def guided_lowres(lum, p, r, eps, t0, t1, t2, t3, integ, ma, mb):
+    """Guided filter (He et al.) of mask ``p`` by ``lum`` at model resolution; gives the
+    smoothed linear coefficients ``ma, mb`` so that alpha = ma * Y + mb at full res."""
+    h, w = p.shape
+    _box_mean(lum, r, integ, t0)  # mean I
+    _box_mean(p, r, integ, t1)  # mean p
+    for i in range(h):
+        for j in range(w):
+            t2[i, j] = lum[i, j] * lum[i, j]
+            t3[i, j] = lum[i, j] * p[i, j]
+    _box_mean(t2, r, integ, ma)  # mean II
+    _box_mean(t3, r, integ, mb)  # mean Ip
+    for i in range(h):
+        for j in range(w):
+            var = ma[i, j] - t0[i, j] * t0[i, j]
+            cov = mb[i, j] - t0[i, j] * t1[i, j]
+            a = cov / (var + eps)
+            t2[i, j] = a
+            t3[i, j] = t1[i, j] - a * t0[i, j]
+    _box_mean(t2, r, integ, ma)
+    _box_mean(t3, r, integ, mb)
+
+
+@njit(cache=True, nogil=True)
+def seg_i420_rows(
+    r0, r1, y, u, v, by, bu, bv, ma, mb, ty0, ty1, twy, tx0, tx1, twx, oy, ou, ov, alpha, want_alpha,
+):  # fmt: skip
+    """Composite chroma rows [r0, r1) with alpha = bilinear(ma) * Y + bilinear(mb)."""
+    h, w = y.shape
+    cw = u.shape[1]
+    for i in range(r0, r1):
+        ya = 2 * i
+        yb = min(ya + 1, h - 1)
+        for j in range(cw):
+            xa = 2 * j
+            xb = min(xa + 1, w - 1)
+            asum = 0.0
+            for di in range(2):
+                yy = ya if di == 0 else yb
+                g0 = ty0[yy]
+                g1 = ty1[yy]
+                wy = twy[yy]
+                for dj in range(2):
+                    xx = xa if dj == 0 else xb
+                    h0 = tx0[xx]
+                    h1 = tx1[xx]
+                    wx = twx[xx]
+                    at = ma[g0, h0] + (ma[g0, h1] - ma[g0, h0]) * wx
+                    ab = ma[g1, h0] + (ma[g1, h1] - ma[g1, h0]) * wx
+                    bt = mb[g0, h0] + (mb[g0, h1] - mb[g0, h0]) * wx
+                    bb = mb[g1, h0] + (mb[g1, h1] - mb[g1, h0]) * wx
+                    fy = np.float64(y[yy, xx])
+                    a = _clamp01((at + (ab - at) * wy) * fy + bt + (bb - bt) * wy)
+                    if a < 0.004:
+                        a = 0.0
+                    elif a > 0.996:
+                        a = 1.0
+                    asum += a
+                    if want_alpha:
+                        alpha[yy, xx] = _u8(a * 255.0)
+                    oy[yy, xx] = _u8(np.float64(by[yy, xx]) + a * (fy - by[yy, xx]))
+            ac = asum * 0.25
+            ou[i, j] = _u8(np.float64(bu[i, j]) + ac * (np.float64(u[i, j]) - bu[i, j]))
+            ov[i, j] = _u8(np.float64(bv[i, j]) + ac * (np.float64(v[i, j]) - bv[i, j]))
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def seg_i420_par(
+    chunks, y, u, v, by, bu, bv, ma, mb, ty0, ty1, twy, tx0, tx1, twx, oy, ou, ov, alpha, want_alpha,
+):  # fmt: skip
+    ch = u.shape[0]
+    step = (ch + chunks - 1) // chunks
+    for c in prange(chunks):
+        seg_i420_rows(
+            c * step, min(ch, (c + 1) * step), y, u, v, by, bu, bv, ma, mb, ty0, ty1, twy,
+            tx0, tx1, twx, oy, ou, ov, alpha, want_alpha,
+        )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def seg_rgb_rows(
+    r0, r1, fg, bg, lumw, ma, mb, ty0, ty1, twy, tx0, tx1, twx, out, alpha, want_alpha
+):
+    """RGB twin of ``seg_i420_rows``; guidance is BT.601 limited-range luma."""
+    w = fg.shape[1]
+    for i in range(r0, r1):
+        g0 = ty0[i]
+        g1 = ty1[i]
+        wy = twy[i]
+        for j in range(w):
+            h0 = tx0[j]
+            h1 = tx1[j]
+            wx = twx[j]
+            at = ma[g0, h0] + (ma[g0, h1] - ma[g0, h0]) * wx
+            ab = ma[g1, h0] + (ma[g1, h1] - ma[g1, h0]) * wx
+            bt = mb[g0, h0] + (mb[g0, h1] - mb[g0, h0]) * wx
+            bb = mb[g1, h0] + (mb[g1, h1] - mb[g1, h0]) * wx
+            fy = 16.0 + lumw[0] * fg[i, j, 0] + lumw[1] * fg[i, j, 1] + lumw[2] * fg[i, j, 2]
+            a = _clamp01((at + (ab - at) * wy) * fy + bt + (bb - bt) * wy)
+            if a < 0.004:
+                a = 0.0
+            elif a > 0.996:
+                a = 1.0
+            if want_alpha:
+                alpha[i, j] = _u8(a * 255.0)
+            for c in range(3):
+                out[i, j, c] = _u8(
+                    np.float64(bg[i, j, c]) + a * (np.float64(fg[i, j, c]) - bg[i, j, c])
+                )
+
+
+# --------------------------------------------------------------------------- blur background
+
+
+@njit(cache=True, nogil=True)
+def downscale_box(src, f, out):
+    """Mean of each f x f block (partial blocks at the edges) into a float plane."""
+    h, w = src.shape
+    oh, ow = out.shape
+    for i in range(oh):
+        i0 = i * f
+        i1 = min(i0 + f, h)
+        for j in range(ow):
+            j0 = j * f
+            j1 = min(j0 + f, w)
+            s = 0.0
+            for ii in range(i0, i1):
+                for jj in range(j0, j1):
+                    s += src[ii, jj]
+            out[i, j] = s / ((i1 - i0) * (j1 - j0))
+
+
+@njit(cache=True, nogil=True)
+def box_blur(src, r, tmp, out):
+    """Separable running-sum box blur of radius r with clamped edges (float planes)."""
+    h, w = src.shape
+    n = 2 * r + 1
+    for i in range(h):
+        s = 0.0
+        for k in range(-r, r + 1):
+            s += src[i, min(max(k, 0), w - 1)]
+        for j in range(w):
+            tmp[i, j] = s / n
+            s += src[i, min(j + r + 1, w - 1)] - src[i, max(j - r, 0)]
+    for j in range(w):
+        s = 0.0
+        for k in range(-r, r + 1):
+            s += tmp[min(max(k, 0), h - 1), j]
+        for i in range(h):
+            out[i, j] = s / n
+            s += tmp[min(i + r + 1, h - 1), j] - tmp[max(i - r, 0), j]
+
+
+@njit(cache=True, nogil=True)
+def upscale_bilinear_u8(src, out):
+    """Centre-aligned bilinear resize of a float plane into a uint8 plane."""
+    sh, sw = src.shape
+    oh, ow = out.shape
+    fy = sh / oh
+    fx = sw / ow
+    for i in range(oh):
+        sy = (i + 0.5) * fy - 0.5
+        if sy < 0.0:
+            sy = 0.0
+        y0 = min(int(sy), sh - 1)
+        y1 = min(y0 + 1, sh - 1)
+        wy = sy - y0
+        for j in range(ow):
+            sx = (j + 0.5) * fx - 0.5
+            if sx < 0.0:
+                sx = 0.0
+            x0 = min(int(sx), sw - 1)
+            x1 = min(x0 + 1, sw - 1)
+            wx = sx - x0
+            top = src[y0, x0] + (src[y0, x1] - src[y0, x0]) * wx
+            bot = src[y1, x0] + (src[y1, x1] - src[y1, x0]) * wx
+            out[i, j] = _u8(top + (bot - top) * wy)
