@@ -50,7 +50,7 @@ def create_app(settings: Settings, *, library_limits: LibraryLimits | None = Non
     metrics = Metrics()
     base_url = settings.public_base_url or f"http://{settings.api_host}:{settings.api_port}"
     manager = SessionManager(settings, repo, library, metrics, public_base_url=base_url)
-    metrics.watch(manager.live_metrics)
+    metrics.watch(lambda: manager.live)
     api_key = settings.api_key.get_secret_value() if settings.api_key else secrets.token_urlsafe(24)
     services = Services(
         settings=settings,
@@ -83,6 +83,7 @@ def create_app(settings: Settings, *, library_limits: LibraryLimits | None = Non
         redoc_url=None,
     )
     app.state.services = services
+    app.state.settings = settings
     errors.install(app)
 
     @app.middleware("http")

@@ -9,37 +9,18 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-# compositor.metrics() keys exported per session, with their help text.
-COMPOSITOR_GAUGES = {
-    "frames_in": "Avatar frames the compositor received",
-    "frames_out": "Composited frames the compositor published",
-    "dropped": "Avatar frames the compositor dropped",
-    "keying_ms_p50": "Keying + compositing time per frame, median (ms)",
-    "keying_ms_p95": "Keying + compositing time per frame, 95th percentile (ms)",
-    "latency_ms_p50": "Avatar frame in to composited frame out, median (ms)",
-    "latency_ms_p95": "Avatar frame in to composited frame out, 95th percentile (ms)",
-    "audio_offset_ms": "Audio offset applied to keep lip sync (ms)",
-}
-
 
 class LiveCollector(Collector):
-    """Reads ``{session_id: compositor.metrics()}`` at scrape time."""
+    """Sessions running now, read at scrape time. Per-frame figures (frames, drops, keying
+    time, latency) come from the compositor's own registry, served alongside."""
 
-    def __init__(self, source: Callable[[], Mapping[str, Mapping[str, Any]]]):
+    def __init__(self, source: Callable[[], Mapping[str, Any]]):
         self.source = source
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        live = dict(self.source())
         active = GaugeMetricFamily("greenroom_sessions_active", "Sessions running now")
-        active.add_metric([], len(live))
+        active.add_metric([], len(self.source()))
         yield active
-        for key, help_text in COMPOSITOR_GAUGES.items():
-            fam = GaugeMetricFamily(f"greenroom_compositor_{key}", help_text, labels=["session"])
-            for sid, values in live.items():
-                value = values.get(key) if values else None
-                if isinstance(value, int | float):
-                    fam.add_metric([sid], float(value))
-            yield fam
 
 
 class Metrics:
@@ -70,5 +51,5 @@ class Metrics:
             "greenroom_http_request_seconds", "HTTP request time", ["method", "route"], registry=r
         )
 
-    def watch(self, source: Callable[[], Mapping[str, Mapping[str, Any]]]) -> None:
+    def watch(self, source: Callable[[], Mapping[str, Any]]) -> None:
         self.registry.register(LiveCollector(source))

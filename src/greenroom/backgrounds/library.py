@@ -194,9 +194,19 @@ class BackgroundLibrary:
             try:
                 im = Image.open(path)  # reads the header only
             except UnidentifiedImageError:
+                if _looks_like_image(path):
+                    raise InvalidInput(
+                        "the image header is corrupt: it starts like an image but cannot be read",
+                        field="file",
+                    ) from None
                 return None
-            except Image.DecompressionBombError as exc:
-                raise TooLarge(f"image has too many pixels: {exc}") from None
+            except Image.DecompressionBombError as exc:  # Pillow's own, far higher, limit
+                found = re.search(r"\((\d+) pixels\)", str(exc))
+                count = f" ({int(found.group(1)) / 1e6:.1f} megapixels)" if found else ""
+                raise TooLarge(
+                    f"image has too many pixels{count}; the limit is "
+                    f"{self.limits.max_pixels / 1e6:.1f} megapixels"
+                ) from None
             except (OSError, SyntaxError, ValueError) as exc:
                 raise InvalidInput(f"the image header is corrupt: {exc}", field="file") from None
             with im:
@@ -237,7 +247,6 @@ class BackgroundLibrary:
             if stream is None:
                 raise InvalidInput("the file has no video stream", field="file")
             width, height = stream.codec_context.width, stream.codec_context.height
-            self._check_pixels(width, height, self.limits.max_video_pixels, "video")
             if fmt_names & {"mp4", "mov"}:
                 fmt = "mp4"
             elif "matroska" in fmt_names:
@@ -267,6 +276,15 @@ class BackgroundLibrary:
         first.thumbnail(THUMBNAIL_SIZE)
         first.convert("RGB").save(thumb_path, "JPEG", quality=85)
         return "video", fmt, width, height, duration
+
+
+IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
+
+
+def _looks_like_image(path: Path) -> bool:
+    with path.open("rb") as f:
+        head = f.read(16)
+    return head.startswith(IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 def clean_name(name: str | None) -> str:

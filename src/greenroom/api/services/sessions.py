@@ -242,7 +242,7 @@ class SessionManager:
                 quality=tpl.quality,
                 **options,
             )
-            compositor = await _start_compositor(target, avatar.identity, spec, tpl.keying)
+            compositor = await _start_compositor(target, avatar.identity, spec, tpl.keying, sid)
         except BaseException as exc:
             await self._abort_start(sid, room if room_created else None, avatar, compositor, exc)
             self.metrics.sessions_failed.labels(tpl.provider).inc()
@@ -279,6 +279,8 @@ class SessionManager:
         )
         self.metrics.sessions_started.labels(tpl.provider).inc()
         avatar.on_state(lambda state: self._on_avatar_state(sid, state))
+        if hasattr(compositor, "on_close"):
+            compositor.on_close(lambda why: self._on_compositor_closed(sid, why))
         self._spawn(live, self._after_first_frame(live, req.text))
         self._spawn(live, self._watch_idle(live))
         log.info("session %s started in %.0f ms", sid, (now_mono - t0) * 1000)
@@ -368,6 +370,13 @@ class SessionManager:
         if str(state) == "stopped":
             log.info("session %s: avatar stopped on its own", sid)
             self._spawn(live, self._stop_quietly(sid, "avatar_stopped"))
+
+    def _on_compositor_closed(self, sid: str, why: str) -> None:
+        live = self.live.get(sid)
+        if live is None or live.stopping or self._closing:
+            return
+        log.info("session %s: compositor ended on its own (%s)", sid, why)
+        self._spawn(live, self._stop_quietly(sid, f"compositor_closed: {why}"[:200]))
 
     async def _stop_quietly(self, sid: str, reason: str) -> None:
         with contextlib.suppress(GreenroomError):

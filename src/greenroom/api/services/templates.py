@@ -14,12 +14,13 @@ KNOWN_PROVIDERS = ("local", "file", "liveavatar", "heygen", "attach")
 
 
 def provider_names() -> list[str]:
-    """Providers that can be used here (the avatar registry's, when it is installed)."""
+    """Provider names the avatar registry knows (registered or built in), without importing
+    them: a provider that fails to load is reported when a session starts."""
     try:
-        from greenroom.avatars import provider_names as registered
+        from greenroom.avatars import base
     except ImportError:
         return list(KNOWN_PROVIDERS)
-    return registered()
+    return sorted(set(base.PROVIDERS) | set(base.BUILTIN_MODULES))
 
 
 def check_provider(name: str) -> str:

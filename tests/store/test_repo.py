@@ -1,0 +1,122 @@
+"""The store on both databases: migrations from empty, template CRUD, sessions, backgrounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from greenroom.errors import Conflict, NotFound
+from greenroom.store import Repo, connect, migrate
+from greenroom.store.models import BackgroundRow, SessionRow
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.unit),
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Repo:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'data' / 'greenroom.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = connect(url)
+    migrate(engine)
+    migrate(engine)  # running again on start is a no-op
+    yield Repo(engine)
+    engine.dispose()
+
+
+TEMPLATE = {
+    "name": "kiosk",
+    "provider": "local",
+    "avatar_id": "default",
+    "voice": "en-us",
+    "quality": "high",
+    "background": "#0044ff",
+    "keying": {"mode": "chroma", "key_color": "auto", "similarity": 0.4},
+    "provider_options": {},
+    "idle_timeout": 300,
+}
+
+
+def test_migrations_create_every_table(repo: Repo) -> None:
+    tables = set(inspect(repo.engine).get_table_names())
+    assert {"templates", "backgrounds", "sessions", "alembic_version"} <= tables
+
+
+def test_template_crud(repo: Repo) -> None:
+    t = repo.create_template(**TEMPLATE)
+    assert t.id.startswith("tpl_")
+    got = repo.get_template(t.id)
+    assert got.name == "kiosk"
+    assert got.keying == {"mode": "chroma", "key_color": "auto", "similarity": 0.4}
+    assert got.created_at.tzinfo is not None
+
+    with pytest.raises(Conflict, match="already exists"):
+        repo.create_template(**TEMPLATE)
+
+    other = repo.create_template(**{**TEMPLATE, "name": "tutor"})
+    with pytest.raises(Conflict, match="'kiosk' already exists"):
+        repo.update_template(other.id, name="kiosk")
+    assert repo.get_template(other.id).name == "tutor"  # the failed rename changed nothing
+
+    updated = repo.update_template(t.id, background="blur:20", idle_timeout=60)
+    assert (updated.background, updated.idle_timeout) == ("blur:20", 60)
+    assert updated.updated_at >= updated.created_at
+    assert [x.name for x in repo.list_templates()] == ["kiosk", "tutor"]
+
+    repo.delete_template(t.id)
+    with pytest.raises(NotFound, match="template"):
+        repo.get_template(t.id)
+    with pytest.raises(NotFound):
+        repo.delete_template(t.id)
+    assert [x.name for x in repo.list_templates()] == ["tutor"]
+
+
+def test_sessions_and_open_sessions(repo: Repo) -> None:
+    base = {
+        "template_id": "tpl_x",
+        "template_name": "kiosk",
+        "provider": "local",
+        "room": "r",
+        "room_created": True,
+        "viewer_identity": "v",
+        "background": "#0044ff",
+        "idle_timeout": 30,
+    }
+    repo.add_session(SessionRow(id="ses_a", status="started", **base))
+    repo.add_session(SessionRow(id="ses_b", status="stopped", stop_reason="idle_timeout", **base))
+    assert [s.id for s in repo.open_sessions()] == ["ses_a"]
+    repo.update_session("ses_a", status="stopped", stop_reason="service_restarted")
+    assert repo.open_sessions() == []
+    row = repo.get_session("ses_a")
+    assert (row.status, row.stop_reason) == ("stopped", "service_restarted")
+    assert {s.id for s in repo.list_sessions(status="stopped")} == {"ses_a", "ses_b"}
+    with pytest.raises(NotFound, match="session 'ses_zzz' not found"):
+        repo.get_session("ses_zzz")
+
+
+def test_backgrounds(repo: Repo) -> None:
+    row = BackgroundRow(
+        id="bg_" + "0" * 24,
+        name="beach.png",
+        kind="image",
+        format="png",
+        content_type="image/png",
+        size_bytes=10,
+        width=4,
+        height=4,
+        duration_s=None,
+        stored_name="bg_" + "0" * 24 + ".png",
+        thumbnail_name="bg_" + "0" * 24 + ".thumb.jpg",
+    )
+    repo.add_background(row)
+    repo.create_template(**{**TEMPLATE, "background": row.id})
+    assert [t.name for t in repo.templates_using_background(row.id)] == ["kiosk"]
+    assert repo.get_background(row.id).width == 4
+    repo.delete_background(row.id)
+    assert repo.list_backgrounds() == []
