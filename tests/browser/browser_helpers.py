@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
-from playwright.async_api import Page
+import uvicorn
+from fastapi import FastAPI
+from playwright.async_api import ConsoleMessage, Page
+
+from greenroom.livekit_server import free_port
 
 T = TypeVar("T")
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 # Average RGB of regions of the <video> element's current frame, regions as fractions
 # (x0, y0, x1, y1) of the frame. Drawn at the video's own resolution, not the screen's.
@@ -76,3 +84,51 @@ def close_to(rgb: tuple[float, float, float], want: tuple[int, int, int], tol: f
 def hex_rgb(color: str) -> tuple[int, int, int]:
     n = int(color.lstrip("#"), 16)
     return (n >> 16) & 255, (n >> 8) & 255, n & 255
+
+
+@dataclass
+class PageLog:
+    """Console errors and page exceptions seen on one page."""
+
+    errors: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    def on_console(self, msg: ConsoleMessage) -> None:
+        self.lines.append(f"{msg.type}: {msg.text}")
+        if msg.type == "error":
+            self.errors.append(msg.text)
+
+    def on_error(self, exc: Exception) -> None:
+        self.errors.append(f"uncaught: {exc}")
+
+
+@dataclass
+class BrowserPage:
+    page: Page
+    log: PageLog
+
+
+class ThreadServer:
+    """Uvicorn serving ``app`` on a free loopback port in a background thread."""
+
+    def __init__(self, app: FastAPI, port: int | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ThreadServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)

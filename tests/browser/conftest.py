@@ -7,18 +7,12 @@ Every page records console errors and uncaught exceptions; tests assert there ar
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from browser_helpers import BrowserPage, PageLog, ThreadServer
+from playwright.async_api import Browser, async_playwright
 
-from greenroom.livekit_server import free_port
 from greenroom.web.router import BUNDLE
 
 CHROMIUM_ARGS = [
@@ -61,28 +55,6 @@ async def browser() -> AsyncIterator[Browser]:
             await b.close()
 
 
-@dataclass
-class PageLog:
-    """Console errors and page exceptions seen on one page."""
-
-    errors: list[str] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)
-
-    def on_console(self, msg: ConsoleMessage) -> None:
-        self.lines.append(f"{msg.type}: {msg.text}")
-        if msg.type == "error":
-            self.errors.append(msg.text)
-
-    def on_error(self, exc: Exception) -> None:
-        self.errors.append(f"uncaught: {exc}")
-
-
-@dataclass
-class BrowserPage:
-    page: Page
-    log: PageLog
-
-
 @pytest.fixture
 async def viewer_page(browser: Browser) -> AsyncIterator[BrowserPage]:
     """A fresh page (phone-or-desktop sized per test via ``page.set_viewport_size``)."""
@@ -97,35 +69,6 @@ async def viewer_page(browser: Browser) -> AsyncIterator[BrowserPage]:
         await context.close()
 
 
-class ThreadServer:
-    """Uvicorn serving ``app`` on a free loopback port in a background thread."""
-
-    def __init__(self, app: FastAPI):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ThreadServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(15)
-
-
 @pytest.fixture
 def serve() -> Iterator[type[ThreadServer]]:
     yield ThreadServer
-
-
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"

@@ -217,6 +217,8 @@ async def _run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     lk: LiveKitServer | None = None
+    server: _Server | None = None
+    serving: asyncio.Task[None] | None = None
     try:
         binary = ensure_binary(settings.cache_dir, log=None)
         console.print("Starting the LiveKit server…")
@@ -280,9 +282,11 @@ async def _run(
         await asyncio.wait({waiter, serving}, timeout=timeout, return_when="FIRST_COMPLETED")
         waiter.cancel()
         console.print("Stopping…")
-        server.should_exit = True  # lifespan shutdown stops the session (avatar, compositor)
-        await serving
     finally:
+        if server is not None and serving is not None:
+            server.should_exit = True  # lifespan shutdown stops the session (avatar, compositor)
+            with contextlib.suppress(Exception):
+                await serving
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         if lk is not None:

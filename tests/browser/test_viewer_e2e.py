@@ -1,0 +1,263 @@
+"""End to end: the real service (API + compositor + built-in avatar) and the viewer in Chromium.
+
+One session from a template whose background is a generated library image. The test checks
+what a person would: the picture (background where the template says, avatar in front), a
+background switch from the picker, speech heard through Web Audio, the end of the session,
+clear messages for bad links, and a console free of errors. It also writes
+``docs/img/viewer.png``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from browser_helpers import CORNERS, DOCS_IMG, BrowserPage, ThreadServer, sample, state, wait_for
+from playwright.async_api import Page
+from pydantic import SecretStr
+
+from greenroom.api.app import create_app
+from greenroom.cli.demo import BACKGROUNDS, background_png
+from greenroom.config import Settings
+from greenroom.livekit_server import LiveKitServer, free_port
+from greenroom.store.models import SessionRow
+from greenroom.store.repo import new_id
+from greenroom.tokens import viewer_token
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+API_KEY = "test-api-key-e2e"
+STOPPED_ROOM = "e2e-stopped-room"
+CENTRE = [(0.44, 0.35, 0.56, 0.6)]
+
+
+def expected_means(name: str, regions: list[tuple[float, float, float, float]]) -> list[np.ndarray]:
+    """Mean RGB of ``regions`` of a generated background, computed from its pixels."""
+    img = BACKGROUNDS[name](1280, 720).astype(np.float64)
+    h, w = img.shape[:2]
+    return [
+        img[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)].reshape(-1, 3).mean(0)
+        for x0, y0, x1, y1 in regions
+    ]
+
+
+def near(got: list[float] | tuple[float, ...], want: np.ndarray, tol: float = 28) -> bool:
+    return bool(np.all(np.abs(np.asarray(got) - want) <= tol))
+
+
+@dataclass
+class Service:
+    url: str
+    client: httpx.Client
+    backgrounds: dict[str, str]  # name -> library id
+    template_id: str
+    settings: Settings
+    stopped_id: str  # a session row that ended (idle timeout), room STOPPED_ROOM
+
+
+@pytest.fixture(scope="module")
+def service(livekit: LiveKitServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    port = free_port()
+    settings = Settings(
+        livekit_url=livekit.url,
+        livekit_api_key=livekit.api_key,
+        livekit_api_secret=SecretStr(livekit.api_secret),
+        data_dir=tmp_path_factory.mktemp("viewer-e2e"),
+        api_key=SecretStr(API_KEY),
+        api_host="127.0.0.1",
+        api_port=port,
+        public_base_url=f"http://127.0.0.1:{port}",
+    )
+    app = create_app(settings)
+    stopped = app.state.services.repo.add_session(
+        SessionRow(
+            id=new_id("ses"),
+            template_id="tpl_none",
+            template_name="old",
+            provider="local",
+            status="stopped",
+            stop_reason="idle_timeout",
+            room=STOPPED_ROOM,
+            room_created=True,
+            viewer_identity="viewer-old",
+            background="none",
+            idle_timeout=60,
+        )
+    )
+    with (
+        ThreadServer(app, port) as srv,
+        httpx.Client(
+            base_url=srv.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60
+        ) as client,
+    ):
+        ids = {}
+        for name in ("Studio", "Office"):
+            files = {"file": (f"{name}.png", background_png(name), "image/png")}
+            r = client.post("/v1/backgrounds", files=files, data={"name": name})
+            assert r.status_code == 201, r.text
+            ids[name] = r.json()["id"]
+        r = client.post(
+            "/v1/templates",
+            json={"name": "e2e", "provider": "local", "background": ids["Studio"]},
+        )
+        assert r.status_code == 201, r.text
+        yield Service(srv.url, client, ids, r.json()["id"], settings, stopped.id)
+
+
+@pytest.fixture
+async def session(service: Service) -> AsyncIterator[dict]:
+    r = service.client.post("/v2/streaming/sessions", json={"template_id": service.template_id})
+    assert r.status_code == 200, r.text
+    started = r.json()
+    yield started
+    service.client.delete(f"/v2/streaming/sessions/{started['session_id']}")
+
+
+async def _live(page: Page) -> list[tuple[float, float, float]]:
+    """Wait for the first composited frames to be on screen; return centre + corner means."""
+    return await wait_for(lambda: sample(page, CENTRE + CORNERS), timeout=30)
+
+
+async def test_viewer_shows_switches_speaks_and_ends(
+    service: Service, session: dict, viewer_page: BrowserPage
+) -> None:
+    page = viewer_page.page
+    assert session["viewer_url"].startswith(service.url + "/viewer/")
+    await page.goto(session["viewer_url"])
+
+    # Video plays: the template's background in the corners, the avatar in the middle.
+    await _live(page)
+    studio = expected_means("Studio", CENTRE + CORNERS)
+
+    async def shows_studio() -> bool:
+        got = await sample(page, CORNERS)
+        return bool(got) and all(near(g, w) for g, w in zip(got, studio[1:], strict=True))
+
+    await wait_for(shows_studio, timeout=10)
+    centre = (await sample(page, CENTRE))[0]
+    assert not near(centre, studio[0], tol=40), f"centre looks like background: {centre}"
+    assert not near(centre, np.array([0, 177, 64]), tol=60), f"centre is green screen: {centre}"
+    st = await state(page)
+    assert st["state"] == "live"
+    assert st["compositor"] == session["compositor_identity"]
+    assert await page.is_visible("#video")
+
+    # Another background from the picker: the picture changes to it within a second.
+    office = expected_means("Office", CORNERS)
+    button = page.locator(f'[data-spec$="{service.backgrounds["Office"]}.png"]')
+    await button.wait_for(timeout=5000)
+
+    async def shows_office() -> bool:
+        got = await sample(page, CORNERS)
+        return bool(got) and all(near(g, w, tol=40) for g, w in zip(got, office, strict=True))
+
+    t0 = time.monotonic()
+    await button.click()
+    await wait_for(shows_office, timeout=5, interval=0.03)
+    switch_s = time.monotonic() - t0
+    print(f"background switch visible after {switch_s * 1000:.0f} ms")
+    assert switch_s < 1.0
+    await page.locator(
+        f'[data-spec$="{service.backgrounds["Office"]}.png"][aria-selected="true"]'
+    ).wait_for(timeout=3000)
+
+    # Speak: the attribute shows speaking and sound reaches the page.
+    await page.fill("#say-text", "Hello from the viewer test. One two three four five.")
+    await page.click("#say-go")
+    await wait_for(
+        lambda: page.evaluate("() => window.greenroom.avatarState === 'speaking'"), timeout=10
+    )
+    assert await page.inner_text("#speaking") == "avatar speaking"
+    levels = []
+
+    async def loud() -> bool:
+        levels.append((await state(page))["audio"])
+        return levels[-1] > 0.01
+
+    await wait_for(loud, timeout=10, interval=0.05)
+
+    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(DOCS_IMG / "viewer.png"))
+
+    # Phone-sized screen: nothing wider than the screen, the picture still there.
+    await page.set_viewport_size({"width": 390, "height": 844})
+    overflow = await page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+    assert overflow <= 0
+    box = await page.locator("#stage").bounding_box()
+    assert box and box["width"] <= 390 and box["height"] > 150
+
+    # Stop from the API: the page says it ended, and why.
+    r = service.client.delete(f"/v2/streaming/sessions/{session['session_id']}")
+    assert r.status_code == 200, r.text
+    await wait_for(lambda: page.evaluate("() => window.greenroom.state === 'ended'"), timeout=15)
+    status = await page.inner_text("#status")
+    assert status.startswith("ended")
+    assert "stopped through the API" in await page.inner_text("#overlay")
+
+    assert viewer_page.log.errors == [], viewer_page.log.lines
+
+
+@pytest.mark.parametrize(
+    "case", ["unknown-session", "expired-token", "other-room", "no-token", "ended-session"]
+)
+async def test_bad_links_show_a_clear_message(
+    service: Service, viewer_page: BrowserPage, case: str
+) -> None:
+    s = service.settings
+    key, secret = s.livekit_api_key, s.livekit_api_secret.get_secret_value()
+    session_id = "ses_doesnotexist00000000" if case == "unknown-session" else service.stopped_id
+    room = "some-other-room" if case == "other-room" else STOPPED_ROOM
+    ttl = timedelta(minutes=-10) if case == "expired-token" else timedelta(hours=1)
+    token = viewer_token(key, secret, room=room, identity="v", ttl=ttl)
+    fragment = "" if case == "no-token" else f"#token={token}&url={s.livekit_url}"
+    page = viewer_page.page
+    await page.goto(f"{service.url}/viewer/{session_id}{fragment}")
+    await page.locator("#overlay:not([hidden])").wait_for(timeout=10000)
+    title = await page.inner_text("#overlay-title")
+    text = await page.inner_text("#overlay-text")
+    expected = {
+        "unknown-session": ("Session not found", session_id, "error"),
+        "expired-token": ("Viewer link expired", "expired", "error"),
+        "other-room": ("Access denied", "another session", "error"),
+        "no-token": ("No access token", "viewer_url", "error"),
+        "ended-session": ("Session ended", "idle timeout", "ended"),
+    }[case]
+    assert title == expected[0]
+    assert expected[1] in text
+    assert (await page.inner_text("#status")).startswith(expected[2])
+    # Chromium logs the page's own fetch of a 401/403/404 as a failed resource; anything
+    # else in the console is a bug.
+    unexpected = [e for e in viewer_page.log.errors if "Failed to load resource" not in e]
+    assert unexpected == []
+
+
+def test_viewer_api_refuses_bad_tokens(service: Service) -> None:
+    s = service.settings
+    key, secret = s.livekit_api_key, s.livekit_api_secret.get_secret_value()
+    url = f"{service.url}/viewer/ses_x/api/session"
+    assert httpx.get(url).json()["error"]["code"] == "unauthorized"
+    expired = viewer_token(key, secret, room="r", identity="v", ttl=timedelta(minutes=-10))
+    r = httpx.get(url, headers={"Authorization": f"Bearer {expired}"})
+    assert r.status_code == 401 and "expired" in r.json()["error"]["message"]
+    forged = viewer_token(key, "not-the-secret", room="r", identity="v")
+    r = httpx.get(url, headers={"Authorization": f"Bearer {forged}"})
+    assert r.status_code == 401
+    good = viewer_token(key, secret, room="r", identity="v")
+    r = httpx.get(url, headers={"Authorization": f"Bearer {good}"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_pages_are_served(service: Service) -> None:
+    home = httpx.get(service.url + "/")
+    assert home.status_code == 200 and "Start a session" in home.text
+    viewer = httpx.get(service.url + "/viewer/anything")
+    assert viewer.status_code == 200 and "/web/build/viewer.js" in viewer.text
+    assert httpx.get(service.url + "/web/build/viewer.js").status_code == 200
+    assert httpx.get(service.url + "/web/../router.py").status_code == 404
+    assert Path(DOCS_IMG).parent.name == "docs"
