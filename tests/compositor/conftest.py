@@ -74,9 +74,10 @@ class Viewer:
 
     def _maybe_subscribe(self, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant) -> None:
         # how a viewer should pick: the compositor's attribute, not "the first agent"
-        if p.attributes.get(ATTR_ROLE) == ROLE_COMPOSITOR:
-            if pub.name == TRACK_NAME or pub.kind == rtc.TrackKind.KIND_AUDIO:
-                pub.set_subscribed(True)
+        if p.attributes.get(ATTR_ROLE) == ROLE_COMPOSITOR and (
+            pub.name == TRACK_NAME or pub.kind == rtc.TrackKind.KIND_AUDIO
+        ):
+            pub.set_subscribed(True)
 
     async def _drain(self, track: rtc.Track, sender: str) -> None:
         async for ev in rtc.VideoStream(track, capacity=1, format=rtc.VideoBufferType.RGB24):

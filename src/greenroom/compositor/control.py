@@ -85,8 +85,11 @@ def to_rpc_error(exc: BaseException) -> rtc.RpcError:
     if isinstance(exc, rtc.RpcError):
         return exc
     if isinstance(exc, InvalidInput):
-        body = {"code": exc.code, "message": exc.message, "field": exc.field}
-        return rtc.RpcError(RPC_INVALID_INPUT, exc.message, json.dumps(body))
+        message = exc.message
+        if exc.field and not message.startswith(exc.field):
+            message = f"{exc.field}: {message}"
+        body = {"code": exc.code, "message": message, "field": exc.field}
+        return rtc.RpcError(RPC_INVALID_INPUT, message, json.dumps(body))
     if isinstance(exc, GreenroomError):
         body = {"code": exc.code, "message": exc.message, "field": None}
         return rtc.RpcError(RPC_INTERNAL, exc.message, json.dumps(body))

@@ -1,0 +1,124 @@
+"""Background control through the RPC door: switch, crossfade timing, bad payloads."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from livekit import rtc
+
+from greenroom.backgrounds import BackgroundSpec
+from greenroom.compositor import (
+    ATTR_AVATAR,
+    ATTR_BACKGROUND,
+    ATTR_KEY_COLOR,
+    ATTR_ROLE,
+    RPC_INVALID_INPUT,
+    RPC_SET_BACKGROUND,
+    Compositor,
+    CompositorOptions,
+)
+
+from .conftest import Target, Viewer, ViewerFrame
+
+pytestmark = pytest.mark.livekit
+
+BLUE = np.array([0, 68, 255])
+RED = np.array([255, 34, 0])
+
+
+def corner_is(color: np.ndarray, tol: float = 25) -> callable:
+    """True when the top-left 100x100 corner (never covered by the disc) is ``color``."""
+
+    def check(f: ViewerFrame) -> bool:
+        patch = f.rgb[:100, :100].reshape(-1, 3).astype(float)
+        return float(np.abs(patch.mean(0) - color).max()) < tol
+
+    return check
+
+
+async def test_rpc_switches_background_and_bad_payloads_leave_picture(
+    target: Target, viewer: Viewer, synthetic_avatar
+) -> None:
+    await synthetic_avatar("avatar-rpc", flash=False, audio=False)
+    comp = await Compositor.start(
+        target, "avatar-rpc", BackgroundSpec.parse("#0044ff"), CompositorOptions(stats_interval=0)
+    )
+    try:
+        await comp.wait_first_frame(20)
+        await viewer.until(comp.identity, corner_is(BLUE))
+        caller = viewer.room.local_participant
+
+        transition = 0.3
+        sent = time.monotonic()
+        answer = await caller.perform_rpc(
+            destination_identity=comp.identity,
+            method=RPC_SET_BACKGROUND,
+            payload=json.dumps({"background": "#ff2200", "transition": transition}),
+        )
+        assert json.loads(answer)["background"]["color"] == "#ff2200"
+        await viewer.until(comp.identity, corner_is(RED), timeout=transition + 5)
+        elapsed = time.monotonic() - sent
+        # generous: the crossfade plus a handful of frames on a loaded machine
+        assert elapsed < transition + 2.0, f"switch took {elapsed:.2f} s"
+
+        # the attributes mirror the new background
+        p = viewer.room.remote_participants[comp.identity]
+        for _ in range(50):
+            if "#ff2200" in p.attributes.get(ATTR_BACKGROUND, ""):
+                break
+            await _sleep(0.1)
+        assert json.loads(p.attributes[ATTR_BACKGROUND])["color"] == "#ff2200"
+        assert p.attributes[ATTR_ROLE] == "compositor"
+        assert p.attributes[ATTR_AVATAR] == "avatar-rpc"
+        assert ATTR_KEY_COLOR in p.attributes
+
+        bad = {
+            "not json at all": "JSON",
+            json.dumps({"background": "#zz0000"}): "background",
+            json.dumps({"colour": "#00ff00"}): "background",
+            json.dumps({"background": "#00ff00", "transition": -1}): "transition",
+        }
+        for payload, word in bad.items():
+            with pytest.raises(rtc.RpcError) as err:
+                await caller.perform_rpc(
+                    destination_identity=comp.identity, method=RPC_SET_BACKGROUND, payload=payload
+                )
+            assert err.value.code == RPC_INVALID_INPUT
+            assert word in err.value.message, err.value.message
+            assert json.loads(err.value.data)["field"]
+
+        # the picture is unaffected: still red, well after the rejected calls
+        after = time.monotonic()
+        frame = await viewer.frame(comp.identity, after=after + 0.5)
+        assert corner_is(RED)(frame)
+        assert comp.background.color == "#ff2200"
+    finally:
+        await comp.aclose()
+
+
+async def test_python_method_is_the_same_door(target: Target, viewer: Viewer, synthetic_avatar):
+    await synthetic_avatar("avatar-py", flash=False, audio=False)
+    comp = await Compositor.start(
+        target, "avatar-py", "#0044ff", CompositorOptions(stats_interval=0)
+    )
+    try:
+        await comp.wait_first_frame(20)
+        spec = await comp.set_background({"kind": "color", "color": "#ff2200"}, transition=0)
+        assert spec.color == "#ff2200"
+        await viewer.until(comp.identity, corner_is(RED), timeout=5)
+        from greenroom.errors import InvalidInput
+
+        with pytest.raises(InvalidInput) as err:
+            await comp.set_background("#ff2200", transition=99)
+        assert err.value.field == "transition"
+    finally:
+        await comp.aclose()
+
+
+async def _sleep(s: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(s)

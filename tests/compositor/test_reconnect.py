@@ -1,0 +1,81 @@
+"""The LiveKit connection drops and returns.
+
+Short outages are bridged by the SDK itself (same connection, resumed). When the SDK
+gives up (about 30 s without a server), the compositor rejoins with a fresh connection
+and backoff; when that fails too it ends itself with a reason and the process carries on.
+This test takes about a minute and a half.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from greenroom.compositor import Compositor, CompositorOptions
+from greenroom.compositor.synthetic import DiscScene, SyntheticAvatar
+from greenroom.livekit_server import LiveKitServer, ensure_binary, free_port
+
+from .conftest import Target
+
+pytestmark = [pytest.mark.livekit, pytest.mark.slow]
+
+
+async def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        await asyncio.sleep(0.2)
+
+
+async def _avatar(server: LiveKitServer, room: str) -> SyntheticAvatar:
+    av = SyntheticAvatar(scene=DiscScene(motion=False), flash=False, audio=False)
+    return await av.start(server.url, server.api_key, server.api_secret, room, "avatar-x")
+
+
+async def test_connection_drops_rejoins_and_finally_gives_up(tmp_path) -> None:
+    port, binary = free_port(), ensure_binary()
+
+    def serve(n: int) -> LiveKitServer:
+        return LiveKitServer.start(binary=binary, port=port, log_path=tmp_path / f"lk{n}.log")
+
+    server = serve(1)
+    target = Target(server.url, server.api_key, server.api_secret, "reconnect-room")
+    comp = await Compositor.start(
+        target,
+        "avatar-x",
+        "#0044ff",
+        CompositorOptions(stats_interval=0, reconnect_attempts=4, reconnect_backoff=(0.5, 2.0)),
+    )
+    avatars = [await _avatar(server, target.room)]
+    try:
+        await comp.wait_first_frame(20)
+
+        # 1. a short outage: the same connection resumes and frames keep coming
+        server.stop(timeout=1)
+        server = serve(2)
+        out = comp.metrics()["frames_out"]
+        await _wait(lambda: comp.metrics()["frames_out"] > out + 30, 30, "frames after resume")
+        first_room = comp.room
+
+        # 2. a long outage: the SDK gives up, the compositor rejoins on a new connection
+        server.stop(timeout=1)
+        await _wait(lambda: comp.room is not first_room, 60, "SDK giving up")
+        server = serve(3)
+        await _wait(lambda: comp.room is not None and comp.room.isconnected(), 30, "rejoin")
+        assert not comp.closed
+        out = comp.metrics()["frames_out"]
+        avatars.append(await _avatar(server, target.room))
+        await _wait(lambda: comp.metrics()["frames_out"] > out + 30, 30, "frames after rejoin")
+
+        # 3. the server is gone for good: the compositor ends itself, with a reason
+        server.stop(timeout=1)
+        reason = await asyncio.wait_for(comp.wait_closed(), timeout=90)
+        assert "could not rejoin after 4 attempts" in reason, reason
+    finally:
+        await comp.aclose()
+        for av in avatars:
+            await av.aclose()
+        server.stop(timeout=1)

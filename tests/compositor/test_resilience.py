@@ -1,0 +1,114 @@
+"""The compositor keeps going: the avatar leaves and returns, the frame size changes,
+two compositors share a room without processing each other."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from greenroom.compositor import Compositor, CompositorOptions
+from greenroom.compositor.synthetic import SKIN
+
+from .conftest import Target, Viewer, ViewerFrame
+
+pytestmark = pytest.mark.livekit
+
+BLUE = np.array([0, 68, 255])
+
+
+def center_is(color: np.ndarray | tuple[int, int, int], tol: float = 30):
+    """True when a 40x40 patch in the middle of the frame has ``color``."""
+    color = np.asarray(color)
+
+    def check(f: ViewerFrame) -> bool:
+        h, w = f.rgb.shape[:2]
+        patch = f.rgb[h // 2 - 20 : h // 2 + 20, w // 2 - 20 : w // 2 + 20].reshape(-1, 3)
+        return float(np.abs(patch.astype(float).mean(0) - color).max()) < tol
+
+    return check
+
+
+async def test_avatar_leaves_and_rejoins(target: Target, viewer: Viewer, synthetic_avatar) -> None:
+    avatar = await synthetic_avatar("avatar-r", motion=False, flash=False)
+    comp = await Compositor.start(
+        target, "avatar-r", "#0044ff", CompositorOptions(stats_interval=0)
+    )
+    try:
+        await comp.wait_first_frame(20)
+        await viewer.until(comp.identity, center_is(SKIN))
+
+        await avatar.aclose()
+        # meanwhile: the background alone, still published
+        await viewer.until(comp.identity, center_is(BLUE), timeout=20)
+        assert comp.metrics()["avatar_present"] is False
+        assert comp.metrics()["waiting_frames_out"] > 0
+        out_before = comp.metrics()["frames_out"]
+
+        await synthetic_avatar("avatar-r", motion=False, flash=False)
+        await viewer.until(comp.identity, center_is(SKIN), timeout=20)
+        assert comp.metrics()["frames_out"] > out_before
+        assert comp.metrics()["avatar_present"] is True
+        assert not comp.closed
+    finally:
+        await comp.aclose()
+
+
+async def test_resolution_change_mid_stream(
+    target: Target, viewer: Viewer, synthetic_avatar
+) -> None:
+    avatar = await synthetic_avatar("avatar-s", motion=False, flash=False, audio=False)
+    comp = await Compositor.start(
+        target, "avatar-s", "#0044ff", CompositorOptions(stats_interval=0)
+    )
+    try:
+        await comp.wait_first_frame(20)
+        first = await viewer.until(comp.identity, center_is(SKIN))
+        assert first.rgb.shape[:2] == (720, 1280)
+
+        avatar.scene.width, avatar.scene.height = 960, 540
+        smaller = await viewer.until(
+            comp.identity,
+            lambda f: f.rgb.shape[:2] == (540, 960) and center_is(SKIN)(f),
+            timeout=20,
+        )
+        assert center_is(BLUE)(ViewerFrame(smaller.rgb[:60, :60], None, 0, "")), (
+            "background lost after resize"
+        )
+        assert comp.metrics()["resolution"] == [960, 540]
+    finally:
+        await comp.aclose()
+
+
+async def test_two_compositors_do_not_process_each_other(
+    target: Target, viewer: Viewer, synthetic_avatar
+) -> None:
+    await synthetic_avatar("avatar-1", motion=False, flash=False, audio=False)
+    await synthetic_avatar("avatar-2", motion=False, flash=False, audio=False)
+    opts = CompositorOptions(stats_interval=0)
+    c1 = await Compositor.start(target, "avatar-1", "#0044ff", opts)
+    c2 = await Compositor.start(target, "avatar-2", "#ff2200", opts)
+    # misconfigured: told to composite another compositor. It must refuse.
+    c3 = await Compositor.start(target, c1.identity, "#00ff00", opts)
+    try:
+        await c1.wait_first_frame(20)
+        await c2.wait_first_frame(20)
+        await viewer.until(c1.identity, center_is(SKIN))
+        await viewer.until(c2.identity, center_is(SKIN))
+        await asyncio.sleep(1.0)
+
+        for comp, own in ((c1, "avatar-1"), (c2, "avatar-2"), (c3, None)):
+            assert comp.room is not None
+            subscribed = {
+                p.identity
+                for p in comp.room.remote_participants.values()
+                for pub in p.track_publications.values()
+                if pub.subscribed
+            }
+            assert subscribed == ({own} if own else set()), (comp.identity, subscribed)
+        assert c3.metrics()["frames_in"] == 0
+        assert c1.metrics()["frames_in"] > 0 and c2.metrics()["frames_in"] > 0
+    finally:
+        for c in (c1, c2, c3):
+            await c.aclose()
