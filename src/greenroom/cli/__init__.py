@@ -6,6 +6,7 @@ import typer
 
 from greenroom.cli import demo as _demo
 from greenroom.cli import emulate as _emulate
+from greenroom.cli import serve as _serve
 from greenroom.cli import server as _server
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
 _server.register(app)
 _demo.register(app)
 _emulate.register(app)
+_serve.register(app)
 
 
 def main() -> None:
