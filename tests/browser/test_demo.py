@@ -1,0 +1,110 @@
+"""``greenroom demo`` as a user runs it: it comes up, refuses a twin, and Ctrl-C cleans up."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.livekit, pytest.mark.slow]
+
+GREENROOM = str(Path(sys.executable).with_name("greenroom"))
+
+
+def _children(pid: int) -> set[int]:
+    """All descendants of ``pid`` (from /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        parents[int(stat.parent.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {c for c, p in parents.items() if p in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_demo_runs_refuses_a_second_and_stops_cleanly(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "GREENROOM_DATA_DIR": str(tmp_path / "data"),
+        "GREENROOM_API_KEY": "",
+        "COLUMNS": "300",
+    }
+    env.pop("GREENROOM_API_KEY")
+    cmd = [GREENROOM, "demo", "--no-open", "--port", "0", "--livekit-port", "0"]
+    demo = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
+    )
+    out: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        viewer = key = None
+        assert demo.stdout is not None
+        while time.monotonic() < deadline and not (viewer and key):
+            ready, _, _ = select.select([demo.stdout], [], [], 1.0)
+            if not ready:
+                assert demo.poll() is None, "".join(out)
+                continue
+            line = demo.stdout.readline()
+            if not line:
+                break
+            out.append(line)
+            if m := re.search(r"Viewer:\s+(\S+)", line):
+                viewer = m.group(1)
+            if m := re.search(r"API key: ([\w-]+)\)", line):
+                key = m.group(1)
+        assert viewer and key, "".join(out)
+
+        page = httpx.get(viewer.split("#")[0], timeout=10)
+        assert page.status_code == 200 and "viewer.js" in page.text
+        base = viewer.split("/viewer/")[0]
+        session_id = viewer.split("/viewer/")[1].split("#")[0]
+        r = httpx.get(
+            f"{base}/v2/streaming/sessions/{session_id}",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        assert r.json()["status"] == "started"
+        assert r.json()["template_name"] == "Greenroom demo"
+
+        twin = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
+        assert twin.returncode == 1
+        assert "already running" in twin.stdout
+        assert f"pid {demo.pid}" in twin.stdout
+
+        children = _children(demo.pid)
+        assert children, "the demo should have started the LiveKit server"
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=60)
+        out.append(rest)
+        assert demo.returncode == 0, "".join(out)
+        assert "Demo stopped." in rest
+        left = [p for p in children if _alive(p)]
+        assert left == [], f"processes left behind: {left}"
+        assert not (tmp_path / "data" / "demo.lock").exists()
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(10)
