@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from greenroom.cli import compositor as _compositor
 from greenroom.cli import demo as _demo
 from greenroom.cli import emulate as _emulate
 from greenroom.cli import serve as _serve
@@ -21,6 +22,7 @@ _server.register(app)
 _demo.register(app)
 _emulate.register(app)
 _serve.register(app)
+_compositor.register(app)
 
 
 def main() -> None:

@@ -59,6 +59,9 @@ from greenroom.tokens import agent_token
 
 logger = logging.getLogger("greenroom.compositor")
 
+DEFAULT_KEY = (0, 177, 64)  # #00B140, the usual chroma green
+MAX_RENDER_ERRORS = 60  # consecutive failed frames before the session gives up
+
 # A room that ends like this is not coming back: end the session instead of rejoining.
 _FINAL_REASONS = {
     rtc.DisconnectReason.CLIENT_INITIATED,
@@ -123,7 +126,7 @@ class Compositor:
         self.closed_reason: str | None = None
         self._close_callbacks: list[Callable[[str], object]] = []
         self._t0 = time.monotonic()
-        self._last: tuple[bytes, int, int] | None = None  # latest published I420 frame
+        self._last: tuple[bytearray, int, int] | None = None  # latest published I420 frame
         self._last_avatar: InFrame | None = None
         self._key_color_attr = ""
         self._owns_room = False
@@ -170,6 +173,7 @@ class Compositor:
         (:meth:`attributes_for`); reconnecting is left to whoever owns the room.
         """
         comp = cls(avatar_identity, coerce_background(background), options, room_name=room.name)
+        comp.identity = room.local_participant.identity
         await comp._setup_room(room)
         comp._spawn(comp._process_loop(), "greenroom-process")
         comp._spawn(comp._watch_attached(), "greenroom-watch")
@@ -405,7 +409,10 @@ class Compositor:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
         await self._teardown_room()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # let a frame in flight finish before the scene's sources close under it
+        await asyncio.to_thread(self._pool.shutdown, True, cancel_futures=True)
+        with contextlib.suppress(Exception):
+            self._scene.close()
         self.stats.close()
         for cb in self._close_callbacks:
             try:
@@ -584,9 +591,14 @@ class Compositor:
             await self._video.ensure(room, frame.width, frame.height)
             self.stats.resolution = (frame.width, frame.height)
             t = now - self._t0
-            data, keying_ms = await loop.run_in_executor(
-                self._pool, self._render, frame.data, frame.width, frame.height, t
-            )
+            try:
+                data, keying_ms = await loop.run_in_executor(
+                    self._pool, self._render, frame.data, frame.width, frame.height, t
+                )
+            except Exception as exc:
+                self._render_failed(exc)
+                continue
+            self._render_errors = 0
             user_us = frame.capture_us or time.time_ns() // 1000
             self._video.capture(data, frame.width, frame.height, user_us)
             done = time.monotonic()
@@ -605,30 +617,69 @@ class Compositor:
 
     _last_frame_at = 0.0
 
-    def _render(self, data: bytearray, width: int, height: int, t: float) -> tuple[bytes, float]:
-        """Worker thread: key + composite one I420 frame; returns (I420 bytes, ms)."""
+    def _render(
+        self, data: bytearray, width: int, height: int, t: float
+    ) -> tuple[bytearray, float]:
+        """Worker thread: key + composite one I420 frame into a fresh buffer.
+
+        The buffer goes to the encoder and stays as the snapshot, so it is never reused.
+        """
         t0 = time.perf_counter()
-        out = self._scene.render_i420(I420Frame.from_buffer(data, width, height), t)
-        result = out.to_bytes()
-        return result, (time.perf_counter() - t0) * 1000
+        if self._reset_keyer:
+            self._reset_keyer = False
+            self._scene.keyer.reset()  # forget what the waiting frames taught it
+        buf = bytearray(I420Frame.nbytes_for(width, height))
+        out = I420Frame.from_buffer(buf, width, height)
+        self._scene.render_i420(I420Frame.from_buffer(data, width, height), t, out=out)
+        return buf, (time.perf_counter() - t0) * 1000
+
+    _reset_keyer = False
+    _render_errors = 0
+
+    def _render_failed(self, exc: Exception) -> None:
+        """One bad frame is dropped; a keyer that fails every frame ends the session."""
+        self._render_errors += 1
+        self.stats.drop("error")
+        if self._render_errors == 1:
+            logger.error(
+                "frame failed to render: %s",
+                exc,
+                exc_info=exc,
+                extra={"session": self.stats.session},
+            )
+        if self._render_errors >= MAX_RENDER_ERRORS:
+            raise GreenroomError(
+                f"{self._render_errors} frames in a row failed to render "
+                f"({type(exc).__name__}: {exc})",
+                code="render_failed",
+            )
 
     async def _publish_waiting(self, room: rtc.Room, loop: asyncio.AbstractEventLoop) -> None:
         """While the avatar is away: the background alone (through the scene, so
         background switches and crossfades still show)."""
         w, h = self._video.size or (self.options.width, self.options.height)
         await self._video.ensure(room, w, h)
-        data = await loop.run_in_executor(
-            self._pool, self._render_waiting, w, h, time.monotonic() - self._t0
-        )
+        try:
+            data = await loop.run_in_executor(
+                self._pool, self._render_waiting, w, h, time.monotonic() - self._t0
+            )
+        except Exception as exc:
+            self._render_failed(exc)
+            return
         self._video.capture(data, w, h, time.time_ns() // 1000)
         self._last = (data, w, h)
         self.stats.waiting_frame_out()
 
-    def _render_waiting(self, width: int, height: int, t: float) -> bytes:
-        key = self._scene.key_color or (0, 177, 64)
+    def _render_waiting(self, width: int, height: int, t: float) -> bytearray:
+        # a frame of pure key colour keys out completely: what is left is the background
+        key = self._scene.key_color or DEFAULT_KEY
         if self._waiting_key is None or self._waiting_key[0] != (width, height, key):
             self._waiting_key = ((width, height, key), I420Frame.blank(width, height, key))
-        return self._scene.render_i420(self._waiting_key[1], t).to_bytes()
+        buf = bytearray(I420Frame.nbytes_for(width, height))
+        out = I420Frame.from_buffer(buf, width, height)
+        self._scene.render_i420(self._waiting_key[1], t, out=out)
+        self._reset_keyer = True
+        return buf
 
     _waiting_key: tuple[tuple[int, int, tuple[int, int, int]], I420Frame] | None = None
 

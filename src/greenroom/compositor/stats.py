@@ -32,7 +32,7 @@ FRAMES_OUT = Counter(
 )
 FRAMES_DROPPED = Counter(
     "greenroom_compositor_frames_dropped",
-    "Avatar frames not published: replaced by a newer one, too old, or over the fps cap",
+    "Avatar frames not published: replaced by a newer one, too old, over the fps cap, or failed",
     (*_LABELS, "reason"),
     registry=REGISTRY,
 )
@@ -96,7 +96,7 @@ class SessionStats:
         self.frames_in = 0
         self.frames_out = 0
         self.waiting_frames_out = 0
-        self.dropped: dict[str, int] = {"replaced": 0, "late": 0, "rate": 0}
+        self.dropped: dict[str, int] = {"replaced": 0, "late": 0, "rate": 0, "error": 0}
         self._keying_ms: deque[float] = deque(maxlen=_WINDOW)
         self._latency_ms: deque[float] = deque(maxlen=_WINDOW)
         self._e2e_ms: deque[float] = deque(maxlen=_WINDOW)
