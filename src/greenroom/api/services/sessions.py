@@ -527,20 +527,19 @@ class SessionManager:
 
 
 async def _start_compositor(
-    target: Any, avatar_identity: str, spec: Any, keying: dict[str, Any]
+    target: Any, avatar_identity: str, spec: Any, keying: dict[str, Any], session_id: str
 ) -> Any:
     from greenroom.compositor import Compositor, CompositorOptions
 
-    return await Compositor.start(
-        target, avatar_identity, spec, compositor_options(CompositorOptions, keying)
-    )
+    options = compositor_options(CompositorOptions, keying, session_id=session_id)
+    return await Compositor.start(target, avatar_identity, spec, options)
 
 
-def compositor_options(options_cls: Any, keying: dict[str, Any]) -> Any:
+def compositor_options(options_cls: Any, keying: dict[str, Any], **extra: Any) -> Any:
     """``CompositorOptions`` from a template's keying settings (fields it does not know are
     left at their defaults)."""
     names = _field_names(options_cls)
-    kwargs = {k: v for k, v in (keying or {}).items() if k in names}
+    kwargs = {k: v for k, v in {**(keying or {}), **extra}.items() if k in names}
     return options_cls(**kwargs)
 
 
