@@ -15,7 +15,7 @@ Auth: ``X-Api-Key`` or ``Authorization: Bearer <create_token token>``. Errors ar
 ``{code, message}``: 10013 unknown avatar, 10003 deprecated avatar, 400006 wrong session state,
 "Concurrent limit reached", 401, and 410 ``endpoint_sunset`` in sunset mode. Sessions end
 after ``activity_idle_timeout`` (default 120 s) without activity and at the duration limit.
-``talk`` tasks are spoken as given: the emulator has no LLM.
+``talk`` tasks get the built-in avatar's deterministic reply (the emulator has no LLM).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from greenroom.avatars.heygen.models import NewSessionRequest, SessionIdRequest, TaskRequest
+from greenroom.avatars.local.tts import talk_reply
 from greenroom.emulators._sessions import AvatarBackend, EmuSession, SessionBook, background
 from greenroom.emulators.config import EmulatorConfig
 
@@ -211,7 +212,8 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
         body: TaskRequest = await body_as(request, TaskRequest)
         session = live_session(body.session_id, "connected")
         task_id = str(uuid.uuid4())
-        duration = await _speak(session, body.text, task_id)
+        text = body.text if body.task_type in (None, "repeat") else talk_reply(body.text)
+        duration = await _speak(session, text, task_id)
         return _ok({"duration_ms": round(duration * 1000), "task_id": task_id})
 
     @app.post("/v1/streaming.interrupt")
@@ -275,7 +277,7 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
                 text = _pipecat_text(data) if data else None
                 if text and session.status == "connected":
                     session.touch()
-                    await _speak(session, text, str(uuid.uuid4()))
+                    await _speak(session, talk_reply(text), str(uuid.uuid4()))
         except WebSocketDisconnect:
             pass
 

@@ -14,7 +14,8 @@ Surface (as the vendor documents it; nothing added):
   sends ``session.state_updated{state}``, ``agent.speak_started|speak_ended|speak_interrupted``.
 
 Sessions end after 5 minutes idle, at ``max_session_duration``, and after 60 s in sandbox.
-Talk-style requests (``avatar.speak_response``) are spoken as given: the emulator has no LLM.
+Talk-style requests (``avatar.speak_response``) get the built-in avatar's deterministic reply
+(the emulator has no LLM).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from greenroom.avatars.liveavatar.models import (
     StopRequest,
     TokenRequest,
 )
+from greenroom.avatars.local.tts import talk_reply
 from greenroom.emulators._sessions import AvatarBackend, EmuSession, SessionBook, background
 from greenroom.emulators.config import EmulatorConfig
 
@@ -355,6 +357,8 @@ def _wire_full_events(session: EmuSession, avatar) -> None:
             if not isinstance(text, str) or not text.strip():
                 return
             current["event_id"] = cmd.get("event_id")
+            if kind == "avatar.speak_response":
+                text = talk_reply(text)
             await avatar.say(text)
             await send("avatar.transcription", text=text, source_event_id=cmd.get("event_id"))
         elif kind == "avatar.interrupt":
@@ -387,9 +391,9 @@ async def _serve_lite_ws(ws: WebSocket, session: EmuSession) -> None:
     def on_speaking(speaking: bool) -> None:
         task = {"id": turn["task"]} if turn["task"] else None
         if speaking:
-            loop.call_soon_threadsafe(emit, "agent.speak_started", task=task)
+            emit("agent.speak_started", task=task)
         elif not turn["interrupted"]:
-            loop.call_soon_threadsafe(emit, "agent.speak_ended", task=task)
+            emit("agent.speak_ended", task=task)
 
     async def on_closed(reason: str) -> None:
         emit("session.state_updated", state="closed", reason=reason)

@@ -1,18 +1,16 @@
 """Speech for LITE mode: text -> mono PCM16 at the rate LiveAvatar wants (24 kHz).
 
-Uses the built-in avatar's text-to-speech when it provides one, else espeak-ng directly.
+The words come from the built-in avatar's espeak-ng text-to-speech
+(:class:`greenroom.avatars.local.tts.Speech`, 48 kHz); 24 kHz is every second sample, which
+is alias-free here because espeak-ng's output holds nothing above 11 kHz.
 """
 
 from __future__ import annotations
 
-import asyncio
-import io
-import shutil
-import wave
-
 import numpy as np
 
-from greenroom.errors import InvalidInput, SetupError
+from greenroom.avatars.local.tts import SAMPLE_RATE as TTS_RATE
+from greenroom.avatars.local.tts import Speech, split_sentences
 
 
 async def synthesize_pcm16(text: str, *, voice: str | None, sample_rate: int) -> bytes:
@@ -20,39 +18,11 @@ async def synthesize_pcm16(text: str, *, voice: str | None, sample_rate: int) ->
 
     Raises:
         SetupError: espeak-ng is not installed.
-        InvalidInput: espeak-ng rejected the voice (field ``voice``).
+        InvalidInput: unknown voice (field ``voice``).
     """
-    samples, rate = await _espeak(text, voice)
-    return _resample(samples, rate, sample_rate).tobytes()
-
-
-async def _espeak(text: str, voice: str | None) -> tuple[np.ndarray, int]:
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise SetupError("espeak-ng is not installed (apt-get install espeak-ng)")
-    args = [exe, "--stdout"]
-    if voice:
-        args += ["-v", voice]
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate(text.encode("utf-8"))
-    if proc.returncode != 0 or not out:
-        msg = err.decode("utf-8", "replace").strip() or f"exit status {proc.returncode}"
-        raise InvalidInput(f"espeak-ng could not speak with voice {voice!r}: {msg}", field="voice")
-    with wave.open(io.BytesIO(out)) as w:
-        rate = w.getframerate()
-        frames = w.readframes(w.getnframes())
-    return np.frombuffer(frames, dtype="<i2"), rate
-
-
-def _resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
-    if rate == target or samples.size == 0:
-        return samples.astype("<i2", copy=False)
-    n = round(samples.size * target / rate)
-    positions = np.arange(n, dtype=np.float64) * (rate / target)
-    out = np.interp(positions, np.arange(samples.size), samples.astype(np.float32))
-    return np.clip(np.rint(out), -32768, 32767).astype("<i2")
+    if TTS_RATE % sample_rate:
+        raise ValueError(f"sample_rate must divide {TTS_RATE}")
+    speech = Speech(voice)
+    parts = [await speech.synthesize(chunk) for chunk in split_sentences(text)]
+    pcm = np.concatenate(parts) if parts else np.zeros(0, np.int16)
+    return pcm[:: TTS_RATE // sample_rate].astype("<i2").tobytes()

@@ -1,0 +1,119 @@
+"""Vendor test helpers: emulators served over real loopback HTTP (the LITE WebSocket needs a
+socket), a room target on the session's LiveKit server, and a viewer of composited frames."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+import uvicorn
+from livekit import rtc
+
+from greenroom.avatars import RoomTarget
+from greenroom.emulators.config import EmulatorConfig, LiveKitAccess
+from greenroom.livekit_server import LiveKitServer, free_port
+from greenroom.tokens import viewer_token
+
+
+@contextlib.asynccontextmanager
+async def serve(app) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port in this event loop; yields its URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.get_running_loop().create_task(server.serve())
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if task.done():
+            task.result()
+        if time.monotonic() > deadline:
+            raise TimeoutError("emulator did not start")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+def target(livekit: LiveKitServer, room_name: str) -> RoomTarget:
+    return RoomTarget(livekit.url, livekit.api_key, livekit.api_secret, room_name)
+
+
+@pytest.fixture
+def emu_config(livekit: LiveKitServer) -> EmulatorConfig:
+    return EmulatorConfig(
+        livekit=LiveKitAccess(livekit.url, livekit.api_key, livekit.api_secret), api_key="dev"
+    )
+
+
+@dataclass
+class Viewer:
+    """A subscribe-only participant that keeps the newest frame of every video track."""
+
+    room: rtc.Room = field(default_factory=rtc.Room)
+    latest: dict[str, np.ndarray] = field(default_factory=dict)
+    stamps: dict[str, float] = field(default_factory=dict)
+    audio_from: set[str] = field(default_factory=set)
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+
+    async def join(self, target: RoomTarget, identity: str = "viewer") -> Viewer:
+        @self.room.on("track_subscribed")
+        def _on(track: rtc.Track, _pub, p: rtc.RemoteParticipant) -> None:
+            if track.kind == rtc.TrackKind.KIND_VIDEO:
+                self._tasks.append(asyncio.create_task(self._drain(track, p.identity)))
+            else:
+                self.audio_from.add(p.identity)
+
+        token = viewer_token(target.api_key, target.api_secret, room=target.room, identity=identity)
+        await self.room.connect(target.url, token, rtc.RoomOptions(auto_subscribe=True))
+        return self
+
+    async def _drain(self, track: rtc.Track, sender: str) -> None:
+        async for ev in rtc.VideoStream(track, capacity=1, format=rtc.VideoBufferType.RGB24):
+            f = ev.frame
+            self.latest[sender] = np.frombuffer(f.data, np.uint8).reshape(f.height, f.width, 3)
+            self.stamps[sender] = time.monotonic()
+
+    async def frame(self, sender: str, timeout: float = 30.0, after: float = 0.0) -> np.ndarray:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sender in self.latest and self.stamps[sender] > after:
+                return self.latest[sender]
+            await asyncio.sleep(0.05)
+        raise TimeoutError(
+            f"no frame from {sender!r} within {timeout} s (have {list(self.latest)})"
+        )
+
+    def identities(self) -> set[str]:
+        return {p.identity for p in self.room.remote_participants.values()}
+
+    async def aclose(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await self.room.disconnect()
+
+
+@pytest.fixture
+async def viewer(target: RoomTarget) -> AsyncIterator[Viewer]:
+    v = await Viewer().join(target)
+    yield v
+    await v.aclose()
+
+
+def corner_rgb(rgb: np.ndarray) -> np.ndarray:
+    """Mean colour of the top-left patch (background in every avatar frame)."""
+    h, w = rgb.shape[:2]
+    return rgb[h // 50 : h // 5, w // 100 : w // 8].reshape(-1, 3).mean(axis=0)
+
+
+def near(rgb: np.ndarray, want: tuple[int, int, int], tol: float = 30) -> bool:
+    return bool(np.all(np.abs(rgb - np.array(want)) <= tol))
