@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from greenroom.cli import avatar as _avatar
 from greenroom.cli import compositor as _compositor
 from greenroom.cli import demo as _demo
 from greenroom.cli import emulate as _emulate
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+_avatar.register(app)
 _server.register(app)
 _demo.register(app)
 _emulate.register(app)

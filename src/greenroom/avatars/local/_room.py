@@ -25,7 +25,7 @@ from greenroom.avatars.base import (
     StateEmitter,
     check_speech,
 )
-from greenroom.avatars.local.tts import SAMPLE_RATE, Speech, talk_reply
+from greenroom.avatars.local.tts import SAMPLE_RATE, Speech, espeak_binary, talk_reply
 from greenroom.avatars.local.voice import SILENCE, SpeechQueue, pump_audio
 from greenroom.errors import Conflict, InvalidInput
 
@@ -152,10 +152,12 @@ class RoomAvatar(StateEmitter):
         Raises:
             InvalidInput: empty text or unknown mode.
             Conflict: the avatar has stopped.
+            SetupError: espeak-ng is not installed.
         """
         text = check_speech(text, mode)
         if self._closed:
             raise Conflict("the avatar has stopped")
+        espeak_binary()  # SetupError naming the package, rather than a silent avatar
         self.speech.put(talk_reply(text) if mode == "talk" else text)
 
     say = speak
