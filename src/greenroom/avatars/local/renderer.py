@@ -389,7 +389,7 @@ class AvatarRenderer:
         xs = (np.arange(W, dtype=np.float32) / W)[None, :]
         # a hot spot upper left, fall-off to the corners, gentle cloth folds
         light = (
-            0.80
+            0.98
             + 0.22 * np.exp(-((xs - 0.30) ** 2 + (ys - 0.22) ** 2) / 0.12)
             - 0.10 * ((xs - 0.5) ** 2 + (ys - 0.5) ** 2)
             + 0.025 * np.sin(xs * 23.0 + ys * 9.0)
@@ -415,14 +415,26 @@ class AvatarRenderer:
         self._screen_rows = self.screen.reshape(H, W * 3)
         self.screen.setflags(write=False)
 
+    def mouth_region(self, margin: int = 8) -> tuple[int, int, int, int]:
+        """Frame rows/cols ``(y0, y1, x0, x1)`` that hold the mouth whatever the idle motion."""
+        py, px, ph, pw = self._mouth_box
+        m = margin + round(6 * self._s)
+        y0, x0 = self.head.y0 + py - m, self.head.x0 + px - m
+        return (
+            max(0, y0),
+            min(self.height, y0 + ph + 2 * m),
+            max(0, x0),
+            min(self.width, x0 + pw + 2 * m),
+        )
+
     # ----------------------------------------------------------------- per frame
-    def pose(self, t: float, mouth: float = 0.0) -> tuple[float, float, float, float, int]:
+    def pose(self, t: float) -> tuple[float, float, float, float, int]:
         """(body_dy, body_dx, head_dy, head_dx, eye_level) at time ``t`` (seconds)."""
         s = self._s
         tau = 2 * math.pi
         bdy = 1.6 * s * math.sin(tau * 0.23 * t)
         bdx = 0.8 * s * math.sin(tau * 0.09 * t + 0.4)
-        hdy = bdy + 1.8 * s * math.sin(tau * 0.19 * t + 0.5) + 1.5 * s * mouth
+        hdy = bdy + 1.8 * s * math.sin(tau * 0.19 * t + 0.5)
         hdx = bdx + 3.0 * s * math.sin(tau * 0.13 * t) + 1.2 * s * math.sin(tau * 0.37 * t + 1.0)
         return bdy, bdx, hdy, hdx, self._eye_level(t)
 
@@ -447,7 +459,7 @@ class AvatarRenderer:
         )
 
     def _prepare(self, t: float, mouth: float, shape: float):
-        bdy, bdx, hdy, hdx, eye = self.pose(t, mouth)
+        bdy, bdx, hdy, hdx, eye = self.pose(t)
         for patches, (py, px, _, _) in zip(self._eye_patches, self._eye_boxes, strict=True):
             K.paste(self._work, patches[eye], py, px)
         py, px, _, _ = self._mouth_box
@@ -552,7 +564,7 @@ class AvatarRenderer:
         self._work2 = self._work.reshape(self._work.shape[0], -1)
         self._body2 = self.body.rgba.reshape(self.body.rgba.shape[0], -1)
         H, W = self.height, self.width
-        bdy, bdx, hdy, hdx, eye = self.pose(t, mouth)
+        bdy, bdx, hdy, hdx, eye = self.pose(t)
         acc = np.zeros((H, W, 4), np.float32)
         for layer, dy, dx in ((self.body, bdy, bdx), (self.head, hdy, hdx)):
             rgba = layer.rgba.copy()

@@ -1,0 +1,134 @@
+"""The built-in avatars in a real room, seen by a separate rtc subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from greenroom.avatars import AvatarState, RoomTarget, get_provider
+from greenroom.avatars.local import LocalAvatar
+from greenroom.livekit_server import LiveKitServer
+
+pytestmark = pytest.mark.livekit
+
+MakeSubscriber = Callable[[str, str], Awaitable[Any]]
+
+SILENT_RMS = 30.0  # int16 RMS per 10 ms; espeak-ng speech is in the thousands
+LONG_TEXT = (
+    "This is the built-in avatar. It speaks with espeak-ng, and its mouth follows the "
+    "loudness of its own voice. Now it goes on talking for a while, so that the test can "
+    "interrupt it in the middle of a sentence and listen for the silence. " * 3
+)
+
+
+def _target(livekit: LiveKitServer, room: str) -> RoomTarget:
+    return RoomTarget(livekit.url, livekit.api_key, livekit.api_secret, room)
+
+
+async def test_local_avatar_publishes_720p_at_30fps_on_green(
+    livekit: LiveKitServer, room_name: str, subscriber: MakeSubscriber
+) -> None:
+    avatar = await get_provider("local").start(
+        _target(livekit, room_name), avatar_id="default", identity="presenter"
+    )
+    sub = await subscriber(room_name, "presenter")
+    try:
+        await sub.wait_video()
+        await asyncio.sleep(1.5)  # warm-up: encoder ramp, first key frame
+        t0 = time.monotonic()
+        await asyncio.sleep(5.0)
+        fps = sub.fps(t0, t0 + 5.0)
+        window = [v for v in sub.video if t0 <= v.t < t0 + 5.0]
+        stats = avatar.video_stats
+        assert 27.0 <= fps <= 33.0, (
+            f"{fps:.1f} fps at the subscriber (30 ± 10% expected); publisher: "
+            f"{stats.frames} frames, {stats.skipped} deadlines skipped"
+        )
+        assert {(v.width, v.height) for v in window} == {(1280, 720)}
+        assert all(v.border_green for v in window), "a frame's border is not screen green"
+        remote = sub.room.remote_participants["presenter"]
+        assert remote.kind == 4 or "agent" in str(remote.kind).lower()  # ParticipantKind.AGENT
+        assert await sub.wait_state("idle") > 0
+        assert avatar.state == AvatarState.IDLE
+    finally:
+        await sub.aclose()
+        await avatar.aclose()
+    assert avatar.state == AvatarState.STOPPED
+
+
+async def test_speech_moves_the_mouth_and_interrupt_silences_it(
+    livekit: LiveKitServer, room_name: str, subscriber: MakeSubscriber
+) -> None:
+    avatar = await LocalAvatar.start(_target(livekit, room_name), identity="speaker")
+    states: list[AvatarState] = []
+    avatar.on_state(states.append)
+    sub = await subscriber(room_name, "speaker")
+    sub.mouth = avatar.renderer.mouth_region()
+    try:
+        await sub.wait_video()
+        await asyncio.sleep(1.5)
+        # idle: silence and a closed, still mouth
+        t_idle = time.monotonic()
+        await asyncio.sleep(1.0)
+        idle_audio = [r for t, r in sub.audio if t >= t_idle]
+        idle_video = [v for v in sub.video if v.t >= t_idle]
+        assert idle_audio and max(idle_audio) < SILENT_RMS
+        assert idle_video and max(v.mouth_dark for v in idle_video) < 30
+
+        await avatar.say(LONG_TEXT)
+        t_speak = await sub.wait_state("speaking")
+        await asyncio.sleep(2.0)
+        speaking_audio = np.array([r for t, r in sub.audio if t >= t_speak])
+        speaking_video = [v for v in sub.video if v.t >= t_speak]
+        assert np.mean(speaking_audio > 1000) > 0.3, "no speech energy while speaking"
+        dark = [v.mouth_dark for v in speaking_video]
+        assert max(dark) > 150, "the mouth never opened while speaking"
+        assert np.std(dark) > 20, "the mouth did not move with the speech"
+
+        t_int = time.monotonic()
+        await avatar.interrupt()
+        await asyncio.sleep(1.0)
+        after = [(t, r) for t, r in sub.audio if t >= t_int]
+        loud = [t for t, r in after if r >= SILENT_RMS]
+        silent_from = (max(loud) if loud else t_int) - t_int
+        assert silent_from < 0.2, f"speech went on {silent_from * 1000:.0f} ms after interrupt()"
+        assert await sub.wait_state("idle") >= t_int
+        late = [v.mouth_dark for v in sub.video if v.t >= t_int + 0.5]
+        assert late and max(late) < 30, "the mouth stayed open after the interrupt"
+        assert states[:3] == [AvatarState.SPEAKING, AvatarState.IDLE] or (
+            AvatarState.SPEAKING in states and states[-1] == AvatarState.IDLE
+        )
+    finally:
+        await sub.aclose()
+        await avatar.aclose()
+
+
+async def test_file_avatar_loops_a_clip_at_its_own_rate_with_sound(
+    livekit: LiveKitServer, room_name: str, green_clip: Path, subscriber: MakeSubscriber
+) -> None:
+    avatar = await get_provider("file").start(
+        _target(livekit, room_name), avatar_id=str(green_clip), identity="clip"
+    )
+    sub = await subscriber(room_name, "clip")
+    try:
+        await sub.wait_video()
+        await asyncio.sleep(1.0)
+        t0 = time.monotonic()
+        await asyncio.sleep(3.0)  # the clip is 2 s long: this spans a loop
+        fps = sub.fps(t0, t0 + 3.0)
+        window = [v for v in sub.video if t0 <= v.t < t0 + 3.0]
+        assert 13.5 <= fps <= 16.5, f"{fps:.1f} fps (the clip's 15 fps ± 10% expected)"
+        assert {(v.width, v.height) for v in window} == {(320, 180)}
+        assert all(v.border_green for v in window)
+        tone = np.array([r for t, r in sub.audio if t0 <= t < t0 + 3.0])
+        assert np.median(tone) > 3000, "the clip's 440 Hz tone did not arrive"
+        assert avatar.loops >= 1
+    finally:
+        await sub.aclose()
+        await avatar.aclose()
