@@ -30,6 +30,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -280,6 +281,12 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
                     await _speak(session, talk_reply(text), str(uuid.uuid4()))
         except WebSocketDisconnect:
             pass
+
+    # the vendors' web SDKs call these APIs from browser pages on other origins (outermost, so
+    # injected errors are readable there too)
+    app.add_middleware(
+        CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"]
+    )
 
     return app
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -242,6 +243,12 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
             return
         await ws.accept()
         await _serve_lite_ws(ws, session)
+
+    # the vendors' web SDKs call these APIs from browser pages on other origins (outermost, so
+    # injected errors are readable there too)
+    app.add_middleware(
+        CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"]
+    )
 
     return app
 
