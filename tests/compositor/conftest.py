@@ -110,13 +110,17 @@ class Viewer:
     ) -> ViewerFrame:
         """The first frame from ``sender`` for which ``predicate`` holds."""
         deadline = time.monotonic() + timeout
-        last = 0.0
-        while time.monotonic() < deadline:
-            f = await self.frame(sender, timeout=deadline - time.monotonic(), after=last)
-            last = f.received
-            if predicate(f):
-                return f
-        raise TimeoutError(f"no matching frame from {sender!r} within {timeout} s")
+        last, seen, f = 0.0, 0, None
+        with contextlib.suppress(TimeoutError):
+            while time.monotonic() < deadline:
+                f = await self.frame(sender, timeout=deadline - time.monotonic(), after=last)
+                last, seen = f.received, seen + 1
+                if predicate(f):
+                    return f
+        detail = "" if f is None else f"; last {f.rgb.shape}, ts {f.user_timestamp}"
+        raise TimeoutError(
+            f"no matching frame from {sender!r} within {timeout} s ({seen} frames seen{detail})"
+        )
 
     async def aclose(self) -> None:
         for t in self._tasks:

@@ -29,7 +29,7 @@ async def test_viewer_sees_background_behind_the_avatar(
         target, "avatar-a", BackgroundSpec.parse("#0044ff"), CompositorOptions(stats_interval=0)
     )
     try:
-        await comp.wait_first_frame(20)
+        await comp.wait_first_frame(60)
         # a frame whose avatar capture time we know, so we know its true alpha
         frame = await viewer.until(
             comp.identity, lambda f: f.user_timestamp in avatar._capture_t, timeout=20

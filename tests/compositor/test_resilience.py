@@ -36,7 +36,7 @@ async def test_avatar_leaves_and_rejoins(target: Target, viewer: Viewer, synthet
         target, "avatar-r", "#0044ff", CompositorOptions(stats_interval=0)
     )
     try:
-        await comp.wait_first_frame(20)
+        await comp.wait_first_frame(60)
         await viewer.until(comp.identity, center_is(SKIN))
 
         await avatar.aclose()
@@ -63,7 +63,7 @@ async def test_resolution_change_mid_stream(
         target, "avatar-s", "#0044ff", CompositorOptions(stats_interval=0)
     )
     try:
-        await comp.wait_first_frame(20)
+        await comp.wait_first_frame(60)
         first = await viewer.until(comp.identity, center_is(SKIN))
         assert first.rgb.shape[:2] == (720, 1280)
 
@@ -92,8 +92,8 @@ async def test_two_compositors_do_not_process_each_other(
     # misconfigured: told to composite another compositor. It must refuse.
     c3 = await Compositor.start(target, c1.identity, "#00ff00", opts)
     try:
-        await c1.wait_first_frame(20)
-        await c2.wait_first_frame(20)
+        await c1.wait_first_frame(60)
+        await c2.wait_first_frame(60)
         await viewer.until(c1.identity, center_is(SKIN))
         await viewer.until(c2.identity, center_is(SKIN))
         await asyncio.sleep(1.0)

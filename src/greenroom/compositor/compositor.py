@@ -150,6 +150,7 @@ class Compositor:
         comp = cls(avatar_identity, coerce_background(background), options, room_name=target.room)
         comp._target = target
         comp._owns_room = True
+        comp._warm_up()
         try:
             await comp._connect()
         except BaseException:
@@ -174,6 +175,7 @@ class Compositor:
         """
         comp = cls(avatar_identity, coerce_background(background), options, room_name=room.name)
         comp.identity = room.local_participant.identity
+        comp._warm_up()
         await comp._setup_room(room)
         comp._spawn(comp._process_loop(), "greenroom-process")
         comp._spawn(comp._watch_attached(), "greenroom-watch")
@@ -187,6 +189,17 @@ class Compositor:
             ATTR_AVATAR: avatar_identity,
             ATTR_BACKGROUND: background.to_attribute(),
         }
+
+    def _warm_up(self) -> None:
+        """Compile/load the keyer's kernels on the worker thread while we connect."""
+
+        def warm() -> None:
+            scene = Scene(background=BackgroundSpec.parse("#000000"), mode=self.options.mode)
+            scene.render_i420(I420Frame.blank(64, 64, DEFAULT_KEY), 0.0)
+            scene.close()
+
+        fut = asyncio.get_running_loop().run_in_executor(self._pool, warm)
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     # ----------------------------------------------------------------- public API
     @property

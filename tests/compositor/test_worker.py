@@ -1,0 +1,107 @@
+"""Worker mode: ``greenroom worker`` in a subprocess, an explicit dispatch through the
+LiveKit API, and the composited track appearing at a viewer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from livekit import api
+
+from greenroom.compositor import compositor_identity
+from greenroom.compositor.worker import AGENT_NAME, parse_dispatch_metadata
+from greenroom.errors import InvalidInput
+from greenroom.livekit_server import LiveKitServer
+
+from .conftest import Target, Viewer
+from .test_resilience import BLUE, center_is
+
+pytestmark = pytest.mark.livekit
+
+
+@pytest.fixture(scope="module")
+def worker_process(livekit: LiveKitServer, tmp_path_factory) -> Iterator[Path]:
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {
+        **os.environ,
+        "GREENROOM_LIVEKIT_URL": livekit.url,
+        "GREENROOM_LIVEKIT_API_KEY": livekit.api_key,
+        "GREENROOM_LIVEKIT_API_SECRET": livekit.api_secret,
+    }
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from greenroom.cli import main; main()",
+                "worker",
+                "--max-sessions",
+                "2",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "registered worker" not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("worker did not register:\n" + log.read_text()[-3000:])
+            time.sleep(0.2)
+        yield log
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+async def test_dispatched_job_publishes_composited_track(
+    livekit: LiveKitServer, target: Target, viewer: Viewer, synthetic_avatar, worker_process: Path
+) -> None:
+    await synthetic_avatar("avatar-w", motion=False, flash=False, audio=False)
+    async with api.LiveKitAPI(livekit.http_url, livekit.api_key, livekit.api_secret) as lk:
+        await lk.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(
+                agent_name=AGENT_NAME,
+                room=target.room,
+                metadata=json.dumps({"avatar_identity": "avatar-w", "background": "#0044ff"}),
+            )
+        )
+        identity = compositor_identity("avatar-w")
+        try:
+            frame = await viewer.until(identity, center_is((224, 150, 110)), timeout=60)
+        except TimeoutError:
+            raise AssertionError(
+                "no composited frame; worker log:\n" + worker_process.read_text()[-4000:]
+            ) from None
+        assert center_is(BLUE)(type(frame)(frame.rgb[:60, :60], None, 0, ""))
+        p = viewer.room.remote_participants[identity]
+        assert p.attributes["greenroom.role"] == "compositor"
+        assert p.attributes["greenroom.avatar"] == "avatar-w"
+
+
+def test_dispatch_metadata_errors_name_the_field() -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_dispatch_metadata("{}")
+    assert err.value.field == "avatar_identity"
+    with pytest.raises(InvalidInput) as err:
+        parse_dispatch_metadata('{"avatar_identity": "a", "background": "#12"}')
+    assert err.value.field == "background"
+    with pytest.raises(InvalidInput) as err:
+        parse_dispatch_metadata('{"avatar_identity": "a", "options": {"fps": 3}}')
+    assert err.value.field == "options"
+    req = parse_dispatch_metadata(
+        '{"avatar_identity": "a", "background": {"kind": "blur"}, "options": {"max_fps": 15}}'
+    )
+    assert req.background.kind == "blur" and req.options.max_fps == 15
