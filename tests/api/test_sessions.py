@@ -74,14 +74,15 @@ async def room_names(livekit: LiveKitServer) -> set[str]:
     return {r.name for r in res.rooms}
 
 
-async def snapshot(client: httpx.AsyncClient, sid: str, timeout: float = 20.0) -> np.ndarray:
+async def snapshot(client: httpx.AsyncClient, sid: str, timeout: float = 60.0) -> np.ndarray:
     deadline = time.monotonic() + timeout
     while True:
         r = await client.get(f"/v2/streaming/sessions/{sid}/snapshot.png")
         if r.status_code == 200:
             assert r.headers["content-type"] == "image/png"
             return np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"))
-        assert r.status_code == 409, r.text  # no frame yet
+        assert r.status_code == 409, r.text
+        assert "no composited frame yet" in r.json()["error"]["message"], r.text
         assert time.monotonic() < deadline, "no composited frame in time"
         await asyncio.sleep(0.2)
 
@@ -148,8 +149,11 @@ async def test_session_colour_then_uploaded_image_then_stop(
     assert claims["video"]["canSubscribe"] is True and claims["video"]["canPublish"] is False
     assert claims["exp"] - time.time() < 3 * 3600
 
-    img = await snapshot(c, sid)
-    assert img.shape == (720, 1280, 3)
+    # before the avatar's first frame the compositor shows the background alone; then the
+    # avatar appears, at full size once its top simulcast layer arrives
+    img = await wait_for(
+        c, sid, lambda im: im.shape == (720, 1280, 3) and avatar_visible(im, BLUE), timeout=60
+    )
     assert all(close_to(p, BLUE) for p in corners(img)), [
         np.median(p.reshape(-1, 3), 0) for p in corners(img)
     ]
@@ -164,7 +168,7 @@ async def test_session_colour_then_uploaded_image_then_stop(
     )
     assert r.status_code == 200, r.text
     assert r.json()["background"] == bg_id
-    img = await wait_for(c, sid, lambda im: all(close_to(p, RED) for p in corners(im)))
+    img = await wait_for(c, sid, lambda im: all(close_to(p, RED) for p in corners(im)), timeout=30)
     assert avatar_visible(img, RED)
 
     # the library item is on screen: it cannot be deleted now

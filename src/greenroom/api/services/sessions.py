@@ -228,21 +228,36 @@ class SessionManager:
         try:
             from greenroom.avatars import RoomTarget, get_provider
 
+            # The room is created by the first participant that joins; it is ours to delete
+            # at the end when Greenroom chose its name.
             target = RoomTarget.from_settings(self.settings, room)
-            if room_created:
-                await self.rooms.create(room)
             provider = get_provider(tpl.provider)
             options = dict(tpl.provider_options or {})
             identity = str(options.pop("identity", f"avatar-{short}"))
-            avatar = await provider.start(
-                target,
-                avatar_id=tpl.avatar_id,
-                voice=req.voice_id or tpl.voice,
-                identity=identity,
-                quality=tpl.quality,
-                **options,
+            # Avatar and compositor join at the same time: the compositor waits for the
+            # identity it was given (and shows the background meanwhile).
+            results = await asyncio.gather(
+                provider.start(
+                    target,
+                    avatar_id=tpl.avatar_id,
+                    voice=req.voice_id or tpl.voice,
+                    identity=identity,
+                    quality=tpl.quality,
+                    **options,
+                ),
+                _start_compositor(target, identity, spec, tpl.keying, sid),
+                return_exceptions=True,
             )
-            compositor = await _start_compositor(target, avatar.identity, spec, tpl.keying, sid)
+            t_joined = time.monotonic()
+            avatar = None if isinstance(results[0], BaseException) else results[0]
+            compositor = None if isinstance(results[1], BaseException) else results[1]
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            if avatar.identity != identity:  # the provider chose its own identity
+                await compositor.aclose()
+                compositor = None
+                compositor = await _start_compositor(target, avatar.identity, spec, tpl.keying, sid)
         except BaseException as exc:
             await self._abort_start(sid, room if room_created else None, avatar, compositor, exc)
             self.metrics.sessions_failed.labels(tpl.provider).inc()
@@ -283,7 +298,12 @@ class SessionManager:
             compositor.on_close(lambda why: self._on_compositor_closed(sid, why))
         self._spawn(live, self._after_first_frame(live, req.text))
         self._spawn(live, self._watch_idle(live))
-        log.info("session %s started in %.0f ms", sid, (now_mono - t0) * 1000)
+        log.info(
+            "session %s started in %.0f ms (avatar and compositor joined after %.0f ms)",
+            sid,
+            (now_mono - t0) * 1000,
+            (t_joined - t0) * 1000,
+        )
 
         expires = _now() + tokens.VIEWER_TTL
         token = tokens.viewer_token(
