@@ -304,7 +304,8 @@ def demo(
 ) -> None:
     """Run LiveKit, the service and a built-in avatar session; print the viewer URL."""
     settings = get_settings()
-    lk_port = livekit_port if livekit_port and port_is_free(livekit_port) else None
+    # 0 or a taken port: any free port (LiveKitServer.start(port=None) would try 7880 first).
+    lk_port = livekit_port if livekit_port and port_is_free(livekit_port) else free_port()
     try:
         asyncio.run(
             _run(settings, api_port=port, livekit_port=lk_port, seconds=seconds, open_=open_browser)

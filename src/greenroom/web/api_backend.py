@@ -21,6 +21,7 @@ REASONS = {
     "idle_timeout": "nobody used the session for its idle timeout",
     "avatar_stopped": "the avatar left",
     "service_stopped": "the Greenroom service shut down",
+    "service_restarted": "the Greenroom service restarted and lost the session",
     "start_failed": "the session could not start",
 }
 

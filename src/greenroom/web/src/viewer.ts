@@ -11,6 +11,7 @@ import {
   RoomEvent,
   RpcError,
   Track,
+  VideoQuality,
 } from "livekit-client";
 import { CanvasKeyer } from "./lib/keyer";
 import {
@@ -71,6 +72,8 @@ interface ViewerDebug {
   endedReason: string | null;
   audioLevel: () => number;
   videoTrackSid: string | null;
+  /** Milliseconds the last background RPC took to answer. */
+  rpcMs: number | null;
   error?: string;
 }
 
@@ -94,6 +97,7 @@ class Viewer {
     endedReason: null,
     audioLevel: () => this.audioLevel(),
     videoTrackSid: null,
+    rpcMs: null,
   };
 
   constructor(
@@ -101,6 +105,7 @@ class Viewer {
     private info: SessionInfo,
   ) {
     this.api = new SessionApi(link);
+    this.debug.avatar = info.avatar_identity;
   }
 
   async start(): Promise<void> {
@@ -167,7 +172,11 @@ class Viewer {
     for (const pub of p.trackPublications.values()) {
       const wanted =
         pub.kind === Track.Kind.Audio || (pub.kind === Track.Kind.Video && pub.trackName === OUTPUT_TRACK);
-      if (wanted && !pub.isSubscribed) pub.setSubscribed(true);
+      if (wanted && !pub.isSubscribed) {
+        pub.setSubscribed(true);
+        // The finished picture at full size; the SFU still steps down if bandwidth is short.
+        if (pub.kind === Track.Kind.Video) pub.setVideoQuality(VideoQuality.HIGH);
+      }
     }
     if (el.clientKey.checked) this.subscribeRaw(true);
   }
@@ -319,6 +328,7 @@ class Viewer {
     b.className = "swatch";
     b.dataset.spec = item.spec;
     b.title = item.name;
+    libraryNames.set(fileName(normalise(item.spec) ?? { kind: "none" }), item.name);
     b.setAttribute("aria-label", `background ${item.name}`);
     el.library.appendChild(b);
     this.api
@@ -331,12 +341,14 @@ class Viewer {
 
   private async setBackground(spec: string): Promise<void> {
     if (!this.compositor) return this.note("The compositor has not joined yet.");
+    const t0 = performance.now();
     try {
       await this.room.localParticipant.performRpc({
         destinationIdentity: this.compositor.identity,
         method: SET_BACKGROUND,
         payload: JSON.stringify({ background: spec, transition: 0.3 }),
       });
+      this.debug.rpcMs = Math.round(performance.now() - t0);
       this.note("", true);
     } catch (e) {
       const msg = e instanceof RpcError ? e.message : String(e);
@@ -528,8 +540,16 @@ function isLive(status: string): boolean {
 interface Spec {
   kind: string;
   color?: string | null;
-  path?: string | null;
+  path?: string | null; // in spec strings ("image:/data/backgrounds/bg_….png")
+  name?: string | null; // in the compositor's attribute: the file's name only
   blur_radius?: number;
+}
+
+/** Library file name -> the name people gave it, for the "current" line. */
+const libraryNames = new Map<string, string>();
+
+function fileName(s: Spec): string {
+  return (s.name ?? s.path ?? "").split("/").pop() ?? "";
 }
 
 /** Parse an attribute (JSON) or a picker spec string ("#rrggbb", "blur", "none", "image:/p"). */
@@ -555,13 +575,17 @@ function normalise(s: string | null): Spec | null {
 function sameBackground(a: Spec, b: Spec): boolean {
   if (a.kind !== b.kind) return false;
   if (a.kind === "color") return (a.color ?? "").toLowerCase() === (b.color ?? "").toLowerCase();
-  if (a.kind === "image" || a.kind === "video") return a.path === b.path;
+  if (a.kind === "image" || a.kind === "video") return fileName(a) === fileName(b);
   return true;
 }
 
 function describe(s: Spec): string {
   if (s.kind === "color") return s.color ?? "colour";
-  if (s.kind === "image" || s.kind === "video") return `${s.kind} ${(s.path ?? "").split("/").pop()}`;
+  if (s.kind === "image" || s.kind === "video") {
+    const file = fileName(s);
+    return `${s.kind} ${libraryNames.get(file) ?? file}`;
+  }
+  if (s.kind === "blur" && s.blur_radius) return `blur (${s.blur_radius})`;
   return s.kind;
 }
 
