@@ -136,6 +136,9 @@ class FileAvatar(RoomAvatar):
         await self._start()
         return self
 
+    async def _prepare(self) -> None:
+        """Nothing to check: the clip was probed, and espeak-ng is only needed to speak."""
+
     # -------------------------------------------------------------- decoding
     def _decode_loop(self) -> None:
         """Decode the clip forever into the frame queue and the audio timeline."""

@@ -74,6 +74,8 @@ class RoomAvatar(StateEmitter):
     # ------------------------------------------------------------------ lifecycle
     async def _prepare(self) -> None:
         """Checks and warm-up before joining (raise to refuse the start)."""
+        # espeak-ng present (SetupError) and the voice known (InvalidInput, field "voice")
+        await asyncio.to_thread(self.speech.speech.check)
 
     async def _start(self) -> None:
         await self._prepare()

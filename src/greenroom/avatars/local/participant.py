@@ -36,7 +36,6 @@ from livekit import rtc
 from greenroom.avatars.base import RoomTarget
 from greenroom.avatars.local._room import RoomAvatar
 from greenroom.avatars.local.renderer import AvatarRenderer
-from greenroom.avatars.local.tts import espeak_binary
 from greenroom.errors import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -106,7 +105,7 @@ class LocalAvatar(RoomAvatar):
         return self
 
     async def _prepare(self) -> None:
-        espeak_binary()  # fail before joining if speech cannot work
+        await super()._prepare()
         # compile/warm the kernels off the event loop
         await asyncio.to_thread(self.renderer.render_i420, 0.0, 0.0, want_alpha=False)
         self._t_start = time.monotonic()
