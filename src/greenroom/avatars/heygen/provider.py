@@ -22,6 +22,7 @@ from greenroom.avatars._relay import Relay
 from greenroom.avatars.base import AvatarState, RoomTarget, SpeakMode, StateEmitter, check_speech
 from greenroom.avatars.heygen.api import VENDOR, HeyGenAPI
 from greenroom.avatars.heygen.models import NewSessionRequest, TaskRequest, Voice
+from greenroom.config import Settings, get_settings
 from greenroom.errors import ConfigError, InvalidInput, ProviderError
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class HeyGenProvider:
         base_url: str | None = None,
         client: httpx.AsyncClient | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
+        settings: Settings | None = None,
         ready_timeout: float = 60.0,
         **_options: Any,
     ) -> HeyGenSession:
@@ -61,7 +63,7 @@ class HeyGenProvider:
             raise InvalidInput(
                 f"quality must be one of {', '.join(sorted(QUALITIES))}", field="quality"
             )
-        key, url = _credentials(api_key, base_url)
+        key, url = _credentials(api_key, base_url, settings)
         own_client = client is None
         http = client or httpx.AsyncClient()
         api = HeyGenAPI(url, key, http, retry=retry)
@@ -102,10 +104,11 @@ class HeyGenProvider:
         return session
 
 
-def _credentials(api_key: str | None, base_url: str | None) -> tuple[str, str]:
-    from greenroom.config import get_settings
-
-    settings = get_settings()
+def _credentials(
+    api_key: str | None, base_url: str | None, settings: Settings | None
+) -> tuple[str, str]:
+    """Key and URL: explicit arguments, else the given Settings, else the environment."""
+    settings = settings or get_settings()
     key = api_key or (
         settings.heygen_api_key.get_secret_value() if settings.heygen_api_key else None
     )

@@ -47,6 +47,7 @@ from greenroom.avatars.liveavatar.models import (
     TokenRequest,
     VideoSettings,
 )
+from greenroom.config import Settings, get_settings
 from greenroom.errors import ConfigError, InvalidInput, ProviderError
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class LiveAvatarProvider:
         base_url: str | None = None,
         client: httpx.AsyncClient | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
+        settings: Settings | None = None,
         **_options: Any,
     ) -> LiteSession | FullSession:
         """Start a session whose avatar ends up in ``target.room`` as ``identity``.
@@ -97,7 +99,7 @@ class LiveAvatarProvider:
             raise InvalidInput(
                 f"quality must be one of {', '.join(sorted(QUALITIES))}", field="quality"
             )
-        key, url = _credentials(api_key, base_url)
+        key, url = _credentials(api_key, base_url, settings)
         own_client = client is None
         http = client or httpx.AsyncClient()
         api = LiveAvatarAPI(url, key, http, retry=retry)
@@ -150,10 +152,11 @@ class LiveAvatarProvider:
         return session
 
 
-def _credentials(api_key: str | None, base_url: str | None) -> tuple[str, str]:
-    from greenroom.config import get_settings
-
-    settings = get_settings()
+def _credentials(
+    api_key: str | None, base_url: str | None, settings: Settings | None
+) -> tuple[str, str]:
+    """Key and URL: explicit arguments, else the given Settings, else the environment."""
+    settings = settings or get_settings()
     key = api_key or (
         settings.liveavatar_api_key.get_secret_value() if settings.liveavatar_api_key else None
     )
