@@ -10,6 +10,7 @@ clear messages for bad links, and a console free of errors. It also writes
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import httpx
 import numpy as np
 import pytest
 from browser_helpers import CORNERS, DOCS_IMG, BrowserPage, ThreadServer, sample, state, wait_for
+from PIL import Image
 from playwright.async_api import Page
 from pydantic import SecretStr
 
@@ -197,6 +199,29 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
 
     DOCS_IMG.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(DOCS_IMG / "viewer.png"))
+
+    # Client-side keying: the raw avatar keyed on a canvas over the page's own backdrop.
+    await page.check("#client-key")
+    await page.locator("#keyed").wait_for(state="visible")
+    office_corners = expected_means("Office", CORNERS)
+
+    async def keyed_in_browser() -> bool:
+        shot = np.asarray(Image.open(io.BytesIO(await page.locator("#stage").screenshot())))
+        h, w = shot.shape[:2]
+        patches = [
+            shot[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w), :3].reshape(-1, 3).mean(0)
+            for x0, y0, x1, y1 in CENTRE + CORNERS
+        ]
+        centre, corners = patches[0], patches[1:]
+        return (
+            all(not near(c, o, tol=40) for c, o in zip(corners, office_corners, strict=True))
+            and all(not near(c, GREEN, tol=60) for c in patches)
+            and not near(centre, corners[0], tol=40)
+        )
+
+    await wait_for(keyed_in_browser, timeout=10, interval=0.3)
+    await page.uncheck("#client-key")
+    assert await page.is_visible("#video")
 
     # Phone-sized screen: nothing wider than the screen, the picture still there.
     await page.set_viewport_size({"width": 390, "height": 844})
