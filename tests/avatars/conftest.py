@@ -108,9 +108,14 @@ class Subscriber:
 
 
 def _border_green(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> bool:
-    """True when the frame's outer chroma ring is screen green (low U and V, as #00B140 is)."""
-    ring_u = np.concatenate([u[0], u[-1], u[:, 0], u[:, -1]])
-    ring_v = np.concatenate([v[0], v[-1], v[:, 0], v[:, -1]])
+    """True when the frame's border is screen green (low U and V, as #00B140 is).
+
+    The border is the top row, both side columns and the bottom corners: the presenter's
+    shoulders are cut by the bottom edge, as in any head-and-shoulders shot.
+    """
+    k = u.shape[1] // 6
+    ring_u = np.concatenate([u[0], u[:, 0], u[:, -1], u[-1, :k], u[-1, -k:]])
+    ring_v = np.concatenate([v[0], v[:, 0], v[:, -1], v[-1, :k], v[-1, -k:]])
     # chroma green: U about 105, V about 60 (grey would be 128/128); allow a few odd pixels
     return bool((ring_v > 95).mean() < 0.05 and (ring_u > 122).mean() < 0.05)
 

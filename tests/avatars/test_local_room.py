@@ -94,10 +94,15 @@ async def test_speech_moves_the_mouth_and_interrupt_silences_it(
         t_int = time.monotonic()
         await avatar.interrupt()
         await asyncio.sleep(1.0)
-        after = [(t, r) for t, r in sub.audio if t >= t_int]
-        loud = [t for t, r in after if r >= SILENT_RMS]
-        silent_from = (max(loud) if loud else t_int) - t_int
-        assert silent_from < 0.2, f"speech went on {silent_from * 1000:.0f} ms after interrupt()"
+        # How much speech a listener still hears after interrupt(): the loud 10 ms frames that
+        # arrive afterwards. Counting audio rather than timing arrivals keeps a busy test
+        # machine (late delivery to this process) from being blamed on the avatar.
+        loud = [t for t, r in sub.audio if t >= t_int and r >= SILENT_RMS]
+        heard_ms = 10 * len(loud)
+        last_ms = (max(loud) - t_int) * 1000 if loud else 0.0
+        assert heard_ms < 200, (
+            f"{heard_ms} ms of speech after interrupt() (last at {last_ms:.0f} ms)"
+        )
         assert await sub.wait_state("idle") >= t_int
         late = [v.mouth_dark for v in sub.video if v.t >= t_int + 0.5]
         assert late and max(late) < 30, "the mouth stayed open after the interrupt"

@@ -93,7 +93,7 @@ async def test_missing_espeak_is_a_setup_error_naming_the_package(
         await avatar.speak("hello")
 
 
-def test_unknown_voice_and_bad_rate_name_the_field() -> None:
+def test_unknown_voice_names_the_field() -> None:
     with pytest.raises(InvalidInput) as e:
         Speech("zz-nosuch").check()
     assert e.value.field == "voice"

@@ -37,8 +37,9 @@ AUDIO_TRACK = "avatar-microphone"
 
 
 def bitrate(width: int, height: int, fps: float) -> int:
-    """About 3 Mbit/s at 720p30: the picture must survive the encoder well enough to key."""
-    return int(3_000_000 * (width * height) / (1280 * 720) * max(fps, 10) / 30)
+    """About 3 Mbit/s at 720p30 (at least 400 kbit/s): the picture must survive the encoder
+    well enough to be keyed."""
+    return max(400_000, int(3_000_000 * (width * height) / (1280 * 720) * max(fps, 10) / 30))
 
 
 class RoomAvatar(StateEmitter):
