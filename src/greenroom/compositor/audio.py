@@ -72,18 +72,23 @@ class AudioRetimer:
             queue.put_nowait((time.monotonic(), ev.frame))
 
     async def _pump(self, queue: asyncio.Queue[tuple[float, rtc.AudioFrame]]) -> None:
+        # The source plays its queue out in real time; ``play_end`` is when what we gave
+        # it so far will have been played (our own clock: the SDK's estimate drifts).
+        play_end = 0.0
         while True:
             arrival, frame = await queue.get()
+            duration = frame.samples_per_channel / frame.sample_rate
             target = min(max(self._delay_s(), 0.0), MAX_DELAY)
-            queued = self._source.queued_duration
-            wait = arrival + target - queued - time.monotonic()
+            start = max(time.monotonic(), play_end)
+            wait = arrival + target - start
             if wait > 0:
                 await asyncio.sleep(wait)
+                start = max(time.monotonic(), play_end)
             elif wait < -_LATE:
-                continue
+                continue  # the delay shrank: skip 10 ms instead of playing late forever
             await self._source.capture_frame(frame)
-            now = time.monotonic()
-            delay = now - arrival + self._source.queued_duration
+            play_end = start + duration
+            delay = start - arrival
             self._stats.audio(delay * 1000, (target - delay) * 1000)
 
     async def aclose(self) -> None:

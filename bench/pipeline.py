@@ -1,0 +1,520 @@
+"""Live compositor benchmark: N avatars + N compositors at 720p30 on a real LiveKit server.
+
+Run::
+
+    .venv/bin/python bench/pipeline.py                 # sweep N = 1..6, then the A/V probe
+    .venv/bin/python bench/pipeline.py --sizes 1 2 4 --seconds 15 --json out.json
+
+Layout (three processes, so CPU is attributed honestly):
+
+- this process: the LiveKit server (a child), and the N compositors, as a worker would;
+- an ``avatars`` child process: N built-in avatars (``LocalAvatar``, 1280x720@30), one
+  room each; its CPU is reported but not charged to the compositor;
+- the A/V probe: one synthetic avatar (capture timestamps in frame metadata, a white
+  flash + a 1 kHz beep once a second) and a viewer in the child process, measuring
+  capture -> viewer latency and the audio/video offset the viewer gets.
+
+Per N it reports: compositor added latency p50/p95 (avatar frame received -> composited
+frame handed to the encoder), output fps, dropped frames, compositor CPU per session,
+and where the compositor process's CPU goes, by thread (decode / keying / encode / rest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+W, H, FPS = 1280, 720, 30
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+# ----------------------------------------------------------------- CPU accounting
+def thread_cpu() -> dict[int, tuple[str, float]]:
+    """{tid: (thread name, user+system seconds)} of this process."""
+    out: dict[int, tuple[str, float]] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / _TICK)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
+
+
+def classify(name: str) -> str:
+    low = name.lower()
+    if "greenroom-key" in low:
+        return "keying"
+    if "decod" in low:
+        return "decode"
+    if "encod" in low or "vp8" in low or "libvpx" in low or "h264" in low:
+        return "encode"
+    if low.startswith("python") or low == "mainthread":
+        return "python loop"
+    return "webrtc other (network, pacing, conversion)"
+
+
+def cpu_breakdown(before: dict, after: dict, seconds: float) -> tuple[dict, dict]:
+    by_class: dict[str, float] = {}
+    by_name: dict[str, float] = {}
+    for tid, (name, t1) in after.items():
+        t0 = before.get(tid, (name, 0.0))[1]
+        d = (t1 - t0) / seconds * 100
+        by_class[classify(name)] = by_class.get(classify(name), 0.0) + d
+        by_name[name] = by_name.get(name, 0.0) + d
+    top = {k: v for k, v in sorted(by_name.items(), key=lambda kv: -kv[1]) if v >= 0.3}
+    return {k: round(v, 1) for k, v in by_class.items()}, {k: round(v, 1) for k, v in top.items()}
+
+
+# ----------------------------------------------------------------- child: avatars + probe
+async def run_avatars(args: argparse.Namespace) -> None:
+    """N built-in avatars, and N viewers that watch the composited tracks."""
+    from greenroom.avatars import RoomTarget
+    from greenroom.avatars.local import LocalAvatar
+
+    avatars, viewers = [], []
+    for i in range(args.n):
+        target = RoomTarget(args.url, args.key, args.secret, f"{args.prefix}-{i}")
+        avatars.append(await LocalAvatar.start(target, identity=f"avatar-{i}"))
+        viewers.append(await BenchViewer.join(args, f"{args.prefix}-{i}"))
+    print("READY", flush=True)
+    await _wait_stdin("START")  # the parent's measured window starts...
+    for v in viewers:
+        v.reset()
+    t0 = time.process_time()
+    w0 = time.monotonic()
+    await _wait_stdin("STOP")  # ...and ends
+    wall = time.monotonic() - w0
+    cpu = (time.process_time() - t0) / wall * 100
+    skipped = sum(a.video_stats.skipped for a in avatars)
+    frames = sum(a.video_stats.frames for a in avatars)
+    lat = sorted(x for v in viewers for x in v.latency_ms)
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "avatar_cpu_pct": cpu,
+                "frames": frames,
+                "skipped": skipped,
+                "viewer_fps_min": min(v.frames / wall for v in viewers),
+                "viewer_latency_ms_p50": _p(lat, 50),
+                "viewer_latency_ms_p95": _p(lat, 95),
+            }
+        ),
+        flush=True,
+    )
+    for v in viewers:
+        await v.aclose()
+    for a in avatars:
+        await a.aclose()
+
+
+async def _wait_stdin(word: str) -> None:
+    while (await asyncio.to_thread(sys.stdin.readline)).strip() != word:
+        pass
+
+
+class BenchViewer:
+    """Watches the compositor's track; latency = compositor's receive of the avatar frame
+    (its ``user_timestamp`` when the avatar sends none) -> this viewer's receive."""
+
+    def __init__(self) -> None:
+        from livekit import rtc
+
+        self.room = rtc.Room()
+        self.frames = 0
+        self.latency_ms: list[float] = []
+        self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def join(cls, args: argparse.Namespace, room_name: str) -> BenchViewer:
+        from livekit import rtc
+
+        from greenroom.compositor import ATTR_ROLE, ROLE_COMPOSITOR, TRACK_NAME
+        from greenroom.tokens import viewer_token
+
+        v = cls()
+
+        def maybe(pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant) -> None:
+            if p.attributes.get(ATTR_ROLE) == ROLE_COMPOSITOR and pub.name == TRACK_NAME:
+                pub.set_subscribed(True)
+
+        v.room.on("track_published", maybe)
+
+        @v.room.on("track_subscribed")
+        def _sub(track: rtc.Track, *_: object) -> None:
+            v.task = asyncio.create_task(v._drain(track))
+
+        token = viewer_token(args.key, args.secret, room=room_name, identity="bench-viewer")
+        await v.room.connect(args.url, token, rtc.RoomOptions(auto_subscribe=False))
+        return v
+
+    async def _drain(self, track: object) -> None:
+        from livekit import rtc
+
+        async for ev in rtc.VideoStream(track, capacity=1):  # type: ignore[arg-type]
+            self.frames += 1
+            meta = ev.metadata
+            if meta is not None and meta.user_timestamp:
+                self.latency_ms.append(time.time_ns() / 1e6 - meta.user_timestamp / 1e3)
+
+    def reset(self) -> None:
+        self.frames = 0
+        self.latency_ms.clear()
+
+    async def aclose(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        await self.room.disconnect()
+
+
+async def run_probe(args: argparse.Namespace) -> None:
+    """One synthetic avatar + one viewer; measures capture->viewer latency and A/V offset."""
+    from livekit import rtc
+
+    from greenroom.compositor import ATTR_ROLE, ROLE_COMPOSITOR, TRACK_NAME
+    from greenroom.compositor.synthetic import DiscScene, SyntheticAvatar
+    from greenroom.tokens import viewer_token
+
+    room_name = f"{args.prefix}-probe"
+    avatar = SyntheticAvatar(scene=DiscScene(motion=False))
+    await avatar.start(args.url, args.key, args.secret, room_name, "avatar-probe")
+    viewer = rtc.Room()
+    e2e: list[float] = []
+    flashes: list[float] = []
+    beeps: list[float] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def video(track: rtc.Track) -> None:
+        was_bright = False
+        async for ev in rtc.VideoStream(track, capacity=1, format=rtc.VideoBufferType.I420):
+            now = time.monotonic()
+            meta = ev.metadata
+            if meta is not None and meta.user_timestamp:
+                e2e.append(time.time_ns() / 1e6 - meta.user_timestamp / 1e3)
+            f = ev.frame
+            y = np.frombuffer(f.data, np.uint8)[: f.width * f.height].reshape(f.height, f.width)
+            bright = (
+                float(
+                    y[
+                        f.height // 2 - 8 : f.height // 2 + 8, f.width // 2 - 8 : f.width // 2 + 8
+                    ].mean()
+                )
+                > 200
+            )
+            if bright and not was_bright:
+                flashes.append(now)
+            was_bright = bright
+
+    async def audio(track: rtc.Track) -> None:
+        loud_before = False
+        async for ev in rtc.AudioStream(
+            track, sample_rate=48_000, num_channels=1, frame_size_ms=10
+        ):
+            now = time.monotonic()
+            s = np.frombuffer(ev.frame.data, np.int16)
+            loud = int(np.abs(s.astype(np.int32)).max(initial=0)) > 4000
+            if loud and not loud_before:
+                # onset within this 10 ms frame: back-date to the first loud sample
+                first = int(np.argmax(np.abs(s.astype(np.int32)) > 4000))
+                beeps.append(now - (len(s) - first) / 48_000)
+            loud_before = loud
+
+    @viewer.on("track_published")
+    def _pub(pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant) -> None:
+        if p.attributes.get(ATTR_ROLE) == ROLE_COMPOSITOR and (
+            pub.name == TRACK_NAME or pub.kind == rtc.TrackKind.KIND_AUDIO
+        ):
+            pub.set_subscribed(True)
+
+    @viewer.on("track_subscribed")
+    def _sub(track: rtc.Track, *_: object) -> None:
+        fn = video if track.kind == rtc.TrackKind.KIND_VIDEO else audio
+        tasks.append(asyncio.create_task(fn(track)))
+
+    token = viewer_token(args.key, args.secret, room=room_name, identity="probe-viewer")
+    await viewer.connect(args.url, token, rtc.RoomOptions(auto_subscribe=False))
+    for p in viewer.remote_participants.values():
+        for pub in p.track_publications.values():
+            _pub(pub, p)
+    print("READY", flush=True)
+    await asyncio.sleep(args.seconds)
+    offsets = []
+    for fl in flashes:
+        near = [b for b in beeps if abs(b - fl) < 0.5]
+        if near:
+            b = min(near, key=lambda b: abs(b - fl))
+            offsets.append((fl - b) * 1000)  # positive: audio arrives before the picture
+    skip = len(e2e) // 5  # ignore the first fifth (subscription warm-up)
+    lat = sorted(e2e[skip:])
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "e2e_ms_p50": _p(lat, 50),
+                "e2e_ms_p95": _p(lat, 95),
+                "frames": len(e2e),
+                "av_offsets_ms": [round(o, 1) for o in offsets],
+                "flashes": len(flashes),
+                "beeps": len(beeps),
+            }
+        ),
+        flush=True,
+    )
+    for t in tasks:
+        t.cancel()
+    await viewer.disconnect()
+    await avatar.aclose()
+
+
+def _p(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+# ----------------------------------------------------------------- parent: compositors
+class Child:
+    def __init__(self, argv: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, *argv],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            text=True,
+        )
+        self.cpu0 = _child_cpu(self.proc.pid)
+
+    def wait_line(self, prefix: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith(prefix):
+                return line[len(prefix) :].strip()
+        raise RuntimeError(f"child did not print {prefix!r}")
+
+    def send(self, word: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(word + "\n")
+        self.proc.stdin.flush()
+
+    def finish(self) -> None:
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _child_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+async def run_size(server, n: int, seconds: float, warmup: float) -> dict:
+    from greenroom.compositor import Compositor, CompositorOptions
+
+    prefix = f"bench{n}-{int(time.time())}"
+    child = Child(
+        [
+            "avatars",
+            "--url",
+            server.url,
+            "--key",
+            server.api_key,
+            "--secret",
+            server.api_secret,
+            "--n",
+            str(n),
+            "--prefix",
+            prefix,
+            "--seconds",
+            str(warmup + seconds),
+        ]
+    )
+    await asyncio.to_thread(child.wait_line, "READY", 120)
+    comps = []
+    for i in range(n):
+        target = _Target(server.url, server.api_key, server.api_secret, f"{prefix}-{i}")
+        comps.append(
+            await Compositor.start(
+                target, f"avatar-{i}", "#0044ff", CompositorOptions(stats_interval=0, audio=True)
+            )
+        )
+    for c in comps:
+        await c.wait_first_frame(60)
+    await asyncio.sleep(warmup)
+    before = [c.metrics() for c in comps]
+    child.send("START")
+    t0, cpu0, th0 = time.monotonic(), time.process_time(), thread_cpu()
+    await asyncio.sleep(seconds)
+    child.send("STOP")
+    elapsed = time.monotonic() - t0
+    cpu = (time.process_time() - cpu0) / elapsed * 100
+    by_class, by_name = cpu_breakdown(th0, thread_cpu(), elapsed)
+    after = [c.metrics() for c in comps]
+    result_line = await asyncio.to_thread(child.wait_line, "RESULT", warmup + seconds + 60)
+    avatars = json.loads(result_line)
+    child.finish()
+    for c in comps:
+        await c.aclose()
+    fps = [
+        (a["frames_out"] - b["frames_out"]) / elapsed for a, b in zip(after, before, strict=True)
+    ]
+    fin = [(a["frames_in"] - b["frames_in"]) / elapsed for a, b in zip(after, before, strict=True)]
+    dropped = sum(a["dropped"] - b["dropped"] for a, b in zip(after, before, strict=True))
+    return {
+        "n": n,
+        "latency_ms_p50": round(statistics.median(a["latency_ms_p50"] for a in after), 1),
+        "latency_ms_p95": round(max(a["latency_ms_p95"] for a in after), 1),
+        "keying_ms_p50": round(statistics.median(a["keying_ms_p50"] for a in after), 2),
+        "keying_ms_p95": round(max(a["keying_ms_p95"] for a in after), 2),
+        "input_fps_min": round(min(fin), 1),
+        "output_fps_min": round(min(fps), 1),
+        "output_fps_mean": round(statistics.mean(fps), 1),
+        "dropped": dropped,
+        "compositor_cpu_pct": round(cpu, 1),
+        "cpu_pct_per_session": round(cpu / n, 1),
+        "cpu_by_stage_pct": by_class,
+        "cpu_by_thread_pct": by_name,
+        "avatar_process_cpu_pct": round(avatars["avatar_cpu_pct"], 1),
+        "avatar_frames_skipped": avatars["skipped"],
+        "viewer_fps_min": round(avatars["viewer_fps_min"], 1),
+        "viewer_latency_ms_p50": avatars["viewer_latency_ms_p50"],
+        "viewer_latency_ms_p95": avatars["viewer_latency_ms_p95"],
+        "audio_offset_ms": [
+            round(a["audio_offset_ms"], 1) for a in after if a["audio_offset_ms"] is not None
+        ],
+    }
+
+
+async def run_av_probe(server, seconds: float) -> dict:
+    from greenroom.compositor import Compositor, CompositorOptions
+
+    prefix = f"benchav-{int(time.time())}"
+    child = Child(
+        [
+            "probe",
+            "--url",
+            server.url,
+            "--key",
+            server.api_key,
+            "--secret",
+            server.api_secret,
+            "--prefix",
+            prefix,
+            "--seconds",
+            str(seconds + 3),
+        ]
+    )
+    await asyncio.to_thread(child.wait_line, "READY", 60)
+    target = _Target(server.url, server.api_key, server.api_secret, f"{prefix}-probe")
+    comp = await Compositor.start(
+        target, "avatar-probe", "#0044ff", CompositorOptions(stats_interval=0)
+    )
+    await comp.wait_first_frame(60)
+    result = json.loads(await asyncio.to_thread(child.wait_line, "RESULT", seconds + 60))
+    m = comp.metrics()
+    child.finish()
+    await comp.aclose()
+    offs = result["av_offsets_ms"]
+    result.update(
+        {
+            "compositor_latency_ms_p50": m["latency_ms_p50"],
+            "compositor_latency_ms_p95": m["latency_ms_p95"],
+            "capture_to_publish_ms_p50": m["capture_to_publish_ms_p50"],
+            "capture_to_publish_ms_p95": m["capture_to_publish_ms_p95"],
+            "compositor_audio_offset_ms": m["audio_offset_ms"],
+            "av_offset_ms_median": round(statistics.median(offs), 1) if offs else None,
+            "av_offset_ms_range": [min(offs), max(offs)] if offs else None,
+        }
+    )
+    return result
+
+
+class _Target:
+    def __init__(self, url: str, api_key: str, api_secret: str, room: str) -> None:
+        self.url, self.api_key, self.api_secret, self.room = url, api_key, api_secret, room
+
+
+async def main_parent(args: argparse.Namespace) -> None:
+    from greenroom.livekit_server import LiveKitServer, free_port
+
+    server = LiveKitServer.start(port=free_port())
+    results: dict = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}}
+    try:
+        rows = []
+        for n in args.sizes:
+            row = await run_size(server, n, args.seconds, args.warmup)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        results["sizes"] = rows
+        ok = [r["n"] for r in rows if r["dropped"] == 0 and r["output_fps_min"] >= FPS - 1]
+        results["largest_n_without_drops"] = max(ok) if ok else 0
+        if not args.no_probe:
+            results["av_probe"] = await run_av_probe(server, args.seconds)
+            print(json.dumps(results["av_probe"]), flush=True)
+    finally:
+        server.stop()
+    results["machine"]["load_after"] = os.getloadavg()
+    _print_table(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def _print_table(results: dict) -> None:
+    print(
+        "\n N | lat p50 | lat p95 | key p50 | fps in(min) | fps out(min) | dropped | CPU/session | avatar skips"
+    )
+    for r in results.get("sizes", []):
+        print(
+            f"{r['n']:2d} | {r['latency_ms_p50']:6.1f}  | {r['latency_ms_p95']:6.1f}  | "
+            f"{r['keying_ms_p50']:6.2f}  | {r['input_fps_min']:10.1f}  | {r['output_fps_min']:11.1f}  | "
+            f"{r['dropped']:7d} | {r['cpu_pct_per_session']:9.1f}%  | {r['avatar_frames_skipped']}"
+        )
+        print("    CPU by stage (% of one core):", r["cpu_by_stage_pct"])
+    print("largest N without drops:", results.get("largest_n_without_drops"))
+    if "av_probe" in results:
+        print("A/V probe:", results["av_probe"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="role")
+    for role in ("avatars", "probe"):
+        p = sub.add_parser(role)
+        p.add_argument("--url", required=True)
+        p.add_argument("--key", required=True)
+        p.add_argument("--secret", required=True)
+        p.add_argument("--prefix", required=True)
+        p.add_argument("--seconds", type=float, required=True)
+        p.add_argument("--n", type=int, default=1)
+        p.add_argument("--warmup", type=float, default=0.0)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per N")
+    parser.add_argument("--warmup", type=float, default=4.0)
+    parser.add_argument("--no-probe", action="store_true")
+    parser.add_argument("--json", help="write all results to this file")
+    args = parser.parse_args()
+    if args.role == "avatars":
+        asyncio.run(run_avatars(args))
+    elif args.role == "probe":
+        asyncio.run(run_probe(args))
+    else:
+        asyncio.run(main_parent(args))
+
+
+if __name__ == "__main__":
+    main()
