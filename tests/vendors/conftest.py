@@ -1,46 +1,23 @@
-"""Vendor test helpers: emulators served over real loopback HTTP (the LITE WebSocket needs a
-socket), a room target on the session's LiveKit server, and a viewer of composited frames."""
+"""Vendor test helpers: a room target on the session's LiveKit server, an emulator config, and
+a viewer of composited frames. Emulators are served over real loopback HTTP (``serve``), since
+the LITE WebSocket needs a socket."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-import uvicorn
 from livekit import rtc
 
 from greenroom.avatars import RoomTarget
 from greenroom.emulators.config import EmulatorConfig, LiveKitAccess
-from greenroom.livekit_server import LiveKitServer, free_port
+from greenroom.emulators.testing import serve  # noqa: F401  (re-exported for the tests)
+from greenroom.livekit_server import LiveKitServer
 from greenroom.tokens import viewer_token
-
-
-@contextlib.asynccontextmanager
-async def serve(app) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port in this event loop; yields its URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.get_running_loop().create_task(server.serve())
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if task.done():
-            task.result()
-        if time.monotonic() > deadline:
-            raise TimeoutError("emulator did not start")
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 15)
 
 
 @pytest.fixture

@@ -390,17 +390,21 @@ async def _serve_lite_ws(ws: WebSocket, session: EmuSession) -> None:
     assert avatar is not None
     loop = asyncio.get_running_loop()
     out: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-    turn: dict[str, Any] = {"task": None, "event_id": None, "interrupted": False}
+    # the task being received, and tasks complete on the socket (speak_end) still playing
+    turn: dict[str, Any] = {"task": None, "interrupted": False}
+    playing: list[str] = []
 
     def emit(event_type: str, **fields: Any) -> None:
         out.put_nowait({"type": event_type, "event_id": str(uuid.uuid4()), **fields})
 
     def on_speaking(speaking: bool) -> None:
-        task = {"id": turn["task"]} if turn["task"] else None
         if speaking:
-            emit("agent.speak_started", task=task)
+            first = playing[0] if playing else turn["task"]
+            emit("agent.speak_started", task={"id": first} if first else None)
         elif not turn["interrupted"]:
-            emit("agent.speak_ended", task=task)
+            for task_id in playing:
+                emit("agent.speak_ended", task={"id": task_id})
+            playing.clear()
 
     async def on_closed(reason: str) -> None:
         emit("session.state_updated", state="closed", reason=reason)
@@ -444,12 +448,16 @@ async def _serve_lite_ws(ws: WebSocket, session: EmuSession) -> None:
                 await avatar.push_pcm(pcm, LITE_SAMPLE_RATE)
             elif kind == "agent.speak_end":
                 await avatar.end_pcm()
+                if turn["task"] is not None:
+                    playing.append(turn["task"])
                 turn["task"] = None
             elif kind == "agent.interrupt":
                 turn["interrupted"] = True
-                await avatar.interrupt()
-                emit("agent.speak_interrupted", task={"id": turn["task"]} if turn["task"] else None)
+                cut = [*playing, *([turn["task"]] if turn["task"] else [])]
+                playing.clear()
                 turn["task"] = None
+                await avatar.interrupt()
+                emit("agent.speak_interrupted", task={"id": cut[0]} if cut else None)
             elif kind in (
                 "session.keep_alive",
                 "agent.start_listening",
