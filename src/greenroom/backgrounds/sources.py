@@ -79,7 +79,7 @@ def fit_rgb(
 ) -> np.ndarray:
     """Scale a Pillow image to cover (crop) or fit inside (letterbox with ``fill``)."""
     if fit == "cover":
-        out = ImageOps.fit(img, (width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        out = ImageOps.fit(img, (width, height), Image.Resampling.BILINEAR)
     else:
         inner = ImageOps.contain(img, (width, height), Image.Resampling.BILINEAR)
         out = Image.new("RGB", (width, height), fill)
