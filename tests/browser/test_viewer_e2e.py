@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -182,6 +181,24 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
     await page.locator(selected).wait_for(timeout=3000)
     assert await page.inner_text("#bg-current") == "current: image Office"
 
+    # Upload from the page: it joins the library and goes on screen.
+    upload = io.BytesIO()
+    Image.new("RGB", (640, 360), (200, 40, 160)).save(upload, format="PNG")
+    swatches = await page.locator("#bg-library button").count()
+    await page.set_input_files(
+        "#bg-upload", {"name": "pink.png", "mimeType": "image/png", "buffer": upload.getvalue()}
+    )
+    await page.locator("#bg-library button").nth(swatches).wait_for(timeout=10000)
+
+    async def shows_pink() -> bool:
+        got = await sample(page, CORNERS)
+        return bool(got) and all(near(g, np.array([200, 40, 160])) for g in got)
+
+    await wait_for(shows_pink, timeout=10)
+    assert await page.inner_text("#bg-current") == "current: image pink.png"
+    await page.click(f'[data-spec$="{service.backgrounds["Office"]}.png"]')  # back to Office
+    await wait_for(shows_office, timeout=5)
+
     # Speak: the attribute shows speaking and sound reaches the page.
     await page.fill("#say-text", "Hello from the viewer test. One two three four five.")
     await page.click("#say-go")
@@ -273,28 +290,55 @@ async def test_bad_links_show_a_clear_message(
     assert unexpected == []
 
 
+# Clicks a picker button, then checks every frame the <video> presents (requestVideoFrameCallback)
+# and resolves with the milliseconds from the click to the first frame whose corners are nearer
+# the new background than the old one; -1 after 5 s.
+_TIME_SWITCH_JS = """
+([selector, regions, before, after]) => new Promise((resolve) => {
+  const v = document.querySelector("#video");
+  const c = document.createElement("canvas");
+  const ctx = c.getContext("2d", { willReadFrequently: true });
+  const dist = (a, b) => a.reduce((s, x, i) => s + Math.abs(x - b[i]), 0);
+  const check = (now) => {
+    c.width = v.videoWidth; c.height = v.videoHeight;
+    ctx.drawImage(v, 0, 0);
+    let dNew = 0, dOld = 0;
+    regions.forEach(([x0, y0, x1, y1], k) => {
+      const d = ctx.getImageData(Math.floor(x0 * c.width), Math.floor(y0 * c.height),
+        Math.max(1, Math.floor((x1 - x0) * c.width)), Math.max(1, Math.floor((y1 - y0) * c.height))).data;
+      const m = [0, 0, 0];
+      for (let i = 0; i < d.length; i += 4) { m[0] += d[i]; m[1] += d[i + 1]; m[2] += d[i + 2]; }
+      const rgb = m.map((x) => x / (d.length / 4));
+      dNew += dist(rgb, after[k]); dOld += dist(rgb, before[k]);
+    });
+    if (dNew < dOld) return resolve(now - t0);
+    if (performance.now() - t0 > 5000) return resolve(-1);
+    v.requestVideoFrameCallback(check);
+  };
+  const t0 = performance.now();
+  document.querySelector(selector).click();
+  v.requestVideoFrameCallback(check);
+})
+"""
+
+
 async def _switch(page: Page, service: Service, old: str, new: str) -> float:
     """Click library background ``new``; seconds until the picture is nearer it than ``old``."""
     before, after = expected_means(old, CORNERS), expected_means(new, CORNERS)
-    button = page.locator(f'[data-spec$="{service.backgrounds[new]}.png"]')
-    await button.wait_for(timeout=5000)
-
-    async def nearer_new() -> bool:
-        got = await sample(page, CORNERS)
-        if not got:
-            return False
-        d_new = sum(float(np.abs(np.asarray(g) - w).sum()) for g, w in zip(got, after, strict=True))
-        d_old = sum(
-            float(np.abs(np.asarray(g) - w).sum()) for g, w in zip(got, before, strict=True)
-        )
-        return d_new < d_old
-
-    t0 = time.monotonic()
-    await button.click()
-    await wait_for(nearer_new, timeout=5, interval=0.02)
-    elapsed = time.monotonic() - t0
+    selector = f'[data-spec$="{service.backgrounds[new]}.png"]'
+    await page.locator(selector).wait_for(timeout=5000)
+    ms = await page.evaluate(
+        _TIME_SWITCH_JS,
+        [
+            selector,
+            [list(r) for r in CORNERS],
+            [b.tolist() for b in before],
+            [a.tolist() for a in after],
+        ],
+    )
+    assert ms >= 0, f"the picture did not change to {new} within 5 s"
     await asyncio.sleep(0.5)  # let the crossfade finish before the next switch
-    return elapsed
+    return ms / 1000
 
 
 async def test_home_lists_sessions_and_asks_for_the_key(
@@ -328,6 +372,25 @@ def test_viewer_api_refuses_bad_tokens(service: Service) -> None:
     good = viewer_token(key, secret, room="r", identity="v")
     r = httpx.get(url, headers={"Authorization": f"Bearer {good}"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_viewer_api_validates_input(service: Service) -> None:
+    s = service.settings
+    token = viewer_token(
+        s.livekit_api_key, s.livekit_api_secret.get_secret_value(), room=STOPPED_ROOM, identity="v"
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+    base = f"{service.url}/viewer/{service.stopped_id}/api"
+    r = httpx.post(f"{base}/backgrounds", files={"file": ("x.png", b"not an image")}, headers=auth)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "file"
+    r = httpx.post(f"{base}/speak", json={"text": "   "}, headers=auth)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "text"
+    r = httpx.post(f"{base}/speak", json={"text": "hi", "mode": "sing"}, headers=auth)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "mode"
+    r = httpx.post(f"{base}/speak", json={"text": "hi"}, headers=auth)
+    assert r.status_code == 409 and "stopped" in r.json()["error"]["message"]
+    r = httpx.post(f"{base}/link", headers=auth)  # a viewer token is not the API key
+    assert r.status_code == 401
 
 
 def test_pages_are_served(service: Service) -> None:
