@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import signal
+import sys
 import webbrowser
 from collections.abc import Generator
 from pathlib import Path
@@ -220,7 +221,7 @@ async def _run(
     server: _Server | None = None
     serving: asyncio.Task[None] | None = None
     try:
-        binary = ensure_binary(settings.cache_dir, log=None)
+        binary = ensure_binary(settings.cache_dir, log=sys.stderr)
         console.print("Starting the LiveKit server…")
         lk = LiveKitServer.start(
             port=livekit_port,

@@ -96,6 +96,16 @@ async function openViewer(sessionId: string): Promise<void> {
 async function loadSessions(): Promise<void> {
   const { sessions } = await api<{ sessions: SessionRow[] }>("/v2/streaming/sessions?limit=50");
   const body = $("sessions");
+  if (!sessions.length) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = 4;
+    td.className = "hint";
+    td.textContent = "No sessions yet: start one above.";
+    tr.appendChild(td);
+    body.replaceChildren(tr);
+    return;
+  }
   body.replaceChildren(
     ...sessions.map((s) => {
       const tr = document.createElement("tr");

@@ -330,6 +330,9 @@ class Viewer {
     b.title = item.name;
     libraryNames.set(fileName(normalise(item.spec) ?? { kind: "none" }), item.name);
     b.setAttribute("aria-label", `background ${item.name}`);
+    const label = document.createElement("span");
+    label.textContent = item.name;
+    b.appendChild(label);
     el.library.appendChild(b);
     this.api
       .thumbnail(item)
@@ -452,10 +455,14 @@ class Viewer {
     el.overlayText.textContent = text;
   }
 
+  private noteTimer = 0;
+
   private note(text: string, ok = false): void {
     el.message.hidden = !text;
     el.message.textContent = text;
     el.message.classList.toggle("ok", ok);
+    clearTimeout(this.noteTimer);
+    if (ok && text) this.noteTimer = window.setTimeout(() => this.note(""), 3000);
   }
 
   // ---- audio level + metrics --------------------------------------------------------------
