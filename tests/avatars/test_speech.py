@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -109,3 +110,30 @@ async def test_unknown_voice_refuses_the_start() -> None:
     with pytest.raises(InvalidInput) as e:
         Speech(rate=5)
     assert e.value.field == "rate"
+
+
+async def test_ready_made_audio_plays_as_one_utterance() -> None:
+    from greenroom.avatars.local.voice import FRAME_SAMPLES, SpeechQueue
+
+    events: list[str] = []
+    q = SpeechQueue(Speech(), lambda: events.append("speaking"), lambda: events.append("idle"))
+    tone = (np.sin(np.arange(4800) / 8) * 10_000).astype(np.int16)  # 100 ms
+
+    async def client() -> None:  # a streaming client; push_audio waits while 2 are queued
+        await q.push_audio(tone)
+        await q.push_audio(tone)
+        await q.end_audio()
+
+    feeding = asyncio.create_task(client())
+    await asyncio.sleep(0)
+    assert q.busy
+    frames = []
+    for i in range(25):
+        frames.append(q.next_frame(float(i)))
+        await asyncio.sleep(0)
+    await feeding
+    played = np.concatenate([f for f in frames if f is not None])
+    assert np.array_equal(played[: 2 * len(tone)], np.concatenate([tone, tone]))
+    assert len(played) == 21 * FRAME_SAMPLES  # 20 frames of tone, one closing frame
+    assert events == ["speaking", "idle"] and not q.busy
+    assert q.mouth_at(5.0, (0.0, 0.5))[0] > 0  # the mouth moved with the tone

@@ -1,6 +1,6 @@
 """The speech queue: texts in, 10 ms audio frames and mouth positions out, in real time.
 
-``SpeechQueue.put`` queues a text; a worker task splits it into sentence chunks and
+``SpeechQueue.put`` queues a text (``push_audio``/``end_audio`` queue ready-made audio); a worker task splits it into sentence chunks and
 synthesizes them ``SYNTH_AHEAD`` chunks ahead of playback. The audio pump calls
 :meth:`SpeechQueue.next_frame` every 10 ms with the time that frame will play, so
 :meth:`SpeechQueue.mouth_at` (called by the video thread) shows the mouth for the sound
@@ -62,6 +62,8 @@ class SpeechQueue:
         # (play_time, open, shape) per 10 ms of speech, read by the video thread
         self._mouth: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=400)
         self._worker: asyncio.Task[None] | None = None
+        self._streaming = False  # between push_audio() and end_audio()
+        self._speaking = False  # on_speaking was called and on_idle not yet
 
     @property
     def busy(self) -> bool:
@@ -85,8 +87,31 @@ class SpeechQueue:
         self._idle.clear()
         self._texts.put_nowait(text)
 
+    async def push_audio(self, pcm: np.ndarray) -> None:
+        """Queue ready-made speech (48 kHz mono int16), e.g. audio streamed by a client.
+
+        Pieces pushed until :meth:`end_audio` count as one utterance: the state stays
+        ``speaking`` between them. Waits while ``SYNTH_AHEAD`` pieces are already queued.
+        """
+        if not self._streaming:
+            self._streaming = True
+            self._pending += 1
+            self._idle.clear()
+        pcm = np.asarray(pcm, dtype=np.int16).reshape(-1)
+        env = mouth_envelope(pcm)
+        await self._ready.put(_Utterance(pcm, env.open, env.shape, last=False))
+
+    async def end_audio(self) -> None:
+        """Mark the end of the audio given to :meth:`push_audio`."""
+        if self._streaming:
+            self._streaming = False
+            empty = np.zeros(0, np.int16)
+            none = np.zeros(0, np.float32)
+            await self._ready.put(_Utterance(empty, none, none, last=True))
+
     async def interrupt(self) -> None:
         """Drop what is playing and everything queued; restart synthesis."""
+        self._streaming = False
         while not self._texts.empty():
             self._texts.get_nowait()
         restart = self._worker is not None
@@ -104,6 +129,7 @@ class SpeechQueue:
         await asyncio.wait_for(self._idle.wait(), timeout)
 
     def _went_idle(self) -> None:
+        self._speaking = False
         self._idle.set()
         self._on_idle()
 
@@ -134,7 +160,9 @@ class SpeechQueue:
         u = self._current
         if u is None and not self._ready.empty():
             u = self._current = self._ready.get_nowait()
-            self._on_speaking()
+            if not self._speaking:
+                self._speaking = True
+                self._on_speaking()
         if u is None:
             return None
         i = u.pos // FRAME_SAMPLES
