@@ -16,7 +16,7 @@ from .support import make_settings, open_client
 
 @pytest.fixture
 def app(data_dir: Path) -> FastAPI:
-    return create_app(make_settings(data_dir))
+    return create_app(make_settings(data_dir), warm_up=False)
 
 
 @pytest.fixture

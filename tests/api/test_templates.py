@@ -25,7 +25,7 @@ async def db_client(
     extra = {}
     if request.param == "postgresql":
         extra["database_url"] = request.getfixturevalue("postgres_url")
-    app = create_app(make_settings(data_dir, **extra))
+    app = create_app(make_settings(data_dir, **extra), warm_up=False)
     assert app.state.services.repo.engine.dialect.name == request.param
     async for client in open_client(app):
         yield client

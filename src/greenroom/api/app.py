@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import logging
@@ -36,11 +37,17 @@ Every route except `/healthz` and `/metrics` needs the API key, as
 """
 
 
-def create_app(settings: Settings, *, library_limits: LibraryLimits | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    library_limits: LibraryLimits | None = None,
+    warm_up: bool = True,
+) -> FastAPI:
     """A new app with its own database engine (migrated now), library and session manager.
 
     If ``settings.api_key`` is unset a random key is generated; read it from
-    ``app.state.services.api_key`` (``greenroom serve`` prints it once).
+    ``app.state.services.api_key`` (``greenroom serve`` prints it once). ``warm_up`` loads
+    the frame kernels in the background at start, so the first session is not the slow one.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = connect(settings.resolved_database_url)
@@ -64,12 +71,15 @@ def create_app(settings: Settings, *, library_limits: LibraryLimits | None = Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warming = asyncio.create_task(manager.warm_up()) if warm_up else None
         fixed = await manager.reconcile()
         if fixed:
             log.info("reconciled %d session(s) left open by an earlier run", len(fixed))
         try:
             yield
         finally:
+            if warming is not None:
+                warming.cancel()
             await manager.aclose()
             engine.dispose()
 

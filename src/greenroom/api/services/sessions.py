@@ -39,7 +39,6 @@ from greenroom.store.repo import OPEN_STATUSES, new_id
 log = logging.getLogger("greenroom.sessions")
 
 FIRST_FRAME_TIMEOUT = 30.0
-ROOM_EMPTY_TIMEOUT = 300  # seconds LiveKit keeps an empty room Greenroom created
 
 
 class StartFailed(GreenroomError):
@@ -98,7 +97,7 @@ def _hex(rgb: Any) -> str | None:
 
 
 class Rooms:
-    """The LiveKit RoomService calls Greenroom makes (create, delete)."""
+    """The LiveKit RoomService calls Greenroom makes (deleting the rooms it named)."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -113,11 +112,6 @@ class Rooms:
             )
         return self._api
 
-    async def create(self, room: str) -> None:
-        await self._client().room.create_room(
-            lkapi.CreateRoomRequest(name=room, empty_timeout=ROOM_EMPTY_TIMEOUT)
-        )
-
     async def delete(self, room: str) -> None:
         """Delete ``room``; a room that is already gone is fine."""
         try:
@@ -125,10 +119,6 @@ class Rooms:
         except lkapi.TwirpError as exc:
             if exc.code != lkapi.TwirpErrorCode.NOT_FOUND:
                 raise
-
-    async def exists(self, room: str) -> bool:
-        res = await self._client().room.list_rooms(lkapi.ListRoomsRequest(names=[room]))
-        return any(r.name == room for r in res.rooms)
 
     async def aclose(self) -> None:
         if self._api is not None:
@@ -177,6 +167,33 @@ class SessionManager:
             log.info("session %s marked stopped: service_restarted", row.id)
             fixed.append(row.id)
         return fixed
+
+    async def warm_up(self) -> None:
+        """Load the frame kernels (keyer, compositing, built-in avatar) once, off the event
+        loop, so the first session of a process starts as fast as the next ones."""
+
+        def work() -> None:
+            t0 = time.perf_counter()
+            try:
+                import greenroom.compositor  # noqa: F401
+                from greenroom.backgrounds import BackgroundSpec, Scene
+                from greenroom.keying import I420Frame
+
+                scene = Scene(background=BackgroundSpec.parse("#0044ff"), mode="chroma")
+                scene.render_i420(I420Frame.blank(1280, 720, (0, 177, 64)), 0.0)
+            except Exception as exc:
+                log.warning("compositing warm-up failed: %s", exc)
+            try:
+                from greenroom.avatars import get_provider
+                from greenroom.avatars.local import AvatarRenderer
+
+                get_provider("local")
+                AvatarRenderer().render_i420(0.0, 0.0, want_alpha=False)
+            except Exception as exc:
+                log.warning("local avatar warm-up failed: %s", exc)
+            log.info("warm-up done in %.0f ms", (time.perf_counter() - t0) * 1000)
+
+        await asyncio.to_thread(work)
 
     async def aclose(self, reason: str = "service_stopped") -> None:
         """Stop every running session (on shutdown)."""
