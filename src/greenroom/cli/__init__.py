@@ -8,6 +8,7 @@ from greenroom.cli import avatar as _avatar
 from greenroom.cli import compositor as _compositor
 from greenroom.cli import demo as _demo
 from greenroom.cli import emulate as _emulate
+from greenroom.cli import key as _key
 from greenroom.cli import serve as _serve
 from greenroom.cli import server as _server
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 _avatar.register(app)
 _server.register(app)
 _demo.register(app)
+_key.register(app)
 _emulate.register(app)
 _serve.register(app)
 _compositor.register(app)

@@ -116,42 +116,56 @@ def chroma_rgb_rows(
 
     ``pr/pg/pb/inv_d`` are the clean plate (half resolution): screen colour and
     1 / colour difference of the screen. ``prim, q1, q2`` index the key primary and the
-    two others. ``prev`` holds last frame's alpha (uint8) for the temporal filter.
+    two others. ``prev`` holds last frame's alpha (uint8) for the temporal filter, which
+    runs when ``tk > 0`` (and reads ``prev`` only when ``have_prev``).
     """
     w = fg.shape[1]
     for i in range(r0, r1):
         pi = i >> 1
         for j in range(w):
             pj = j >> 1
-            fp = np.float64(fg[i, j, prim])
-            f1 = np.float64(fg[i, j, q1])
-            f2 = np.float64(fg[i, j, q2])
+            fp = np.int32(fg[i, j, prim])
+            f1 = np.int32(fg[i, j, q1])
+            f2 = np.int32(fg[i, j, q2])
             d = fp - (f1 if f1 > f2 else f2)
             a = _clamp01(((1.0 - d * inv_d[pi, pj]) - lo) * inv_rng)
-            if have_prev and tk > 0.0:
-                p = prev[i, j] * (1.0 / 255.0)
-                k = tk * (1.0 - abs(a - p) * tinv)
-                if k > 0.0:
-                    a += k * (p - a)
+            if tk > 0.0:
+                if have_prev:
+                    p = prev[i, j] * (1.0 / 255.0)
+                    k = tk * (1.0 - abs(a - p) * tinv)
+                    if k > 0.0:
+                        a += k * (p - a)
+                prev[i, j] = _u8(a * 255.0)
             if a < 0.002:
                 a = 0.0
             elif a > 0.998:
                 a = 1.0
-            a8 = _u8(a * 255.0)
-            prev[i, j] = a8
             if want_alpha:
-                alpha[i, j] = a8
+                alpha[i, j] = _u8(a * 255.0)
             if a == 0.0:
                 out[i, j, 0] = bg[i, j, 0]
                 out[i, j, 1] = bg[i, j, 1]
                 out[i, j, 2] = bg[i, j, 2]
                 continue
+            if a == 1.0:
+                if d > 0:  # opaque but green-tinted: limit the key primary
+                    s = d * despill
+                    lift = s * luma_w
+                    for c in range(3):
+                        o = fg[i, j, c] + lift
+                        if c == prim:
+                            o -= s
+                        out[i, j, c] = _u8(o)
+                else:
+                    out[i, j, 0] = fg[i, j, 0]
+                    out[i, j, 1] = fg[i, j, 1]
+                    out[i, j, 2] = fg[i, j, 2]
+                continue
             t = 1.0 - a
-            sp = (pr[pi, pj], pg[pi, pj], pb[pi, pj])
             # premultiplied foreground after screen subtraction
-            m0 = np.float64(fg[i, j, 0]) - t * sp[0]
-            m1 = np.float64(fg[i, j, 1]) - t * sp[1]
-            m2 = np.float64(fg[i, j, 2]) - t * sp[2]
+            m0 = np.float64(fg[i, j, 0]) - t * pr[pi, pj]
+            m1 = np.float64(fg[i, j, 1]) - t * pg[pi, pj]
+            m2 = np.float64(fg[i, j, 2]) - t * pb[pi, pj]
             mp = m0 if prim == 0 else (m1 if prim == 1 else m2)
             mq1 = m0 if q1 == 0 else (m1 if q1 == 1 else m2)
             mq2 = m0 if q2 == 0 else (m1 if q2 == 1 else m2)
@@ -190,37 +204,61 @@ def chroma_rgb_par(
 
 
 @njit(cache=True, nogil=True)
-def chroma_lowres(u, v, inv_d, c1u, c1v, c2u, c2v, lo, inv_rng, tk, tinv, prev, have_prev, out):
+def chroma_lowres(
+    u, v, inv_d, c1u, c1v, c2u, c2v, lo, inv_rng, tk, tinv, prev, have_prev, out, cat
+):
     """Alpha at chroma resolution from the colour difference, with the temporal filter.
 
     The filter pulls alpha towards last frame's value by ``tk``, less the larger the
     change (none beyond ``1/tinv``), so noise is damped and motion is not smeared.
+    ``cat`` gets 0 where alpha is 0, 1 where it is 1, 2 elsewhere.
     """
     ch, cw = u.shape
     for i in range(ch):
         for j in range(cw):
             d = _cdiff(np.float64(u[i, j]) - 128.0, np.float64(v[i, j]) - 128.0, c1u, c1v, c2u, c2v)
             a = _clamp01(((1.0 - d * inv_d[i, j]) - lo) * inv_rng)
-            if have_prev and tk > 0.0:
-                p = prev[i, j]
-                k = tk * (1.0 - abs(a - p) * tinv)
-                if k > 0.0:
-                    a += k * (p - a)
-            if a < 0.002:
-                a = 0.0
-            elif a > 0.998:
-                a = 1.0
-            prev[i, j] = a
+            if tk > 0.0:
+                if have_prev:
+                    p = prev[i, j]
+                    k = tk * (1.0 - abs(a - p) * tinv)
+                    if k > 0.0:
+                        a += k * (p - a)
+                    if a < 0.002:
+                        a = 0.0
+                    elif a > 0.998:
+                        a = 1.0
+                prev[i, j] = a
             out[i, j] = a
+            cat[i, j] = 0 if a == 0.0 else (1 if a == 1.0 else 2)
 
 
 @njit(cache=True, nogil=True)
-def guided_coeffs(y, alpha, eps, ca, cb, kind):
+def dilate_same(src, tmp, dst):
+    """dst = src where the 3x3 neighbourhood (clamped) holds one value, else 2."""
+    h, w = src.shape
+    for i in range(h):
+        for j in range(w):
+            c = src[i, j]
+            if src[i, max(j - 1, 0)] != c or src[i, min(j + 1, w - 1)] != c:
+                c = 2
+            tmp[i, j] = c
+    for i in range(h):
+        im = max(i - 1, 0)
+        ip = min(i + 1, h - 1)
+        for j in range(w):
+            c = tmp[i, j]
+            if tmp[im, j] != c or tmp[ip, j] != c:
+                c = 2
+            dst[i, j] = c
+
+
+@njit(cache=True, nogil=True)
+def guided_coeffs(y, alpha, eps, kind, ca, cb):
     """Local linear model alpha ~ ca * Y + cb over 3x3 chroma windows (a guided filter).
 
-    Windows where alpha is constant get ca = 0 and cb = alpha and are marked in ``kind``
-    (0: all background, 1: all avatar, 2: anything else) so the composite can skip them.
-    Luma at chroma resolution is the mean of each 2x2 block.
+    Only where ``kind`` (the 3x3-dilated category) is 2; constant windows get ca = 0 and
+    cb = alpha. Luma at chroma resolution is the mean of each 2x2 block.
     """
     h, w = y.shape
     ch, cw = alpha.shape
@@ -228,23 +266,12 @@ def guided_coeffs(y, alpha, eps, ca, cb, kind):
         i0 = max(i - 1, 0)
         i2 = min(i + 1, ch - 1)
         for j in range(cw):
+            if kind[i, j] != 2:
+                ca[i, j] = 0.0
+                cb[i, j] = alpha[i, j]
+                continue
             j0 = max(j - 1, 0)
             j2 = min(j + 1, cw - 1)
-            a0 = alpha[i, j]
-            mn = a0
-            mx = a0
-            for ii in (i0, i, i2):
-                for jj in (j0, j, j2):
-                    p = alpha[ii, jj]
-                    if p < mn:
-                        mn = p
-                    if p > mx:
-                        mx = p
-            if mn == mx:
-                ca[i, j] = 0.0
-                cb[i, j] = a0
-                kind[i, j] = 0 if a0 == 0.0 else (1 if a0 == 1.0 else 2)
-                continue
             si = 0.0
             sp = 0.0
             sii = 0.0
@@ -271,132 +298,142 @@ def guided_coeffs(y, alpha, eps, ca, cb, kind):
             a = cov / (var + eps)
             ca[i, j] = a
             cb[i, j] = mp - a * mi
-            kind[i, j] = 2
+
+
+@njit(cache=True, nogil=True)
+def _mixed_block(
+    i, j, ch, cw, h, w, y, u, v, by, bu, bv, ca, cb, py, pu, pv, c1u, c1v, c2u, c2v,
+    despill, spu, spv, spy, lo2, inv2, oy, ou, ov, alpha, want_alpha,
+):  # fmt: skip
+    """One chroma sample and its 2x2 luma block on the soft edge."""
+    im = max(i - 1, 0)
+    ip = min(i + 1, ch - 1)
+    jm = max(j - 1, 0)
+    jp = min(j + 1, cw - 1)
+    ya = 2 * i
+    yb = min(ya + 1, h - 1)
+    xa = 2 * j
+    xb = min(xa + 1, w - 1)
+    sy = py[i, j]
+    asum = 0.0
+    for di in range(2):
+        yy = ya if di == 0 else yb
+        ni = im if di == 0 else ip
+        for dj in range(2):
+            xx = xa if dj == 0 else xb
+            nj = jm if dj == 0 else jp
+            ga = 0.5625 * ca[i, j] + 0.1875 * ca[ni, j] + 0.1875 * ca[i, nj] + 0.0625 * ca[ni, nj]
+            gb = 0.5625 * cb[i, j] + 0.1875 * cb[ni, j] + 0.1875 * cb[i, nj] + 0.0625 * cb[ni, nj]
+            fy = np.float64(y[yy, xx])
+            a = _clamp01((ga * fy + gb - lo2) * inv2)
+            if a < 0.002:
+                a = 0.0
+            elif a > 0.998:
+                a = 1.0
+            asum += a
+            if want_alpha:
+                alpha[yy, xx] = _u8(a * 255.0)
+            if a == 0.0:
+                oy[yy, xx] = by[yy, xx]
+            else:
+                oy[yy, xx] = _u8(fy + (1.0 - a) * (np.float64(by[yy, xx]) - sy))
+    ac = asum * 0.25
+    if ac == 0.0:
+        ou[i, j] = bu[i, j]
+        ov[i, j] = bv[i, j]
+        return
+    t = 1.0 - ac
+    mu = np.float64(u[i, j]) - 128.0 - t * (pu[i, j] - 128.0)
+    mv = np.float64(v[i, j]) - 128.0 - t * (pv[i, j] - 128.0)
+    s = _cdiff(mu, mv, c1u, c1v, c2u, c2v)
+    s = s * despill if s > 0.0 else 0.0
+    ou[i, j] = _u8(128.0 + mu + t * (np.float64(bu[i, j]) - 128.0) + s * spu)
+    ov[i, j] = _u8(128.0 + mv + t * (np.float64(bv[i, j]) - 128.0) + s * spv)
+    if spy != 0.0 and s > 0.0:
+        ly = s * spy
+        oy[ya, xa] = _u8(oy[ya, xa] + ly)
+        oy[ya, xb] = _u8(oy[ya, xb] + ly)
+        oy[yb, xa] = _u8(oy[yb, xa] + ly)
+        oy[yb, xb] = _u8(oy[yb, xb] + ly)
 
 
 @njit(cache=True, nogil=True)
 def chroma_i420_rows(
-    r0, r1, y, u, v, by, bu, bv, ca, cb, kind, py, pu, pv, c1u, c1v, c2u, c2v,
-    despill, spu, spv, spy, oy, ou, ov, alpha, want_alpha,
+    r0, r1, y, u, v, by, bu, bv, ca, cb, blk, py, pu, pv, c1u, c1v, c2u, c2v,
+    despill, spu, spv, spy, lo2, inv2, oy, ou, ov, alpha, want_alpha,
 ):  # fmt: skip
     """Composite chroma rows [r0, r1): alpha from the guided model on full-res luma,
     screen subtraction against the plate (``py/pu/pv``), despill, blend with the background.
 
-    Each chroma sample and its 2x2 luma block is one unit; blocks whose 3x3 neighbourhood
-    is all background or all avatar are copied.
+    ``blk`` says per chroma sample whether its whole neighbourhood is background (0),
+    avatar (1) or neither (2); runs of 0 and 1 are copied row by row.
     """
     h, w = y.shape
     ch, cw = u.shape
     for i in range(r0, r1):
-        im = max(i - 1, 0)
-        ip = min(i + 1, ch - 1)
         ya = 2 * i
         yb = min(ya + 1, h - 1)
-        for j in range(cw):
-            jm = max(j - 1, 0)
-            jp = min(j + 1, cw - 1)
-            xa = 2 * j
-            xb = min(xa + 1, w - 1)
-            k0 = kind[i, j]
-            pure = k0 < 2
-            if pure:
-                for ii in (im, i, ip):
-                    for jj in (jm, j, jp):
-                        if kind[ii, jj] != k0:
-                            pure = False
-            if pure and k0 == 0:
-                oy[ya, xa] = by[ya, xa]
-                oy[ya, xb] = by[ya, xb]
-                oy[yb, xa] = by[yb, xa]
-                oy[yb, xb] = by[yb, xb]
-                ou[i, j] = bu[i, j]
-                ov[i, j] = bv[i, j]
+        j = 0
+        while j < cw:
+            st = blk[i, j]
+            j1 = j + 1
+            while j1 < cw and blk[i, j1] == st:
+                j1 += 1
+            x0 = 2 * j
+            x1 = min(2 * j1, w)
+            if st == 0:
+                oy[ya, x0:x1] = by[ya, x0:x1]
+                oy[yb, x0:x1] = by[yb, x0:x1]
+                ou[i, j:j1] = bu[i, j:j1]
+                ov[i, j:j1] = bv[i, j:j1]
                 if want_alpha:
-                    alpha[ya, xa] = 0
-                    alpha[ya, xb] = 0
-                    alpha[yb, xa] = 0
-                    alpha[yb, xb] = 0
-                continue
-            if pure:  # all avatar: keep it, remove spill
-                fu = np.float64(u[i, j]) - 128.0
-                fv = np.float64(v[i, j]) - 128.0
-                s = _cdiff(fu, fv, c1u, c1v, c2u, c2v)
-                s = s * despill if s > 0.0 else 0.0
-                ly = s * spy
-                oy[ya, xa] = _u8(y[ya, xa] + ly)
-                oy[ya, xb] = _u8(y[ya, xb] + ly)
-                oy[yb, xa] = _u8(y[yb, xa] + ly)
-                oy[yb, xb] = _u8(y[yb, xb] + ly)
-                ou[i, j] = _u8(u[i, j] + s * spu)
-                ov[i, j] = _u8(v[i, j] + s * spv)
+                    alpha[ya, x0:x1] = 0
+                    alpha[yb, x0:x1] = 0
+            elif st == 1:
+                oy[ya, x0:x1] = y[ya, x0:x1]
+                oy[yb, x0:x1] = y[yb, x0:x1]
                 if want_alpha:
-                    alpha[ya, xa] = 255
-                    alpha[ya, xb] = 255
-                    alpha[yb, xa] = 255
-                    alpha[yb, xb] = 255
-                continue
-            sy = py[i, j]
-            asum = 0.0
-            for di in range(2):
-                yy = ya if di == 0 else yb
-                ni = im if di == 0 else ip
-                for dj in range(2):
-                    xx = xa if dj == 0 else xb
-                    nj = jm if dj == 0 else jp
-                    ga = (
-                        0.5625 * ca[i, j] + 0.1875 * ca[ni, j]
-                        + 0.1875 * ca[i, nj] + 0.0625 * ca[ni, nj]
-                    )  # fmt: skip
-                    gb = (
-                        0.5625 * cb[i, j] + 0.1875 * cb[ni, j]
-                        + 0.1875 * cb[i, nj] + 0.0625 * cb[ni, nj]
-                    )  # fmt: skip
-                    fy = np.float64(y[yy, xx])
-                    a = _clamp01(ga * fy + gb)
-                    if a < 0.002:
-                        a = 0.0
-                    elif a > 0.998:
-                        a = 1.0
-                    asum += a
-                    if want_alpha:
-                        alpha[yy, xx] = _u8(a * 255.0)
-                    if a == 0.0:
-                        oy[yy, xx] = by[yy, xx]
+                    alpha[ya, x0:x1] = 255
+                    alpha[yb, x0:x1] = 255
+                for jj in range(j, j1):  # all avatar: keep it, remove what spill remains
+                    fu = np.float64(u[i, jj]) - 128.0
+                    fv = np.float64(v[i, jj]) - 128.0
+                    s = _cdiff(fu, fv, c1u, c1v, c2u, c2v)
+                    if s > 0.0:
+                        s *= despill
+                        ou[i, jj] = _u8(u[i, jj] + s * spu)
+                        ov[i, jj] = _u8(v[i, jj] + s * spv)
+                        if spy != 0.0:
+                            xa = 2 * jj
+                            xb = min(xa + 1, w - 1)
+                            oy[ya, xa] = _u8(y[ya, xa] + s * spy)
+                            oy[ya, xb] = _u8(y[ya, xb] + s * spy)
+                            oy[yb, xa] = _u8(y[yb, xa] + s * spy)
+                            oy[yb, xb] = _u8(y[yb, xb] + s * spy)
                     else:
-                        oy[yy, xx] = _u8(fy + (1.0 - a) * (np.float64(by[yy, xx]) - sy))
-            ac = asum * 0.25
-            if ac == 0.0:
-                ou[i, j] = bu[i, j]
-                ov[i, j] = bv[i, j]
-                continue
-            t = 1.0 - ac
-            su = pu[i, j] - 128.0
-            sv = pv[i, j] - 128.0
-            mu = np.float64(u[i, j]) - 128.0 - t * su
-            mv = np.float64(v[i, j]) - 128.0 - t * sv
-            s = _cdiff(mu, mv, c1u, c1v, c2u, c2v)
-            s = s * despill if s > 0.0 else 0.0
-            ou[i, j] = _u8(128.0 + mu + t * (np.float64(bu[i, j]) - 128.0) + s * spu)
-            ov[i, j] = _u8(128.0 + mv + t * (np.float64(bv[i, j]) - 128.0) + s * spv)
-            if spy != 0.0 and s > 0.0:
-                ly = s * spy
-                oy[ya, xa] = _u8(oy[ya, xa] + ly)
-                oy[ya, xb] = _u8(oy[ya, xb] + ly)
-                oy[yb, xa] = _u8(oy[yb, xa] + ly)
-                oy[yb, xb] = _u8(oy[yb, xb] + ly)
+                        ou[i, jj] = u[i, jj]
+                        ov[i, jj] = v[i, jj]
+            else:
+                for jj in range(j, j1):
+                    _mixed_block(
+                        i, jj, ch, cw, h, w, y, u, v, by, bu, bv, ca, cb, py, pu, pv,
+                        c1u, c1v, c2u, c2v, despill, spu, spv, spy, lo2, inv2, oy, ou, ov,
+                        alpha, want_alpha,
+                    )  # fmt: skip
+            j = j1
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def chroma_i420_par(
-    chunks, y, u, v, by, bu, bv, ca, cb, kind, py, pu, pv, c1u, c1v, c2u, c2v,
-    despill, spu, spv, spy, oy, ou, ov, alpha, want_alpha,
+    chunks, y, u, v, by, bu, bv, ca, cb, blk, py, pu, pv, c1u, c1v, c2u, c2v,
+    despill, spu, spv, spy, lo2, inv2, oy, ou, ov, alpha, want_alpha,
 ):  # fmt: skip
     ch = u.shape[0]
     step = (ch + chunks - 1) // chunks
     for c in prange(chunks):
         chroma_i420_rows(
-            c * step, min(ch, (c + 1) * step), y, u, v, by, bu, bv, ca, cb, kind, py, pu, pv,
-            c1u, c1v, c2u, c2v, despill, spu, spv, spy, oy, ou, ov, alpha, want_alpha,
+            c * step, min(ch, (c + 1) * step), y, u, v, by, bu, bv, ca, cb, blk, py, pu, pv,
+            c1u, c1v, c2u, c2v, despill, spu, spv, spy, lo2, inv2, oy, ou, ov, alpha, want_alpha,
         )  # fmt: skip
 
 
@@ -408,7 +445,8 @@ def plate_accumulate_i420(y, u, v, cell, c1u, c1v, c2u, c2v, thr, sums):
     """Sum Y/U/V of confident screen samples per grid cell (cell in chroma pixels).
 
     A sample counts when its colour difference and that of its four neighbours two
-    chroma pixels away exceed ``thr`` (so edges and spill stay out). sums[..., 3] counts.
+    chroma pixels away exceed ``thr`` (so edges and spill stay out). sums[..., 3] counts;
+    sums[..., 4:6] add up the colour difference and its square (for the noise level).
     """
     ch, cw = u.shape
     for i in range(0, ch, 2):
@@ -426,10 +464,15 @@ def plate_accumulate_i420(y, u, v, cell, c1u, c1v, c2u, c2v, thr, sums):
             if ok:
                 gi = i // cell
                 gj = j // cell
+                d0 = _cdiff(
+                    np.float64(u[i, j]) - 128.0, np.float64(v[i, j]) - 128.0, c1u, c1v, c2u, c2v
+                )
                 sums[gi, gj, 0] += y[2 * i, 2 * j]
                 sums[gi, gj, 1] += u[i, j]
                 sums[gi, gj, 2] += v[i, j]
                 sums[gi, gj, 3] += 1.0
+                sums[gi, gj, 4] += d0
+                sums[gi, gj, 5] += d0 * d0
 
 
 @njit(cache=True, nogil=True)
@@ -450,10 +493,15 @@ def plate_accumulate_rgb(rgb, cell, prim, q1, q2, thr, sums):
             if ok:
                 gi = i // cell
                 gj = j // cell
+                f1 = np.float64(rgb[i, j, q1])
+                f2 = np.float64(rgb[i, j, q2])
+                d0 = np.float64(rgb[i, j, prim]) - (f1 if f1 > f2 else f2)
                 sums[gi, gj, 0] += rgb[i, j, 0]
                 sums[gi, gj, 1] += rgb[i, j, 1]
                 sums[gi, gj, 2] += rgb[i, j, 2]
                 sums[gi, gj, 3] += 1.0
+                sums[gi, gj, 4] += d0
+                sums[gi, gj, 5] += d0 * d0
 
 
 @njit(cache=True, nogil=True)
@@ -627,38 +675,92 @@ def guided_lowres(lum, p, r, eps, t0, t1, t2, t3, integ, ma, mb):
             t3[i, j] = t1[i, j] - a * t0[i, j]
     _box_mean(t2, r, integ, ma)
     _box_mean(t3, r, integ, mb)
+    for i in range(h):  # snap round-off so flat regions are exactly "all 0" / "all 1"
+        for j in range(w):
+            if abs(ma[i, j]) < 1e-6:
+                ma[i, j] = 0.0
+                if abs(mb[i, j]) < 1e-4:
+                    mb[i, j] = 0.0
+                elif abs(mb[i, j] - 1.0) < 1e-4:
+                    mb[i, j] = 1.0
+
+
+@njit(cache=True, nogil=True)
+def _seg_row(ma, mb, g0, g1, wy, ra, rb, st):
+    """Interpolate the coefficient rows g0/g1 by wy into ra/rb; st: 0 alpha 0, 1 alpha 1, 2 else."""
+    for c in range(ma.shape[1]):
+        a = ma[g0, c] + (ma[g1, c] - ma[g0, c]) * wy
+        b = mb[g0, c] + (mb[g1, c] - mb[g0, c]) * wy
+        ra[c] = a
+        rb[c] = b
+        st[c] = 0 if (a == 0.0 and b <= 0.0) else (1 if (a == 0.0 and b >= 1.0) else 2)
 
 
 @njit(cache=True, nogil=True)
 def seg_i420_rows(
-    r0, r1, y, u, v, by, bu, bv, ma, mb, ty0, ty1, twy, tx0, tx1, twx, oy, ou, ov, alpha, want_alpha,
+    r0, r1, y, u, v, by, bu, bv, ma, mb, ty0, ty1, twy, tx0, tx1, twx, scratch, sst,
+    oy, ou, ov, alpha, want_alpha,
 ):  # fmt: skip
-    """Composite chroma rows [r0, r1) with alpha = bilinear(ma) * Y + bilinear(mb)."""
+    """Composite chroma rows [r0, r1) with alpha = bilinear(ma) * Y + bilinear(mb).
+
+    ``scratch`` (4, mw) float32 and ``sst`` (2, mw) uint8 hold the two luma rows'
+    coefficients at model width; blocks whose coefficients say "all 0" or "all 1" copy.
+    """
     h, w = y.shape
     cw = u.shape[1]
     for i in range(r0, r1):
         ya = 2 * i
         yb = min(ya + 1, h - 1)
+        _seg_row(ma, mb, ty0[ya], ty1[ya], twy[ya], scratch[0], scratch[1], sst[0])
+        _seg_row(ma, mb, ty0[yb], ty1[yb], twy[yb], scratch[2], scratch[3], sst[1])
         for j in range(cw):
             xa = 2 * j
             xb = min(xa + 1, w - 1)
+            c0 = tx0[xa]
+            c1 = tx1[xb]
+            s = sst[0, c0]
+            pure = s != 2
+            if pure:
+                for c in range(c0, c1 + 1):
+                    if sst[0, c] != s or sst[1, c] != s:
+                        pure = False
+                        break
+            if pure:
+                if s == 0:
+                    oy[ya, xa] = by[ya, xa]
+                    oy[ya, xb] = by[ya, xb]
+                    oy[yb, xa] = by[yb, xa]
+                    oy[yb, xb] = by[yb, xb]
+                    ou[i, j] = bu[i, j]
+                    ov[i, j] = bv[i, j]
+                else:
+                    oy[ya, xa] = y[ya, xa]
+                    oy[ya, xb] = y[ya, xb]
+                    oy[yb, xa] = y[yb, xa]
+                    oy[yb, xb] = y[yb, xb]
+                    ou[i, j] = u[i, j]
+                    ov[i, j] = v[i, j]
+                if want_alpha:
+                    av = 0 if s == 0 else 255
+                    alpha[ya, xa] = av
+                    alpha[ya, xb] = av
+                    alpha[yb, xa] = av
+                    alpha[yb, xb] = av
+                continue
             asum = 0.0
             for di in range(2):
                 yy = ya if di == 0 else yb
-                g0 = ty0[yy]
-                g1 = ty1[yy]
-                wy = twy[yy]
+                ra = scratch[2 * di]
+                rb = scratch[2 * di + 1]
                 for dj in range(2):
                     xx = xa if dj == 0 else xb
                     h0 = tx0[xx]
                     h1 = tx1[xx]
                     wx = twx[xx]
-                    at = ma[g0, h0] + (ma[g0, h1] - ma[g0, h0]) * wx
-                    ab = ma[g1, h0] + (ma[g1, h1] - ma[g1, h0]) * wx
-                    bt = mb[g0, h0] + (mb[g0, h1] - mb[g0, h0]) * wx
-                    bb = mb[g1, h0] + (mb[g1, h1] - mb[g1, h0]) * wx
+                    ga = ra[h0] + (ra[h1] - ra[h0]) * wx
+                    gb = rb[h0] + (rb[h1] - rb[h0]) * wx
                     fy = np.float64(y[yy, xx])
-                    a = _clamp01((at + (ab - at) * wy) * fy + bt + (bb - bt) * wy)
+                    a = _clamp01(ga * fy + gb)
                     if a < 0.004:
                         a = 0.0
                     elif a > 0.996:
@@ -674,14 +776,16 @@ def seg_i420_rows(
 
 @njit(cache=True, nogil=True, parallel=True)
 def seg_i420_par(
-    chunks, y, u, v, by, bu, bv, ma, mb, ty0, ty1, twy, tx0, tx1, twx, oy, ou, ov, alpha, want_alpha,
+    chunks, y, u, v, by, bu, bv, ma, mb, ty0, ty1, twy, tx0, tx1, twx, scratch, sst,
+    oy, ou, ov, alpha, want_alpha,
 ):  # fmt: skip
+    """``scratch`` (chunks, 4, mw) and ``sst`` (chunks, 2, mw): one set per chunk."""
     ch = u.shape[0]
     step = (ch + chunks - 1) // chunks
     for c in prange(chunks):
         seg_i420_rows(
             c * step, min(ch, (c + 1) * step), y, u, v, by, bu, bv, ma, mb, ty0, ty1, twy,
-            tx0, tx1, twx, oy, ou, ov, alpha, want_alpha,
+            tx0, tx1, twx, scratch[c], sst[c], oy, ou, ov, alpha, want_alpha,
         )  # fmt: skip
 
 

@@ -31,6 +31,11 @@ _U_W = np.array([-0.148223, -0.290993, 0.439216])
 _V_W = np.array([0.439216, -0.367788, -0.071427])
 _Y_W = np.array([0.256788, 0.504129, 0.097906])
 _Y_W601 = np.array([0.299, 0.587, 0.114])
+#: Clip applied at chroma resolution before the luma-guided model: just above the
+#: noise floor (NOISE_CLIP standard deviations of the screen's colour difference, at
+#: least PRE_CLIP_MIN), so the background is exactly 0 there but faint strands survive.
+NOISE_CLIP = 3.5
+PRE_CLIP_MIN = 0.015
 
 
 def detect_key_color(rgb_samples: np.ndarray) -> tuple[int, int, int] | None:
@@ -68,12 +73,20 @@ class _Plate:
         self.gh = -(-self.ch // (cell // 2))
         self.gw = -(-self.cw // (cell // 2))
         self.grid: np.ndarray | None = None  # (gh, gw, 3) RGB float64
+        self.noise = 2.0  # standard deviation of the screen's colour difference
         self.planes: dict[str, np.ndarray] = {}
         self.version = 0
         self.built: dict[str, int] = {}
 
     def update(self, sums: np.ndarray, fallback: tuple[int, int, int], rgb_space: bool) -> None:
         counts = sums[..., 3]
+        # noise: the spread of the screen's colour difference inside each region
+        many = counts >= 8
+        if many.any():
+            n = counts[many]
+            var = sums[many, 5] / n - (sums[many, 4] / n) ** 2
+            noise = float(np.sqrt(max(float(np.median(var)), 0.0)))
+            self.noise = noise if self.grid is None else 0.5 * (self.noise + noise)
         valid = (counts >= 3).astype(np.uint8)
         grid = np.zeros((self.gh, self.gw, 3))
         ok = counts > 0
@@ -164,6 +177,7 @@ class ChromaKeyer:
         self._frames = 0
         self._prev: np.ndarray | None = None
         self._prev_kind = ""
+        self._prev_fresh = False
         self._bufs: dict[str, np.ndarray] = {}
 
     # ---------------------------------------------------------------- internals
@@ -190,7 +204,7 @@ class ChromaKeyer:
             key, prim, q = self._key()
             d_key = key[prim] - max(key[q[0]], key[q[1]])
             plate = self._plate
-            sums = np.zeros((plate.gh, plate.gw, 4))
+            sums = np.zeros((plate.gh, plate.gw, 6))
             accumulate(prim, q, 0.45 * d_key, sums)
             plate.update(sums, key, rgb_space=accumulate.rgb_space)
         self._frames += 1
@@ -203,8 +217,8 @@ class ChromaKeyer:
 
     # ---------------------------------------------------------------- RGB path
     def _run_rgb(
-        self, frame: np.ndarray, bg: np.ndarray | None, want_out: bool
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+        self, frame: np.ndarray, bg: np.ndarray | None, want_alpha: bool
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
         h, w = frame.shape[:2]
         with self._lock:
             p = self._params
@@ -227,31 +241,37 @@ class ChromaKeyer:
             if not have_prev:
                 self._prev = np.zeros((h, w), np.uint8)
                 self._prev_kind = "rgb"
-            alpha = np.empty((h, w), np.uint8)
-            out = np.empty_like(frame) if want_out else self._buf("rgb_out", frame.shape, np.uint8)
-            bgx = bg if bg is not None else self._buf("rgb_bg", frame.shape, np.uint8)
+            use_prev = have_prev and self._prev_fresh
+            self._prev_fresh = p.temporal > 0
+            alpha = np.empty((h, w), np.uint8) if want_alpha else NO_ALPHA
+            out = (
+                np.empty_like(frame)
+                if bg is not None
+                else self._buf("rgb_out", frame.shape, np.uint8)
+            )
+            bgx = bg if bg is not None else out
             args = (
                 frame, bgx, pr, pg, pb, inv_d, prim, q[0], q[1], lo, inv_rng, p.temporal,
-                1.0 / p.temporal_threshold, self._prev, have_prev, p.despill,
-                p.despill * p.despill_luma * _Y_W601[prim], out, alpha, True,
+                1.0 / p.temporal_threshold, self._prev, use_prev, p.despill,
+                p.despill * p.despill_luma * _Y_W601[prim], out, alpha, want_alpha,
             )  # fmt: skip
             if use_threads(p.threads) > 1:
                 K.chroma_rgb_par(p.threads * 4, *args)
             else:
                 K.chroma_rgb_rows(0, h, *args)
-        return (out if want_out else None), alpha
+        return (out if bg is not None else None), (alpha if want_alpha else None)
 
     def matte(self, frame_rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (H, W) uint8 alpha, 255 = avatar."""
         _check_rgb(frame_rgb)
-        return self._run_rgb(frame_rgb, None, False)[1]
+        return self._run_rgb(frame_rgb, None, True)[1]
 
     def composite(self, frame_rgb: np.ndarray, background_rgb: np.ndarray) -> np.ndarray:
         """Avatar from ``frame_rgb`` over ``background_rgb`` (same size) -> (H, W, 3) uint8."""
         check_pair_rgb(frame_rgb, background_rgb)
-        return self._run_rgb(frame_rgb, background_rgb, True)[0]
+        return self._run_rgb(frame_rgb, background_rgb, False)[0]
 
-    def composite_rgb_with_alpha(
+    def composite_with_alpha(
         self, frame_rgb: np.ndarray, background_rgb: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """``composite`` and ``matte`` from one pass."""
@@ -325,18 +345,31 @@ class ChromaKeyer:
             a_lo = self._buf("a_lo", (ch, cw), np.float32)
             ca = self._buf("ca", (ch, cw), np.float32)
             cb = self._buf("cb", (ch, cw), np.float32)
+            cat = self._buf("cat", (ch, cw), np.uint8)
+            tmp = self._buf("tmp", (ch, cw), np.uint8)
             kind = self._buf("kind", (ch, cw), np.uint8)
-            K.chroma_lowres(frame.u, frame.v, inv_d, c1u, c1v, c2u, c2v, lo, inv_rng, p.temporal,
-                            1.0 / p.temporal_threshold, self._prev, have_prev, a_lo)  # fmt: skip
-            K.guided_coeffs(frame.y, a_lo, p.edge_eps, ca, cb, kind)
+            blk = self._buf("blk", (ch, cw), np.uint8)
+            # a mild clip at chroma resolution keeps the key linear in the colour mix (so
+            # the luma model can find thin strands); the real clip follows at full res
+            pre = min(max(NOISE_CLIP * self._plate.noise / max(d_key, 1.0), PRE_CLIP_MIN), lo)
+            pre_lo, pre_hi = pre, 1.0 - pre
+            lo2 = (lo - pre_lo) / (pre_hi - pre_lo)
+            inv2 = inv_rng * (pre_hi - pre_lo)
+            K.chroma_lowres(frame.u, frame.v, inv_d, c1u, c1v, c2u, c2v, pre_lo,
+                            1.0 / (pre_hi - pre_lo), p.temporal, 1.0 / p.temporal_threshold,
+                            self._prev, have_prev and self._prev_fresh, a_lo, cat)  # fmt: skip
+            self._prev_fresh = p.temporal > 0
+            K.dilate_same(cat, tmp, kind)
+            K.guided_coeffs(frame.y, a_lo, p.edge_eps, kind, ca, cb)
+            K.dilate_same(kind, tmp, blk)
             # despill moves chroma along -(key primary) and puts back part of the luma
             spu = float(-_U_W[prim])
             spv = float(-_V_W[prim])
             spy = float(-_Y_W[prim] * (1.0 - p.despill_luma))
             want = alpha is not None
             args = (
-                frame.y, frame.u, frame.v, bg.y, bg.u, bg.v, ca, cb, kind, py, pu, pv,
-                c1u, c1v, c2u, c2v, p.despill, spu, spv, spy, out.y, out.u, out.v,
+                frame.y, frame.u, frame.v, bg.y, bg.u, bg.v, ca, cb, blk, py, pu, pv,
+                c1u, c1v, c2u, c2v, p.despill, spu, spv, spy, lo2, inv2, out.y, out.u, out.v,
                 alpha if want else NO_ALPHA, want,
             )  # fmt: skip
             if use_threads(p.threads) > 1:

@@ -58,14 +58,14 @@ class ChromaParams:
     """
 
     key_color: tuple[int, int, int] | None = None
-    clip_black: float = 0.12
-    clip_white: float = 0.85
+    clip_black: float = 0.06
+    clip_white: float = 0.6
     choke: float = 0.0
     despill: float = 1.0
     despill_luma: float = 1.0
     temporal: float = 0.5
-    temporal_threshold: float = 0.2
-    edge_eps: float = 25.0
+    temporal_threshold: float = 0.05
+    edge_eps: float = 1.0
     plate_interval: int = 8
     plate_cell: int = 16
     threads: int = 1

@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+
+from greenroom.errors import InvalidInput
+from greenroom.keying import ChromaKeyer, ChromaParams, I420Frame, Keyer
+
+from .conftest import BLUE, GREEN, SKIN, flat_scene
+
+pytestmark = pytest.mark.unit
+
+NEW_BG = (200, 30, 30)
+
+
+def _bg(shape) -> np.ndarray:
+    bg = np.empty(shape, np.uint8)
+    bg[:] = NEW_BG
+    return bg
+
+
+def test_is_a_keyer():
+    assert isinstance(ChromaKeyer(), Keyer)
+
+
+@pytest.mark.parametrize("screen", [GREEN, BLUE])
+def test_matte_finds_the_avatar_on_green_and_blue_screens(screen):
+    rgb, mask = flat_scene(screen=screen)
+    k = ChromaKeyer()
+    alpha = k.matte(rgb)
+    assert alpha.shape == mask.shape and alpha.dtype == np.uint8
+    inner = mask.copy()
+    inner[:, :] = False
+    inner[50:130, 90:230] = True
+    assert (alpha[inner] == 255).all()
+    assert (alpha[~mask] == 0).mean() > 0.99
+    assert np.abs(np.array(k.key_color) - screen).max() <= 3
+
+
+def test_composite_puts_the_avatar_on_the_background_rgb_and_i420():
+    rgb, _mask = flat_scene()
+    out = ChromaKeyer().composite(rgb, _bg(rgb.shape))
+    assert np.abs(out[10, 10].astype(int) - NEW_BG).max() <= 1
+    assert np.abs(out[90, 160].astype(int) - SKIN).max() <= 1
+    out420 = (
+        ChromaKeyer()
+        .composite_i420(I420Frame.from_rgb(rgb), I420Frame.from_rgb(_bg(rgb.shape)))
+        .to_rgb()
+    )
+    assert np.abs(out420[10, 10].astype(int) - NEW_BG).max() <= 3
+    assert np.abs(out420[90, 160].astype(int) - SKIN).max() <= 3
+
+
+def test_explicit_key_colour_is_used():
+    rgb, _ = flat_scene()
+    k = ChromaKeyer(key_color=(0, 160, 70))
+    k.matte(rgb)
+    assert k.key_color == (0, 160, 70)
+
+
+def test_spill_on_an_opaque_edge_is_removed():
+    rgb, mask = flat_scene()
+    rgb[mask] = (170, 190, 120)  # skin tinted by green light: G above R and B
+    out = ChromaKeyer().composite(rgb, _bg(rgb.shape))
+    r, g, b = out[90, 160].astype(int)
+    assert g <= max(r, b) + 1
+
+
+def test_i420_soft_edge_follows_luma_not_chroma_blocks():
+    # a dark vertical line one pixel wide: invisible in 4:2:0 chroma alone
+    rgb, _ = flat_scene(fg=SKIN)
+    rgb[:, 20] = (40, 40, 40)
+    alpha = ChromaKeyer().matte_i420(I420Frame.from_rgb(rgb))
+    assert alpha[10:30, 20].mean() > 100
+    assert alpha[10:30, 22].mean() < 40
+
+
+def test_threads_give_the_same_picture():
+    rgb, _ = flat_scene(640, 360)
+    one = ChromaKeyer(threads=1).composite(rgb, _bg(rgb.shape))
+    two = ChromaKeyer(threads=2).composite(rgb, _bg(rgb.shape))
+    assert np.array_equal(one, two)
+    f, b = I420Frame.from_rgb(rgb), I420Frame.from_rgb(_bg(rgb.shape))
+    assert (
+        ChromaKeyer(threads=1).composite_i420(f, b).to_bytes()
+        == ChromaKeyer(threads=2).composite_i420(f, b).to_bytes()
+    )
+
+
+def test_live_params_change_and_others_are_refused():
+    k = ChromaKeyer()
+    k.set_params(clip_black=0.2, despill=0.5)
+    assert k.params.clip_black == 0.2 and k.params.despill == 0.5
+    with pytest.raises(InvalidInput) as err:
+        k.set_params(plate_cell=32)
+    assert err.value.field == "plate_cell"
+    with pytest.raises(InvalidInput) as err:
+        k.set_params(clip_black=2.0)
+    assert err.value.field == "clip_black" and "between" in err.value.message
+    assert k.params.clip_black == 0.2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"key_color": "#00B14"}, "key_color"),
+        ({"key_color": (128, 128, 128)}, "key_color"),
+        ({"clip_black": 0.5, "clip_white": 0.5}, "clip_white"),
+        ({"threads": 0}, "threads"),
+        ({"plate_cell": 15}, "plate_cell"),
+    ],
+)
+def test_bad_params_name_the_field(kwargs, field):
+    with pytest.raises(InvalidInput) as err:
+        ChromaParams(**kwargs)
+    assert err.value.field == field
+
+
+def test_size_mismatch_is_a_clear_error():
+    rgb, _ = flat_scene()
+    with pytest.raises(ValueError, match="must be the same size"):
+        ChromaKeyer().composite(rgb, np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(ValueError, match="must be the same size"):
+        ChromaKeyer().composite_i420(I420Frame.blank(32, 16), I420Frame.blank(16, 16))
+
+
+def test_temporal_filter_damps_flicker_and_reset_forgets():
+    rgb, _ = flat_scene()
+    k = ChromaKeyer(temporal=0.9, temporal_threshold=0.5)
+    k.matte(rgb)
+    noisy = rgb.copy()
+    noisy[5:15, 5:15] = (30, 150, 60)  # a small change of the screen: raw alpha ~0.2
+    damped = int(k.matte(noisy)[10, 10])
+    k.reset()
+    fresh = int(k.matte(noisy)[10, 10])
+    assert damped < fresh
