@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -142,7 +143,9 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
     assert session["status"] == "started"
 
     # Video plays: the template's background in the corners, the avatar in the middle.
+    t0 = time.monotonic()
     await _live(page)
+    print(f"viewer: first frame {(time.monotonic() - t0) * 1000:.0f} ms after the page opened")
     studio = expected_means("Studio", CENTRE + CORNERS)
 
     async def shows_studio() -> bool:
@@ -169,7 +172,7 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
         times.append(await _switch(page, service, old, new))
     switch_s = sorted(times)[1]
     print(f"background switch: {[round(t * 1000) for t in times]} ms, median {switch_s * 1000:.0f}")
-    assert switch_s < 1.0
+    assert switch_s < 1.0, f"switches took {times} s"
     office = expected_means("Office", CORNERS)
 
     async def shows_office() -> bool:
@@ -212,7 +215,9 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
         levels.append((await state(page))["audio"])
         return levels[-1] > 0.01
 
+    t_speak = time.monotonic()
     await wait_for(loud, timeout=10, interval=0.05)
+    print(f"viewer: speech audible {(time.monotonic() - t_speak) * 1000:.0f} ms after 'speaking'")
 
     DOCS_IMG.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(DOCS_IMG / "viewer.png"))
