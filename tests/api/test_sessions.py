@@ -120,7 +120,10 @@ async def wait_for(client: httpx.AsyncClient, sid: str, check, timeout: float = 
 
 
 async def test_session_colour_then_uploaded_image_then_stop(
-    lk_client: httpx.AsyncClient, livekit: LiveKitServer, provider: str
+    lk_client: httpx.AsyncClient,
+    livekit: LiveKitServer,
+    provider: str,
+    disc: disc_provider.DiscProvider,
 ) -> None:
     c = lk_client
     t = await c.post(
@@ -192,6 +195,13 @@ async def test_session_colour_then_uploaded_image_then_stop(
     assert (s["status"], s["background"], s["template_id"]) == ("started", bg_id, t.json()["id"])
     assert s["metrics"]["frames_out"] > 0
     assert s["first_frame_ms"] is not None and s["first_frame_ms"] > 0
+    if provider == "local":  # the built-in avatar really speaks: its state says so
+        r = await c.post(f"/v2/streaming/sessions/{sid}/speak", json={"text": "One more thing."})
+        assert r.status_code == 200
+        deadline = time.monotonic() + 30
+        while (await c.get(f"/v2/streaming/sessions/{sid}")).json()["avatar_state"] != "speaking":
+            assert time.monotonic() < deadline, "the avatar never started speaking"
+            await asyncio.sleep(0.1)
     if provider == "disc":
         spoken = disc.sessions[-1].spoken  # the opening text, then the speak call
         assert spoken == [("Hello there", "repeat"), ("How are you?", "talk")]
