@@ -40,7 +40,7 @@ async def test_template_crud(db_client: httpx.AsyncClient) -> None:
             "provider": "local",
             "voice": "en-us",
             "background": "color:#00B140",
-            "keying": {"mode": "chroma", "key_color": "#00ff00", "similarity": 0.3},
+            "keying": {"mode": "chroma", "key_color": "#00ff00", "clip_white": 0.5},
             "idle_timeout": 120,
         },
     )
@@ -51,9 +51,11 @@ async def test_template_crud(db_client: httpx.AsyncClient) -> None:
     assert t["keying"] == {
         "mode": "chroma",
         "key_color": "#00ff00",
-        "similarity": 0.3,
-        "softness": 0.1,
-        "spill": 0.5,
+        "clip_black": 0.06,
+        "clip_white": 0.5,
+        "choke": 0.0,
+        "despill": 1.0,
+        "despill_luma": 1.0,
         "temporal": 0.5,
     }
     assert (t["provider"], t["avatar_id"], t["quality"], t["idle_timeout"]) == (
@@ -105,10 +107,16 @@ async def test_template_crud(db_client: httpx.AsyncClient) -> None:
         ),
         ({"name": "x", "background": "bg_" + "0" * 24}, "background", "no background"),
         ({"name": "x", "background": "blur:500"}, "background", "blur radius must be"),
+        ({"name": "x", "keying": {"despill": 2}}, "keying.despill", "less than or equal to 1"),
         (
-            {"name": "x", "keying": {"similarity": 2}},
-            "keying.similarity",
-            "less than or equal to 1",
+            {"name": "x", "keying": {"clip_black": 0.5, "clip_white": 0.52}},
+            "keying.clip_white",
+            "must exceed clip_black",
+        ),
+        (
+            {"name": "x", "keying": {"key_color": "#808080"}},
+            "keying.key_color",
+            "is not a screen colour",
         ),
         ({"name": "x", "keying": {"mode": "magic"}}, "keying.mode", "'chroma' or 'segment'"),
         (

@@ -33,18 +33,30 @@ class Strict(BaseModel):
 
 
 class KeyingSettings(Strict):
-    """How the avatar is cut out of its own background."""
+    """How the avatar is cut out of its own background (the chroma keyer's settings)."""
 
     mode: Literal["chroma", "segment"] = Field(
         "chroma", description="`chroma` for green-screen avatars, `segment` for any other."
     )
     key_color: Annotated[str, Field(pattern=r"^(auto|#[0-9a-fA-F]{6})$")] = Field(
-        "auto", description="`auto` finds the screen colour; or `#RRGGBB`."
+        "auto", description="`auto` finds the screen colour in the picture; or `#RRGGBB`."
     )
-    similarity: float = Field(0.4, ge=0.0, le=1.0, description="How far from the key is keyed.")
-    softness: float = Field(0.1, ge=0.0, le=1.0, description="Width of the soft edge.")
-    spill: float = Field(0.5, ge=0.0, le=1.0, description="Strength of spill suppression.")
-    temporal: float = Field(0.5, ge=0.0, le=1.0, description="Temporal smoothing of the matte.")
+    clip_black: float = Field(
+        0.06, ge=0.0, le=0.9, description="Key value at or below which a pixel is pure screen."
+    )
+    clip_white: float = Field(
+        0.6, ge=0.1, le=1.0, description="Key value at or above which a pixel is pure avatar."
+    )
+    choke: float = Field(
+        0.0, ge=-0.5, le=0.5, description="Positive eats into the avatar's edge, negative grows it."
+    )
+    despill: float = Field(1.0, ge=0.0, le=1.0, description="How much screen colour to remove.")
+    despill_luma: float = Field(
+        1.0, ge=0.0, le=1.0, description="How much of the spill's brightness to put back."
+    )
+    temporal: float = Field(
+        0.5, ge=0.0, le=0.95, description="How strongly the matte follows the previous frame."
+    )
 
 
 ProviderOptions = dict[

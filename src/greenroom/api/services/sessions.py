@@ -528,8 +528,10 @@ class SessionManager:
         live = self.live.get(session_id)
         if live is None or live.stopping:
             row = self.repo.get_session(session_id)
-            if live is not None or row.status == "starting":
-                raise Conflict(f"session {session_id} is {row.status}; wait and try again")
+            if live is not None:
+                raise Conflict(f"session {session_id} is already stopping")
+            if row.status == "starting":
+                raise Conflict(f"session {session_id} is still starting; try again in a moment")
             if row.status in OPEN_STATUSES:  # a row no process runs: correct it
                 if row.room_created:
                     with contextlib.suppress(Exception):
@@ -573,10 +575,15 @@ async def _start_compositor(
 
 
 def compositor_options(options_cls: Any, keying: dict[str, Any], **extra: Any) -> Any:
-    """``CompositorOptions`` from a template's keying settings (fields it does not know are
-    left at their defaults)."""
+    """``CompositorOptions`` from a template's keying settings. The chroma settings go in as
+    ``chroma`` (a ``ChromaParams``) when the options take them; fields the options do not
+    know are left at their defaults."""
     names = _field_names(options_cls)
     kwargs = {k: v for k, v in {**(keying or {}), **extra}.items() if k in names}
+    if "chroma" in names and (keying or {}).get("mode", "chroma") == "chroma":
+        from greenroom.api.services.templates import chroma_params
+
+        kwargs["chroma"] = chroma_params(keying or {})
     return options_cls(**kwargs)
 
 

@@ -32,6 +32,32 @@ def check_provider(name: str) -> str:
     return name
 
 
+def chroma_params(keying: dict[str, Any]) -> Any:
+    """``greenroom.keying.ChromaParams`` for a template's keying settings.
+
+    Raises:
+        InvalidInput: a combination the keyer refuses (field ``keying.<name>``).
+    """
+    from greenroom.keying import ChromaParams
+
+    names = set(ChromaParams.__dataclass_fields__)
+    kwargs = {k: v for k, v in keying.items() if k in names and k != "key_color"}
+    color = keying.get("key_color", "auto")
+    if color and color != "auto":
+        kwargs["key_color"] = color
+    try:
+        return ChromaParams(**kwargs)
+    except InvalidInput as exc:
+        raise InvalidInput(
+            exc.message, field=f"keying.{exc.field}" if exc.field else "keying"
+        ) from None
+
+
+def check_keying(keying: dict[str, Any]) -> None:
+    if keying.get("mode", "chroma") == "chroma":
+        chroma_params(keying)
+
+
 class TemplateService:
     def __init__(self, repo: Repo):
         self.repo = repo
@@ -59,6 +85,8 @@ class TemplateService:
             check_provider(out["provider"])
         if "background" in out and out["background"] is not None:
             out["background"] = background_values.normalize(out["background"], self.repo)
+        if out.get("keying") is not None:
+            check_keying(out["keying"])
         if "name" in out and out["name"] is not None:
             out["name"] = out["name"].strip()
             if not out["name"]:
