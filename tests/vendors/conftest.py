@@ -94,3 +94,10 @@ def corner_rgb(rgb: np.ndarray) -> np.ndarray:
 
 def near(rgb: np.ndarray, want: tuple[int, int, int], tol: float = 30) -> bool:
     return bool(np.all(np.abs(rgb - np.array(want)) <= tol))
+
+
+def avatar_visible(rgb: np.ndarray, background: tuple[int, int, int]) -> bool:
+    """A good share of the centre differs clearly from the background: the avatar is there."""
+    h, w, _ = rgb.shape
+    centre = rgb[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3].astype(np.int16)
+    return bool((np.abs(centre - np.array(background)).max(axis=2) > 60).mean() > 0.2)

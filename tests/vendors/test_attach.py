@@ -10,7 +10,7 @@ from greenroom.backgrounds import BackgroundSpec
 from greenroom.compositor import Compositor
 from greenroom.errors import Conflict, NotFound
 
-from .conftest import Viewer, corner_rgb, near
+from .conftest import Viewer, avatar_visible, corner_rgb, near
 from .test_providers_live import _participants, _until
 
 pytestmark = pytest.mark.livekit
@@ -28,7 +28,12 @@ async def test_attach_composites_and_leaves_the_avatar_running(
             await comp.wait_first_frame(30)
             await viewer.frame(comp.identity)
             await _until(
-                lambda: near(corner_rgb(viewer.latest[comp.identity]), (0, 68, 255)), 20, "blue"
+                lambda: (
+                    near(corner_rgb(viewer.latest[comp.identity]), (0, 68, 255))
+                    and avatar_visible(viewer.latest[comp.identity], (0, 68, 255))
+                ),
+                30,
+                "the attached avatar on blue",
             )
             with pytest.raises(Conflict, match="driven by its own agent"):
                 await session.speak("hello")
