@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from livekit import api
 
 from greenroom.avatars import AvatarState, RoomTarget, get_provider
 from greenroom.avatars.local import LocalAvatar
@@ -134,6 +135,14 @@ async def test_file_avatar_loops_a_clip_at_its_own_rate_with_sound(
         tone = np.array([r for t, r in sub.audio if t0 <= t < t0 + 3.0])
         assert np.median(tone) > 3000, "the clip's 440 Hz tone did not arrive"
         assert avatar.loops >= 1
+        # the room goes away under the avatar: the session ends itself
+        async with api.LiveKitAPI(livekit.http_url, livekit.api_key, livekit.api_secret) as lk:
+            await lk.room.delete_room(api.DeleteRoomRequest(room=room_name))
+        for _ in range(100):
+            if avatar.state == AvatarState.STOPPED:
+                break
+            await asyncio.sleep(0.1)
+        assert avatar.state == AvatarState.STOPPED
     finally:
         await sub.aclose()
         await avatar.aclose()

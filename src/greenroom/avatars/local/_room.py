@@ -90,6 +90,7 @@ class RoomAvatar(StateEmitter):
             },
         )
         loop = asyncio.get_running_loop()
+        self.room.on("disconnected", self._on_disconnected)
         await self.room.connect(self.target.url, token, rtc.RoomOptions(auto_subscribe=False))
         try:
             self._video_source = rtc.VideoSource(self.width, self.height)
@@ -141,6 +142,12 @@ class RoomAvatar(StateEmitter):
         with contextlib.suppress(Exception):
             await self.room.disconnect()
         self._set_state(AvatarState.STOPPED)
+
+    def _on_disconnected(self, reason: object = None) -> None:
+        """The server dropped us (room deleted, server gone): end the session, not the process."""
+        if not self._closed:
+            log.warning("avatar %s left the room (%s); stopping", self.identity, reason)
+            self._aclose_task = asyncio.ensure_future(self.aclose())
 
     async def __aenter__(self) -> RoomAvatar:
         return self

@@ -80,15 +80,15 @@ class LocalAvatar(RoomAvatar):
         height: int = 720,
         fps: float = 30.0,
         avatar_id: str = "default",
+        renderer: AvatarRenderer | None = None,
     ) -> None:
         super().__init__(target, identity=identity, name=name, voice=voice, rate=rate)
         if not isinstance(avatar_id, str) or not avatar_id:
             raise InvalidInput("avatar_id must be a non-empty string", field="avatar_id")
         self.avatar_id = avatar_id
-        self.renderer = AvatarRenderer(
-            width, height, fps, seed=zlib.crc32(avatar_id.encode()) & 0xFFFF
-        )
-        self.width, self.height, self.fps = width, height, float(fps)
+        self.renderer = renderer or AvatarRenderer(width, height, fps, seed=_seed(avatar_id))
+        self.width, self.height = self.renderer.width, self.renderer.height
+        self.fps = self.renderer.fps
         self.video_stats = VideoStats()
         self._t_start = time.monotonic()
 
@@ -96,10 +96,23 @@ class LocalAvatar(RoomAvatar):
     async def start(cls, target: RoomTarget, **kwargs: Any) -> LocalAvatar:
         """Join ``target.room`` and start publishing; returns once both tracks are published.
 
+        The renderer's layers are drawn in a worker thread, so the event loop stays free.
+
         Raises:
             SetupError: espeak-ng is not installed.
             InvalidInput: a bad argument (``field`` names it).
         """
+        if "renderer" not in kwargs:
+            avatar_id = kwargs.get("avatar_id", "default")
+            if not isinstance(avatar_id, str) or not avatar_id:
+                raise InvalidInput("avatar_id must be a non-empty string", field="avatar_id")
+            kwargs["renderer"] = await asyncio.to_thread(
+                AvatarRenderer,
+                kwargs.pop("width", 1280),
+                kwargs.pop("height", 720),
+                kwargs.pop("fps", 30.0),
+                seed=_seed(avatar_id),
+            )
         self = cls(target, **kwargs)
         await self._start()
         return self
@@ -148,6 +161,10 @@ class LocalAvatar(RoomAvatar):
                     log.exception("capturing a video frame failed (later failures are counted)")
             stats.frames += 1
             n += 1
+
+
+def _seed(avatar_id: str) -> int:
+    return zlib.crc32(avatar_id.encode()) & 0xFFFF
 
 
 class LocalProvider:
