@@ -61,6 +61,9 @@ class Viewer:
             track: rtc.Track, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
         ) -> None:
             if track.kind == rtc.TrackKind.KIND_VIDEO:
+                # the top simulcast layer: tests compare full-size pictures
+                with contextlib.suppress(Exception):
+                    pub.set_video_quality(rtc.VideoQuality.HIGH)
                 self._tasks.append(asyncio.create_task(self._drain(track, p.identity)))
             else:
                 self.audio_tracks[p.identity] = track

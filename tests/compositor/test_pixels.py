@@ -32,7 +32,9 @@ async def test_viewer_sees_background_behind_the_avatar(
         await comp.wait_first_frame(60)
         # a frame whose avatar capture time we know, so we know its true alpha
         frame = await viewer.until(
-            comp.identity, lambda f: f.user_timestamp in avatar._capture_t, timeout=20
+            comp.identity,
+            lambda f: f.rgb.shape == (720, 1280, 3) and f.user_timestamp in avatar._capture_t,
+            timeout=30,
         )
         assert frame.rgb.shape == (720, 1280, 3)
         alpha = avatar.scene.alpha(avatar.time_of(frame.user_timestamp))

@@ -64,8 +64,9 @@ async def test_resolution_change_mid_stream(
     )
     try:
         await comp.wait_first_frame(60)
-        first = await viewer.until(comp.identity, center_is(SKIN))
-        assert first.rgb.shape[:2] == (720, 1280)
+        await viewer.until(
+            comp.identity, lambda f: f.rgb.shape[:2] == (720, 1280) and center_is(SKIN)(f)
+        )
 
         avatar.scene.width, avatar.scene.height = 960, 540
         smaller = await viewer.until(

@@ -16,8 +16,7 @@ import pytest
 from livekit import api
 
 from greenroom.compositor import compositor_identity
-from greenroom.compositor.worker import AGENT_NAME, parse_dispatch_metadata
-from greenroom.errors import InvalidInput
+from greenroom.compositor.worker import AGENT_NAME
 from greenroom.livekit_server import LiveKitServer
 
 from .conftest import Target, Viewer
@@ -89,19 +88,3 @@ async def test_dispatched_job_publishes_composited_track(
         p = viewer.room.remote_participants[identity]
         assert p.attributes["greenroom.role"] == "compositor"
         assert p.attributes["greenroom.avatar"] == "avatar-w"
-
-
-def test_dispatch_metadata_errors_name_the_field() -> None:
-    with pytest.raises(InvalidInput) as err:
-        parse_dispatch_metadata("{}")
-    assert err.value.field == "avatar_identity"
-    with pytest.raises(InvalidInput) as err:
-        parse_dispatch_metadata('{"avatar_identity": "a", "background": "#12"}')
-    assert err.value.field == "background"
-    with pytest.raises(InvalidInput) as err:
-        parse_dispatch_metadata('{"avatar_identity": "a", "options": {"fps": 3}}')
-    assert err.value.field == "options"
-    req = parse_dispatch_metadata(
-        '{"avatar_identity": "a", "background": {"kind": "blur"}, "options": {"max_fps": 15}}'
-    )
-    assert req.background.kind == "blur" and req.options.max_fps == 15

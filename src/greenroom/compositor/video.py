@@ -67,17 +67,26 @@ class LatestFrameSlot:
 
 
 class FpsCap:
-    """Admits frames no faster than ``max_fps`` (evenly: 60 fps in -> every 2nd frame)."""
+    """Admits frames at ``max_fps`` at most, evenly (60 fps in -> every 2nd frame).
+
+    A token bucket (burst 2): input at or under the cap is never dropped for jitter.
+    """
+
+    BURST = 2.0
 
     def __init__(self, max_fps: float) -> None:
-        self._interval = 1.0 / max_fps
-        self._next = 0.0
+        self._rate = max_fps
+        self._tokens = self.BURST
+        self._last: float | None = None
 
     def admit(self, t: float) -> bool:
-        if t + 0.2 * self._interval < self._next:
-            return False
-        self._next = max(self._next + self._interval, t)
-        return True
+        if self._last is not None:
+            self._tokens = min(self.BURST, self._tokens + (t - self._last) * self._rate)
+        self._last = t
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
 
 
 def publish_options(options: CompositorOptions, *, audio: bool = False) -> rtc.TrackPublishOptions:

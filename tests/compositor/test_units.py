@@ -1,0 +1,149 @@
+"""Pure parts of the compositor: options, payload parsing, error mapping, fps cap,
+mailbox, stats and Prometheus output, dispatch metadata."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from livekit import rtc
+from prometheus_client import generate_latest
+
+from greenroom.compositor import (
+    REGISTRY,
+    RPC_INTERNAL,
+    RPC_INVALID_INPUT,
+    CompositorOptions,
+    compositor_identity,
+    parse_set_background,
+)
+from greenroom.compositor.control import to_rpc_error
+from greenroom.compositor.stats import SessionStats
+from greenroom.compositor.video import FpsCap, InFrame, LatestFrameSlot
+from greenroom.compositor.worker import parse_dispatch_metadata
+from greenroom.errors import InvalidInput, SetupError
+
+pytestmark = pytest.mark.unit
+
+
+def test_identity_names_the_avatar() -> None:
+    assert compositor_identity("avatar-1") == "greenroom-avatar-1"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"mode": "magic"}, "mode"),
+        ({"max_bitrate": 10}, "max_bitrate"),
+        ({"max_fps": 0}, "max_fps"),
+        ({"video_codec": "mpeg2"}, "video_codec"),
+        ({"transition": 11}, "transition"),
+        ({"width": 641}, "width"),
+        ({"reconnect_backoff": (2.0, 1.0)}, "reconnect_backoff"),
+    ],
+)
+def test_bad_options_name_the_field(kwargs: dict, field: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        CompositorOptions(**kwargs)
+    assert err.value.field == field
+
+
+def test_payload_forms() -> None:
+    spec, t = parse_set_background('{"background": "#00FF00", "transition": 0.5}')
+    assert (spec.kind, spec.color, t) == ("color", "#00ff00", 0.5)
+    spec, t = parse_set_background('{"background": {"kind": "blur", "blur_radius": 30}}')
+    assert (spec.kind, spec.blur_radius, t) == ("blur", 30, None)
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "words"),
+    [
+        ("#00ff00", "payload", "not JSON"),
+        ('"#00ff00"', "background", '"background"'),
+        ('{"background": "#0f0"}', "background", "#0f0"),
+        ('{"background": {"kind": "color"}}', "background", "color"),
+        ('{"background": {"kind": "blur", "blur_radius": 0}}', "background.blur_radius", "blur"),
+        ('{"background": "#00ff00", "transition": "slow"}', "transition", "number"),
+        ('{"background": "#00ff00", "fade": 1}', "fade", "unknown"),
+        ('{"background": 7}', "background", "spec string"),
+    ],
+)
+def test_bad_payloads_name_the_problem(payload: str, field: str, words: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        parse_set_background(payload)
+    assert err.value.field == field
+    assert words in err.value.message
+    rpc = to_rpc_error(err.value)
+    assert rpc.code == RPC_INVALID_INPUT
+    assert rpc.message.startswith(field)
+    assert json.loads(rpc.data) == {"code": "invalid_input", "message": rpc.message, "field": field}
+
+
+def test_other_errors_do_not_leak_details() -> None:
+    assert to_rpc_error(SetupError("no model")).code == RPC_INTERNAL
+    err = to_rpc_error(RuntimeError("/secret/path exploded"))
+    assert err.code == RPC_INTERNAL and "secret" not in err.message
+    same = rtc.RpcError(1500, "x")
+    assert to_rpc_error(same) is same
+
+
+def test_fps_cap_keeps_jittery_30_and_halves_60() -> None:
+    cap = FpsCap(30)
+    jitter = [0.0, 0.012, -0.01, 0.008, -0.012]
+    admitted = sum(cap.admit(i / 30 + jitter[i % 5]) for i in range(300))
+    assert admitted == 300
+    cap = FpsCap(30)
+    admitted = sum(cap.admit(i / 60) for i in range(600))
+    assert 299 <= admitted <= 302
+
+
+async def test_slot_keeps_newest_and_counts_replaced() -> None:
+    stats = SessionStats("unit-slot", "a")
+    slot = LatestFrameSlot(stats)
+    for i in range(3):
+        slot.put(InFrame(bytearray(6), 2, 2, float(i), None))
+    got = await slot.get(timeout=0.1)
+    assert got is not None and got.received == 2.0
+    assert stats.dropped["replaced"] == 2
+    assert await slot.get(timeout=0.01) is None
+    stats.close()
+
+
+def test_stats_snapshot_and_prometheus_labels() -> None:
+    stats = SessionStats("unit-stats", "avatar-z")
+    for i in range(100):
+        stats.frame_in()
+        stats.frame_out(now=i / 30, keying_ms=4.0 + i % 3, latency_ms=10.0 + i % 10, e2e_ms=None)
+    stats.drop("late")
+    snap = stats.snapshot(now=100 / 30)
+    assert snap["frames_in"] == 100 and snap["frames_out"] == 100 and snap["dropped"] == 1
+    assert 14 <= snap["latency_ms_p50"] <= 15 and snap["latency_ms_p95"] == pytest.approx(
+        19, abs=0.1
+    )
+    text = generate_latest(REGISTRY).decode()
+    assert (
+        'greenroom_compositor_frames_out_total{avatar="avatar-z",session="unit-stats"} 100.0'
+        in text
+    )
+    assert 'reason="late"' in text
+    stats.close()
+    assert 'session="unit-stats"' not in generate_latest(REGISTRY).decode()
+
+
+def test_dispatch_metadata_errors_name_the_field() -> None:
+    for metadata, field in (
+        ("", "metadata"),
+        ("[]", "metadata"),
+        ("{}", "avatar_identity"),
+        ('{"avatar_identity": "a", "background": "#12"}', "background"),
+        ('{"avatar_identity": "a", "options": {"fps": 3}}', "options"),
+        ('{"avatar_identity": "a", "options": {"max_fps": 500}}', "max_fps"),
+    ):
+        with pytest.raises(InvalidInput) as err:
+            parse_dispatch_metadata(metadata)
+        assert err.value.field == field, metadata
+    req = parse_dispatch_metadata(
+        '{"avatar_identity": "a", "background": {"kind": "blur"}, "options": {"max_fps": 15}}'
+    )
+    assert req.background.kind == "blur" and req.options.max_fps == 15
+    assert json.loads(req.to_metadata())["avatar_identity"] == "a"
