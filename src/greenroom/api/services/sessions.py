@@ -164,7 +164,11 @@ class SessionManager:
                 row.id, status="stopped", stop_reason="service_restarted", stopped_at=_now()
             )
             self.metrics.sessions_stopped.labels("service_restarted").inc()
-            log.info("session %s marked stopped: service_restarted", row.id)
+            log.info(
+                "session %s marked stopped: service_restarted",
+                row.id,
+                extra={"session": row.id, "event": "stopped", "reason": "service_restarted"},
+            )
             fixed.append(row.id)
         return fixed
 
@@ -240,6 +244,7 @@ class SessionManager:
             tpl.id,
             tpl.provider,
             room,
+            extra={"session": sid, "event": "starting", "template": tpl.id, "room": room},
         )
         avatar = compositor = None
         try:
@@ -320,6 +325,7 @@ class SessionManager:
             sid,
             (now_mono - t0) * 1000,
             (t_joined - t0) * 1000,
+            extra={"session": sid, "event": "started", "ms": round((now_mono - t0) * 1000, 1)},
         )
 
         expires = _now() + tokens.VIEWER_TTL
@@ -360,7 +366,12 @@ class SessionManager:
             error=message[:2000],
             stopped_at=_now(),
         )
-        log.warning("session %s failed to start: %s", sid, message)
+        log.warning(
+            "session %s failed to start: %s",
+            sid,
+            message,
+            extra={"session": sid, "event": "failed"},
+        )
 
     def _spawn(self, live: LiveSession, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -381,7 +392,12 @@ class SessionManager:
         elapsed = time.monotonic() - live.started_mono
         self.metrics.first_frame.observe(elapsed)
         self.repo.update_session(live.id, first_frame_ms=round(elapsed * 1000, 1))
-        log.info("session %s: first composited frame after %.0f ms", live.id, elapsed * 1000)
+        log.info(
+            "session %s: first composited frame after %.0f ms",
+            live.id,
+            elapsed * 1000,
+            extra={"session": live.id, "event": "first_frame", "ms": round(elapsed * 1000, 1)},
+        )
         if text:
             try:
                 await live.avatar.speak(text, mode="repeat")
@@ -508,7 +524,12 @@ class SessionManager:
         live.touch()
         await live.compositor.set_background(spec, transition=transition)
         self.repo.update_session(session_id, background=canonical)
-        log.info("session %s: background -> %s", session_id, canonical)
+        log.info(
+            "session %s: background -> %s",
+            session_id,
+            canonical,
+            extra={"session": session_id, "event": "background", "background": canonical},
+        )
         return self.get(session_id)
 
     async def snapshot(self, session_id: str) -> bytes:
@@ -561,7 +582,12 @@ class SessionManager:
             session_id, status="stopped", stop_reason=reason, stopped_at=_now()
         )
         self.metrics.sessions_stopped.labels(reason).inc()
-        log.info("session %s stopped: %s", session_id, reason)
+        log.info(
+            "session %s stopped: %s",
+            session_id,
+            reason,
+            extra={"session": session_id, "event": "stopped", "reason": reason},
+        )
         return self.get(session_id)
 
 
