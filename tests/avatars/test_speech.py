@@ -137,3 +137,32 @@ async def test_ready_made_audio_plays_as_one_utterance() -> None:
     assert len(played) == 21 * FRAME_SAMPLES  # 20 frames of tone, one closing frame
     assert events == ["speaking", "idle"] and not q.busy
     assert q.mouth_at(5.0, (0.0, 0.5))[0] > 0  # the mouth moved with the tone
+
+
+async def test_several_texts_queue_and_play_in_order() -> None:
+    from greenroom.avatars.local.voice import FRAME_SAMPLES, SpeechQueue
+
+    speech = Speech("en-us")
+    one, two = await speech.synthesize("One."), await speech.synthesize("Two, three.")
+    events: list[str] = []
+    q = SpeechQueue(speech, lambda: events.append("speaking"), lambda: events.append("idle"))
+    q.start()
+    try:
+        q.put("One.")
+        q.put("Two, three.")
+        played: list[np.ndarray] = []
+        for i in range(5000):  # pull 10 ms frames as fast as synthesis allows
+            frame = q.next_frame(i * 0.01)
+            if frame is not None:
+                played.append(frame)
+            elif not q.busy:
+                break
+            await asyncio.sleep(0.002)
+        audio = np.concatenate(played)
+        n1, n2 = -(-len(one) // FRAME_SAMPLES), -(-len(two) // FRAME_SAMPLES)
+        assert len(audio) == (n1 + n2) * FRAME_SAMPLES  # both, whole, nothing else
+        assert np.array_equal(audio[: len(one)], one)
+        assert np.array_equal(audio[n1 * FRAME_SAMPLES :][: len(two)], two)
+        assert events == ["speaking", "idle"]
+    finally:
+        await q.aclose()
