@@ -10,7 +10,6 @@ dropped) are discarded instead of piling up in the source.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from livekit import rtc
 
 from greenroom.compositor.stats import SessionStats
+from greenroom.compositor.video import bounded
 
 logger = logging.getLogger("greenroom.compositor")
 
@@ -95,10 +95,8 @@ class AudioRetimer:
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+            await bounded(t)
         self._tasks = []
         if self._stream is not None:
-            with contextlib.suppress(Exception):
-                await self._stream.aclose()
+            await bounded(self._stream.aclose())
             self._stream = None

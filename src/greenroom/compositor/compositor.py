@@ -51,6 +51,7 @@ from greenroom.compositor.video import (
     InFrame,
     LatestFrameSlot,
     VideoOutput,
+    bounded,
     publish_options,
 )
 from greenroom.errors import GreenroomError
@@ -357,12 +358,12 @@ class Compositor:
         await self._video.unpublish(room)
         if self._audio_source is not None:
             with contextlib.suppress(Exception):
-                await self._audio_source.aclose()
+                await bounded(self._audio_source.aclose())
             self._audio_source = None
         self._audio_pub_sid = None
         if self._owns_room:
             with contextlib.suppress(Exception):
-                await room.disconnect()
+                await bounded(room.disconnect())
 
     async def _supervise(self) -> None:
         """Rejoin with backoff when the connection drops; end the session if it cannot."""
@@ -433,7 +434,7 @@ class Compositor:
                     await t
         await self._teardown_room()
         # let a frame in flight finish before the scene's sources close under it
-        await asyncio.to_thread(self._pool.shutdown, True, cancel_futures=True)
+        await bounded(asyncio.to_thread(self._pool.shutdown, True, cancel_futures=True))
         with contextlib.suppress(Exception):
             self._scene.close()
         self.stats.close()
@@ -573,10 +574,10 @@ class Compositor:
         if reader is not None:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+                await bounded(reader)
         if stream is not None:
             with contextlib.suppress(Exception):
-                await stream.aclose()
+                await bounded(stream.aclose())
 
     async def _stop_audio(self) -> None:
         retimer, self._retimer = self._retimer, None

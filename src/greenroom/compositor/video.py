@@ -10,12 +10,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from livekit import rtc
 
 from greenroom.compositor.options import TRACK_NAME, CompositorOptions
 from greenroom.compositor.stats import SessionStats
+
+CLOSE_TIMEOUT = 5.0
+
+
+async def bounded(aw: Awaitable[object], timeout: float = CLOSE_TIMEOUT) -> None:
+    """Await a teardown step, but never for ever (an SDK stream may never see its EOS)."""
+    try:
+        await asyncio.wait_for(aw, timeout)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # we are being cancelled ourselves: let it through
+    except Exception:  # a failed teardown step has nothing left to undo
+        pass
+
 
 _CODECS = {
     "vp8": rtc.VideoCodec.VP8,
@@ -137,7 +153,7 @@ class VideoOutput:
             with contextlib.suppress(Exception):
                 await room.local_participant.unpublish_track(sid)
         if source is not None:
-            await source.aclose()
+            await bounded(source.aclose())
 
     def capture(self, data: bytes | bytearray, width: int, height: int, user_us: int) -> None:
         """Hand one I420 frame to the encoder (synchronous; copies ``data``)."""

@@ -88,3 +88,41 @@ async def test_dispatched_job_publishes_composited_track(
         p = viewer.room.remote_participants[identity]
         assert p.attributes["greenroom.role"] == "compositor"
         assert p.attributes["greenroom.avatar"] == "avatar-w"
+
+
+async def test_greenroom_compositor_command(
+    livekit: LiveKitServer, target: Target, viewer: Viewer, synthetic_avatar, tmp_path: Path
+) -> None:
+    """``greenroom compositor`` in its own process: composites, then stops cleanly on SIGINT."""
+    await synthetic_avatar("avatar-cli", motion=False, flash=False, audio=False)
+    log = tmp_path / "compositor.log"
+    env = {
+        **os.environ,
+        "GREENROOM_LIVEKIT_URL": livekit.url,
+        "GREENROOM_LIVEKIT_API_KEY": livekit.api_key,
+        "GREENROOM_LIVEKIT_API_SECRET": livekit.api_secret,
+    }
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-c", "from greenroom.cli import main; main()", "compositor",
+                "--room", target.room, "--avatar", "avatar-cli", "--background", "#0044ff",
+            ],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        identity = compositor_identity("avatar-cli")
+        try:
+            await viewer.until(identity, center_is((224, 150, 110)), timeout=60)
+        except TimeoutError:
+            raise AssertionError("no frame; log:\n" + log.read_text()[-4000:]) from None
+        frame = await viewer.frame(identity)
+        assert center_is(BLUE)(type(frame)(frame.rgb[:60, :60], None, 0, ""))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    assert code == 0, log.read_text()[-2000:]
