@@ -220,7 +220,12 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
     print(f"viewer: speech audible {(time.monotonic() - t_speak) * 1000:.0f} ms after 'speaking'")
 
     DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(DOCS_IMG / "viewer.png"))
+    bottom = await page.evaluate(
+        "() => document.querySelector('.layout').getBoundingClientRect().bottom"
+    )
+    size = page.viewport_size or {"width": 1280}
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(860, int(bottom) + 8)}
+    await page.screenshot(path=str(DOCS_IMG / "viewer.png"), clip=clip)
 
     # Client-side keying: the raw avatar keyed on a canvas over the page's own backdrop.
     await page.check("#client-key")

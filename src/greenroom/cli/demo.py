@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import io
 import json
+import logging
 import os
 import secrets
 import signal
@@ -198,6 +199,16 @@ class _Server(uvicorn.Server):
         yield
 
 
+def _log_to_file(path: Path) -> Path:
+    """Send the service's logs (and the LiveKit SDK's) to a file, so the terminal stays readable."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return path
+
+
 def _can_open_browser() -> bool:
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return False
@@ -213,6 +224,7 @@ async def _run(
 ) -> None:
     lock = DemoLock(settings.data_dir)
     lock.acquire()
+    log_path = _log_to_file(settings.data_dir / "demo.log")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -274,6 +286,7 @@ async def _run(
         console.print(f"  Sessions: {base}/#key={key}", soft_wrap=True)
         console.print(f"  API:      {base}/docs  (API key: {key})", soft_wrap=True)
         console.print(f"  LiveKit:  {lk.url} (key {settings.livekit_api_key})")
+        console.print(f"  Logs:     {log_path} and {lk.log_path}")
         console.print("Press Ctrl-C to stop.")
         if open_ and _can_open_browser():
             webbrowser.open(viewer_url)
