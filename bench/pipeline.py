@@ -388,6 +388,10 @@ async def run_size(server, n: int, seconds: float, warmup: float) -> dict:
         "compositor_cpu_pct": round(cpu, 1),
         "cpu_pct_per_session": round(cpu / n, 1),
         "cpu_by_stage_pct": by_class,
+        # CPU ms per composited frame (all sessions): what each stage costs, load-independent
+        "cpu_ms_per_frame_by_stage": {
+            k: round(v * 10 / max(sum(fps), 1e-9), 2) for k, v in by_class.items()
+        },
         "cpu_by_thread_pct": by_name,
         "avatar_process_cpu_pct": round(avatars["avatar_cpu_pct"], 1),
         "avatar_frames_skipped": avatars["skipped"],
@@ -463,6 +467,9 @@ async def main_parent(args: argparse.Namespace) -> None:
         results["sizes"] = rows
         ok = [r["n"] for r in rows if r["dropped"] == 0 and r["output_fps_min"] >= FPS - 1]
         results["largest_n_without_drops"] = max(ok) if ok else 0
+        # if compositors had the 2 cores to themselves (avatars and viewers elsewhere)
+        per = min(r["cpu_pct_per_session"] for r in rows)
+        results["sessions_per_machine_by_cpu"] = round((os.cpu_count() or 1) * 100 / per, 1)
         if not args.no_probe:
             results["av_probe"] = await run_av_probe(server, args.seconds)
             print(json.dumps(results["av_probe"]), flush=True)
@@ -485,7 +492,16 @@ def _print_table(results: dict) -> None:
             f"{r['dropped']:7d} | {r['cpu_pct_per_session']:9.1f}%  | {r['avatar_frames_skipped']}"
         )
         print("    CPU by stage (% of one core):", r["cpu_by_stage_pct"])
+        print("    CPU ms per frame by stage:", r["cpu_ms_per_frame_by_stage"])
+        print(
+            f"    viewer: fps min {r['viewer_fps_min']}, compositor-in -> viewer latency "
+            f"p50 {r['viewer_latency_ms_p50']} / p95 {r['viewer_latency_ms_p95']} ms"
+        )
     print("largest N without drops:", results.get("largest_n_without_drops"))
+    print(
+        "sessions the CPUs could carry for compositors alone:",
+        results.get("sessions_per_machine_by_cpu"),
+    )
     if "av_probe" in results:
         print("A/V probe:", results["av_probe"])
 
