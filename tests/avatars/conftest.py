@@ -69,7 +69,7 @@ class VideoSample:
     width: int
     height: int
     border_green: bool
-    mouth_dark: int  # pixels darker than Y=70 in the mouth region (open mouth interior)
+    mouth_dark: float  # share of the mouth region darker than Y=70 (the open mouth's inside)
 
 
 @dataclass
@@ -133,10 +133,10 @@ async def subscribe(livekit: LiveKitServer, room: str, avatar_identity: str) -> 
             y = buf[: w * h].reshape(h, w)
             u = buf[w * h : w * h * 5 // 4].reshape(h // 2, w // 2)
             v = buf[w * h * 5 // 4 : w * h * 3 // 2].reshape(h // 2, w // 2)
-            dark = 0
+            dark = 0.0
             if sub.mouth is not None:
                 y0, y1, x0, x1 = sub.mouth
-                dark = int((y[y0:y1, x0:x1] < 70).sum())
+                dark = float((y[y0:y1, x0:x1] < 70).mean())
             sub.video.append(VideoSample(time.monotonic(), w, h, _border_green(y, u, v), dark))
 
     async def audio(track: rtc.Track) -> None:

@@ -66,7 +66,11 @@ async def test_local_avatar_publishes_720p_at_30fps_on_green(
 async def test_speech_moves_the_mouth_and_interrupt_silences_it(
     livekit: LiveKitServer, room_name: str, subscriber: MakeSubscriber
 ) -> None:
-    avatar = await LocalAvatar.start(_target(livekit, room_name), identity="speaker")
+    # 640x360: the 720p picture is the first test's; here a lighter stream keeps the
+    # subscriber's view close to real time on a busy machine
+    avatar = await LocalAvatar.start(
+        _target(livekit, room_name), identity="speaker", width=640, height=360
+    )
     states: list[AvatarState] = []
     avatar.on_state(states.append)
     sub = await subscriber(room_name, "speaker")
@@ -80,7 +84,7 @@ async def test_speech_moves_the_mouth_and_interrupt_silences_it(
         idle_audio = [r for t, r in sub.audio if t >= t_idle]
         idle_video = [v for v in sub.video if v.t >= t_idle]
         assert idle_audio and max(idle_audio) < SILENT_RMS
-        assert idle_video and max(v.mouth_dark for v in idle_video) < 30
+        assert idle_video and max(v.mouth_dark for v in idle_video) < 0.005
 
         await avatar.say(LONG_TEXT)
         t_speak = await sub.wait_state("speaking")
@@ -89,8 +93,8 @@ async def test_speech_moves_the_mouth_and_interrupt_silences_it(
         speaking_video = [v for v in sub.video if v.t >= t_speak]
         assert np.mean(speaking_audio > 1000) > 0.3, "no speech energy while speaking"
         dark = [v.mouth_dark for v in speaking_video]
-        assert max(dark) > 150, "the mouth never opened while speaking"
-        assert np.std(dark) > 20, "the mouth did not move with the speech"
+        assert max(dark) > 0.02, "the mouth never opened while speaking"
+        assert np.std(dark) > 0.005, "the mouth did not move with the speech"
 
         t_int = time.monotonic()
         await avatar.interrupt()
@@ -106,7 +110,7 @@ async def test_speech_moves_the_mouth_and_interrupt_silences_it(
         )
         assert await sub.wait_state("idle") >= t_int
         late = [v.mouth_dark for v in sub.video if v.t >= t_int + 0.5]
-        assert late and max(late) < 30, "the mouth stayed open after the interrupt"
+        assert late and max(late) < 0.005, "the mouth stayed open after the interrupt"
         assert states[:3] == [AvatarState.SPEAKING, AvatarState.IDLE] or (
             AvatarState.SPEAKING in states and states[-1] == AvatarState.IDLE
         )
