@@ -216,15 +216,6 @@ def render_fg(body, by, bx, bw, head, hy, hx, hw, fg, alpha, acc, hv):
 
 
 @njit(cache=True, nogil=True)
-def paste(dst, src, y0, x0):
-    """Copy the RGBA patch ``src`` (h, w, 4) into layer ``dst`` (H, W, 4) at (y0, x0)."""
-    for y in range(src.shape[0]):
-        for x in range(src.shape[1]):
-            for c in range(4):
-                dst[y0 + y, x0 + x, c] = src[y, x, c]
-
-
-@njit(cache=True, nogil=True)
 def rgb_to_i420(rgb, buf):
     """(H, W, 3) uint8 RGB -> flat I420 (BT.601 limited range), 2x2 chroma averages."""
     H, W = rgb.shape[0], rgb.shape[1]
