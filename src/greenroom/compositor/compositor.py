@@ -62,6 +62,7 @@ logger = logging.getLogger("greenroom.compositor")
 
 DEFAULT_KEY = (0, 177, 64)  # #00B140, the usual chroma green
 MAX_RENDER_ERRORS = 60  # consecutive failed frames before the session gives up
+STALL_REPEAT = 1.0  # s without avatar frames before the last picture is repeated
 
 # A room that ends like this is not coming back: end the session instead of rejoining.
 _FINAL_REASONS = {
@@ -602,8 +603,12 @@ class Compositor:
             if room is None or not room.isconnected():
                 continue
             if frame is None:
-                if self._video_reader is None or now - self._last_frame_at > 2 * idle:
+                if self._video_reader is None:
                     await self._publish_waiting(room, loop)
+                elif now - self._last_frame_at > STALL_REPEAT and self._last is not None:
+                    # subscribed but the avatar sends nothing (muted, stalled): keep the
+                    # track alive with the last picture rather than flash the background
+                    self._video.capture(*self._last, time.time_ns() // 1000)
                 continue
             if now - frame.received > max_age:
                 self.stats.drop("late")
@@ -612,19 +617,19 @@ class Compositor:
                 self.stats.drop("rate")
                 continue
             self._last_frame_at = now
-            await self._video.ensure(room, frame.width, frame.height)
             self.stats.resolution = (frame.width, frame.height)
             t = now - self._t0
             try:
+                await self._video.ensure(room, frame.width, frame.height)
                 data, keying_ms = await loop.run_in_executor(
                     self._pool, self._render, frame.data, frame.width, frame.height, t
                 )
+                user_us = frame.capture_us or time.time_ns() // 1000
+                self._video.capture(data, frame.width, frame.height, user_us)
             except Exception as exc:
-                self._render_failed(exc)
+                self._frame_failed(exc)
                 continue
             self._render_errors = 0
-            user_us = frame.capture_us or time.time_ns() // 1000
-            self._video.capture(data, frame.width, frame.height, user_us)
             done = time.monotonic()
             e2e = None
             if frame.capture_us:
@@ -660,37 +665,36 @@ class Compositor:
     _reset_keyer = False
     _render_errors = 0
 
-    def _render_failed(self, exc: Exception) -> None:
-        """One bad frame is dropped; a keyer that fails every frame ends the session."""
+    def _frame_failed(self, exc: Exception) -> None:
+        """One bad frame (render or publish) is dropped; failing every frame ends the session."""
         self._render_errors += 1
         self.stats.drop("error")
         if self._render_errors == 1:
             logger.error(
-                "frame failed to render: %s",
+                "frame failed: %s",
                 exc,
                 exc_info=exc,
                 extra={"session": self.stats.session},
             )
         if self._render_errors >= MAX_RENDER_ERRORS:
             raise GreenroomError(
-                f"{self._render_errors} frames in a row failed to render "
-                f"({type(exc).__name__}: {exc})",
-                code="render_failed",
+                f"{self._render_errors} frames in a row failed ({type(exc).__name__}: {exc})",
+                code="frames_failing",
             )
 
     async def _publish_waiting(self, room: rtc.Room, loop: asyncio.AbstractEventLoop) -> None:
         """While the avatar is away: the background alone (through the scene, so
         background switches and crossfades still show)."""
         w, h = self._video.size or (self.options.width, self.options.height)
-        await self._video.ensure(room, w, h)
         try:
+            await self._video.ensure(room, w, h)
             data = await loop.run_in_executor(
                 self._pool, self._render_waiting, w, h, time.monotonic() - self._t0
             )
+            self._video.capture(data, w, h, time.time_ns() // 1000)
         except Exception as exc:
-            self._render_failed(exc)
+            self._frame_failed(exc)
             return
-        self._video.capture(data, w, h, time.time_ns() // 1000)
         self._last = (data, w, h)
         self.stats.waiting_frame_out()
 
