@@ -190,3 +190,29 @@ async def test_secrets_are_not_logged(
     text = caplog.text
     assert "GET /v1/templates 200" in text
     assert API_KEY not in text and "wrong-key-123" not in text and "secret" not in text
+
+
+async def test_json_bodies_are_capped(client: httpx.AsyncClient) -> None:
+    big = b'{"name": "' + b"x" * 2_000_000 + b'"}'
+    r = await client.post(
+        "/v1/templates", content=big, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 413
+    assert r.json()["error"] == {
+        "code": "payload_too_large",
+        "message": "request bodies are limited to 1048576 bytes",
+        "field": None,
+    }
+
+    async def chunks():  # no Content-Length: counted as it arrives
+        yield b'{"name": "'
+        for _ in range(40):
+            yield b"x" * 65536
+        yield b'"}'
+
+    r = await client.post(
+        "/v1/templates", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "payload_too_large"
+    assert (await client.get("/v1/templates")).json()["templates"] == []

@@ -17,6 +17,7 @@ from starlette.middleware.base import RequestResponseEndpoint
 from greenroom import __version__
 from greenroom.api import errors
 from greenroom.api.deps import Services
+from greenroom.api.limits import BodyLimit
 from greenroom.api.metrics import Metrics
 from greenroom.api.routes import backgrounds, health, sessions, templates
 from greenroom.api.services.sessions import SessionManager
@@ -124,6 +125,7 @@ def create_app(
                 },
             )
 
+    app.add_middleware(BodyLimit)
     app.include_router(health.router)
     app.include_router(templates.router)
     app.include_router(backgrounds.router)
