@@ -74,6 +74,10 @@ async def watch(url: str, token: str, compositor: str, avatar: str, t0: float) -
     await room.connect(url, token)
     try:
         await asyncio.wait_for(done.wait(), 60)
+        for _ in range(50):  # give the raw track's first frame a moment, if it is still due
+            if "raw_avatar" in seen:
+                break
+            await asyncio.sleep(0.1)
     finally:
         for t in tasks:
             t.cancel()
