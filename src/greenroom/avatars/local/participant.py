@@ -47,7 +47,7 @@ QUALITIES = {"high": (1280, 720), "medium": (960, 540), "low": (640, 360)}
 class VideoStats:
     """Counters of the video thread (read them from anywhere)."""
 
-    frames: int = 0
+    frames: int = 0  # captured
     skipped: int = 0  # deadlines missed by more than a frame and skipped
     errors: int = 0
     render_ms: collections.deque[float] = field(
@@ -153,13 +153,13 @@ class LocalAvatar(RoomAvatar):
                     rtc.VideoFrame(r.width, r.height, rtc.VideoBufferType.I420, memoryview(buf)),
                     timestamp_us=int(deadline * 1_000_000),
                 )
+                stats.frames += 1
             except Exception:
                 if self._stop.is_set():
                     break
                 stats.errors += 1
                 if stats.errors == 1:
                     log.exception("capturing a video frame failed (later failures are counted)")
-            stats.frames += 1
             n += 1
 
 
