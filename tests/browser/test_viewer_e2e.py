@@ -146,6 +146,10 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
     t0 = time.monotonic()
     await _live(page)
     print(f"viewer: first frame {(time.monotonic() - t0) * 1000:.0f} ms after the page opened")
+    await wait_for(lambda: page.evaluate("() => window.greenroom.timings.first_frame"), timeout=5)
+    print(
+        f"viewer: page timings (ms since navigation) {await page.evaluate('() => window.greenroom.timings')}"
+    )
     studio = expected_means("Studio", CENTRE + CORNERS)
 
     async def shows_studio() -> bool:

@@ -74,11 +74,12 @@ interface ViewerDebug {
   videoTrackSid: string | null;
   /** Milliseconds the last background RPC took to answer. */
   rpcMs: number | null;
+  /** Milliseconds since navigation at each step of joining. */
+  timings: Record<string, number>;
   error?: string;
 }
 
 class Viewer {
-  private room = new Room({ adaptiveStream: false, dynacast: false });
   private api: SessionApi;
   private compositor: RemoteParticipant | null = null;
   private audioEl: HTMLMediaElement | null = null;
@@ -98,11 +99,18 @@ class Viewer {
     audioLevel: () => this.audioLevel(),
     videoTrackSid: null,
     rpcMs: null,
+    timings: {},
   };
 
+  /**
+   * @param connecting the room's connect(), started while the session was being looked up;
+   *   resolves to the connection error, or null.
+   */
   constructor(
     private link: ReturnType<typeof parseLink>,
     private info: SessionInfo,
+    private room: Room,
+    private connecting: Promise<unknown>,
   ) {
     this.api = new SessionApi(link);
     this.debug.avatar = info.avatar_identity;
@@ -113,12 +121,13 @@ class Viewer {
     this.bindRoom();
     this.setState("connecting");
     this.loadLibrary();
-    try {
-      await this.room.connect(this.link.livekitUrl, this.link.token, { autoSubscribe: false });
-    } catch (err) {
+    this.mark("session");
+    const err = await this.connecting;
+    if (err) {
       await this.failedToConnect(err);
       return;
     }
+    this.mark("connected");
     this.setState("live");
     for (const p of this.room.remoteParticipants.values()) this.consider(p);
     if (!this.compositor) this.overlay("Waiting for the avatar", "The session is starting…");
@@ -184,6 +193,8 @@ class Viewer {
   private onTrack(track: RemoteTrack, pub: RemoteTrackPublication, p: RemoteParticipant): void {
     if (p === this.compositor && track.kind === Track.Kind.Video) {
       track.attach(el.video);
+      this.mark("subscribed");
+      el.video.requestVideoFrameCallback?.(() => this.mark("first_frame"));
       this.debug.videoTrackSid = pub.trackSid;
       el.video.play().catch(() => undefined);
       this.overlay(null);
@@ -425,6 +436,10 @@ class Viewer {
     }
   }
 
+  private mark(step: string): void {
+    this.debug.timings[step] ??= Math.round(performance.now());
+  }
+
   // ---- display --------------------------------------------------------------------------------
   private setState(state: State, detail?: string): void {
     this.debug.state = state;
@@ -511,6 +526,8 @@ class Viewer {
       });
     }
     rows.push(["audio", this.audioLevel().toFixed(3)]);
+    const t = this.debug.timings;
+    if (t.first_frame) rows.push(["first frame", `${t.first_frame} ms`]);
     const m = this.info.metrics;
     if (m) {
       for (const [k, label] of [
@@ -618,12 +635,24 @@ function fatal(err: unknown, state: State = "error"): void {
 async function boot(): Promise<void> {
   const link = parseLink(window.location);
   checkNotExpired(link.token);
-  const info = await new SessionApi(link).session();
+  // Join and look the session up at the same time; the session's answer decides what to show.
+  const room = new Room({ adaptiveStream: false, dynacast: false });
+  const connecting = room
+    .connect(link.livekitUrl, link.token, { autoSubscribe: false })
+    .then(() => null, (err: unknown) => err);
+  let info: SessionInfo;
+  try {
+    info = await new SessionApi(link).session();
+  } catch (err) {
+    connecting.then(() => room.disconnect());
+    throw err;
+  }
   if (!isLive(info.status)) {
+    connecting.then(() => room.disconnect());
     fatal(new ViewerError("Session ended", info.ended_reason ?? info.status), "ended");
     return;
   }
-  const viewer = new Viewer(link, info);
+  const viewer = new Viewer(link, info, room, connecting);
   (window as unknown as { greenroom: ViewerDebug }).greenroom = viewer.debug;
   await viewer.start();
 }
