@@ -174,9 +174,10 @@ class RoomAvatar(StateEmitter):
 
     async def interrupt(self) -> None:
         """Stop speaking at once and drop everything queued."""
-        await self.speech.interrupt()
+        self.speech.drop()  # the next 10 ms frame is silence
         if not self._closed and self._tasks:
-            self._audio_source.clear_queue()
+            self._audio_source.clear_queue()  # and what LiveKit still holds is gone
+        await self.speech.interrupt()
 
     async def keep_alive(self) -> None:
         """Nothing times out locally; here for the provider interface."""

@@ -109,21 +109,26 @@ class SpeechQueue:
             none = np.zeros(0, np.float32)
             await self._ready.put(_Utterance(empty, none, none, last=True))
 
-    async def interrupt(self) -> None:
-        """Drop what is playing and everything queued; restart synthesis."""
+    def drop(self) -> None:
+        """Drop what is playing and everything queued, now (no await: nothing plays after)."""
         self._streaming = False
         while not self._texts.empty():
             self._texts.get_nowait()
-        restart = self._worker is not None
-        await self.aclose()
         while not self._ready.empty():
             self._ready.get_nowait()
         self._current = None
         self._pending = 0
         self._mouth.clear()
-        if restart:
+        if not self._idle.is_set():
+            self._went_idle()
+
+    async def interrupt(self) -> None:
+        """:meth:`drop`, then restart synthesis so a sentence being synthesized is lost too."""
+        self.drop()
+        if self._worker is not None:
+            await self.aclose()
+            self.drop()  # anything the old worker queued while it was being cancelled
             self.start()
-        self._went_idle()
 
     async def wait_idle(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._idle.wait(), timeout)
