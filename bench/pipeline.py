@@ -460,16 +460,17 @@ async def main_parent(args: argparse.Namespace) -> None:
     results: dict = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}}
     try:
         rows = []
-        for n in args.sizes:
+        for n in [] if args.probe_only else args.sizes:
             row = await run_size(server, n, args.seconds, args.warmup)
             rows.append(row)
             print(json.dumps(row), flush=True)
         results["sizes"] = rows
-        ok = [r["n"] for r in rows if r["dropped"] == 0 and r["output_fps_min"] >= FPS - 1]
-        results["largest_n_without_drops"] = max(ok) if ok else 0
-        # if compositors had the 2 cores to themselves (avatars and viewers elsewhere)
-        per = min(r["cpu_pct_per_session"] for r in rows)
-        results["sessions_per_machine_by_cpu"] = round((os.cpu_count() or 1) * 100 / per, 1)
+        if rows:
+            ok = [r["n"] for r in rows if r["dropped"] == 0 and r["output_fps_min"] >= FPS - 1]
+            results["largest_n_without_drops"] = max(ok) if ok else 0
+            # if compositors had the 2 cores to themselves (avatars and viewers elsewhere)
+            per = min(r["cpu_pct_per_session"] for r in rows)
+            results["sessions_per_machine_by_cpu"] = round((os.cpu_count() or 1) * 100 / per, 1)
         if not args.no_probe:
             results["av_probe"] = await run_av_probe(server, args.seconds)
             print(json.dumps(results["av_probe"]), flush=True)
@@ -522,6 +523,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per N")
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--no-probe", action="store_true")
+    parser.add_argument("--probe-only", action="store_true")
     parser.add_argument("--json", help="write all results to this file")
     args = parser.parse_args()
     if args.role == "avatars":

@@ -26,7 +26,7 @@ CHANNELS = 1
 FRAME_MS = 10
 SOURCE_QUEUE_MS = 100
 MAX_DELAY = 0.3
-_LATE = 0.05
+_LATE = 0.03
 _QUEUE_FRAMES = 100  # 1 s of audio between reader and pump at most
 
 
