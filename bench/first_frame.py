@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import statistics
 import tempfile
 import time
@@ -35,6 +36,23 @@ from greenroom.config import Settings
 from greenroom.livekit_server import LiveKitServer, free_port
 
 BACKGROUND = (0, 68, 255)
+
+
+class StartTimes(logging.Handler):
+    """Keeps the service's own start breakdown (avatar / compositor joined) per session."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.by_session: dict[str, dict[str, float]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "event", None) == "started":
+            self.by_session[record.session] = {  # type: ignore[attr-defined]
+                "avatar_joined_s": round(record.avatar_ms / 1000, 3),  # type: ignore[attr-defined]
+                "compositor_joined_s": round(record.compositor_ms / 1000, 3),  # type: ignore[attr-defined]
+            }
+
+
 KEY = "bench-key"
 
 
@@ -104,6 +122,10 @@ async def main(runs: int, warm_wait: float) -> None:
         await asyncio.sleep(0.05)
     if warm_wait:
         await asyncio.sleep(warm_wait)  # let the service's background warm-up finish
+    times = StartTimes()
+    sessions_log = logging.getLogger("greenroom.sessions")
+    sessions_log.addHandler(times)
+    sessions_log.setLevel(logging.INFO)
     results = []
     try:
         async with httpx.AsyncClient(
@@ -139,6 +161,7 @@ async def main(runs: int, warm_wait: float) -> None:
                     "viewer_first_composited_s": round(seen["composited"], 3),
                     "viewer_first_raw_avatar_s": round(seen.get("raw_avatar", float("nan")), 3),
                     "server_first_frame_s": round(server_ms / 1000, 3) if server_ms else None,
+                    **times.by_session.get(s["session_id"], {}),
                 }
                 results.append(row)
                 print(json.dumps(row), flush=True)
