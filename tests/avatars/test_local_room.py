@@ -91,7 +91,8 @@ async def test_speech_moves_the_mouth_and_interrupt_silences_it(
         await asyncio.sleep(2.0)
         speaking_audio = np.array([r for t, r in sub.audio if t >= t_speak])
         speaking_video = [v for v in sub.video if v.t >= t_speak]
-        assert np.mean(speaking_audio > 1000) > 0.3, "no speech energy while speaking"
+        loud_s = np.sum(speaking_audio > 1000) / 100  # 10 ms frames
+        assert loud_s > 0.5, f"only {loud_s:.2f} s of speech energy in 2 s of speaking"
         dark = [v.mouth_dark for v in speaking_video]
         assert max(dark) > 0.02, "the mouth never opened while speaking"
         assert np.std(dark) > 0.005, "the mouth did not move with the speech"
@@ -130,13 +131,16 @@ async def test_file_avatar_loops_a_clip_at_its_own_rate_with_sound(
         await sub.wait_video()
         await asyncio.sleep(1.0)
         t0 = time.monotonic()
-        await asyncio.sleep(3.0)  # the clip is 2 s long: this spans a loop
-        fps = sub.fps(t0, t0 + 3.0)
-        window = [v for v in sub.video if t0 <= v.t < t0 + 3.0]
-        assert 13.5 <= fps <= 16.5, f"{fps:.1f} fps (the clip's 15 fps ± 10% expected)"
+        await asyncio.sleep(4.0)  # the clip is 2 s long: this spans two loops
+        fps = sub.fps(t0, t0 + 4.0)
+        window = [v for v in sub.video if t0 <= v.t < t0 + 4.0]
+        assert 13.5 <= fps <= 16.5, (
+            f"{fps:.1f} fps (the clip's 15 fps ± 10% expected); publisher: "
+            f"{avatar.frames_published} frames, {avatar.frames_late} dropped late"
+        )
         assert {(v.width, v.height) for v in window} == {(320, 180)}
         assert all(v.border_green for v in window)
-        tone = np.array([r for t, r in sub.audio if t0 <= t < t0 + 3.0])
+        tone = np.array([r for t, r in sub.audio if t0 <= t < t0 + 4.0])
         assert np.median(tone) > 3000, "the clip's 440 Hz tone did not arrive"
         assert avatar.loops >= 1
         # the room goes away under the avatar: the session ends itself

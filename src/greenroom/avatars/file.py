@@ -118,6 +118,7 @@ class FileAvatar(RoomAvatar):
         self.width, self.height, self.fps, self.has_audio = probe_clip(clip)
         super().__init__(target, identity=identity, name=name, voice=voice, rate=rate)
         self.frames_published = 0
+        self.frames_late = 0  # decoded too late to show on time, dropped
         self.loops = 0
         self._audio = _AudioTimeline()
         self._t0 = time.monotonic() + 3600.0  # set when the video thread starts
@@ -199,6 +200,7 @@ class FileAvatar(RoomAvatar):
             deadline = self._t0 + ts
             wait = deadline - time.monotonic()
             if wait < -period:  # late: drop this frame rather than burst
+                self.frames_late += 1
                 continue
             if wait > 0 and self._stop.wait(wait):
                 break

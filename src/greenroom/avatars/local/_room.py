@@ -100,6 +100,10 @@ class RoomAvatar(StateEmitter):
                 rtc.LocalVideoTrack.create_video_track(VIDEO_TRACK, self._video_source),
                 rtc.TrackPublishOptions(
                     source=rtc.TrackSource.SOURCE_CAMERA,
+                    # one full-size layer: the compositor keys it, and lower simulcast
+                    # layers would cost two more encoders and reach it under congestion
+                    simulcast=False,
+                    degradation_preference=rtc.DegradationPreference.MAINTAIN_RESOLUTION,
                     video_encoding=rtc.VideoEncoding(
                         max_bitrate=bitrate(self.width, self.height, self.fps),
                         max_framerate=self.fps,
