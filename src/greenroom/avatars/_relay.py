@@ -117,7 +117,7 @@ class Relay:
         task.add_done_callback(self._tasks.discard)
 
     async def _pump_video(self, track: rtc.Track) -> None:
-        stream = rtc.VideoStream(track, capacity=2, format=rtc.VideoBufferType.I420)
+        stream = rtc.VideoStream(track, capacity=2)  # native buffers: no conversion
         try:
             async for event in stream:
                 frame = event.frame
