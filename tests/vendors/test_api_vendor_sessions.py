@@ -125,3 +125,49 @@ async def test_template_names_a_vendor_avatar(
                 room.name for room in (await lk.room.list_rooms(lkapi.ListRoomsRequest())).rooms
             }
         assert started["room"] not in rooms
+
+
+async def test_vendor_errors_reach_the_api_caller(
+    livekit: LiveKitServer, data_dir: Path, emu_config, monkeypatch
+) -> None:
+    emu_config.unknown_avatars.add("ghost")
+    emu_config.sunset = True
+    emulator = heygen_emu.create_app(emu_config, LocalBackend())
+    la = liveavatar_emu.create_app(emu_config, LocalBackend())
+    async with serve(emulator) as hg_url, serve(la) as la_url:
+        monkeypatch.setenv("GREENROOM_HEYGEN_BASE_URL", hg_url)
+        monkeypatch.setenv("GREENROOM_HEYGEN_API_KEY", "dev")
+        monkeypatch.setenv("GREENROOM_LIVEAVATAR_BASE_URL", la_url)
+        monkeypatch.setenv("GREENROOM_LIVEAVATAR_API_KEY", "dev")
+        settings = Settings(
+            _env_file=None,
+            data_dir=data_dir,
+            api_key=SecretStr(KEY),
+            livekit_url=livekit.url,
+            livekit_api_key=livekit.api_key,
+            livekit_api_secret=SecretStr(livekit.api_secret),
+        )
+        app = create_app(settings)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://greenroom.test",
+                headers={"X-Api-Key": KEY},
+                timeout=90,
+            ) as c,
+        ):
+            answers = {}
+            for provider, avatar in [("liveavatar", "ghost"), ("heygen", "Anna")]:
+                t = await c.post(
+                    "/v1/templates",
+                    json={"name": provider, "provider": provider, "avatar_id": avatar},
+                )
+                r = await c.post("/v2/streaming/sessions", json={"template_id": t.json()["id"]})
+                answers[provider] = (r.status_code, r.json()["error"])
+    status, error = answers["liveavatar"]
+    assert (status, error["code"]) == (404, "avatar_not_found")
+    assert "Avatar ghost not found" in error["message"]
+    status, error = answers["heygen"]
+    assert (status, error["code"]) == (410, "vendor_sunset")
+    assert "use the 'liveavatar' provider" in error["message"]
