@@ -53,3 +53,36 @@ async def test_viewer_sees_background_behind_the_avatar(
         assert m["frames_out"] > 0 and m["latency_ms_p50"] is not None
     finally:
         await comp.aclose()
+
+
+async def test_viewer_sees_image_background(
+    target: Target, viewer: Viewer, synthetic_avatar, tmp_path
+) -> None:
+    from PIL import Image
+
+    # a picture with structure (a gradient and a bar), made here; same size as the video
+    x = np.linspace(0, 1, 1280, dtype=np.float32)[None, :, None]
+    image = (np.array([230, 40, 30]) * (1 - x) + np.array([20, 60, 220]) * x).repeat(720, 0)
+    image[300:420] = (250, 230, 40)
+    image = image.astype(np.uint8)
+    path = tmp_path / "bg.png"
+    Image.fromarray(image).save(path)
+
+    avatar = await synthetic_avatar("avatar-img", flash=False, audio=False)
+    comp = await Compositor.start(
+        target, "avatar-img", f"image:{path}", CompositorOptions(stats_interval=0)
+    )
+    try:
+        await comp.wait_first_frame(60)
+        frame = await viewer.until(
+            comp.identity,
+            lambda f: f.rgb.shape == (720, 1280, 3) and f.user_timestamp in avatar._capture_t,
+            timeout=30,
+        )
+        alpha = avatar.scene.alpha(avatar.time_of(frame.user_timestamp))
+        bg, fg = region_masks(alpha, margin=12)
+        bg_err = float(np.abs(frame.rgb[bg].astype(np.int16) - image[bg]).mean())
+        assert bg_err < 20, f"background differs from the image by {bg_err:.1f} on average"
+        assert _mean_abs(frame.rgb, fg, SKIN) < 25
+    finally:
+        await comp.aclose()
