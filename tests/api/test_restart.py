@@ -30,7 +30,7 @@ HERE = Path(__file__).parent
 
 
 class Service:
-    def __init__(self, data_dir: Path, livekit: LiveKitServer, log: Path):
+    def __init__(self, data_dir: Path, livekit: LiveKitServer, log: Path, database_url: str | None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -41,6 +41,8 @@ class Service:
             "GREENROOM_LIVEKIT_API_SECRET": livekit.api_secret,
             "GREENROOM_API_KEY": API_KEY,
         }
+        if database_url:
+            env["GREENROOM_DATABASE_URL"] = database_url
         self.log = log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "serve_disc.py"), "--port", str(self.port)],
@@ -94,11 +96,20 @@ def wait_first_frame(client: httpx.Client, sid: str) -> None:
         time.sleep(0.2)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    return request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+
+
 def test_restart_mid_session_reports_the_truth(
-    data_dir: Path, livekit: LiveKitServer, tmp_path: Path, services: list[Service]
+    data_dir: Path,
+    livekit: LiveKitServer,
+    tmp_path: Path,
+    services: list[Service],
+    database_url: str | None,
 ) -> None:
     log = tmp_path / "service.log"
-    a = Service(data_dir, livekit, log)
+    a = Service(data_dir, livekit, log, database_url)
     services.append(a)
     tpl = a.client.post(
         "/v1/templates", json={"name": "r", "provider": "disc", "background": "#112233"}
@@ -113,7 +124,7 @@ def test_restart_mid_session_reports_the_truth(
     a.stop(signal.SIGKILL)  # a crash: nothing gets to clean up
     assert first["room"] in rooms(livekit)
 
-    b = Service(data_dir, livekit, log)
+    b = Service(data_dir, livekit, log, database_url)
     services.append(b)
     s = b.client.get(f"/v2/streaming/sessions/{first['session_id']}").json()
     assert (s["status"], s["stop_reason"]) == ("stopped", "service_restarted")
@@ -133,7 +144,7 @@ def test_restart_mid_session_reports_the_truth(
     b.stop(signal.SIGTERM)
     assert second["room"] not in rooms(livekit)
 
-    c = Service(data_dir, livekit, log)
+    c = Service(data_dir, livekit, log, database_url)
     services.append(c)
     s = c.client.get(f"/v2/streaming/sessions/{second['session_id']}").json()
     assert (s["status"], s["stop_reason"]) == ("stopped", "service_stopped")
