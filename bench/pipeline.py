@@ -323,7 +323,7 @@ def _child_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-async def run_size(server, n: int, seconds: float, warmup: float) -> dict:
+async def run_size(server, n: int, seconds: float, warmup: float, opts: dict) -> dict:
     from greenroom.compositor import Compositor, CompositorOptions
 
     prefix = f"bench{n}-{int(time.time())}"
@@ -350,7 +350,7 @@ async def run_size(server, n: int, seconds: float, warmup: float) -> dict:
         target = _Target(server.url, server.api_key, server.api_secret, f"{prefix}-{i}")
         comps.append(
             await Compositor.start(
-                target, f"avatar-{i}", "#0044ff", CompositorOptions(stats_interval=0, audio=True)
+                target, f"avatar-{i}", "#0044ff", CompositorOptions(stats_interval=0, **opts)
             )
         )
     for c in comps:
@@ -457,11 +457,15 @@ async def main_parent(args: argparse.Namespace) -> None:
     from greenroom.livekit_server import LiveKitServer, free_port
 
     server = LiveKitServer.start(port=free_port())
-    results: dict = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}}
+    results: dict = {
+        "machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()},
+        "config": {"codec": args.codec, "simulcast": not args.no_simulcast},
+    }
     try:
         rows = []
         for n in [] if args.probe_only else args.sizes:
-            row = await run_size(server, n, args.seconds, args.warmup)
+            opts = {"video_codec": args.codec, "simulcast": not args.no_simulcast}
+            row = await run_size(server, n, args.seconds, args.warmup, opts)
             rows.append(row)
             print(json.dumps(row), flush=True)
         results["sizes"] = rows
@@ -524,6 +528,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--no-probe", action="store_true")
     parser.add_argument("--probe-only", action="store_true")
+    parser.add_argument("--codec", default="vp8", choices=["vp8", "h264", "vp9", "av1"])
+    parser.add_argument("--no-simulcast", action="store_true")
     parser.add_argument("--json", help="write all results to this file")
     args = parser.parse_args()
     if args.role == "avatars":
