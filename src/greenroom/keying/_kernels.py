@@ -109,94 +109,100 @@ def blend_u8(a, b, w256, out):
 
 @njit(cache=True, nogil=True)
 def chroma_rgb_rows(
-    r0, r1, fg, bg, pr, pg, pb, inv_d, prim, q1, q2, lo, inv_rng, tk, tinv,
-    prev, have_prev, despill, luma_w, out, alpha, want_alpha,
+    r0, r1, fg, bg, pr, pg, pb, inv_d, e0, e1, e2, lo, inv_rng, tk, tinv,
+    prev, have_prev, despill, luma_w, out, alpha, want_alpha, arow,
 ):  # fmt: skip
     """Key + screen subtraction + despill + composite for rows [r0, r1) of an RGB frame.
 
     ``pr/pg/pb/inv_d`` are the clean plate (half resolution): screen colour and
-    1 / colour difference of the screen. ``prim, q1, q2`` index the key primary and the
-    two others. ``prev`` holds last frame's alpha (uint8) for the temporal filter, which
-    runs when ``tk > 0`` (and reads ``prev`` only when ``have_prev``).
+    1 / colour difference of the screen. ``e0, e1, e2`` is the key primary as a one-hot
+    float vector. ``prev`` holds last frame's alpha (uint8) for the temporal filter,
+    which runs when ``tk > 0`` (and reads ``prev`` only when ``have_prev``). Loops are
+    branch-free (selects, not jumps) so that they vectorise.
     """
     w = fg.shape[1]
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    big = np.float32(1e6)
     for i in range(r0, r1):
         pi = i >> 1
-        for j in range(w):
-            pj = j >> 1
-            fp = np.int32(fg[i, j, prim])
-            f1 = np.int32(fg[i, j, q1])
-            f2 = np.int32(fg[i, j, q2])
-            d = fp - (f1 if f1 > f2 else f2)
-            a = _clamp01(((1.0 - d * inv_d[pi, pj]) - lo) * inv_rng)
-            if tk > 0.0:
+        for j in range(w):  # the key
+            c0 = np.float32(fg[i, j, 0])
+            c1 = np.float32(fg[i, j, 1])
+            c2 = np.float32(fg[i, j, 2])
+            d = c0 * e0 + c1 * e1 + c2 * e2 - max(c0 - big * e0, max(c1 - big * e1, c2 - big * e2))
+            a = ((one - d * inv_d[pi, j >> 1]) - lo) * inv_rng
+            arow[j] = min(max(a, zero), one)
+        if tk > 0.0:
+            for j in range(w):
+                a = arow[j]
                 if have_prev:
-                    p = prev[i, j] * (1.0 / 255.0)
-                    k = tk * (1.0 - abs(a - p) * tinv)
-                    if k > 0.0:
+                    p = prev[i, j] * np.float32(1.0 / 255.0)
+                    k = tk * (one - abs(a - p) * tinv)
+                    if k > zero:
                         a += k * (p - a)
-                prev[i, j] = _u8(a * 255.0)
-            if a < 0.002:
-                a = 0.0
-            elif a > 0.998:
-                a = 1.0
-            if want_alpha:
-                alpha[i, j] = _u8(a * 255.0)
-            if a == 0.0:
+                        arow[j] = a
+                prev[i, j] = np.uint8(a * np.float32(255.0) + np.float32(0.5))
+        for j in range(w):  # subtract the screen, despill, composite
+            a = arow[j]
+            if a < np.float32(0.002):  # pure screen: the background exactly
                 out[i, j, 0] = bg[i, j, 0]
                 out[i, j, 1] = bg[i, j, 1]
                 out[i, j, 2] = bg[i, j, 2]
+                if want_alpha:
+                    alpha[i, j] = 0
                 continue
-            if a == 1.0:
-                if d > 0:  # opaque but green-tinted: limit the key primary
-                    s = d * despill
-                    lift = s * luma_w
-                    for c in range(3):
-                        o = fg[i, j, c] + lift
-                        if c == prim:
-                            o -= s
-                        out[i, j, c] = _u8(o)
+            c0 = np.float32(fg[i, j, 0])
+            c1 = np.float32(fg[i, j, 1])
+            c2 = np.float32(fg[i, j, 2])
+            if a > np.float32(0.998):  # opaque: limit the key primary if it shows
+                sp = (
+                    c0 * e0
+                    + c1 * e1
+                    + c2 * e2
+                    - max(c0 - big * e0, max(c1 - big * e1, c2 - big * e2))
+                )
+                if sp > zero:
+                    sp *= despill
+                    lift = sp * luma_w
+                    out[i, j, 0] = _u8(c0 + lift - sp * e0)
+                    out[i, j, 1] = _u8(c1 + lift - sp * e1)
+                    out[i, j, 2] = _u8(c2 + lift - sp * e2)
                 else:
                     out[i, j, 0] = fg[i, j, 0]
                     out[i, j, 1] = fg[i, j, 1]
                     out[i, j, 2] = fg[i, j, 2]
+                if want_alpha:
+                    alpha[i, j] = 255
                 continue
-            t = 1.0 - a
-            # premultiplied foreground after screen subtraction
-            m0 = np.float64(fg[i, j, 0]) - t * pr[pi, pj]
-            m1 = np.float64(fg[i, j, 1]) - t * pg[pi, pj]
-            m2 = np.float64(fg[i, j, 2]) - t * pb[pi, pj]
-            mp = m0 if prim == 0 else (m1 if prim == 1 else m2)
-            mq1 = m0 if q1 == 0 else (m1 if q1 == 1 else m2)
-            mq2 = m0 if q2 == 0 else (m1 if q2 == 1 else m2)
-            s = mp - (mq1 if mq1 > mq2 else mq2)
-            s = s * despill if s > 0.0 else 0.0
-            lift = s * luma_w
-            o0 = m0 + t * bg[i, j, 0] + lift
-            o1 = m1 + t * bg[i, j, 1] + lift
-            o2 = m2 + t * bg[i, j, 2] + lift
-            if prim == 0:
-                o0 -= s
-            elif prim == 1:
-                o1 -= s
-            else:
-                o2 -= s
-            out[i, j, 0] = _u8(o0)
-            out[i, j, 1] = _u8(o1)
-            out[i, j, 2] = _u8(o2)
+            pj = j >> 1
+            t = one - a
+            m0 = c0 - t * pr[pi, pj]
+            m1 = c1 - t * pg[pi, pj]
+            m2 = c2 - t * pb[pi, pj]
+            mp = m0 * e0 + m1 * e1 + m2 * e2
+            mq = max(m0 - big * e0, max(m1 - big * e1, m2 - big * e2))
+            sp = max(mp - mq, zero) * despill
+            lift = sp * luma_w
+            out[i, j, 0] = _u8(m0 + t * np.float32(bg[i, j, 0]) + lift - sp * e0)
+            out[i, j, 1] = _u8(m1 + t * np.float32(bg[i, j, 1]) + lift - sp * e1)
+            out[i, j, 2] = _u8(m2 + t * np.float32(bg[i, j, 2]) + lift - sp * e2)
+            if want_alpha:
+                alpha[i, j] = _u8(a * np.float32(255.0))
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def chroma_rgb_par(
-    chunks, fg, bg, pr, pg, pb, inv_d, prim, q1, q2, lo, inv_rng, tk, tinv,
-    prev, have_prev, despill, luma_w, out, alpha, want_alpha,
+    chunks, fg, bg, pr, pg, pb, inv_d, e0, e1, e2, lo, inv_rng, tk, tinv,
+    prev, have_prev, despill, luma_w, out, alpha, want_alpha, arows,
 ):  # fmt: skip
+    """``arows`` (chunks, W) float32: one scratch row per chunk."""
     h = fg.shape[0]
     step = (h + chunks - 1) // chunks
     for c in prange(chunks):
         chroma_rgb_rows(
-            c * step, min(h, (c + 1) * step), fg, bg, pr, pg, pb, inv_d, prim, q1, q2, lo,
-            inv_rng, tk, tinv, prev, have_prev, despill, luma_w, out, alpha, want_alpha,
+            c * step, min(h, (c + 1) * step), fg, bg, pr, pg, pb, inv_d, e0, e1, e2, lo,
+            inv_rng, tk, tinv, prev, have_prev, despill, luma_w, out, alpha, want_alpha, arows[c],
         )  # fmt: skip
 
 
@@ -214,47 +220,61 @@ def chroma_lowres(
     ``cat`` gets 0 where alpha is 0, 1 where it is 1, 2 elsewhere.
     """
     ch, cw = u.shape
+    f128 = np.float32(128.0)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
     for i in range(ch):
-        for j in range(cw):
-            d = _cdiff(np.float64(u[i, j]) - 128.0, np.float64(v[i, j]) - 128.0, c1u, c1v, c2u, c2v)
-            a = _clamp01(((1.0 - d * inv_d[i, j]) - lo) * inv_rng)
-            if tk > 0.0:
+        for j in range(cw):  # branch-free, so it vectorises
+            du = np.float32(u[i, j]) - f128
+            dv = np.float32(v[i, j]) - f128
+            d1 = c1u * du + c1v * dv
+            d2 = c2u * du + c2v * dv
+            d = min(d1, d2)
+            a = ((one - d * inv_d[i, j]) - lo) * inv_rng
+            out[i, j] = min(max(a, zero), one)
+        if tk > 0.0:
+            for j in range(cw):
+                a = out[i, j]
                 if have_prev:
                     p = prev[i, j]
-                    k = tk * (1.0 - abs(a - p) * tinv)
-                    if k > 0.0:
+                    k = tk * (one - abs(a - p) * tinv)
+                    if k > zero:
                         a += k * (p - a)
-                    if a < 0.002:
-                        a = 0.0
-                    elif a > 0.998:
-                        a = 1.0
+                    if a < np.float32(0.002):
+                        a = zero
+                    elif a > np.float32(0.998):
+                        a = one
+                    out[i, j] = a
                 prev[i, j] = a
-            out[i, j] = a
-            cat[i, j] = 0 if a == 0.0 else (1 if a == 1.0 else 2)
+        for j in range(cw):
+            a = out[i, j]
+            cat[i, j] = 0 if a == zero else (1 if a == one else 2)
 
 
 @njit(cache=True, nogil=True)
 def dilate_same(src, tmp, dst):
-    """dst = src where the 3x3 neighbourhood (clamped) holds one value, else 2."""
+    """dst = src where the 3x3 neighbourhood (clamped) holds one value, else 2.
+
+    Interior loops have no clamping or branches, so they vectorise.
+    """
     h, w = src.shape
+    two = np.uint8(2)
     for i in range(h):
-        for j in range(w):
+        tmp[i, 0] = src[i, 0] if src[i, 1] == src[i, 0] else two
+        tmp[i, w - 1] = src[i, w - 1] if src[i, w - 2] == src[i, w - 1] else two
+        for j in range(1, w - 1):
             c = src[i, j]
-            if src[i, max(j - 1, 0)] != c or src[i, min(j + 1, w - 1)] != c:
-                c = 2
-            tmp[i, j] = c
+            tmp[i, j] = c if (src[i, j - 1] == c) & (src[i, j + 1] == c) else two
     for i in range(h):
         im = max(i - 1, 0)
         ip = min(i + 1, h - 1)
         for j in range(w):
             c = tmp[i, j]
-            if tmp[im, j] != c or tmp[ip, j] != c:
-                c = 2
-            dst[i, j] = c
+            dst[i, j] = c if (tmp[im, j] == c) & (tmp[ip, j] == c) else two
 
 
 @njit(cache=True, nogil=True)
-def guided_coeffs(y, alpha, eps, kind, ca, cb):
+def guided_coeffs(y, alpha, eps, kind, ca, cb, ylo):
     """Local linear model alpha ~ ca * Y + cb over 3x3 chroma windows (a guided filter).
 
     Only where ``kind`` (the 3x3-dilated category) is 2; constant windows get ca = 0 and
@@ -265,10 +285,30 @@ def guided_coeffs(y, alpha, eps, kind, ca, cb):
     for i in range(ch):
         i0 = max(i - 1, 0)
         i2 = min(i + 1, ch - 1)
+        for j in range(cw):  # constant windows first, branch-free
+            ca[i, j] = 0.0
+            cb[i, j] = alpha[i, j]
+    for i in range(ch):  # luma at chroma resolution (mean of each 2x2 block)
+        ya = 2 * i
+        yb = min(ya + 1, h - 1)
+        for j in range(cw - 1):
+            ylo[i, j] = np.float32(0.25) * (
+                np.float32(y[ya, 2 * j]) + np.float32(y[ya, 2 * j + 1])
+                + np.float32(y[yb, 2 * j]) + np.float32(y[yb, 2 * j + 1])
+            )  # fmt: skip
+        xa = 2 * (cw - 1)
+        xb = min(xa + 1, w - 1)
+        ylo[i, cw - 1] = np.float32(0.25) * (
+            np.float32(y[ya, xa])
+            + np.float32(y[ya, xb])
+            + np.float32(y[yb, xa])
+            + np.float32(y[yb, xb])
+        )
+    for i in range(ch):
+        i0 = max(i - 1, 0)
+        i2 = min(i + 1, ch - 1)
         for j in range(cw):
             if kind[i, j] != 2:
-                ca[i, j] = 0.0
-                cb[i, j] = alpha[i, j]
                 continue
             j0 = max(j - 1, 0)
             j2 = min(j + 1, cw - 1)
@@ -277,15 +317,8 @@ def guided_coeffs(y, alpha, eps, kind, ca, cb):
             sii = 0.0
             sip = 0.0
             for ii in (i0, i, i2):
-                ya = 2 * ii
-                yb = min(ya + 1, h - 1)
                 for jj in (j0, j, j2):
-                    xa = 2 * jj
-                    xb = min(xa + 1, w - 1)
-                    lum = 0.25 * (
-                        np.float64(y[ya, xa]) + np.float64(y[ya, xb])
-                        + np.float64(y[yb, xa]) + np.float64(y[yb, xb])
-                    )  # fmt: skip
+                    lum = np.float64(ylo[ii, jj])
                     p = alpha[ii, jj]
                     si += lum
                     sp += p
@@ -298,63 +331,6 @@ def guided_coeffs(y, alpha, eps, kind, ca, cb):
             a = cov / (var + eps)
             ca[i, j] = a
             cb[i, j] = mp - a * mi
-
-
-@njit(cache=True, nogil=True)
-def _mixed_block(
-    i, j, ch, cw, h, w, y, u, v, by, bu, bv, ca, cb, py, pu, pv, c1u, c1v, c2u, c2v,
-    despill, spu, spv, spy, lo2, inv2, oy, ou, ov, alpha, want_alpha,
-):  # fmt: skip
-    """One chroma sample and its 2x2 luma block on the soft edge."""
-    im = max(i - 1, 0)
-    ip = min(i + 1, ch - 1)
-    jm = max(j - 1, 0)
-    jp = min(j + 1, cw - 1)
-    ya = 2 * i
-    yb = min(ya + 1, h - 1)
-    xa = 2 * j
-    xb = min(xa + 1, w - 1)
-    sy = py[i, j]
-    asum = 0.0
-    for di in range(2):
-        yy = ya if di == 0 else yb
-        ni = im if di == 0 else ip
-        for dj in range(2):
-            xx = xa if dj == 0 else xb
-            nj = jm if dj == 0 else jp
-            ga = 0.5625 * ca[i, j] + 0.1875 * ca[ni, j] + 0.1875 * ca[i, nj] + 0.0625 * ca[ni, nj]
-            gb = 0.5625 * cb[i, j] + 0.1875 * cb[ni, j] + 0.1875 * cb[i, nj] + 0.0625 * cb[ni, nj]
-            fy = np.float64(y[yy, xx])
-            a = _clamp01((ga * fy + gb - lo2) * inv2)
-            if a < 0.002:
-                a = 0.0
-            elif a > 0.998:
-                a = 1.0
-            asum += a
-            if want_alpha:
-                alpha[yy, xx] = _u8(a * 255.0)
-            if a == 0.0:
-                oy[yy, xx] = by[yy, xx]
-            else:
-                oy[yy, xx] = _u8(fy + (1.0 - a) * (np.float64(by[yy, xx]) - sy))
-    ac = asum * 0.25
-    if ac == 0.0:
-        ou[i, j] = bu[i, j]
-        ov[i, j] = bv[i, j]
-        return
-    t = 1.0 - ac
-    mu = np.float64(u[i, j]) - 128.0 - t * (pu[i, j] - 128.0)
-    mv = np.float64(v[i, j]) - 128.0 - t * (pv[i, j] - 128.0)
-    s = _cdiff(mu, mv, c1u, c1v, c2u, c2v)
-    s = s * despill if s > 0.0 else 0.0
-    ou[i, j] = _u8(128.0 + mu + t * (np.float64(bu[i, j]) - 128.0) + s * spu)
-    ov[i, j] = _u8(128.0 + mv + t * (np.float64(bv[i, j]) - 128.0) + s * spv)
-    if spy != 0.0 and s > 0.0:
-        ly = s * spy
-        oy[ya, xa] = _u8(oy[ya, xa] + ly)
-        oy[ya, xb] = _u8(oy[ya, xb] + ly)
-        oy[yb, xa] = _u8(oy[yb, xa] + ly)
-        oy[yb, xb] = _u8(oy[yb, xb] + ly)
 
 
 @njit(cache=True, nogil=True)
@@ -395,31 +371,100 @@ def chroma_i420_rows(
                 if want_alpha:
                     alpha[ya, x0:x1] = 255
                     alpha[yb, x0:x1] = 255
-                for jj in range(j, j1):  # all avatar: keep it, remove what spill remains
-                    fu = np.float64(u[i, jj]) - 128.0
-                    fv = np.float64(v[i, jj]) - 128.0
-                    s = _cdiff(fu, fv, c1u, c1v, c2u, c2v)
-                    if s > 0.0:
-                        s *= despill
-                        ou[i, jj] = _u8(u[i, jj] + s * spu)
-                        ov[i, jj] = _u8(v[i, jj] + s * spv)
-                        if spy != 0.0:
-                            xa = 2 * jj
-                            xb = min(xa + 1, w - 1)
-                            oy[ya, xa] = _u8(y[ya, xa] + s * spy)
-                            oy[ya, xb] = _u8(y[ya, xb] + s * spy)
-                            oy[yb, xa] = _u8(y[yb, xa] + s * spy)
-                            oy[yb, xb] = _u8(y[yb, xb] + s * spy)
-                    else:
-                        ou[i, jj] = u[i, jj]
-                        ov[i, jj] = v[i, jj]
+                if spy == 0.0:  # all avatar: keep it, remove what spill remains (vectorised)
+                    for jj in range(j, j1):
+                        fu = np.float32(u[i, jj]) - np.float32(128.0)
+                        fv = np.float32(v[i, jj]) - np.float32(128.0)
+                        sd = min(c1u * fu + c1v * fv, c2u * fu + c2v * fv)
+                        sd = max(sd, np.float32(0.0)) * despill
+                        ou[i, jj] = np.uint8(
+                            min(
+                                max(
+                                    np.float32(u[i, jj]) + sd * spu + np.float32(0.5),
+                                    np.float32(0.0),
+                                ),
+                                np.float32(255.0),
+                            )
+                        )
+                        ov[i, jj] = np.uint8(
+                            min(
+                                max(
+                                    np.float32(v[i, jj]) + sd * spv + np.float32(0.5),
+                                    np.float32(0.0),
+                                ),
+                                np.float32(255.0),
+                            )
+                        )
+                else:
+                    for jj in range(j, j1):
+                        fu = np.float64(u[i, jj]) - 128.0
+                        fv = np.float64(v[i, jj]) - 128.0
+                        sd = _cdiff(fu, fv, c1u, c1v, c2u, c2v)
+                        sd = sd * despill if sd > 0.0 else 0.0
+                        ou[i, jj] = _u8(u[i, jj] + sd * spu)
+                        ov[i, jj] = _u8(v[i, jj] + sd * spv)
+                        xa = 2 * jj
+                        xb = min(xa + 1, w - 1)
+                        oy[ya, xa] = _u8(y[ya, xa] + sd * spy)
+                        oy[ya, xb] = _u8(y[ya, xb] + sd * spy)
+                        oy[yb, xa] = _u8(y[yb, xa] + sd * spy)
+                        oy[yb, xb] = _u8(y[yb, xb] + sd * spy)
             else:
-                for jj in range(j, j1):
-                    _mixed_block(
-                        i, jj, ch, cw, h, w, y, u, v, by, bu, bv, ca, cb, py, pu, pv,
-                        c1u, c1v, c2u, c2v, despill, spu, spv, spy, lo2, inv2, oy, ou, ov,
-                        alpha, want_alpha,
-                    )  # fmt: skip
+                for jj in range(j, j1):  # the soft edge, one chroma sample and its 2x2 luma block
+                    im = max(i - 1, 0)
+                    ip = min(i + 1, ch - 1)
+                    jm = max(jj - 1, 0)
+                    jp = min(jj + 1, cw - 1)
+                    ya = 2 * i
+                    yb = min(ya + 1, h - 1)
+                    xa = 2 * jj
+                    xb = min(xa + 1, w - 1)
+                    sy = py[i, jj]
+                    # the 3x3 coefficients around this sample, loaded once for the four luma pixels
+                    a11 = ca[i, jj]
+                    b11 = cb[i, jj]
+                    asum = 0.0
+                    for di in range(2):
+                        yy = ya if di == 0 else yb
+                        ni = im if di == 0 else ip
+                        a_n = ca[ni, jj]
+                        b_n = cb[ni, jj]
+                        for dj in range(2):
+                            xx = xa if dj == 0 else xb
+                            nj = jm if dj == 0 else jp
+                            ga = 0.5625 * a11 + 0.1875 * (a_n + ca[i, nj]) + 0.0625 * ca[ni, nj]
+                            gb = 0.5625 * b11 + 0.1875 * (b_n + cb[i, nj]) + 0.0625 * cb[ni, nj]
+                            fy = np.float64(y[yy, xx])
+                            a = _clamp01((ga * fy + gb - lo2) * inv2)
+                            if a < 0.002:
+                                a = 0.0
+                            elif a > 0.998:
+                                a = 1.0
+                            asum += a
+                            if want_alpha:
+                                alpha[yy, xx] = _u8(a * 255.0)
+                            if a == 0.0:
+                                oy[yy, xx] = by[yy, xx]
+                            else:
+                                oy[yy, xx] = _u8(fy + (1.0 - a) * (np.float64(by[yy, xx]) - sy))
+                    ac = asum * 0.25
+                    if ac == 0.0:
+                        ou[i, jj] = bu[i, jj]
+                        ov[i, jj] = bv[i, jj]
+                        continue
+                    t = 1.0 - ac
+                    mu = np.float64(u[i, jj]) - 128.0 - t * (pu[i, jj] - 128.0)
+                    mv = np.float64(v[i, jj]) - 128.0 - t * (pv[i, jj] - 128.0)
+                    s = _cdiff(mu, mv, c1u, c1v, c2u, c2v)
+                    s = s * despill if s > 0.0 else 0.0
+                    ou[i, jj] = _u8(128.0 + mu + t * (np.float64(bu[i, jj]) - 128.0) + s * spu)
+                    ov[i, jj] = _u8(128.0 + mv + t * (np.float64(bv[i, jj]) - 128.0) + s * spv)
+                    if spy != 0.0 and s > 0.0:
+                        ly = s * spy
+                        oy[ya, xa] = _u8(oy[ya, xa] + ly)
+                        oy[ya, xb] = _u8(oy[ya, xb] + ly)
+                        oy[yb, xa] = _u8(oy[yb, xa] + ly)
+                        oy[yb, xb] = _u8(oy[yb, xb] + ly)
             j = j1
 
 
@@ -554,29 +599,33 @@ def plate_fill(grid, valid, fallback):
 
 
 @njit(cache=True, nogil=True)
-def resize_bilinear_f32(src, out):
-    """Centre-aligned bilinear resize of a 2-D float plane."""
+def resize_bilinear_f32(src, out, tmp):
+    """Centre-aligned bilinear resize of a 2-D float plane (upscaling a small grid).
+
+    Separable: columns first into ``tmp`` (src rows x out cols), then rows.
+    """
     sh, sw = src.shape
     oh, ow = out.shape
-    fy = sh / oh
     fx = sw / ow
+    for j in range(ow):
+        sx = (j + 0.5) * fx - 0.5
+        if sx < 0.0:
+            sx = 0.0
+        x0 = min(int(sx), sw - 1)
+        x1 = min(x0 + 1, sw - 1)
+        wx = sx - x0
+        for i in range(sh):
+            tmp[i, j] = src[i, x0] + (src[i, x1] - src[i, x0]) * wx
+    fy = sh / oh
     for i in range(oh):
         sy = (i + 0.5) * fy - 0.5
         if sy < 0.0:
             sy = 0.0
         y0 = min(int(sy), sh - 1)
         y1 = min(y0 + 1, sh - 1)
-        wy = sy - y0
+        wy = np.float32(sy - y0)
         for j in range(ow):
-            sx = (j + 0.5) * fx - 0.5
-            if sx < 0.0:
-                sx = 0.0
-            x0 = min(int(sx), sw - 1)
-            x1 = min(x0 + 1, sw - 1)
-            wx = sx - x0
-            top = src[y0, x0] + (src[y0, x1] - src[y0, x0]) * wx
-            bot = src[y1, x0] + (src[y1, x1] - src[y1, x0]) * wx
-            out[i, j] = top + (bot - top) * wy
+            out[i, j] = tmp[y0, j] + (tmp[y1, j] - tmp[y0, j]) * wy
 
 
 # --------------------------------------------------------------------------- segmentation

@@ -128,7 +128,8 @@ class _Plate:
             plane = self.planes.get(name)
             if plane is None:
                 plane = self.planes[name] = np.empty((self.ch, self.cw), np.float32)
-            K.resize_bilinear_f32(np.ascontiguousarray(grid, np.float32), plane)
+            tmp = np.empty((self.gh, self.cw), np.float32)
+            K.resize_bilinear_f32(np.ascontiguousarray(grid, np.float32), plane, tmp)
             self.built[name] = self.version
         return [self.planes[n] for n in names]
 
@@ -250,15 +251,18 @@ class ChromaKeyer:
                 else self._buf("rgb_out", frame.shape, np.uint8)
             )
             bgx = bg if bg is not None else out
+            f32 = np.float32
             args = (
-                frame, bgx, pr, pg, pb, inv_d, prim, q[0], q[1], lo, inv_rng, p.temporal,
-                1.0 / p.temporal_threshold, self._prev, use_prev, p.despill,
-                p.despill * p.despill_luma * _Y_W601[prim], out, alpha, want_alpha,
+                frame, bgx, pr, pg, pb, inv_d, *(f32(prim == c) for c in range(3)), f32(lo),
+                f32(inv_rng), f32(p.temporal), f32(1.0 / p.temporal_threshold), self._prev,
+                use_prev, f32(p.despill), f32(p.despill * p.despill_luma * _Y_W601[prim]), out,
+                alpha, want_alpha,
             )  # fmt: skip
-            if use_threads(p.threads) > 1:
-                K.chroma_rgb_par(p.threads * 4, *args)
+            threads = use_threads(p.threads)
+            if threads > 1:
+                K.chroma_rgb_par(threads * 4, *args, np.empty((threads * 4, w), np.float32))
             else:
-                K.chroma_rgb_rows(0, h, *args)
+                K.chroma_rgb_rows(0, h, *args, self._buf("arow", (w,), np.float32))
         return (out if bg is not None else None), (alpha if want_alpha else None)
 
     def matte(self, frame_rgb: np.ndarray) -> np.ndarray:
@@ -355,12 +359,16 @@ class ChromaKeyer:
             pre_lo, pre_hi = pre, 1.0 - pre
             lo2 = (lo - pre_lo) / (pre_hi - pre_lo)
             inv2 = inv_rng * (pre_hi - pre_lo)
-            K.chroma_lowres(frame.u, frame.v, inv_d, c1u, c1v, c2u, c2v, pre_lo,
-                            1.0 / (pre_hi - pre_lo), p.temporal, 1.0 / p.temporal_threshold,
-                            self._prev, have_prev and self._prev_fresh, a_lo, cat)  # fmt: skip
+            f32 = np.float32
+            K.chroma_lowres(frame.u, frame.v, inv_d, f32(c1u), f32(c1v), f32(c2u), f32(c2v),
+                            f32(pre_lo), f32(1.0 / (pre_hi - pre_lo)), f32(p.temporal),
+                            f32(1.0 / p.temporal_threshold), self._prev,
+                            have_prev and self._prev_fresh, a_lo, cat)  # fmt: skip
             self._prev_fresh = p.temporal > 0
             K.dilate_same(cat, tmp, kind)
-            K.guided_coeffs(frame.y, a_lo, p.edge_eps, kind, ca, cb)
+            K.guided_coeffs(
+                frame.y, a_lo, p.edge_eps, kind, ca, cb, self._buf("ylo", (ch, cw), np.float32)
+            )
             K.dilate_same(kind, tmp, blk)
             # despill moves chroma along -(key primary) and puts back part of the luma
             spu = float(-_U_W[prim])

@@ -5,7 +5,8 @@ All metrics compare a predicted alpha with the true alpha, both as floats in [0,
 
 - ``mad``: mean |p - g| over the full frame; ``mse``: mean (p - g)^2.
 - ``sad``: sum |p - g| / 1000 per frame.
-- ``grad``: sum (|grad G_s p| - |grad G_s g|)^2 / 1000 per frame, Gaussian derivative s = 1.4.
+- ``grad``: sum (|grad G_s p| - |grad G_s g|)^2 / 1000 per frame, Gaussian derivative s = 1.4
+  (RVM's filters: unit L2 norm).
 - ``edge_mad``: mean |p - g| over the band within 3 px of the true edge (0 < g < 1, dilated).
 - ``dtssd``: sqrt(mean(((p_t - p_{t-1}) - (g_t - g_{t-1}))^2)) per frame pair.
 
@@ -22,13 +23,12 @@ from numba import njit
 
 
 def _gauss_deriv_kernels(sigma: float = 1.4) -> tuple[np.ndarray, np.ndarray]:
-    r = math.ceil(3 * sigma)
-    x = np.arange(-r, r + 1, dtype=np.float64)
-    g = np.exp(-(x**2) / (2 * sigma**2))
-    g /= g.sum()
-    dg = -x / sigma**2 * g
-    dg /= np.abs(dg * x).sum()
-    return g, dg
+    """RVM's separable Gaussian and Gaussian-derivative filters, each of unit L2 norm."""
+    half = math.ceil(sigma * math.sqrt(-2 * math.log(math.sqrt(2 * math.pi) * sigma * 1e-2)))
+    x = np.arange(-half, half + 1, dtype=np.float64)
+    g = np.exp(-(x**2) / (2 * sigma**2)) / (sigma * math.sqrt(2 * math.pi))
+    dg = -x * g / sigma**2
+    return g / np.linalg.norm(g), dg / np.linalg.norm(dg)
 
 
 @njit(cache=True, nogil=True)

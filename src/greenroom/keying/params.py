@@ -66,7 +66,7 @@ class ChromaParams:
     temporal: float = 0.5
     temporal_threshold: float = 0.05
     edge_eps: float = 1.0
-    plate_interval: int = 8
+    plate_interval: int = 15
     plate_cell: int = 16
     threads: int = 1
 

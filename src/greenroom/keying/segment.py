@@ -41,6 +41,8 @@ class SegmentationKeyer:
         radius: guided-filter window radius at model resolution.
         eps: guided-filter regularisation (luma levels squared); larger is softer.
         temporal: 0..0.95, pull of the previous mask where it barely changed.
+        low, high: model probabilities mapped to alpha 0 and 1 (the model is cautious on
+            clothing, so ``high`` sits well below 1).
 
     Raises:
         SetupError: the model is not installed ("run make setup").
@@ -54,10 +56,10 @@ class SegmentationKeyer:
         *,
         threads: int = 1,
         radius: int = 2,
-        eps: float = 60.0,
+        eps: float = 20.0,
         temporal: float = 0.5,
-        low: float = 0.25,
-        high: float = 0.75,
+        low: float = 0.1,
+        high: float = 0.4,
     ):
         from ai_edge_litert.interpreter import Interpreter
 
