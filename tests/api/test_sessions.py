@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,9 +20,11 @@ import jwt
 import numpy as np
 import pytest
 from livekit import api as lkapi
+from livekit import rtc
 from PIL import Image
 
 from greenroom.api import create_app
+from greenroom.compositor import RPC_SET_BACKGROUND
 from greenroom.errors import NotFound
 from greenroom.livekit_server import LiveKitServer
 
@@ -263,3 +266,37 @@ async def test_joining_an_existing_room_leaves_it_in_place(
     s = (await c.delete(f"/v2/streaming/sessions/{r.json()['session_id']}")).json()
     assert s["room_created"] is False
     assert room_name in await room_names(livekit)  # not ours to delete
+
+
+async def test_background_switched_through_the_rpc_is_reported(
+    lk_client: httpx.AsyncClient, livekit: LiveKitServer, disc: disc_provider.DiscProvider
+) -> None:
+    """A viewer switches the background with its own token (LiveKit RPC to the compositor);
+    the API reports the background in use, not the template's."""
+    c = lk_client
+    t = (
+        await c.post(
+            "/v1/templates", json={"name": "rpc", "provider": "disc", "background": "#0044ff"}
+        )
+    ).json()
+    started = (await c.post("/v2/streaming/sessions", json={"template_id": t["id"]})).json()
+    sid = started["session_id"]
+    await wait_for(c, sid, lambda im: avatar_visible(im, BLUE), timeout=60)
+
+    viewer = rtc.Room()
+    await viewer.connect(started["livekit_url"], started["access_token"])
+    try:
+        answer = await viewer.local_participant.perform_rpc(
+            destination_identity=started["compositor_identity"],
+            method=RPC_SET_BACKGROUND,
+            payload=json.dumps({"background": "#ff8800", "transition": 0}),
+        )
+    finally:
+        await viewer.disconnect()
+    assert "ff8800" in answer.lower()
+    await wait_for(
+        c, sid, lambda im: all(close_to(p, (255, 136, 0)) for p in corners(im)), timeout=30
+    )
+    assert (await c.get(f"/v2/streaming/sessions/{sid}")).json()["background"] == "#ff8800"
+    stopped = (await c.delete(f"/v2/streaming/sessions/{sid}")).json()
+    assert stopped["background"] == "#ff8800"

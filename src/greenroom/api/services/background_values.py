@@ -95,3 +95,21 @@ def to_spec(value: str, repo: Repo, library_root: Any) -> Any:
     from greenroom.backgrounds import BackgroundSpec
 
     return BackgroundSpec.parse(to_spec_string(value, repo, library_root))
+
+
+def from_spec(spec: Any, library_root: Any) -> str:
+    """The API value for a ``BackgroundSpec`` in use (for a switch made through the LiveKit
+    RPC, which bypasses the API): library files map back to their ids."""
+    kind = getattr(spec, "kind", None)
+    if kind == "color" and spec.color:
+        return str(spec.color).lower()
+    if kind == "blur":
+        return f"blur:{spec.blur_radius}"
+    if kind in ("image", "video") and spec.path:
+        from pathlib import Path
+
+        path = Path(spec.path)
+        if path.parent == Path(library_root) and LIBRARY_ID.fullmatch(path.stem):
+            return path.stem
+        return f"{kind}:{path.name}"  # a file outside the library
+    return "none"

@@ -495,6 +495,12 @@ class SessionManager:
             "metrics": None,
         }
         if live is not None and not live.stopping:
+            # the picture may have been switched through the LiveKit RPC: report what is used
+            with contextlib.suppress(Exception):
+                in_use = background_values.from_spec(live.compositor.background, self.library.root)
+                if in_use != row.background:
+                    self.repo.update_session(row.id, background=in_use)
+                    view["background"] = in_use
             view["avatar_state"] = str(getattr(live.avatar, "state", None) or "") or None
             view["idle_seconds"] = round(time.monotonic() - live.last_activity, 1)
             with contextlib.suppress(Exception):
@@ -579,6 +585,11 @@ class SessionManager:
                 return self.get(session_id)
             raise Conflict(f"session {session_id} is already {row.status} ({row.stop_reason})")
         live.stopping = True
+        final: dict[str, Any] = {}
+        with contextlib.suppress(Exception):
+            final["background"] = background_values.from_spec(
+                live.compositor.background, self.library.root
+            )
         current = asyncio.current_task()
         for task in list(live.tasks):
             if task is not current:
@@ -595,7 +606,7 @@ class SessionManager:
                 log.warning("session %s: could not delete room %s: %s", session_id, live.room, exc)
         self.live.pop(session_id, None)
         self.repo.update_session(
-            session_id, status="stopped", stop_reason=reason, stopped_at=_now()
+            session_id, status="stopped", stop_reason=reason, stopped_at=_now(), **final
         )
         self.metrics.sessions_stopped.labels(reason).inc()
         log.info(
