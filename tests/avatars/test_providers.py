@@ -20,7 +20,7 @@ from greenroom.avatars import (
 from greenroom.avatars.file import FileAvatar, probe_clip
 from greenroom.avatars.local import LocalAvatar
 from greenroom.cli import app
-from greenroom.errors import InvalidInput, NotFound
+from greenroom.errors import GreenroomError, InvalidInput, NotFound
 
 pytestmark = pytest.mark.unit
 
@@ -119,3 +119,9 @@ def test_cli_reports_a_bad_clip(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["avatar", "file", str(bad), "--room", "r"])
     assert result.exit_code == 1
     assert "error (clip)" in result.output and "bad.mp4" in result.output
+
+
+async def test_unreachable_livekit_is_a_clear_error() -> None:
+    with pytest.raises(GreenroomError) as e:
+        await get_provider("local").start(NOWHERE, quality="low")
+    assert e.value.code == "livekit_unavailable" and "cannot join room 'nowhere'" in e.value.message

@@ -27,7 +27,7 @@ from greenroom.avatars.base import (
 )
 from greenroom.avatars.local.tts import SAMPLE_RATE, Speech, espeak_binary, talk_reply
 from greenroom.avatars.local.voice import SILENCE, SpeechQueue, pump_audio
-from greenroom.errors import Conflict, InvalidInput
+from greenroom.errors import Conflict, GreenroomError, InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,14 @@ class RoomAvatar(StateEmitter):
         )
         loop = asyncio.get_running_loop()
         self.room.on("disconnected", self._on_disconnected)
-        await self.room.connect(self.target.url, token, rtc.RoomOptions(auto_subscribe=False))
+        try:
+            await self.room.connect(self.target.url, token, rtc.RoomOptions(auto_subscribe=False))
+        except rtc.ConnectError as exc:
+            raise GreenroomError(
+                f"the avatar cannot join room {self.target.room!r} at {self.target.url}: {exc}",
+                code="livekit_unavailable",
+                status=503,
+            ) from exc
         try:
             self._video_source = rtc.VideoSource(self.width, self.height)
             self._audio_source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=QUEUE_MS, loop=loop)
