@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import ConsoleMessage, Page
@@ -17,6 +19,27 @@ from playwright.async_api import ConsoleMessage, Page
 from greenroom.livekit_server import free_port
 
 T = TypeVar("T")
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-ui-for-media-stream",
+]
+
+
+def chromium_path() -> str:
+    for name in ("/usr/bin/chromium", "chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.fail("Chromium is not installed (apt-get install chromium; `make setup` does it)")
+
+
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 # Average RGB of regions of the <video> element's current frame, regions as fractions

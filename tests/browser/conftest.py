@@ -6,33 +6,13 @@ Every page records console errors and uncaught exceptions; tests assert there ar
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from browser_helpers import BrowserPage, PageLog, ThreadServer
+from browser_helpers import CHROMIUM_ARGS, BrowserPage, PageLog, ThreadServer, chromium_path
 from playwright.async_api import Browser, async_playwright
 
 from greenroom.web.router import BUNDLE
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-ui-for-media-stream",
-]
-
-
-def chromium_path() -> str:
-    for name in ("/usr/bin/chromium", "chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.fail("Chromium is not installed (apt-get install chromium; `make setup` does it)")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -17,9 +17,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from browser_helpers import CORNERS, close_to, hex_rgb, sample, state, wait_for
+from browser_helpers import (
+    CHROMIUM_ARGS,
+    CORNERS,
+    chromium_path,
+    close_to,
+    hex_rgb,
+    sample,
+    state,
+    wait_for,
+)
 from fastapi import FastAPI
 from livekit import rtc
+from playwright.async_api import async_playwright
 
 from greenroom.errors import NotFound
 from greenroom.livekit_server import LiveKitServer
@@ -185,3 +195,76 @@ async def test_page_shows_the_compositor_not_the_raw_avatar_and_switches_by_rpc(
         assert backend.spoken == [("Hello there", "repeat")]
 
     assert viewer_page.log.errors == []
+
+
+class Tone:
+    """A 440 Hz tone published as the stand-in compositor's audio."""
+
+    def __init__(self, room: rtc.Room):
+        self.room = room
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        source = rtc.AudioSource(48_000, 1, queue_size_ms=100)
+        track = rtc.LocalAudioTrack.create_audio_track("greenroom-audio", source)
+        await self.room.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        )
+
+        async def pump() -> None:
+            n = 0
+            while True:
+                t = (np.arange(480) + n) / 48_000
+                frame = rtc.AudioFrame.create(48_000, 1, 480)
+                np.frombuffer(frame.data, np.int16)[:] = (
+                    8000 * np.sin(2 * np.pi * 440 * t)
+                ).astype(np.int16)
+                await source.capture_frame(frame)
+                n += 480
+
+        self.task = asyncio.create_task(pump())
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+async def test_click_to_unmute_when_the_browser_blocks_autoplay(
+    livekit: LiveKitServer, room_name: str, room_with_compositor, serve
+) -> None:
+    _, comp = room_with_compositor
+    tone = Tone(comp.room)
+    await tone.start()
+    app = FastAPI()
+    app.include_router(router)
+    app.state.viewer_backend = RoomBackend(room_name)
+    token = viewer_token(livekit.api_key, livekit.api_secret, room=room_name, identity="viewer-2")
+    args = [a for a in CHROMIUM_ARGS if not a.startswith("--autoplay-policy")]
+    args.append("--autoplay-policy=user-gesture-required")
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium_path(), args=args)
+            page = await browser.new_page()
+            blocked = asyncio.Event()
+            page.on(
+                "console",
+                lambda m: blocked.set() if "could not playback audio" in m.text else None,
+            )
+            with serve(app) as srv:
+                await page.goto(f"{srv.url}/viewer/ses_test#token={token}&url={livekit.url}")
+                # Wait passively: Playwright's evaluate() counts as a user gesture, which would
+                # let the page play sound before the refusal this test is about.
+                await asyncio.wait_for(blocked.wait(), 20)
+                await page.locator("#unmute:not([hidden])").wait_for(timeout=5000)
+                assert (await state(page))["audio"] == 0  # nothing heard before the click
+                await page.click("#unmute")
+                await page.locator("#unmute[hidden]").wait_for(state="attached", timeout=5000)
+                level = await wait_for(
+                    lambda: page.evaluate("() => window.greenroom.audioLevel() || null"), timeout=10
+                )
+                assert level > 0.05
+            await browser.close()
+    finally:
+        await tone.stop()

@@ -11,6 +11,7 @@ import {
   RoomEvent,
   RpcError,
   Track,
+  TrackEvent,
   VideoQuality,
 } from "livekit-client";
 import { CanvasKeyer } from "./lib/keyer";
@@ -71,6 +72,7 @@ interface ViewerDebug {
   avatarState: string | null;
   endedReason: string | null;
   audioLevel: () => number;
+  canPlaybackAudio: () => boolean;
   videoTrackSid: string | null;
   /** Milliseconds the last background RPC took to answer. */
   rpcMs: number | null;
@@ -97,6 +99,7 @@ class Viewer {
     avatarState: null,
     endedReason: null,
     audioLevel: () => this.audioLevel(),
+    canPlaybackAudio: () => this.room.canPlaybackAudio,
     videoTrackSid: null,
     rpcMs: null,
     timings: {},
@@ -199,6 +202,9 @@ class Viewer {
       el.video.play().catch(() => undefined);
       this.overlay(null);
     } else if (p === this.compositor && track.kind === Track.Kind.Audio) {
+      // The room's own flag can miss this element's refusal (it only reports the first one).
+      track.on(TrackEvent.AudioPlaybackFailed, () => this.updateUnmute(true));
+      track.on(TrackEvent.AudioPlaybackStarted, () => this.updateUnmute());
       this.audioEl = track.attach();
       this.audioEl.id = "avatar-audio";
       document.body.appendChild(this.audioEl);
@@ -397,12 +403,14 @@ class Viewer {
 
   private async unmute(): Promise<void> {
     await this.room.startAudio().catch(() => undefined);
+    await this.audioEl?.play().catch(() => undefined);
     await this.audioCtx?.resume().catch(() => undefined);
     this.updateUnmute();
   }
 
-  private updateUnmute(): void {
-    el.unmute.hidden = this.room.canPlaybackAudio || !this.audioEl;
+  private updateUnmute(blocked = false): void {
+    const paused = !!this.audioEl && this.audioEl.paused;
+    el.unmute.hidden = !this.audioEl || (!blocked && this.room.canPlaybackAudio && !paused);
   }
 
   private toggleClientKey(): void {
@@ -493,9 +501,9 @@ class Viewer {
     }
   }
 
-  /** RMS of the compositor's audio right now, 0..1. */
+  /** RMS of the compositor's audio as this viewer hears it right now, 0..1 (0 while blocked). */
   private audioLevel(): number {
-    if (!this.analyser) return 0;
+    if (!this.analyser || !this.audioEl || this.audioEl.paused || this.audioEl.muted) return 0;
     const buf = new Float32Array(this.analyser.fftSize);
     this.analyser.getFloatTimeDomainData(buf);
     let sum = 0;
