@@ -78,6 +78,31 @@ async def test_idle_timeout_ends_the_session(target: RoomTarget, emu_config) -> 
         await session.aclose()  # still fine to call
 
 
+@pytest.mark.parametrize(
+    ("emulator", "options", "reason"),
+    [
+        (heygen_emu, {"provider": "heygen"}, "left the vendor's room"),
+        (liveavatar_emu, {"provider": "liveavatar", "mode": "FULL"}, "IDLE_TIMEOUT"),
+    ],
+)
+async def test_relayed_session_ended_by_the_vendor_stops(
+    target: RoomTarget, emu_config, emulator, options, reason
+) -> None:
+    emu_config.idle_timeout = 4.0
+    app = emulator.create_app(emu_config, LocalBackend())
+    options = dict(options)
+    async with serve(app) as url, httpx.AsyncClient() as client:
+        session = await get_provider(options.pop("provider")).start(
+            target, avatar_id="a", api_key="dev", base_url=url, client=client, **options
+        )
+        deadline = time.monotonic() + 20
+        while session.state != AvatarState.STOPPED and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert session.state == AvatarState.STOPPED
+        assert reason in session.stop_reason
+        await session.aclose()
+
+
 async def test_failed_start_stops_the_vendor_session(target: RoomTarget, emu_config) -> None:
     app = heygen_emu.create_app(emu_config, LocalBackend())
     async with serve(app) as url, httpx.AsyncClient() as client:

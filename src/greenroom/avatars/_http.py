@@ -65,6 +65,8 @@ class RetryPolicy:
 DEFAULT_RETRY = RetryPolicy()
 NO_RETRY = RetryPolicy(attempts=1)
 
+WRONG_STATE = 400006  # "Session is not in correct state" (also: it has already ended)
+
 # Vendor codes we recognise -> (Greenroom code, API status, hint added to the vendor's message).
 KNOWN_CODES: dict[int, tuple[str, int, str]] = {
     10013: ("avatar_not_found", 404, "check the avatar id in the template"),
@@ -266,6 +268,8 @@ async def stop_after_failure(
     try:
         await stop()
     except Exception as stop_exc:
+        if getattr(stop_exc, "vendor_code", None) == WRONG_STATE:  # it has already ended
+            raise cause from None
         why = cause.message if isinstance(cause, ProviderError) else f"{cause}"
         raise ProviderError(
             vendor,

@@ -47,6 +47,7 @@ class Relay:
         self.frames = 0
         self.source_participant: str | None = None
         self.disconnected = asyncio.Event()
+        self._gone_handlers: list[Callable[[str], None]] = []
 
     @classmethod
     async def start(
@@ -99,9 +100,15 @@ class Relay:
                 except Exception:
                     log.exception("relay data handler failed")
 
+        @self.src.on("participant_disconnected")
+        def _on_left(p: rtc.RemoteParticipant):
+            if p.identity == self.source_participant:
+                self._gone(f"the avatar {p.identity!r} left the vendor's room")
+
         @self.src.on("disconnected")
         def _on_disconnected(*_args):
             self.disconnected.set()
+            self._gone("disconnected from the vendor's room")
 
         await self.src.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
 
@@ -148,6 +155,20 @@ class Relay:
                 self._audio_ready.set()
         finally:
             await stream.aclose()
+
+    def on_source_gone(self, handler: Callable[[str], None]) -> None:
+        """Call ``handler(why)`` once if the avatar leaves or the vendor room drops us."""
+        self._gone_handlers.append(handler)
+
+    def _gone(self, why: str) -> None:
+        if self._closed:
+            return
+        handlers, self._gone_handlers = self._gone_handlers, []
+        for handler in handlers:
+            try:
+                handler(why)
+            except Exception:
+                log.exception("relay source-gone handler failed")
 
     def on_data(self, handler: DataHandler) -> None:
         self._data_handlers.append(handler)

@@ -381,8 +381,12 @@ def _wire_full_events(session: EmuSession, avatar) -> None:
         if isinstance(cmd, dict):
             loop.call_soon_threadsafe(background, handle(cmd), loop)
 
+    async def on_closed(reason: str) -> None:
+        await send("session.stopped", reason=reason)
+
     avatar.on_speaking(on_speaking)
     avatar.on_data(on_data)
+    session.on_close.append(on_closed)
 
 
 async def _serve_lite_ws(ws: WebSocket, session: EmuSession) -> None:

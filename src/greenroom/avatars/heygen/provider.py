@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from greenroom.avatars._http import DEFAULT_RETRY, RetryPolicy, stop_after_failure
+from greenroom.avatars._http import DEFAULT_RETRY, WRONG_STATE, RetryPolicy, stop_after_failure
 from greenroom.avatars._relay import Relay
 from greenroom.avatars.base import AvatarState, RoomTarget, SpeakMode, StateEmitter, check_speech
 from greenroom.avatars.heygen.api import VENDOR, HeyGenAPI
@@ -92,6 +92,7 @@ class HeyGenProvider:
                 attributes={"greenroom.provider": "heygen"},
             )
             session.relay.on_data(session._on_data)
+            session.relay.on_source_gone(session._on_gone)
             await session.relay.wait_ready(ready_timeout)
         except BaseException as exc:
             await session._release()
@@ -134,6 +135,7 @@ class HeyGenSession(StateEmitter):
         self.events: list[dict[str, Any]] = []
         self._own_client = False
         self._closed = False
+        self.stop_reason: str | None = None
 
     def _on_data(self, payload: bytes, _topic: str | None, _sender: str) -> None:
         try:
@@ -152,6 +154,11 @@ class HeyGenSession(StateEmitter):
             return
         if self.relay is not None:
             self.relay.spawn(self.relay.set_state(self.state.value))
+
+    def _on_gone(self, why: str) -> None:
+        log.warning("HeyGen session %s ended: %s", self.session_id, why)
+        self.stop_reason = why
+        self._set_state(AvatarState.STOPPED)
 
     def _check_open(self) -> None:
         if self._closed or self.state == AvatarState.STOPPED:
@@ -192,7 +199,7 @@ class HeyGenSession(StateEmitter):
         try:
             await self.api.stop(self.session_id)
         except ProviderError as exc:
-            if getattr(exc, "vendor_code", None) != 400006:  # already ended on HeyGen's side
+            if getattr(exc, "vendor_code", None) != WRONG_STATE:  # already ended on HeyGen's side
                 error = exc
         self._set_state(AvatarState.STOPPED)
         await self._release()

@@ -27,7 +27,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from greenroom.avatars._http import DEFAULT_RETRY, RetryPolicy, stop_after_failure
+from greenroom.avatars._http import DEFAULT_RETRY, WRONG_STATE, RetryPolicy, stop_after_failure
 from greenroom.avatars._relay import Relay
 from greenroom.avatars.base import (
     AvatarState,
@@ -212,7 +212,7 @@ class _Base(StateEmitter):
             try:
                 await self.api.stop(self.token, reason)
             except ProviderError as exc:
-                if getattr(exc, "vendor_code", None) != 400006 and exc.http_status != 404:
+                if getattr(exc, "vendor_code", None) != WRONG_STATE and exc.http_status != 404:
                     error = exc
         self.stop_reason = self.stop_reason or reason.value
         self._set_state(AvatarState.STOPPED)
@@ -339,7 +339,14 @@ class FullSession(_Base):
             attributes={"greenroom.provider": "liveavatar"},
         )
         self.relay.on_data(self._on_data)
+        self.relay.on_source_gone(self._on_gone)
         await self.relay.wait_ready(30)
+
+    def _on_gone(self, why: str) -> None:
+        if self.state != AvatarState.STOPPED:
+            log.warning("LiveAvatar session %s ended: %s", self.session_id, why)
+            self.stop_reason = self.stop_reason or why
+            self._set_state(AvatarState.STOPPED)
 
     def _on_data(self, payload: bytes, topic: str | None, _sender: str) -> None:
         if topic != "agent-response":
