@@ -145,6 +145,8 @@ class AvatarRenderer:
         fps: frame rate the caller intends (used by callers for timing only).
         noise: standard deviation of the sensor noise in 8-bit levels (0 disables it).
         seed: seeds hair strands, blinks and noise, so a renderer is reproducible.
+
+    One renderer per thread: a frame pastes its eye and mouth shapes into a working layer.
     """
 
     def __init__(
