@@ -19,8 +19,9 @@ import os
 import secrets
 import signal
 import sys
+import threading
 import webbrowser
-from collections.abc import Generator
+from collections.abc import Coroutine, Generator
 from pathlib import Path
 from typing import IO, Any
 
@@ -321,7 +322,7 @@ def demo(
     # 0 or a taken port: any free port (LiveKitServer.start(port=None) would try 7880 first).
     lk_port = livekit_port if livekit_port and port_is_free(livekit_port) else free_port()
     try:
-        asyncio.run(
+        _run_to_end(
             _run(settings, api_port=port, livekit_port=lk_port, seconds=seconds, open_=open_browser)
         )
     except GreenroomError as exc:
@@ -330,6 +331,38 @@ def demo(
     except KeyboardInterrupt:
         pass
     console.print("Demo stopped.")
+    _exit_now_if_threads_linger()
+
+
+def _run_to_end(coro: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run`` without its final wait for the default executor's threads.
+
+    A thread may still be compiling kernels (the service's warm-up) or rendering a frame;
+    it cannot be cancelled, and waiting for it would make Ctrl-C take half a minute.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(coro)
+    finally:
+        try:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+def _exit_now_if_threads_linger() -> None:
+    """Exit at once when only computing threads remain (everything started is closed)."""
+    main = threading.main_thread()
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not main):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(0)
 
 
 def register(app: typer.Typer) -> None:
