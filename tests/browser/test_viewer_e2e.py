@@ -261,6 +261,13 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
     box = await page.locator("#stage").bounding_box()
     assert box and box["width"] <= 390 and box["height"] > 150
 
+    # A fresh link (what the home page's "Open viewer" asks for) has its own identity.
+    r = service.client.post(f"/viewer/{session_id}/api/link")
+    assert r.status_code == 200, r.text
+    link = r.json()
+    assert link["viewer_url"].startswith(f"{service.url}/viewer/{session_id}#")
+    assert link["identity"] != session["viewer_identity"]
+
     # Stop from the API: the page says it ended, and why.
     r = service.client.delete(f"/v2/streaming/sessions/{session_id}")
     assert r.status_code == 200, r.text
