@@ -1,22 +1,24 @@
-"""Fixtures for the avatar tests: a green-screen clip made in code, a recording subscriber."""
+"""Fixtures for the avatar tests: a green-screen clip made in code, a subscriber process."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+import json
+import sys
+from asyncio.subprocess import DEVNULL, PIPE
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from livekit import rtc
 
-from greenroom.avatars import STATE_ATTRIBUTE
 from greenroom.avatars.local import AvatarRenderer
 from greenroom.livekit_server import LiveKitServer
+
+PROBE = Path(__file__).with_name("room_probe.py")
 
 
 def write_green_clip(
@@ -63,7 +65,7 @@ def green_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @dataclass
 class VideoSample:
-    """What a subscriber saw in one received frame."""
+    """What the subscriber saw in one received frame."""
 
     t: float  # arrival, time.monotonic()
     width: int
@@ -73,106 +75,79 @@ class VideoSample:
 
 
 @dataclass
-class Subscriber:
-    """A separate rtc participant that subscribes to one avatar and records what arrives."""
+class Recording:
+    """Everything a :class:`Probe` received from one avatar."""
 
-    room: rtc.Room
-    mouth: tuple[int, int, int, int] | None = None
-    video: list[VideoSample] = field(default_factory=list)
-    audio: list[tuple[float, float]] = field(default_factory=list)  # (arrival, RMS per 10 ms)
-    states: list[tuple[float, str]] = field(default_factory=list)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    video: list[VideoSample]
+    audio: list[tuple[float, float]]  # (arrival, int16 RMS per 10 ms)
+    states: list[tuple[float, str]]  # (arrival, greenroom.avatar.state)
 
     def fps(self, start: float, end: float) -> float:
         return sum(1 for v in self.video if start <= v.t < end) / (end - start)
 
-    async def wait_video(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.video:
-            assert time.monotonic() < deadline, "no video frame reached the subscriber"
-            await asyncio.sleep(0.05)
-
-    async def wait_state(self, state: str, timeout: float = 20.0) -> float:
-        deadline = time.monotonic() + timeout
-        while True:
-            hits = [t for t, s in self.states if s == state]
-            if hits:
-                return hits[-1]
-            assert time.monotonic() < deadline, f"state {state!r} never seen: {self.states}"
-            await asyncio.sleep(0.02)
-
-    async def aclose(self) -> None:
-        for t in self.tasks:
-            t.cancel()
-        await self.room.disconnect()
+    def seen(self, state: str, after: float = 0.0) -> float | None:
+        """Arrival of the first ``state`` attribute at or after ``after``."""
+        return next((t for t, s in self.states if s == state and t >= after), None)
 
 
-def _border_green(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> bool:
-    """True when the frame's border is screen green (low U and V, as #00B140 is).
+class Probe:
+    """A subscriber in another process (``room_probe.py``) recording one avatar's tracks."""
 
-    The border is the top row, both side columns and the bottom corners: the presenter's
-    shoulders are cut by the bottom edge, as in any head-and-shoulders shot.
-    """
-    k = u.shape[1] // 6
-    ring_u = np.concatenate([u[0], u[:, 0], u[:, -1], u[-1, :k], u[-1, -k:]])
-    ring_v = np.concatenate([v[0], v[:, 0], v[:, -1], v[-1, :k], v[-1, -k:]])
-    # chroma green: U about 105, V about 60 (grey would be 128/128); allow a few odd pixels
-    return bool((ring_v > 95).mean() < 0.05 and (ring_u > 122).mean() < 0.05)
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
 
+    @classmethod
+    async def start(
+        cls,
+        livekit: LiveKitServer,
+        room: str,
+        identity: str,
+        mouth: tuple[int, int, int, int] | None = None,
+    ) -> Probe:
+        token = livekit.token(f"probe-{identity}", room)
+        args = [str(PROBE), livekit.url, token, identity, *(str(v) for v in mouth or ())]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, *args, stdin=PIPE, stdout=PIPE, stderr=DEVNULL
+        )
+        probe = cls(proc)
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        if line.strip() != b"ready":
+            await probe.kill()
+            raise AssertionError(f"the subscriber did not get the avatar's tracks: {line!r}")
+        return probe
 
-async def subscribe(livekit: LiveKitServer, room: str, avatar_identity: str) -> Subscriber:
-    """Join ``room`` as a viewer and record the avatar's video, audio and state attribute."""
-    sub = Subscriber(rtc.Room())
+    async def stop(self) -> Recording:
+        """Leave the room and return what arrived."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        out = await asyncio.wait_for(self.proc.stdout.read(), 60)
+        await self.proc.wait()
+        data = json.loads(out)
+        return Recording(
+            [VideoSample(*v) for v in data["video"]],
+            [tuple(a) for a in data["audio"]],
+            [tuple(s) for s in data["states"]],
+        )
 
-    async def video(track: rtc.Track) -> None:
-        # unbounded queue: a busy test process delays frames but never drops them
-        async for ev in rtc.VideoStream(track, capacity=0, format=rtc.VideoBufferType.I420):
-            f = ev.frame
-            w, h = f.width, f.height
-            buf = np.frombuffer(f.data, np.uint8)
-            y = buf[: w * h].reshape(h, w)
-            u = buf[w * h : w * h * 5 // 4].reshape(h // 2, w // 2)
-            v = buf[w * h * 5 // 4 : w * h * 3 // 2].reshape(h // 2, w // 2)
-            dark = 0.0
-            if sub.mouth is not None:
-                y0, y1, x0, x1 = sub.mouth
-                dark = float((y[y0:y1, x0:x1] < 70).mean())
-            sub.video.append(VideoSample(time.monotonic(), w, h, _border_green(y, u, v), dark))
-
-    async def audio(track: rtc.Track) -> None:
-        stream = rtc.AudioStream(track, sample_rate=48000, num_channels=1, frame_size_ms=10)
-        async for ev in stream:
-            x = np.frombuffer(ev.frame.data, np.int16).astype(np.float32)
-            sub.audio.append((time.monotonic(), float(np.sqrt(np.mean(x * x)))))
-
-    def on_track(track: rtc.Track, _pub: object, p: rtc.RemoteParticipant) -> None:
-        if p.identity != avatar_identity:
-            return
-        run = video if track.kind == rtc.TrackKind.KIND_VIDEO else audio
-        sub.tasks.append(asyncio.ensure_future(run(track)))
-
-    def on_attrs(changed: dict[str, str], p: rtc.Participant) -> None:
-        if p.identity == avatar_identity and STATE_ATTRIBUTE in changed:
-            sub.states.append((time.monotonic(), changed[STATE_ATTRIBUTE]))
-
-    def on_join(p: rtc.RemoteParticipant) -> None:
-        if p.identity == avatar_identity and STATE_ATTRIBUTE in p.attributes:
-            sub.states.append((time.monotonic(), p.attributes[STATE_ATTRIBUTE]))
-
-    sub.room.on("track_subscribed", on_track)
-    sub.room.on("participant_attributes_changed", on_attrs)
-    sub.room.on("participant_connected", on_join)
-    await sub.room.connect(livekit.url, livekit.token(f"viewer-{avatar_identity}", room))
-    for p in sub.room.remote_participants.values():
-        on_join(p)
-    return sub
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
 
 
 @pytest.fixture
-def subscriber(livekit: LiveKitServer) -> Callable[[str, str], Awaitable[Subscriber]]:
-    """``await subscriber(room, avatar_identity)`` -> a recording :class:`Subscriber`."""
+async def probe(livekit: LiveKitServer) -> AsyncIterator[Callable[..., Awaitable[Probe]]]:
+    """``await probe(room, avatar_identity, mouth_region)`` -> a running :class:`Probe`."""
+    started: list[Probe] = []
 
-    async def make(room: str, identity: str) -> Subscriber:
-        return await subscribe(livekit, room, identity)
+    async def make(
+        room: str, identity: str, mouth: tuple[int, int, int, int] | None = None
+    ) -> Probe:
+        p = await Probe.start(livekit, room, identity, mouth)
+        started.append(p)
+        return p
 
-    return make
+    yield make
+    for p in started:
+        await p.kill()
