@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import tempfile
 import time
@@ -67,8 +68,8 @@ def ffmpeg_composite_ms(
     total: int = 300,
     similarity: float = 0.1,
     blend: float = 0.05,
-) -> float:
-    """ms/frame of chromakey + despill + overlay (rgb24 in, yuv420p out), one thread.
+) -> tuple[float, float]:
+    """(wall, CPU) ms/frame of chromakey + despill + overlay (rgb24 in, yuv420p out), one thread.
 
     The clip is looped to ``total`` frames so process start-up weighs little.
     """
@@ -100,9 +101,13 @@ def ffmpeg_composite_ms(
             "-y",
             "/dev/null",
         ]
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         subprocess.run(cmd, capture_output=True, check=True)
-        return (time.perf_counter() - t) * 1000.0 / total
+        wall = (time.perf_counter() - t) * 1000.0 / total
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) * 1000.0 / total
+        return wall, cpu
 
 
 def command_line(key: tuple[int, int, int], w: int, h: int) -> str:

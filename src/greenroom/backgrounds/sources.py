@@ -312,11 +312,13 @@ class BlurSource:
             small = self._bufs[name] = np.empty(shape, np.float32)
             self._bufs[name + "t"] = np.empty(shape, np.float32)
             self._bufs[name + "b"] = np.empty(shape, np.float32)
+            self._bufs[name + "r"] = np.empty(w, np.float32)
+            self._bufs[name + "u"] = np.empty((shape[0], w), np.float32)
         tmp, b = self._bufs[name + "t"], self._bufs[name + "b"]
-        K.downscale_box(src, f, small)
+        K.downscale_box(src, f, small, self._bufs[name + "r"])
         K.box_blur(small, self.radius, tmp, b)
         K.box_blur(b, self.radius, tmp, small)
-        K.upscale_bilinear_u8(small, dst)
+        K.upscale_bilinear_u8(small, dst, self._bufs[name + "u"])
 
     def frame_i420(self, width: int, height: int, t: float, avatar: I420Frame | None) -> I420Frame:
         if avatar is None:

@@ -143,14 +143,21 @@ def chroma_rgb_rows(
                         a += k * (p - a)
                         arow[j] = a
                 prev[i, j] = np.uint8(a * np.float32(255.0) + np.float32(0.5))
-        for j in range(w):  # subtract the screen, despill, composite
+        j = 0
+        while j < w:  # subtract the screen, despill, composite
             a = arow[j]
-            if a < np.float32(0.002):  # pure screen: the background exactly
-                out[i, j, 0] = bg[i, j, 0]
-                out[i, j, 1] = bg[i, j, 1]
-                out[i, j, 2] = bg[i, j, 2]
+            if a < np.float32(0.002):  # a run of pure screen: the background exactly
+                j1 = j + 1
+                while j1 < w and arow[j1] < np.float32(0.002):
+                    j1 += 1
+                for jj in range(j, j1):
+                    out[i, jj, 0] = bg[i, jj, 0]
+                    out[i, jj, 1] = bg[i, jj, 1]
+                    out[i, jj, 2] = bg[i, jj, 2]
                 if want_alpha:
-                    alpha[i, j] = 0
+                    for jj in range(j, j1):
+                        alpha[i, jj] = 0
+                j = j1
                 continue
             c0 = np.float32(fg[i, j, 0])
             c1 = np.float32(fg[i, j, 1])
@@ -174,6 +181,7 @@ def chroma_rgb_rows(
                     out[i, j, 2] = fg[i, j, 2]
                 if want_alpha:
                     alpha[i, j] = 255
+                j += 1
                 continue
             pj = j >> 1
             t = one - a
@@ -189,6 +197,7 @@ def chroma_rgb_rows(
             out[i, j, 2] = _u8(m2 + t * np.float32(bg[i, j, 2]) + lift - sp * e2)
             if want_alpha:
                 alpha[i, j] = _u8(a * np.float32(255.0))
+            j += 1
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -874,20 +883,27 @@ def seg_rgb_rows(
 
 
 @njit(cache=True, nogil=True)
-def downscale_box(src, f, out):
-    """Mean of each f x f block (partial blocks at the edges) into a float plane."""
+def downscale_box(src, f, out, rowbuf):
+    """Mean of each f x f block (partial blocks at the edges) into a float plane.
+
+    Rows are summed into ``rowbuf`` (W,) float32 first, a loop that vectorises.
+    """
     h, w = src.shape
     oh, ow = out.shape
     for i in range(oh):
         i0 = i * f
         i1 = min(i0 + f, h)
+        for j in range(w):
+            rowbuf[j] = 0.0
+        for ii in range(i0, i1):
+            for j in range(w):
+                rowbuf[j] += np.float32(src[ii, j])
         for j in range(ow):
             j0 = j * f
             j1 = min(j0 + f, w)
-            s = 0.0
-            for ii in range(i0, i1):
-                for jj in range(j0, j1):
-                    s += src[ii, jj]
+            s = np.float32(0.0)
+            for jj in range(j0, j1):
+                s += rowbuf[jj]
             out[i, j] = s / ((i1 - i0) * (j1 - j0))
 
 
@@ -913,26 +929,31 @@ def box_blur(src, r, tmp, out):
 
 
 @njit(cache=True, nogil=True)
-def upscale_bilinear_u8(src, out):
-    """Centre-aligned bilinear resize of a float plane into a uint8 plane."""
+def upscale_bilinear_u8(src, out, tmp):
+    """Centre-aligned bilinear resize of a small float plane into a uint8 plane.
+
+    Separable: columns into ``tmp`` (src rows x out cols), then rows (vectorised).
+    """
     sh, sw = src.shape
     oh, ow = out.shape
-    fy = sh / oh
     fx = sw / ow
+    for j in range(ow):
+        sx = (j + 0.5) * fx - 0.5
+        if sx < 0.0:
+            sx = 0.0
+        x0 = min(int(sx), sw - 1)
+        x1 = min(x0 + 1, sw - 1)
+        wx = np.float32(sx - x0)
+        for i in range(sh):
+            tmp[i, j] = src[i, x0] + (src[i, x1] - src[i, x0]) * wx
+    fy = sh / oh
     for i in range(oh):
         sy = (i + 0.5) * fy - 0.5
         if sy < 0.0:
             sy = 0.0
         y0 = min(int(sy), sh - 1)
         y1 = min(y0 + 1, sh - 1)
-        wy = sy - y0
+        wy = np.float32(sy - y0)
         for j in range(ow):
-            sx = (j + 0.5) * fx - 0.5
-            if sx < 0.0:
-                sx = 0.0
-            x0 = min(int(sx), sw - 1)
-            x1 = min(x0 + 1, sw - 1)
-            wx = sx - x0
-            top = src[y0, x0] + (src[y0, x1] - src[y0, x0]) * wx
-            bot = src[y1, x0] + (src[y1, x1] - src[y1, x0]) * wx
-            out[i, j] = _u8(top + (bot - top) * wy)
+            v = tmp[y0, j] + (tmp[y1, j] - tmp[y0, j]) * wy + np.float32(0.5)
+            out[i, j] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
