@@ -62,7 +62,7 @@ async def test_rpc_switches_background_and_bad_payloads_leave_picture(
         await viewer.until(comp.identity, corner_is(RED), timeout=transition + 5)
         elapsed = time.monotonic() - sent
         # generous: the crossfade plus a handful of frames on a loaded machine
-        assert elapsed < transition + 2.0, f"switch took {elapsed:.2f} s"
+        assert elapsed < transition + 3.0, f"switch took {elapsed:.2f} s"
 
         # the attributes mirror the new background
         p = viewer.room.remote_participants[comp.identity]
