@@ -15,9 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import httpx
 import pytest
@@ -29,50 +26,17 @@ from playwright.async_api import WebSocketRoute, async_playwright
 from greenroom.emulators import heygen as heygen_emu
 from greenroom.emulators.backend import LocalBackend
 
+from ._browser import CHROMIUM_ARGS, bundle, chromium
 from .conftest import serve
 
 pytestmark = pytest.mark.browser
 
-JS = Path(__file__).resolve().parents[1] / "js"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
-
 
 @pytest.fixture(scope="module")
 def sdk_bundle(tmp_path_factory: pytest.TempPathFactory) -> str:
-    esbuild = JS / "node_modules" / ".bin" / "esbuild"
-    if not (JS / "node_modules" / "@heygen" / "streaming-avatar" / "lib").is_dir():
-        pytest.fail("tests/js packages missing: run `make setup` (npm ci in tests/js)")
-    out = tmp_path_factory.mktemp("sdk") / "heygen.js"
-    subprocess.run(
-        [
-            str(esbuild),
-            "heygen_sdk_entry.js",
-            "--bundle",
-            "--format=iife",
-            f"--outfile={out}",
-            "--log-level=warning",
-        ],
-        cwd=JS,
-        check=True,
-        timeout=120,
+    return bundle(
+        "heygen_sdk_entry.js", tmp_path_factory.mktemp("sdk"), "@heygen/streaming-avatar/lib"
     )
-    return out.read_text()
-
-
-def _chromium() -> str:
-    path = shutil.which("/usr/bin/chromium") or shutil.which("chromium")
-    if not path:
-        pytest.fail("Chromium is not installed (apt-get install chromium; `make setup` does it)")
-    return path
 
 
 async def test_official_heygen_sdk_against_emulator(target, emu_config, sdk_bundle) -> None:
@@ -102,7 +66,7 @@ async def test_official_heygen_sdk_against_emulator(target, emu_config, sdk_bund
             proxies.append(asyncio.ensure_future(down()))
 
         async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+            browser = await pw.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
             try:
                 page = await browser.new_page()
                 errors: list[str] = []

@@ -285,7 +285,11 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
     # the vendors' web SDKs call these APIs from browser pages on other origins (outermost, so
     # injected errors are readable there too)
     app.add_middleware(
-        CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"]
+        CORSMiddleware,
+        allow_origin_regex=".*",
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
     )
 
     return app

@@ -26,10 +26,13 @@ import binascii
 import contextlib
 import json
 import logging
+import secrets
+import time
 import uuid
 from contextlib import asynccontextmanager
 from typing import Any
 
+import jwt
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -53,6 +56,7 @@ LITE_SAMPLE_RATE = 24_000
 IDLE_TIMEOUT_S = 300.0
 MAX_CHUNK_BYTES = 1_000_000
 AVATAR_IDENTITY_FULL = "heygen"
+AGENT_IDENTITY_PREFIX = "liveavatar-agent-"  # the web SDK waits for "<prefix><session_id>"
 CONTROL_TOPIC = "agent-control"
 RESPONSE_TOPIC = "agent-response"
 
@@ -75,6 +79,8 @@ def _err(status: int, message: str, code: int | str | None = None) -> JSONRespon
 def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> FastAPI:
     """The LiveAvatar emulator as an ASGI app (serve it with uvicorn, or test via ASGITransport)."""
     book = SessionBook()
+    by_token: dict[str, EmuSession] = {}
+    signing_key = secrets.token_bytes(32)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -105,17 +111,19 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
         if not config.key_ok(request.headers.get("x-api-key")):
             raise _Error(401, "Invalid or missing API key (X-API-KEY)")
 
-    def session_for(request: Request, session_id: str) -> EmuSession:
+    def session_for(request: Request, session_id: str | None) -> EmuSession:
         auth = request.headers.get("authorization", "")
         token = auth[7:] if auth.lower().startswith("bearer ") else ""
-        session = book.get(session_id)
-        if not token or session is None or session.extra["token"] != token:
+        session = by_token.get(token) if token else None
+        if session is None:
             raise _Error(401, "Invalid or missing session token (Authorization: Bearer)")
+        if session_id is not None and session_id != session.id:
+            raise _Error(401, f"the session token does not belong to session {session_id}")
         return session
 
     async def body_as(request: Request, model):
         try:
-            raw = await request.json()
+            raw = await request.json() if await request.body() else {}
         except ValueError:
             raise RequestValidationError(
                 [{"loc": ("body",), "msg": "body is not valid JSON", "type": "json_invalid"}]
@@ -153,7 +161,9 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
         if not config.avatar_exists(req.avatar_id):
             raise _Error(404, f"Avatar {req.avatar_id} not found")
         session = EmuSession(id=str(uuid.uuid4()), avatar_id=req.avatar_id)
-        session.extra.update(token=f"la_{session.secret}", request=req)
+        token = _session_jwt(session, req, signing_key)
+        session.extra.update(token=token, request=req)
+        by_token[token] = session
         session.idle_timeout = config.idle_timeout or IDLE_TIMEOUT_S
         limits = [
             x
@@ -247,10 +257,23 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
     # the vendors' web SDKs call these APIs from browser pages on other origins (outermost, so
     # injected errors are readable there too)
     app.add_middleware(
-        CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"]
+        CORSMiddleware,
+        allow_origin_regex=".*",
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
     )
 
     return app
+
+
+def _session_jwt(session: EmuSession, req: TokenRequest, key: bytes) -> str:
+    """A session token shaped like LiveAvatar's: a JWT whose payload carries the session's
+    ``start_session_data`` (the web SDK reads ``mode`` from it). Our LiveKit token stays out."""
+    data = req.model_dump(mode="json", exclude_none=True, exclude={"livekit_config"})
+    now = int(time.time())
+    claims = {"session_id": session.id, "start_session_data": data, "iat": now, "exp": now + 3600}
+    return jwt.encode(claims, key, algorithm="HS256")
 
 
 def _plain_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -307,8 +330,23 @@ async def _start_full(app: FastAPI, session: EmuSession, req: TokenRequest, requ
         identity=AVATAR_IDENTITY_FULL,
     )
     session.avatar = avatar
+    # LiveAvatar's own agent: a data-only participant that takes ``agent-control`` commands
+    # and answers on ``agent-response`` (the web SDK waits for it and for "heygen")
+    from livekit import rtc
+
+    agent_room = rtc.Room()
+    await agent_room.connect(
+        cfg.livekit.url,
+        agent_token(
+            cfg.livekit.api_key,
+            cfg.livekit.api_secret,
+            room=room,
+            identity=f"{AGENT_IDENTITY_PREFIX}{session.id}",
+        ),
+        rtc.RoomOptions(auto_subscribe=False),
+    )
     session.status = "connected"
-    _wire_full_events(session, avatar)
+    _wire_full_events(session, avatar, agent_room)
     client = _client_token(cfg, room, "client")
     agent = agent_token(cfg.livekit.api_key, cfg.livekit.api_secret, room=room, identity="agent")
     return {
@@ -337,8 +375,8 @@ def _client_token(cfg: EmulatorConfig, room: str, identity: str) -> str:
     )
 
 
-def _wire_full_events(session: EmuSession, avatar) -> None:
-    """FULL mode: ``agent-control`` commands in, ``agent-response`` events out."""
+def _wire_full_events(session: EmuSession, avatar, agent_room) -> None:
+    """FULL mode: ``agent-control`` commands in, ``agent-response`` events out (the agent)."""
     loop = asyncio.get_running_loop()
     current: dict[str, str | None] = {"event_id": None}
 
@@ -350,7 +388,9 @@ def _wire_full_events(session: EmuSession, avatar) -> None:
             **fields,
         }
         with contextlib.suppress(Exception):
-            await avatar.publish_data(json.dumps(payload).encode(), RESPONSE_TOPIC)
+            await agent_room.local_participant.publish_data(
+                json.dumps(payload).encode(), reliable=True, topic=RESPONSE_TOPIC
+            )
 
     def on_speaking(speaking: bool) -> None:
         name = "avatar.speak_started" if speaking else "avatar.speak_ended"
@@ -371,11 +411,11 @@ def _wire_full_events(session: EmuSession, avatar) -> None:
         elif kind == "avatar.interrupt":
             await avatar.interrupt()
 
-    def on_data(payload: bytes, topic: str | None, sender: str) -> None:
-        if topic != CONTROL_TOPIC:
+    def on_data(packet) -> None:
+        if packet.topic != CONTROL_TOPIC:
             return
         try:
-            cmd = json.loads(payload)
+            cmd = json.loads(bytes(packet.data))
         except ValueError:
             return
         if isinstance(cmd, dict):
@@ -383,9 +423,11 @@ def _wire_full_events(session: EmuSession, avatar) -> None:
 
     async def on_closed(reason: str) -> None:
         await send("session.stopped", reason=reason)
+        with contextlib.suppress(Exception):
+            await agent_room.disconnect()
 
     avatar.on_speaking(on_speaking)
-    avatar.on_data(on_data)
+    agent_room.on("data_received", on_data)
     session.on_close.append(on_closed)
 
 

@@ -79,7 +79,10 @@ class StartedSession(_Model):
 
 
 class SessionIdRequest(_Model):
-    session_id: str = Field(min_length=1)
+    """Session calls: the Bearer session token names the session; ``session_id`` is optional
+    (LiveAvatar's web SDK sends no body at all)."""
+
+    session_id: str | None = Field(None, min_length=1)
 
 
 class StopRequest(SessionIdRequest):
