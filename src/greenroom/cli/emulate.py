@@ -8,6 +8,7 @@ injection comes from ``GREENROOM_EMULATOR_*`` (see :mod:`greenroom.emulators.con
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,12 +24,17 @@ class Vendor(StrEnum):
 
 
 def emulate(
-    vendor: Vendor = typer.Argument(..., help="Which API to emulate."),
-    port: int = typer.Option(0, help="Port (default 8091 for liveavatar, 8092 for heygen)."),
-    host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback by default)."),
-    api_key: str | None = typer.Option(
-        None, help="Accept only this account key (default: any non-empty key)."
+    vendor: Annotated[Vendor, typer.Argument(help="Which API to emulate.")],
+    port: Annotated[
+        int, typer.Option(help="Port (default 8091 for liveavatar, 8092 for heygen).")
+    ] = 0,
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = (
+        "127.0.0.1"
     ),
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="Accept only this account key (default: any non-empty key)."),
+    ] = None,
 ) -> None:
     """Run a LiveAvatar or HeyGen Streaming API emulator backed by the built-in avatar."""
     import uvicorn
