@@ -689,6 +689,22 @@ def rgb_to_model_input(rgb, out, lum):
 
 
 @njit(cache=True, nogil=True)
+def seg_mask(raw, low, inv_rng, tk, prev, have_prev, out):
+    """Model probabilities -> mask in [0, 1] (``low`` maps to 0, ``low + 1/inv_rng`` to 1),
+    pulled towards last frame's mask by ``tk`` where it changed by less than 1/4."""
+    h, w = out.shape
+    for i in range(h):
+        for j in range(w):
+            m = min(max((raw[i, j] - low) * inv_rng, np.float32(0.0)), np.float32(1.0))
+            if have_prev:
+                p = prev[i, j]
+                k = tk * max(np.float32(1.0) - abs(m - p) * np.float32(4.0), np.float32(0.0))
+                m += k * (p - m)
+            out[i, j] = m
+            prev[i, j] = m
+
+
+@njit(cache=True, nogil=True)
 def _box_mean(src, r, integ, out):
     """Mean over a (2r+1)^2 window with clamped edges (window shrinks at borders)."""
     h, w = src.shape

@@ -94,19 +94,19 @@ class SegmentationKeyer:
         self.reset()
 
     def reset(self) -> None:
-        self._prev: np.ndarray | None = None
+        self._prev = np.zeros((MODEL_H, MODEL_W), np.float32)
+        self._have_prev = False
 
     def _infer(self) -> None:
         """Model on ``self._inp`` -> ``self._mask`` (clipped, temporally filtered)."""
         self._interp.set_tensor(self._in, self._inp[None])
         self._interp.invoke()
-        m = self._interp.get_tensor(self._out)[0, :, :, 0]
-        m = np.clip((m - self.low) * (1.0 / (self.high - self.low)), 0.0, 1.0, out=self._mask)
-        if self.temporal > 0:
-            if self._prev is not None:
-                k = self.temporal * np.clip(1.0 - np.abs(m - self._prev) * 4.0, 0.0, 1.0)
-                m += k * (self._prev - m)
-            self._prev = m.copy()
+        raw = self._interp.get_tensor(self._out)[0, :, :, 0]
+        m = self._mask
+        f32 = np.float32
+        K.seg_mask(raw, f32(self.low), f32(1.0 / (self.high - self.low)), f32(self.temporal),
+                   self._prev, self._have_prev and self.temporal > 0, m)  # fmt: skip
+        self._have_prev = True
         t = self._tmp
         K.guided_lowres(
             self._lum,
