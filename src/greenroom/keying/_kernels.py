@@ -126,13 +126,20 @@ def chroma_rgb_rows(
     big = np.float32(1e6)
     for i in range(r0, r1):
         pi = i >> 1
-        for j in range(w):  # the key
-            c0 = np.float32(fg[i, j, 0])
-            c1 = np.float32(fg[i, j, 1])
-            c2 = np.float32(fg[i, j, 2])
-            d = c0 * e0 + c1 * e1 + c2 * e2 - max(c0 - big * e0, max(c1 - big * e1, c2 - big * e2))
-            a = ((one - d * inv_d[pi, j >> 1]) - lo) * inv_rng
-            arow[j] = min(max(a, zero), one)
+        ir = inv_d[pi]
+        # the key; one loop per screen primary so each compiles to straight vector code
+        if e1 > zero:
+            for j in range(w):
+                d = np.float32(fg[i, j, 1]) - max(np.float32(fg[i, j, 0]), np.float32(fg[i, j, 2]))
+                arow[j] = min(max(((one - d * ir[j >> 1]) - lo) * inv_rng, zero), one)
+        elif e2 > zero:
+            for j in range(w):
+                d = np.float32(fg[i, j, 2]) - max(np.float32(fg[i, j, 0]), np.float32(fg[i, j, 1]))
+                arow[j] = min(max(((one - d * ir[j >> 1]) - lo) * inv_rng, zero), one)
+        else:
+            for j in range(w):
+                d = np.float32(fg[i, j, 0]) - max(np.float32(fg[i, j, 1]), np.float32(fg[i, j, 2]))
+                arow[j] = min(max(((one - d * ir[j >> 1]) - lo) * inv_rng, zero), one)
         if tk > 0.0:
             for j in range(w):
                 a = arow[j]
