@@ -175,6 +175,8 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
     for old, new in (("Studio", "Office"), ("Office", "Studio"), ("Studio", "Office")):
         times.append(await _switch(page, service, old, new))
     switch_s = sorted(times)[1]
+    extra = await page.evaluate("() => [window.greenroom.rpcMs, window.greenroom.jitterBufferMs]")
+    print(f"viewer: last RPC {extra[0]} ms, receiver jitter buffer {extra[1]} ms")
     print(f"background switch: {[round(t * 1000) for t in times]} ms, median {switch_s * 1000:.0f}")
     assert switch_s < 1.0, f"switches took {times} s"
     office = expected_means("Office", CORNERS)

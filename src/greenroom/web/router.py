@@ -41,7 +41,15 @@ STATIC = Path(__file__).parent / "static"
 BUNDLE = STATIC / "build"
 MAX_TEXT = 2000
 _ASSET_TYPES = {".css": "text/css", ".js": "text/javascript", ".map": "application/json"}
+# The viewer holds a token: no third-party script, no framing. LiveKit is reached over ws(s)
+# on its own host and port, and its client may call the server's HTTP validate endpoint.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "media-src 'self' blob: mediastream:; connect-src 'self' ws: wss: http: https:; "
+    "worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 _PAGE_HEADERS = {
+    "Content-Security-Policy": _CSP,
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",

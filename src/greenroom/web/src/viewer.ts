@@ -76,6 +76,8 @@ interface ViewerDebug {
   videoTrackSid: string | null;
   /** Milliseconds the last background RPC took to answer. */
   rpcMs: number | null;
+  /** Mean time a video frame waited in the receiver's jitter buffer. */
+  jitterBufferMs: number | null;
   /** Milliseconds since navigation at each step of joining. */
   timings: Record<string, number>;
   error?: string;
@@ -102,6 +104,7 @@ class Viewer {
     canPlaybackAudio: () => this.room.canPlaybackAudio,
     videoTrackSid: null,
     rpcMs: null,
+    jitterBufferMs: null,
     timings: {},
   };
 
@@ -531,6 +534,11 @@ class Viewer {
         rows.push(["size", `${s.frameWidth ?? 0}×${s.frameHeight ?? 0}`]);
         rows.push(["lost", `${s.packetsLost ?? 0}`]);
         rows.push(["jitter", `${((s.jitter ?? 0) * 1000).toFixed(0)} ms`]);
+        if (s.jitterBufferEmittedCount) {
+          const ms = (1000 * s.jitterBufferDelay) / s.jitterBufferEmittedCount;
+          this.debug.jitterBufferMs = Math.round(ms);
+          rows.push(["jitter buffer", `${ms.toFixed(0)} ms`]);
+        }
       });
     }
     rows.push(["audio", this.audioLevel().toFixed(3)]);
