@@ -48,6 +48,8 @@ class Relay:
         self.source_participant: str | None = None
         self.disconnected = asyncio.Event()
         self._gone_handlers: list[Callable[[str], None]] = []
+        self._gone_why: str | None = None
+        self._gone_event = asyncio.Event()
 
     @classmethod
     async def start(
@@ -161,8 +163,10 @@ class Relay:
         self._gone_handlers.append(handler)
 
     def _gone(self, why: str) -> None:
-        if self._closed:
+        if self._closed or self._gone_why is not None:
             return
+        self._gone_why = why
+        self._gone_event.set()
         handlers, self._gone_handlers = self._gone_handlers, []
         for handler in handlers:
             try:
@@ -186,8 +190,20 @@ class Relay:
 
         Raises:
             TimeoutError: the avatar published no video within ``timeout`` seconds.
+            ConnectionError: the avatar left (or the vendor room dropped us) before that.
         """
-        await asyncio.wait_for(self._video_ready.wait(), timeout)
+        ready = asyncio.ensure_future(self._video_ready.wait())
+        gone = asyncio.ensure_future(self._gone_event.wait())
+        try:
+            await asyncio.wait({ready, gone}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+            gone.cancel()
+        if self._video_ready.is_set():
+            return
+        if self._gone_why is not None:
+            raise ConnectionError(f"{self._gone_why} before sending video")
+        raise TimeoutError(f"no video from the avatar within {timeout:g} s")
 
     async def aclose(self) -> None:
         if self._closed:

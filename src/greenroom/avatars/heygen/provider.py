@@ -98,8 +98,10 @@ class HeyGenProvider:
             await session._release()
             if isinstance(exc, TimeoutError):
                 exc = ProviderError(
-                    VENDOR, f"the avatar published no video within {ready_timeout:.0f} s"
+                    VENDOR, f"the avatar published no video within {ready_timeout:g} s"
                 )
+            elif isinstance(exc, ConnectionError):
+                exc = ProviderError(VENDOR, str(exc))
             await stop_after_failure(VENDOR, new.session_id, lambda: api.stop(new.session_id), exc)
         session._set_state(AvatarState.IDLE)
         return session

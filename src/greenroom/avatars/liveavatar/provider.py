@@ -340,7 +340,10 @@ class FullSession(_Base):
         )
         self.relay.on_data(self._on_data)
         self.relay.on_source_gone(self._on_gone)
-        await self.relay.wait_ready(30)
+        try:
+            await self.relay.wait_ready(30)
+        except (TimeoutError, ConnectionError) as exc:
+            raise ProviderError(VENDOR, str(exc)) from None
 
     def _on_gone(self, why: str) -> None:
         if self.state != AvatarState.STOPPED:
