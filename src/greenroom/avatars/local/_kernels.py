@@ -32,13 +32,19 @@ _VR, _VG, _VB = np.float32(0.439216 / 4), np.float32(-0.367788 / 4), np.float32(
 
 
 @njit(cache=True, nogil=True)
-def _span(y, W, body, by, bx, bwid, head, hy, hx, hwid):
-    """Columns [lo, hi) of row ``y`` that any layer may cover (lo == hi: none)."""
+def _span(y, W, by, bx, bext, hy, hx, hext):
+    """Columns [lo, hi) of row ``y`` that any layer covers (lo == hi: none).
+
+    ``bext``/``hext`` (h - 1, 2) hold, per layer row, the columns [c0, c1) whose bilinear
+    footprint (rows r, r + 1; columns c, c + 1) has any coverage.
+    """
     lo, hi = W, 0
-    if 0 <= y - by < body.shape[0] - 1:
-        lo, hi = min(lo, max(0, bx)), max(hi, min(W, bx + bwid - 1))
-    if 0 <= y - hy < head.shape[0] - 1:
-        lo, hi = min(lo, max(0, hx)), max(hi, min(W, hx + hwid - 1))
+    iy = y - by
+    if 0 <= iy < bext.shape[0] and bext[iy, 1] > bext[iy, 0]:
+        lo, hi = min(lo, max(0, bx + bext[iy, 0])), max(hi, min(W, bx + bext[iy, 1]))
+    iy = y - hy
+    if 0 <= iy < hext.shape[0] and hext[iy, 1] > hext[iy, 0]:
+        lo, hi = min(lo, max(0, hx + hext[iy, 0])), max(hi, min(W, hx + hext[iy, 1]))
     if lo >= hi:
         return 0, 0
     return lo, hi
@@ -52,20 +58,24 @@ def _bilinear(dst, r0, r1, w00, w01, w10, w11):
 
 
 @njit(cache=True, nogil=True)
-def _layers(y, lo, hi, body, by, bx, bw, bwid, head, hy, hx, hw, hwid, acc, hv):
+def _layers(y, lo, hi, body, by, bx, bw, bext, head, hy, hx, hw, hext, acc, hv):
     """Premultiplied RGBA of head over body for columns [lo, hi) of row y into acc[4lo:4hi]."""
     acc[4 * lo : 4 * hi] = _ZERO
     iy = y - by
-    x0, x1 = max(lo, bx), min(hi, bx + bwid - 1)
-    if 0 <= iy < body.shape[0] - 1 and x1 > x0:
+    x0, x1 = lo, lo
+    if 0 <= iy < bext.shape[0]:
+        x0, x1 = max(lo, bx + bext[iy, 0]), min(hi, bx + bext[iy, 1])
+    if x1 > x0:
         k0, n = 4 * (x0 - bx), 4 * (x1 - x0)
         _bilinear(
             acc[4 * x0 : 4 * x0 + n], body[iy, k0 : k0 + n + 4], body[iy + 1, k0 : k0 + n + 4],
             bw[0], bw[1], bw[2], bw[3],
         )  # fmt: skip
     iy = y - hy
-    x0, x1 = max(lo, hx), min(hi, hx + hwid - 1)
-    if 0 <= iy < head.shape[0] - 1 and x1 > x0:
+    x0, x1 = lo, lo
+    if 0 <= iy < hext.shape[0]:
+        x0, x1 = max(lo, hx + hext[iy, 0]), min(hi, hx + hext[iy, 1])
+    if x1 > x0:
         k0, n = 4 * (x0 - hx), 4 * (x1 - x0)
         h = hv[:n]
         _bilinear(
@@ -87,42 +97,43 @@ def _screen_noise(dst, src, nz, amp):
 
 
 @njit(cache=True, nogil=True)
-def _over_screen(acc, scr, nz, amp, rgb, al):
+def _over_screen(acc, scr, nz, amp, rgb, al, want_alpha):
     """rgb (3n float32 0..255) = acc (4n premultiplied) over screen + noise; al (n) = alpha."""
     fa = np.float32(amp)
-    for j in range(al.shape[0]):
+    for j in range(rgb.shape[0] // 3):
         a = acc[4 * j + 3]
         s = _ONE - a
         for c in range(3):
             v = acc[4 * j + c] + s * np.float32(scr[3 * j + c]) + fa * np.float32(nz[3 * j + c])
             rgb[3 * j + c] = min(max(v, _ZERO), _MAX)
-        al[j] = a
+        if want_alpha:
+            al[j] = a
 
 
 @njit(cache=True, nogil=True)
 def render_rgb(
-    screen, body, by, bx, bw, head, hy, hx, hw, noise, noise_off, amp, out, alpha, acc, hv, tmp
-):
+    screen, body, by, bx, bw, bext, head, hy, hx, hw, hext, noise, noise_off, amp, out, alpha,
+    acc, hv, tmp,
+):  # fmt: skip
     """Write the RGB frame ``out`` (H, W*3) uint8 and its exact ``alpha`` (H, W) float32.
 
     ``screen`` is (H, W*3) uint8; ``acc``, ``hv`` are (W*4,) and ``tmp`` (W*3,) float32 scratch.
     """
     H, W = alpha.shape[0], alpha.shape[1]
-    bwid, hwid = body.shape[1] // 4, head.shape[1] // 4
     for y in range(H):
         n0 = (noise_off + y * ROW_STRIDE) % NOISE_LEN
         nz = noise[n0 : n0 + 3 * W]
-        lo, hi = _span(y, W, body, by, bx, bwid, head, hy, hx, hwid)
+        lo, hi = _span(y, W, by, bx, bext, hy, hx, hext)
         _screen_noise(out[y, : 3 * lo], screen[y, : 3 * lo], nz[: 3 * lo], amp)
         _screen_noise(out[y, 3 * hi :], screen[y, 3 * hi :], nz[3 * hi :], amp)
         alpha[y, :lo] = _ZERO
         alpha[y, hi:] = _ZERO
         if hi > lo:
-            _layers(y, lo, hi, body, by, bx, bw, bwid, head, hy, hx, hw, hwid, acc, hv)
+            _layers(y, lo, hi, body, by, bx, bw, bext, head, hy, hx, hw, hext, acc, hv)
             t = tmp[: 3 * (hi - lo)]
             _over_screen(
                 acc[4 * lo : 4 * hi], screen[y, 3 * lo : 3 * hi], nz[3 * lo : 3 * hi], amp, t,
-                alpha[y, lo:hi],
+                alpha[y, lo:hi], True,
             )  # fmt: skip
             o = out[y, 3 * lo : 3 * hi]
             for i in range(t.shape[0]):
@@ -131,24 +142,24 @@ def render_rgb(
 
 @njit(cache=True, nogil=True)
 def render_i420(
-    screen, syuv, body, by, bx, bw, head, hy, hx, hw, noise, ny, nc, noise_off, amp, buf, alpha,
-    acc, hv, tmp,
+    screen, syuv, body, by, bx, bw, bext, head, hy, hx, hw, hext, noise, ny, nc, noise_off, amp,
+    buf, alpha, want_alpha, acc, hv, tmp,
 ):  # fmt: skip
     """Write an I420 frame (BT.601 limited range) into the flat ``buf`` (W*H*3/2 uint8).
 
     ``syuv`` is the clean screen as a flat I420 buffer; ``alpha`` (H, W) float32 receives the
-    exact alpha; ``tmp`` is a (2, W*3) float32 scratch for one pair of rows. ``ny``/``nc`` are
+    exact alpha if ``want_alpha``; ``tmp`` is a (2, W*3) float32 scratch for one pair of rows.
+    ``ny``/``nc`` are
     noise tables for Y and for U/V with the spread RGB noise has after the conversion, so the
     plain screen looks the same as the screen around the avatar.
     """
-    H, W = alpha.shape[0], alpha.shape[1]
-    bwid, hwid = body.shape[1] // 4, head.shape[1] // 4
+    H, W = screen.shape[0], screen.shape[1] // 3
     cw = W // 2
     uo = W * H
     vo = uo + cw * (H // 2)
     for y2 in range(H // 2):
-        l0, h0 = _span(2 * y2, W, body, by, bx, bwid, head, hy, hx, hwid)
-        l1, h1 = _span(2 * y2 + 1, W, body, by, bx, bwid, head, hy, hx, hwid)
+        l0, h0 = _span(2 * y2, W, by, bx, bext, hy, hx, hext)
+        l1, h1 = _span(2 * y2 + 1, W, by, bx, bext, hy, hx, hext)
         if h0 == 0:
             l0 = W
         if h1 == 0:
@@ -165,14 +176,15 @@ def render_i420(
             nzy = ny[n0 : n0 + W]
             _screen_noise(buf[row : row + lo], syuv[row : row + lo], nzy[:lo], amp)
             _screen_noise(buf[row + hi : row + W], syuv[row + hi : row + W], nzy[hi:W], amp)
-            alpha[y, :lo] = _ZERO
-            alpha[y, hi:] = _ZERO
+            if want_alpha:
+                alpha[y, :lo] = _ZERO
+                alpha[y, hi:] = _ZERO
             if hi > lo:
-                _layers(y, lo, hi, body, by, bx, bw, bwid, head, hy, hx, hw, hwid, acc, hv)
+                _layers(y, lo, hi, body, by, bx, bw, bext, head, hy, hx, hw, hext, acc, hv)
                 t = tmp[dy, : 3 * (hi - lo)]
                 _over_screen(
                     acc[4 * lo : 4 * hi], screen[y, 3 * lo : 3 * hi], nz[3 * lo : 3 * hi], amp,
-                    t, alpha[y, lo:hi],
+                    t, alpha[y, lo:hi] if want_alpha else alpha[0, :0], want_alpha,
                 )  # fmt: skip
                 ys = buf[row + lo : row + hi]
                 for j in range(hi - lo):
@@ -203,12 +215,11 @@ def render_i420(
 
 
 @njit(cache=True, nogil=True)
-def render_fg(body, by, bx, bw, head, hy, hx, hw, fg, alpha, acc, hv):
+def render_fg(body, by, bx, bw, bext, head, hy, hx, hw, hext, fg, alpha, acc, hv):
     """The layers alone: premultiplied float32 RGB ``fg`` (H, W, 3) and ``alpha`` (H, W)."""
     H, W = alpha.shape[0], alpha.shape[1]
-    bwid, hwid = body.shape[1] // 4, head.shape[1] // 4
     for y in range(H):
-        _layers(y, 0, W, body, by, bx, bw, bwid, head, hy, hx, hw, hwid, acc, hv)
+        _layers(y, 0, W, body, by, bx, bw, bext, head, hy, hx, hw, hext, acc, hv)
         for x in range(W):
             for c in range(3):
                 fg[y, x, c] = acc[4 * x + c]

@@ -191,6 +191,8 @@ class AvatarRenderer:
         self._work = self.head.rgba.copy()
         self._work2 = self._work.reshape(self._work.shape[0], -1)
         self._body2 = self.body.rgba.reshape(self.body.rgba.shape[0], -1)
+        self._body_ext = _extents(self.body.rgba[..., 3])
+        self._head_ext = _extents(self.head.rgba[..., 3])  # eyes and mouth never change alpha
 
     def _build_body(self) -> None:
         s, g = self._s, self._g
@@ -506,9 +508,9 @@ class AvatarRenderer:
         by, bx, bw, hy, hx, hw = self._prepare(t, mouth, shape)
         off, amp = self._noise_args(t, noise)
         K.render_rgb(
-            self._screen_rows, self._body2, by, bx, bw, self._work2, hy, hx, hw,
-            self._noise, off, amp, out.reshape(H, W * 3), alpha_out, self._acc, self._hv,
-            self._tmp[0],
+            self._screen_rows, self._body2, by, bx, bw, self._body_ext, self._work2, hy, hx, hw,
+            self._head_ext, self._noise, off, amp, out.reshape(H, W * 3), alpha_out, self._acc,
+            self._hv, self._tmp[0],
         )  # fmt: skip
         return out, alpha_out
 
@@ -534,9 +536,9 @@ class AvatarRenderer:
         by, bx, bw, hy, hx, hw = self._prepare(t, mouth, shape)
         off, amp = self._noise_args(t, noise)
         K.render_i420(
-            self._screen_rows, self._screen_i420, self._body2, by, bx, bw, self._work2, hy, hx,
-            hw, self._noise, self._noise_y, self._noise_c, off, amp, out, alpha_out, self._acc,
-            self._hv, self._tmp,
+            self._screen_rows, self._screen_i420, self._body2, by, bx, bw, self._body_ext,
+            self._work2, hy, hx, hw, self._head_ext, self._noise, self._noise_y, self._noise_c,
+            off, amp, out, alpha_out, want_alpha, self._acc, self._hv, self._tmp,
         )  # fmt: skip
         return out, (alpha_out if want_alpha else None)
 
@@ -553,8 +555,9 @@ class AvatarRenderer:
         fg = np.empty((H, W, 3), np.float32)
         alpha = np.empty((H, W), np.float32)
         K.render_fg(
-            self._body2, by, bx, bw, self._work2, hy, hx, hw, fg, alpha, self._acc, self._hv
-        )
+            self._body2, by, bx, bw, self._body_ext, self._work2, hy, hx, hw, self._head_ext,
+            fg, alpha, self._acc, self._hv,
+        )  # fmt: skip
         return fg, alpha
 
     def render_naive(self, t: float, mouth: float = 0.0, shape: float = 0.5) -> np.ndarray:
@@ -568,6 +571,8 @@ class AvatarRenderer:
         self._work = self.head.rgba.copy()
         self._work2 = self._work.reshape(self._work.shape[0], -1)
         self._body2 = self.body.rgba.reshape(self.body.rgba.shape[0], -1)
+        self._body_ext = _extents(self.body.rgba[..., 3])
+        self._head_ext = _extents(self.head.rgba[..., 3])
         H, W = self.height, self.width
         bdy, bdx, hdy, hdx, eye = self.pose(t)
         acc = np.zeros((H, W, 4), np.float32)
@@ -587,6 +592,17 @@ class AvatarRenderer:
         frame = acc[..., :3] + (1.0 - acc[..., 3:4]) * self.screen
         frame += np.random.default_rng(round(t * self.fps)).normal(0, self.noise_sigma, frame.shape)
         return np.clip(frame + 0.5, 0, 255).astype(np.uint8)
+
+
+def _extents(alpha: np.ndarray) -> np.ndarray:
+    """Per layer row r (0 .. h-2), the columns [c0, c1) whose bilinear footprint (rows r and
+    r + 1, columns c and c + 1) has any coverage; (0, 0) for an empty row."""
+    m = (alpha[:-1] > 0) | (alpha[1:] > 0)
+    m = m[:, :-1] | m[:, 1:]
+    any_ = m.any(axis=1)
+    c0 = np.where(any_, m.argmax(axis=1), 0)
+    c1 = np.where(any_, m.shape[1] - m[:, ::-1].argmax(axis=1), 0)
+    return np.stack([c0, c1], axis=1).astype(np.int64)
 
 
 def _place(y: float, x: float) -> tuple[int, int, np.ndarray]:
