@@ -10,6 +10,7 @@ clear messages for bad links, and a console free of errors. It also writes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import time
 from collections.abc import Iterator
@@ -225,6 +226,12 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
     await wait_for(loud, timeout=10, interval=0.05)
     print(f"viewer: speech audible {(time.monotonic() - t_speak) * 1000:.0f} ms after 'speaking'")
 
+    # For the docs picture only: give the SFU a moment to send the full-size layer.
+    with contextlib.suppress(TimeoutError):
+        await wait_for(
+            lambda: page.evaluate("() => document.querySelector('#video').videoWidth >= 1280"),
+            timeout=8,
+        )
     DOCS_IMG.mkdir(parents=True, exist_ok=True)
     bottom = await page.evaluate(
         "() => document.querySelector('.layout').getBoundingClientRect().bottom"
