@@ -149,7 +149,13 @@ class Viewer {
     });
     r.on(RoomEvent.TrackPublished, (_pub, p) => this.consider(p));
     r.on(RoomEvent.TrackSubscribed, (track, pub, p) => this.onTrack(track, pub, p));
-    r.on(RoomEvent.TrackUnsubscribed, (track) => track.detach());
+    r.on(RoomEvent.TrackUnsubscribed, (track) => {
+      for (const media of track.detach()) {
+        if (media !== el.video) media.remove();
+        if (media === this.audioEl) this.audioEl = null;
+        if (media === this.rawVideo) this.rawVideo = null;
+      }
+    });
     r.on(RoomEvent.ParticipantDisconnected, (p) => {
       if (p === this.compositor) {
         this.compositor = null;
@@ -493,6 +499,7 @@ class Viewer {
 
   // ---- audio level + metrics --------------------------------------------------------------
   private meterAudio(track: MediaStreamTrack): void {
+    this.audioCtx?.close().catch(() => undefined);
     try {
       this.audioCtx = new AudioContext();
       const src = this.audioCtx.createMediaStreamSource(new MediaStream([track]));
