@@ -24,11 +24,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from livekit import api as lkapi
-
 from greenroom import tokens
 from greenroom.api.metrics import Metrics
-from greenroom.api.services import background_values
+from greenroom.api.services import background_values, pipeline
+from greenroom.api.services.rooms import Rooms
 from greenroom.backgrounds.library import BackgroundLibrary
 from greenroom.config import Settings
 from greenroom.errors import Conflict, GreenroomError, InvalidInput, ProviderError
@@ -96,36 +95,6 @@ def _hex(rgb: Any) -> str | None:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-class Rooms:
-    """The LiveKit RoomService calls Greenroom makes (deleting the rooms it named)."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self._api: lkapi.LiveKitAPI | None = None
-
-    def _client(self) -> lkapi.LiveKitAPI:
-        if self._api is None:
-            self._api = lkapi.LiveKitAPI(
-                url=self.settings.livekit_url,
-                api_key=self.settings.livekit_api_key,
-                api_secret=self.settings.livekit_api_secret.get_secret_value(),
-            )
-        return self._api
-
-    async def delete(self, room: str) -> None:
-        """Delete ``room``; a room that is already gone is fine."""
-        try:
-            await self._client().room.delete_room(lkapi.DeleteRoomRequest(room=room))
-        except lkapi.TwirpError as exc:
-            if exc.code != lkapi.TwirpErrorCode.NOT_FOUND:
-                raise
-
-    async def aclose(self) -> None:
-        if self._api is not None:
-            await self._api.aclose()
-            self._api = None
-
-
 class SessionManager:
     """Starts, drives and stops the sessions of this process."""
 
@@ -173,31 +142,8 @@ class SessionManager:
         return fixed
 
     async def warm_up(self) -> None:
-        """Load the frame kernels (keyer, compositing, built-in avatar) once, off the event
-        loop, so the first session of a process starts as fast as the next ones."""
-
-        def work() -> None:
-            t0 = time.perf_counter()
-            try:
-                import greenroom.compositor  # noqa: F401
-                from greenroom.backgrounds import BackgroundSpec, Scene
-                from greenroom.keying import I420Frame
-
-                scene = Scene(background=BackgroundSpec.parse("#0044ff"), mode="chroma")
-                scene.render_i420(I420Frame.blank(1280, 720, (0, 177, 64)), 0.0)
-            except Exception as exc:
-                log.warning("compositing warm-up failed: %s", exc)
-            try:
-                from greenroom.avatars import get_provider
-                from greenroom.avatars.local import AvatarRenderer
-
-                get_provider("local")
-                AvatarRenderer().render_i420(0.0, 0.0, want_alpha=False)
-            except Exception as exc:
-                log.warning("local avatar warm-up failed: %s", exc)
-            log.info("warm-up done in %.0f ms", (time.perf_counter() - t0) * 1000)
-
-        await asyncio.to_thread(work)
+        """Load the frame kernels once, off the event loop (see :func:`pipeline.warm_up`)."""
+        await asyncio.to_thread(pipeline.warm_up)
 
     async def aclose(self, reason: str = "service_stopped") -> None:
         """Stop every running session (on shutdown)."""
@@ -260,7 +206,7 @@ class SessionManager:
             # identity it was given (and shows the background meanwhile).
             joined: dict[str, float] = {}
             results = await asyncio.gather(
-                _timed(
+                pipeline.timed(
                     provider.start(
                         target,
                         avatar_id=tpl.avatar_id,
@@ -273,8 +219,8 @@ class SessionManager:
                     "avatar_ms",
                     t0,
                 ),
-                _timed(
-                    _start_compositor(target, identity, spec, tpl.keying, sid),
+                pipeline.timed(
+                    pipeline.start_compositor(target, identity, spec, tpl.keying, sid),
                     joined,
                     "compositor_ms",
                     t0,
@@ -289,7 +235,9 @@ class SessionManager:
             if avatar.identity != identity:  # the provider chose its own identity
                 await compositor.aclose()
                 compositor = None
-                compositor = await _start_compositor(target, avatar.identity, spec, tpl.keying, sid)
+                compositor = await pipeline.start_compositor(
+                    target, avatar.identity, spec, tpl.keying, sid
+                )
         except BaseException as exc:
             await self._abort_start(sid, room if room_created else None, avatar, compositor, exc)
             self.metrics.sessions_failed.labels(tpl.provider).inc()
@@ -616,42 +564,3 @@ class SessionManager:
             extra={"session": session_id, "event": "stopped", "reason": reason},
         )
         return self.get(session_id)
-
-
-async def _timed(coro: Any, out: dict[str, float], key: str, t0: float) -> Any:
-    """Await ``coro``; record when it finished (ms after ``t0``) in ``out[key]``."""
-    try:
-        return await coro
-    finally:
-        out[key] = round((time.monotonic() - t0) * 1000, 1)
-
-
-async def _start_compositor(
-    target: Any, avatar_identity: str, spec: Any, keying: dict[str, Any], session_id: str
-) -> Any:
-    from greenroom.compositor import Compositor, CompositorOptions
-
-    options = compositor_options(CompositorOptions, keying, session_id=session_id)
-    return await Compositor.start(target, avatar_identity, spec, options)
-
-
-def compositor_options(options_cls: Any, keying: dict[str, Any], **extra: Any) -> Any:
-    """``CompositorOptions`` from a template's keying settings. The chroma settings go in as
-    ``chroma`` (a ``ChromaParams``) when the options take them; fields the options do not
-    know are left at their defaults."""
-    names = _field_names(options_cls)
-    kwargs = {k: v for k, v in {**(keying or {}), **extra}.items() if k in names}
-    if "chroma" in names and (keying or {}).get("mode", "chroma") == "chroma":
-        from greenroom.api.services.templates import chroma_params
-
-        kwargs["chroma"] = chroma_params(keying or {})
-    return options_cls(**kwargs)
-
-
-def _field_names(cls: Any) -> set[str]:
-    import dataclasses
-
-    if dataclasses.is_dataclass(cls):
-        return {f.name for f in dataclasses.fields(cls)}
-    fields = getattr(cls, "model_fields", None)
-    return set(fields) if fields else set()
