@@ -125,3 +125,17 @@ async def test_unreachable_livekit_is_a_clear_error() -> None:
     with pytest.raises(GreenroomError) as e:
         await get_provider("local").start(NOWHERE, quality="low")
     assert e.value.code == "livekit_unavailable" and "cannot join room 'nowhere'" in e.value.message
+
+
+def test_big_clips_are_scaled_to_fit_1080p(tmp_path: Path) -> None:
+    import av
+
+    path = tmp_path / "big.mkv"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=5)
+        s.width, s.height, s.pix_fmt = 2561, 1441, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.zeros((1441, 2561, 3), np.uint8), format="rgb24")
+        for p in [*s.encode(frame), *s.encode(None)]:
+            c.mux(p)
+    w, h, fps, has_audio = probe_clip(path)
+    assert (w, h) == (1918, 1080) and fps == 5.0 and not has_audio

@@ -1,7 +1,7 @@
 """Provider ``file``: loop a green-screen video file into a room, with its sound.
 
-Any clip PyAV can decode works (MP4, WebM, MOV...); it plays at its own size and frame rate,
-looping forever. ``speak`` still works: espeak-ng speech is mixed into the clip's sound (the
+Any clip PyAV can decode works (MP4, WebM, MOV...); it plays at its own size (scaled down to
+fit 1920x1080 if larger, rounded to even) and frame rate, looping forever. ``speak`` still works: espeak-ng speech is mixed into the clip's sound (the
 clip's mouth does not follow it, of course).
 
 Example::
@@ -33,6 +33,7 @@ from greenroom.errors import InvalidInput
 log = logging.getLogger(__name__)
 
 START_DELAY = 0.2  # seconds of decoding ahead before the first frame is shown
+MAX_SIZE = (1920, 1080)  # larger clips are published scaled down to fit
 _IMAGE_FORMATS = {"image2", "image2pipe", "gif", "apng", "webp_pipe"}
 
 
@@ -59,9 +60,11 @@ def probe_clip(path: str | Path) -> tuple[int, int, float, bool]:
             first = next(c.decode(vs), None)
             if first is None:
                 raise InvalidInput(f"clip {p.name!r} has no decodable video frame", field="clip")
-            w, h = first.width & ~1, first.height & ~1
+            w, h = first.width, first.height
             if w < 16 or h < 16:
                 raise InvalidInput(f"clip {p.name!r} is too small ({w}x{h})", field="clip")
+            scale = min(1.0, MAX_SIZE[0] / w, MAX_SIZE[1] / h)  # larger clips are scaled down
+            w, h = int(w * scale) & ~1, int(h * scale) & ~1
             fps = float(rate)
             if not 1 <= fps <= 120:
                 fps = 30.0
