@@ -71,3 +71,24 @@ def test_rgb_composite(keyer, frame):
     bg = np.zeros_like(rgb)
     out = keyer.composite(rgb, bg)
     assert out[truth == 0].mean() < out[truth == 1].mean()
+
+
+def test_ensure_model_extracts_and_verifies_from_a_wheel(tmp_path):
+    import zipfile
+
+    good = sm.require_model(get_settings().cache_dir).read_bytes()
+    wheel = tmp_path / "mediapipe-0.10.21-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(sm.MEMBER, good)
+    path = sm.ensure_model(tmp_path / "cache", wheel=wheel)
+    assert sm.is_valid(path)
+    bad = tmp_path / "bad.whl"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr(sm.MEMBER, good[:-10] + b"0123456789")
+    with pytest.raises(SetupError, match="SHA-256"):
+        sm.ensure_model(tmp_path / "cache2", wheel=bad)
+    empty = tmp_path / "empty.whl"
+    with zipfile.ZipFile(empty, "w") as zf:
+        zf.writestr("other.txt", "x")
+    with pytest.raises(SetupError, match="does not contain"):
+        sm.ensure_model(tmp_path / "cache3", wheel=empty)
