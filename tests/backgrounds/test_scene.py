@@ -103,3 +103,15 @@ def test_switching_from_another_thread_while_rendering():
         assert out.size == f.size
     t.join()
     assert not errors
+
+
+@pytest.mark.parametrize("background", ["#0044ff", "blur:9"])
+def test_frame_size_changes_mid_stream_and_odd_sizes(background):
+    scene = Scene(background)
+    for n, (w, h) in enumerate([(160, 90), (96, 54), (161, 91), (160, 90)]):
+        f, _ = _avatar(w, h)
+        out = scene.render_i420(f, n / 30)
+        assert out.size == (w, h)
+        if background.startswith("#"):
+            assert np.abs(_px(out) - (0, 0x44, 0xFF)).max() <= 3
+        assert np.abs(_px(out, 70, 40) - (205, 150, 125)).max() <= 3  # inside the avatar
