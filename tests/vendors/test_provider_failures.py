@@ -88,13 +88,14 @@ async def test_idle_timeout_ends_the_session(target: RoomTarget, emu_config) -> 
 async def test_relayed_session_ended_by_the_vendor_stops(
     target: RoomTarget, emu_config, emulator, options, reason
 ) -> None:
-    emu_config.idle_timeout = 8.0
     app = emulator.create_app(emu_config, LocalBackend())
     options = dict(options)
     async with serve(app) as url, httpx.AsyncClient() as client:
         session = await get_provider(options.pop("provider")).start(
             target, avatar_id="a", api_key="dev", base_url=url, client=client, **options
         )
+        (emulated,) = app.state.book.sessions.values()
+        await app.state.book.close(emulated, "IDLE_TIMEOUT")  # the vendor ends it
         deadline = time.monotonic() + 30
         while session.state != AvatarState.STOPPED and time.monotonic() < deadline:
             await asyncio.sleep(0.1)

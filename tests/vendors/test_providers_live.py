@@ -43,6 +43,11 @@ async def _participants(target: RoomTarget) -> set[str]:
 
 async def _full_session(session, target: RoomTarget, viewer: Viewer) -> None:
     """The shared middle of every provider test: composite, speak, switch, stop."""
+    async with asyncio.timeout(240):  # a hang fails here, with the stack, not at pytest-timeout
+        await _composite_speak_switch_stop(session, target, viewer)
+
+
+async def _composite_speak_switch_stop(session, target: RoomTarget, viewer: Viewer) -> None:
     states: list[AvatarState] = []
     session.on_state(states.append)
     comp = await Compositor.start(target, session.identity, BackgroundSpec.parse("#0044ff"))

@@ -23,6 +23,8 @@ from greenroom.avatars.base import STATE_ATTRIBUTE, RoomTarget
 log = logging.getLogger(__name__)
 
 DataHandler = Callable[[bytes, str | None, str], None]  # payload, topic, sender identity
+CONNECT_TIMEOUT = 30.0  # seconds for each room connection
+CLOSE_TIMEOUT = 10.0  # seconds for each step of closing
 
 
 class Relay:
@@ -73,10 +75,13 @@ class Relay:
 
     async def _connect(self, url: str, token: str, attributes: dict[str, str]) -> None:
         attrs = {STATE_ATTRIBUTE: "idle", **attributes}
-        await self.dst.connect(
-            self.target.url,
-            self.target.agent_token(self.identity, attributes=attrs),
-            rtc.RoomOptions(auto_subscribe=False),
+        await asyncio.wait_for(
+            self.dst.connect(
+                self.target.url,
+                self.target.agent_token(self.identity, attributes=attrs),
+                rtc.RoomOptions(auto_subscribe=False),
+            ),
+            CONNECT_TIMEOUT,
         )
         audio_track = rtc.LocalAudioTrack.create_audio_track("microphone", self._audio_source)
         await self.dst.local_participant.publish_track(
@@ -112,7 +117,9 @@ class Relay:
             self.disconnected.set()
             self._gone("disconnected from the vendor's room")
 
-        await self.src.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
+        await asyncio.wait_for(
+            self.src.connect(url, token, rtc.RoomOptions(auto_subscribe=True)), CONNECT_TIMEOUT
+        )
 
     def _wanted(self, p: rtc.RemoteParticipant) -> bool:
         if self.source_identity:
@@ -211,11 +218,10 @@ class Relay:
         self._closed = True
         for task in list(self._tasks):
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=CLOSE_TIMEOUT)
         for room in (self.src, self.dst):
             with contextlib.suppress(Exception):
-                await room.disconnect()
+                await asyncio.wait_for(room.disconnect(), CLOSE_TIMEOUT)
         with contextlib.suppress(Exception):
             await self._audio_source.aclose()
