@@ -85,7 +85,7 @@ async def run_avatars(args: argparse.Namespace) -> None:
     from greenroom.avatars.local import LocalAvatar
 
     avatars, viewers = [], []
-    for i in range(args.n):
+    for i in range(args.count):
         target = RoomTarget(args.url, args.key, args.secret, f"{args.prefix}-{i}")
         avatars.append(await LocalAvatar.start(target, identity=f"avatar-{i}"))
         viewers.append(await BenchViewer.join(args, f"{args.prefix}-{i}"))
@@ -336,7 +336,7 @@ async def run_size(server, n: int, seconds: float, warmup: float, opts: dict) ->
             server.api_key,
             "--secret",
             server.api_secret,
-            "--n",
+            "--count",
             str(n),
             "--prefix",
             prefix,
@@ -367,9 +367,8 @@ async def run_size(server, n: int, seconds: float, warmup: float, opts: dict) ->
     after = [c.metrics() for c in comps]
     result_line = await asyncio.to_thread(child.wait_line, "RESULT", warmup + seconds + 60)
     avatars = json.loads(result_line)
-    child.finish()
-    for c in comps:
-        await c.aclose()
+    await asyncio.to_thread(child.finish)
+    await asyncio.gather(*(c.aclose() for c in comps))
     fps = [
         (a["frames_out"] - b["frames_out"]) / elapsed for a, b in zip(after, before, strict=True)
     ]
@@ -431,7 +430,7 @@ async def run_av_probe(server, seconds: float) -> dict:
     await comp.wait_first_frame(60)
     result = json.loads(await asyncio.to_thread(child.wait_line, "RESULT", seconds + 60))
     m = comp.metrics()
-    child.finish()
+    await asyncio.to_thread(child.finish)
     await comp.aclose()
     offs = result["av_offsets_ms"]
     result.update(
@@ -512,16 +511,16 @@ def _print_table(results: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     sub = parser.add_subparsers(dest="role")
     for role in ("avatars", "probe"):
-        p = sub.add_parser(role)
+        p = sub.add_parser(role, allow_abbrev=False)
         p.add_argument("--url", required=True)
         p.add_argument("--key", required=True)
         p.add_argument("--secret", required=True)
         p.add_argument("--prefix", required=True)
         p.add_argument("--seconds", type=float, required=True)
-        p.add_argument("--n", type=int, default=1)
+        p.add_argument("--count", type=int, default=1)
         p.add_argument("--warmup", type=float, default=0.0)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per N")

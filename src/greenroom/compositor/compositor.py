@@ -70,6 +70,7 @@ _FINAL_REASONS = {
     rtc.DisconnectReason.DUPLICATE_IDENTITY,
     rtc.DisconnectReason.PARTICIPANT_REMOVED,
     rtc.DisconnectReason.ROOM_DELETED,
+    rtc.DisconnectReason.ROOM_CLOSED,  # e.g. everyone else left (agents do not keep a room)
 }
 
 
@@ -431,8 +432,7 @@ class Compositor:
                 t.cancel()
         for t in list(self._tasks):
             if t is not current:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+                await bounded(t)
         await self._teardown_room()
         # let a frame in flight finish before the scene's sources close under it
         await bounded(asyncio.to_thread(self._pool.shutdown, True, cancel_futures=True))
@@ -720,7 +720,7 @@ class Compositor:
         self._key_color_attr = _hex(self.key_color)
         attrs[ATTR_KEY_COLOR] = self._key_color_attr
         try:
-            await room.local_participant.set_attributes(attrs)
+            await asyncio.wait_for(room.local_participant.set_attributes(attrs), 5.0)
         except Exception as exc:  # attributes are a mirror, not the picture
             logger.warning(
                 "could not update attributes: %s", exc, extra={"session": self.stats.session}

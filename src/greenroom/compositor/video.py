@@ -8,7 +8,6 @@ cannot keep up, the output frame rate goes down and the latency stays put.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -150,8 +149,7 @@ class VideoOutput:
         self.source = self.track = self.sid = self.size = None
         if sid is not None and room is not None and room.isconnected():
             # the room may be going away; there is nothing to undo then
-            with contextlib.suppress(Exception):
-                await room.local_participant.unpublish_track(sid)
+            await bounded(room.local_participant.unpublish_track(sid))
         if source is not None:
             await bounded(source.aclose())
 
