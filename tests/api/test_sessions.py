@@ -9,6 +9,7 @@ grants.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import time
@@ -284,15 +285,21 @@ async def test_background_switched_through_the_rpc_is_reported(
     await wait_for(c, sid, lambda im: avatar_visible(im, BLUE), timeout=60)
 
     viewer = rtc.Room()
-    await viewer.connect(started["livekit_url"], started["access_token"])
+    # every step bounded: a stuck connection fails the test with a reason, not a hang
+    await asyncio.wait_for(viewer.connect(started["livekit_url"], started["access_token"]), 60)
     try:
-        answer = await viewer.local_participant.perform_rpc(
-            destination_identity=started["compositor_identity"],
-            method=RPC_SET_BACKGROUND,
-            payload=json.dumps({"background": "#ff8800", "transition": 0}),
+        answer = await asyncio.wait_for(
+            viewer.local_participant.perform_rpc(
+                destination_identity=started["compositor_identity"],
+                method=RPC_SET_BACKGROUND,
+                payload=json.dumps({"background": "#ff8800", "transition": 0}),
+                response_timeout=30,
+            ),
+            60,
         )
     finally:
-        await viewer.disconnect()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(viewer.disconnect(), 20)
     assert "ff8800" in answer.lower()
     await wait_for(
         c, sid, lambda im: all(close_to(p, (255, 136, 0)) for p in corners(im)), timeout=30
