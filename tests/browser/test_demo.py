@@ -75,7 +75,10 @@ def test_demo_runs_refuses_a_second_and_stops_cleanly(tmp_path: Path) -> None:
                 viewer = m.group(1)
             if m := re.search(r"API key: ([\w-]+)\)", line):
                 key = m.group(1)
-        assert viewer and key, "".join(out)
+        if not (viewer and key):
+            log = tmp_path / "data" / "demo.log"
+            tail = log.read_text()[-3000:] if log.exists() else ""
+            pytest.fail(f"demo exited {demo.poll()}:\n{''.join(out)}\nlog tail:\n{tail}")
 
         page = httpx.get(viewer.split("#")[0], timeout=10)
         assert page.status_code == 200 and "viewer.js" in page.text
@@ -105,6 +108,14 @@ def test_demo_runs_refuses_a_second_and_stops_cleanly(tmp_path: Path) -> None:
         assert left == [], f"processes left behind: {left}"
         assert not (tmp_path / "data" / "demo.lock").exists()
     finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait(10)
+        if demo.poll() is None:  # the test failed midway: stop it the way a user would
+            started = _children(demo.pid)
+            demo.send_signal(signal.SIGINT)
+            try:
+                demo.wait(30)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+                demo.wait(10)
+            for pid in started:
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)

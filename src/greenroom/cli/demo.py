@@ -270,6 +270,7 @@ async def _run(
         lock.write(pid=os.getpid(), home_url=f"{base}/", livekit_url=lk.url)
 
         console.print("Seeding the demo template and backgrounds, starting the avatar…")
+        console.file.flush()
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
             template_id = await seed(client)
@@ -289,6 +290,7 @@ async def _run(
         console.print(f"  LiveKit:  {lk.url} (key {settings.livekit_api_key})")
         console.print(f"  Logs:     {log_path} and {lk.log_path}")
         console.print("Press Ctrl-C to stop.")
+        console.file.flush()  # piped output (| tee, a test) sees the URL now, not at exit
         if open_ and _can_open_browser():
             webbrowser.open(viewer_url)
 
