@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import jwt
@@ -102,3 +106,37 @@ def test_cli_lists_commands() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
     assert "livekit-server" in result.output and "setup" in result.output
+
+
+@pytest.mark.livekit
+def test_server_dies_with_a_killed_parent(livekit: LiveKitServer, tmp_path: Path) -> None:
+    """A SIGKILLed test run or demo must not leave a LiveKit server holding its ports."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import time\n"
+        "from greenroom.livekit_server import LiveKitServer, free_port\n"
+        "s = LiveKitServer.start(port=free_port())\n"
+        "print(s.process.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+    finally:
+        parent.kill()
+        parent.wait(10)
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child), "the LiveKit server outlived its killed parent"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purpose (its parent was killed; init reaps it).
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ")[1][0] != "Z"

@@ -10,10 +10,13 @@ ports when the defaults are taken, waits until the RoomService answers, and stop
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ LIVEKIT_MODULE = "github.com/livekit/livekit-server/cmd/server"
 DEFAULT_PORT = 7880
 DEV_API_KEY = "devkey"
 DEV_API_SECRET = "secret"
+PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
 
 INSTALL_HELP = (
     "Install the LiveKit server in one of these ways:\n"
@@ -114,6 +118,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise RuntimeError("no free port found")
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM it when the parent dies, even by SIGKILL.
+
+    Without this a killed test run or demo leaves a LiveKit server holding its ports.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _config_yaml(port: int, tcp_port: int, udp_port: int, keys: dict[str, str]) -> str:
     key_lines = "\n".join(f"  {k}: {v}" for k, v in keys.items())
     return f"""\
@@ -190,7 +204,8 @@ class LiveKitServer:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True,  # Ctrl-C in a terminal reaches us, not the server directly
+            preexec_fn=_die_with_parent,
         )
         log_file.close()
         server = cls(
