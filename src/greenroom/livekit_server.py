@@ -119,13 +119,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: ask Linux to SIGTERM it when the parent dies, even by SIGKILL.
+    """In the child before exec: ask Linux to kill it when the parent dies, even by SIGKILL.
 
-    Without this a killed test run or demo leaves a LiveKit server holding its ports.
+    Without this a killed test run or demo leaves a LiveKit server holding its ports. SIGKILL,
+    not SIGTERM: LiveKit's graceful drain can take many seconds, and nobody waits for it.
     """
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _config_yaml(port: int, tcp_port: int, udp_port: int, keys: dict[str, str]) -> str:
@@ -272,14 +273,23 @@ class LiveKitServer:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server (SIGTERM, then SIGKILL) and remove its temporary config."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
+        """Stop the server and remove its temporary config.
+
+        LiveKit drains on the first SIGTERM and exits at once on the second; SIGKILL is the
+        last resort after ``timeout``.
+        """
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGTERM, timeout)):
+                proc.send_signal(sig)
+                try:
+                    proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            else:
+                proc.kill()
+                proc.wait(timeout)
         if self._workdir is not None:
             with contextlib.suppress(OSError):
                 (self._workdir / "livekit.yaml").unlink()
