@@ -158,6 +158,8 @@ class HeyGenSession(StateEmitter):
             self.relay.spawn(self.relay.set_state(self.state.value))
 
     def _on_gone(self, why: str) -> None:
+        if self._closed:  # our own stop made the avatar leave
+            return
         log.warning("HeyGen session %s ended: %s", self.session_id, why)
         self.stop_reason = why
         self._set_state(AvatarState.STOPPED)

@@ -346,7 +346,7 @@ class FullSession(_Base):
             raise ProviderError(VENDOR, str(exc)) from None
 
     def _on_gone(self, why: str) -> None:
-        if self.state != AvatarState.STOPPED:
+        if not self._closed and self.state != AvatarState.STOPPED:
             log.warning("LiveAvatar session %s ended: %s", self.session_id, why)
             self.stop_reason = self.stop_reason or why
             self._set_state(AvatarState.STOPPED)
