@@ -67,7 +67,7 @@ class Service:
         self.client.close()
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-            self.proc.wait(30)
+            self.proc.wait(90)  # a graceful stop closes sessions (bounded at 10 s each part)
         self.log.close()
 
 

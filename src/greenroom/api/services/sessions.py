@@ -38,6 +38,7 @@ from greenroom.store.repo import OPEN_STATUSES, new_id
 log = logging.getLogger("greenroom.sessions")
 
 FIRST_FRAME_TIMEOUT = 30.0
+CLOSE_TIMEOUT = 10.0  # seconds an avatar or compositor gets to leave the room
 
 
 class StartFailed(GreenroomError):
@@ -318,7 +319,7 @@ class SessionManager:
         for part in (compositor, avatar):
             if part is not None:
                 with contextlib.suppress(Exception):
-                    await part.aclose()
+                    await asyncio.wait_for(part.aclose(), CLOSE_TIMEOUT)
         if room is not None:
             with contextlib.suppress(Exception):
                 await self.rooms.delete(room)
@@ -544,9 +545,15 @@ class SessionManager:
                 task.cancel()
         for part, what in ((live.compositor, "compositor"), (live.avatar, "avatar")):
             try:
-                await part.aclose()
+                # bounded: a participant stuck on a dead connection must not hold up the stop
+                await asyncio.wait_for(part.aclose(), CLOSE_TIMEOUT)
             except Exception as exc:
-                log.warning("session %s: %s did not close cleanly: %s", session_id, what, exc)
+                log.warning(
+                    "session %s: %s did not close cleanly: %s",
+                    session_id,
+                    what,
+                    f"{type(exc).__name__}: {exc}",
+                )
         if live.room_created:
             try:
                 await self.rooms.delete(live.room)
