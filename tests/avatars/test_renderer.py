@@ -134,3 +134,13 @@ def test_size_and_rate_are_configurable_and_checked() -> None:
     with pytest.raises(InvalidInput) as e:
         AvatarRenderer(640, 360, 0)
     assert e.value.field == "fps"
+
+
+def test_renderers_of_one_look_share_layers_but_not_working_buffers() -> None:
+    a = AvatarRenderer(320, 180, 30.0, seed=11)
+    b = AvatarRenderer(320, 180, 30.0, seed=11)
+    assert b.head is a.head and b._work is not a._work
+    ref, ref_alpha = b.render(1.0, 0.5)
+    a.render(2.0, 1.0, 0.1)  # another mouth and blink pasted into a's working layer
+    again, again_alpha = b.render(1.0, 0.5)
+    assert np.array_equal(ref, again) and np.array_equal(ref_alpha, again_alpha)

@@ -23,7 +23,9 @@ Example::
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -137,6 +139,12 @@ class _Canvas:
         return c
 
 
+# Built layers (read-only once built), shared by renderers of the same size, noise and seed.
+_BUILT: dict[tuple[int, int, float, int], dict[str, Any]] = {}
+_BUILT_LOCK = threading.Lock()
+_BUILT_MAX = 4
+
+
 class AvatarRenderer:
     """Renders the presenter at ``width`` x ``height``; ``render(t, mouth)`` -> (frame, alpha).
 
@@ -159,6 +167,14 @@ class AvatarRenderer:
         seed: int = 7,
     ) -> None:
         _check_size(width, height, fps)
+        key = (width, height, float(noise), seed)
+        built = _BUILT.get(key)
+        if built is not None:
+            # Drawing the layers takes over a second; every session of this look shares them.
+            self.__dict__.update(built)
+            self.fps = float(fps)
+            self._new_working_buffers()
+            return
         self.width, self.height, self.fps = width, height, float(fps)
         self.noise_sigma = float(noise)
         self.seed = seed
@@ -178,6 +194,19 @@ class AvatarRenderer:
         self._hv = np.empty(width * 4 + 8, np.float32)
         self._tmp = np.empty((2, width * 3), np.float32)
         self._build()
+        with _BUILT_LOCK:
+            if len(_BUILT) >= _BUILT_MAX:
+                _BUILT.pop(next(iter(_BUILT)))
+            _BUILT[key] = dict(self.__dict__)
+
+    def _new_working_buffers(self) -> None:
+        """Per-instance scratch: a frame writes eyes and mouth into ``_work`` and uses these."""
+        self._work = self.head.rgba.copy()
+        self._work2 = self._work.reshape(self._work.shape[0], -1)
+        self._alpha_scratch = np.empty_like(self._alpha_scratch)
+        self._acc = np.empty_like(self._acc)
+        self._hv = np.empty_like(self._hv)
+        self._tmp = np.empty_like(self._tmp)
 
     # ----------------------------------------------------------------- geometry
     def _g(self, x: float, y: float) -> tuple[float, float]:
