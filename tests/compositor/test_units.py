@@ -40,6 +40,7 @@ def test_identity_names_the_avatar() -> None:
         ({"transition": 11}, "transition"),
         ({"width": 641}, "width"),
         ({"reconnect_backoff": (2.0, 1.0)}, "reconnect_backoff"),
+        ({"chroma": {"despill": 0.5}}, "chroma"),
     ],
 )
 def test_bad_options_name_the_field(kwargs: dict, field: str) -> None:
@@ -147,3 +148,10 @@ def test_dispatch_metadata_errors_name_the_field() -> None:
     )
     assert req.background.kind == "blur" and req.options.max_fps == 15
     assert json.loads(req.to_metadata())["avatar_identity"] == "a"
+    req = parse_dispatch_metadata(
+        '{"avatar_identity": "a", "options": {"chroma": {"despill": 0.4}}}'
+    )
+    assert req.options.chroma is not None and req.options.chroma.despill == 0.4
+    with pytest.raises(InvalidInput) as err:
+        parse_dispatch_metadata('{"avatar_identity": "a", "options": {"chroma": {"nope": 1}}}')
+    assert err.value.field == "options.chroma"

@@ -117,7 +117,9 @@ class Compositor:
         self.room_name = room_name
         session = self.options.session_id or f"{room_name}/{avatar_identity}"
         self.stats = SessionStats(session, avatar_identity)
-        self._scene = Scene(background=background, mode=self.options.mode)
+        self._scene = Scene(
+            background=background, mode=self.options.mode, chroma=self.options.chroma
+        )
         self._pool = ThreadPoolExecutor(
             1, thread_name_prefix="greenroom-key", initializer=_name_os_thread
         )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from greenroom.errors import InvalidInput
+from greenroom.keying import ChromaParams
 
 TRACK_NAME = "greenroom"
 """The composited video track every viewer should pick."""
@@ -60,6 +61,8 @@ class CompositorOptions:
         stats_interval: seconds between structured stats log lines (0 = never).
         reconnect_attempts: tries to rejoin after the LiveKit connection drops.
         reconnect_backoff: first and largest pause between tries, seconds.
+        chroma: the chroma keyer's settings (``None``: its defaults, key colour found
+            automatically); used in ``chroma`` mode.
     """
 
     mode: Mode = "chroma"
@@ -77,8 +80,11 @@ class CompositorOptions:
     stats_interval: float = 10.0
     reconnect_attempts: int = 8
     reconnect_backoff: tuple[float, float] = (0.5, 8.0)
+    chroma: ChromaParams | None = None
 
     def __post_init__(self) -> None:
+        if self.chroma is not None and not isinstance(self.chroma, ChromaParams):
+            raise InvalidInput("chroma must be a ChromaParams", field="chroma")
         if self.mode not in ("chroma", "segment"):
             raise InvalidInput("mode must be 'chroma' or 'segment'", field="mode")
         if not 100_000 <= self.max_bitrate <= 50_000_000:

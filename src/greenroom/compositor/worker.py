@@ -84,6 +84,15 @@ def parse_dispatch_metadata(metadata: str) -> DispatchRequest:
     unknown = set(raw) - known
     if unknown:
         raise InvalidInput(f"unknown options: {', '.join(sorted(unknown))}", field="options")
+    if isinstance(raw.get("chroma"), dict):
+        from greenroom.keying import ChromaParams
+
+        try:
+            raw = {**raw, "chroma": ChromaParams(**raw["chroma"])}
+        except InvalidInput:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"options.chroma: {exc}", field="options.chroma") from None
     if "reconnect_backoff" in raw:
         raw = {**raw, "reconnect_backoff": tuple(raw["reconnect_backoff"])}
     try:
