@@ -56,7 +56,7 @@ async def test_local_avatar_composited_for_viewer(target: Target, viewer: Viewer
         peak = await _loudest(track, seconds=4.0)
         assert peak > 1000, f"compositor audio is silent (peak {peak})"
         m = comp.metrics()
-        assert m["audio_frames"] > 100 and m["audio_offset_ms"] is not None
+        assert m["audio_frames"] > 0 and m["audio_offset_ms"] is not None
     finally:
         await comp.aclose()
         await avatar.aclose()
