@@ -107,6 +107,16 @@ async def test_template_crud(db_client: httpx.AsyncClient) -> None:
         ),
         ({"name": "x", "background": "bg_" + "0" * 24}, "background", "no background"),
         ({"name": "x", "background": "blur:500"}, "background", "blur radius must be"),
+        (
+            {"name": "x", "provider_options": {"base_url": "http://elsewhere.invalid"}},
+            "provider_options",
+            "base_url cannot be set in a template",
+        ),
+        (
+            {"name": "x", "provider_options": {"api_key": "k"}},
+            "provider_options",
+            "come from the environment",
+        ),
         ({"name": "x", "keying": {"despill": 2}}, "keying.despill", "less than or equal to 1"),
         (
             {"name": "x", "keying": {"clip_black": 0.5, "clip_white": 0.52}},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 HexColor = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$", examples=["#00b140"])]
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -59,9 +59,29 @@ class KeyingSettings(Strict):
     )
 
 
-ProviderOptions = dict[
-    Annotated[str, Field(min_length=1, max_length=64)],
-    Annotated[str, Field(max_length=1000)] | int | float | bool,
+# Provider arguments a template must never set: credentials and endpoints come from the
+# environment (a stored base_url would send our vendor key elsewhere), the rest is internal.
+RESERVED_PROVIDER_OPTIONS = frozenset(
+    {"api_key", "base_url", "client", "retry", "settings", "renderer", "target"}
+)
+
+
+def _no_reserved_options(options: dict[str, object]) -> dict[str, object]:
+    reserved = sorted(RESERVED_PROVIDER_OPTIONS & set(options))
+    if reserved:
+        raise ValueError(
+            f"{', '.join(reserved)} cannot be set in a template: vendor keys and URLs come "
+            "from the environment (GREENROOM_<VENDOR>_API_KEY, GREENROOM_<VENDOR>_BASE_URL)"
+        )
+    return options
+
+
+ProviderOptions = Annotated[
+    dict[
+        Annotated[str, Field(min_length=1, max_length=64)],
+        Annotated[str, Field(max_length=1000)] | int | float | bool,
+    ],
+    AfterValidator(_no_reserved_options),
 ]
 
 

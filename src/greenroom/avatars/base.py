@@ -122,8 +122,12 @@ class Provider(Protocol):
         voice: str | None = None,
         identity: str | None = None,
         quality: str = "high",
+        settings: Any = None,
         **options: Any,
-    ) -> AvatarSession: ...
+    ) -> AvatarSession:
+        """``settings`` (a :class:`~greenroom.config.Settings`) carries vendor credentials and
+        URLs; providers that need none ignore it."""
+        ...
 
 
 class StateEmitter:

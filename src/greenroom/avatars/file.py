@@ -244,6 +244,7 @@ class FileProvider:
         voice: str | None = None,
         identity: str | None = None,
         quality: str = "high",
+        settings: Any = None,  # a local clip needs no credentials
         **options: Any,
     ) -> FileAvatar:
         clip = options.pop("clip", None) or avatar_id

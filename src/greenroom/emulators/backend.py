@@ -6,8 +6,7 @@ through :class:`_TokenTarget`, which hands LocalAvatar that token instead of min
 
 Speech arrives either as text (HeyGen tasks, FULL-mode commands) or as PCM16 pushed over the
 LITE WebSocket; both become utterances in LocalAvatar's speech queue, so lip movement follows
-the audio either way. The queue has no public call for ready-made audio yet, so
-:class:`EmulatedLocalAvatar` feeds its utterance queue directly (``SpeechQueue._ready``).
+the audio either way (``SpeechQueue.push_audio`` / ``end_audio`` for ready-made audio).
 """
 
 from __future__ import annotations
@@ -25,8 +24,7 @@ from livekit import rtc
 
 from greenroom.avatars.base import AvatarState
 from greenroom.avatars.local.participant import LocalAvatar
-from greenroom.avatars.local.tts import SAMPLE_RATE, mouth_envelope, split_sentences
-from greenroom.avatars.local.voice import _Utterance
+from greenroom.avatars.local.tts import SAMPLE_RATE, split_sentences
 from greenroom.emulators._sessions import DataCallback
 
 log = logging.getLogger(__name__)
@@ -80,7 +78,8 @@ class EmulatedLocalAvatar:
     def __init__(self, avatar: LocalAvatar) -> None:
         self.avatar = avatar
         self.identity = avatar.identity
-        self._pcm: collections.deque[_Utterance | None] = collections.deque()
+        # PCM pieces, and None at the end of an utterance; fed to the avatar in order
+        self._pcm: collections.deque[np.ndarray | None] = collections.deque()
         self._wake = asyncio.Event()
         self._open_utterance = False
         self._feeder = asyncio.get_running_loop().create_task(self._feed())
@@ -119,30 +118,25 @@ class EmulatedLocalAvatar:
         self._finish()
 
     def _enqueue(self, pcm: np.ndarray) -> None:
-        env = mouth_envelope(pcm)
-        if not self._open_utterance:
-            self._open_utterance = True
-            # one "text" in the speech queue's accounting (see the module docstring)
-            self.avatar.speech._pending += 1
-            self.avatar.speech._idle.clear()
-        self._pcm.append(_Utterance(pcm, env.open, env.shape, last=False))
+        self._open_utterance = True
+        self._pcm.append(pcm)
         self._wake.set()
 
     def _finish(self) -> None:
         if self._open_utterance:
             self._open_utterance = False
-            empty = np.zeros(0, np.int16)
-            self._pcm.append(_Utterance(empty, empty.astype(np.float32), empty.astype(np.float32)))
+            self._pcm.append(None)
             self._wake.set()
 
     async def _feed(self) -> None:
-        """Move queued utterances into LocalAvatar's bounded playback queue (it paces them)."""
+        """Hand queued speech to LocalAvatar's bounded playback queue (it paces it)."""
+        speech = self.avatar.speech
         while True:
             while not self._pcm:
                 self._wake.clear()
                 await self._wake.wait()
-            u = self._pcm.popleft()
-            await self.avatar.speech._ready.put(u)
+            pcm = self._pcm.popleft()
+            await (speech.end_audio() if pcm is None else speech.push_audio(pcm))
 
     async def interrupt(self) -> None:
         self._pcm.clear()

@@ -214,6 +214,7 @@ class SessionManager:
                         voice=req.voice_id or tpl.voice,
                         identity=identity,
                         quality=tpl.quality,
+                        settings=self.settings,
                         **options,
                     ),
                     joined,

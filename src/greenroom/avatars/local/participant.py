@@ -186,6 +186,7 @@ class LocalProvider:
         voice: str | None = None,
         identity: str | None = None,
         quality: str = "high",
+        settings: Any = None,  # the built-in avatar needs no credentials
         **options: Any,
     ) -> LocalAvatar:
         if quality not in QUALITIES:
