@@ -334,6 +334,7 @@ class Compositor:
         room.on("participant_disconnected", self._on_participant_disconnected)
         room.on("participant_attributes_changed", self._on_attributes_changed)
         room.on("disconnected", self._on_disconnected)
+        room.on("reconnected", self._rescan)
         room.local_participant.register_rpc_method(RPC_SET_BACKGROUND, self._rpc_set_background)
         await self._publish_attributes()
         if self.options.audio:
@@ -343,9 +344,7 @@ class Compositor:
                 track, publish_options(self.options, audio=True)
             )
             self._audio_pub_sid = pub.sid
-        for p in list(room.remote_participants.values()):
-            for pub in list(p.track_publications.values()):
-                self._on_track_published(pub, p)
+        self._rescan()
         logger.info(
             "compositor joined",
             extra={"session": self.stats.session, "room": room.name, "identity": self.identity},
@@ -480,8 +479,9 @@ class Compositor:
             rtc.TrackSource.SOURCE_CAMERA,
             rtc.TrackSource.SOURCE_UNKNOWN,
         ):
-            if self._video_track_sid not in (None, pub.sid):
-                return  # already on a camera track
+            current = self._video_track_sid
+            if current not in (None, pub.sid) and current in p.track_publications:
+                return  # already on a camera track that still exists
             self._video_track_sid = pub.sid
             pub.set_subscribed(True)
         elif (
@@ -490,6 +490,17 @@ class Compositor:
             and pub.source in (rtc.TrackSource.SOURCE_MICROPHONE, rtc.TrackSource.SOURCE_UNKNOWN)
         ):
             pub.set_subscribed(True)
+
+    def _rescan(self) -> None:
+        """Look at every publication again (after joining, and after the SDK resumed a
+        connection: a restarted server gives the avatar's tracks new ids)."""
+        room = self._room
+        if room is None:
+            return
+        for p in list(room.remote_participants.values()):
+            for pub in list(p.track_publications.values()):
+                if not pub.subscribed:
+                    self._on_track_published(pub, p)
 
     def _on_track_subscribed(
         self, track: rtc.Track, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
