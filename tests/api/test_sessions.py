@@ -284,19 +284,37 @@ async def test_background_switched_through_the_rpc_is_reported(
     sid = started["session_id"]
     await wait_for(c, sid, lambda im: avatar_visible(im, BLUE), timeout=60)
 
+    up = await c.post("/v1/backgrounds", files={"file": ("red.png", png_bytes((64, 36), RED))})
+    assert up.status_code == 201, up.text
     viewer = rtc.Room()
     # every step bounded: a stuck connection fails the test with a reason, not a hang
     await asyncio.wait_for(viewer.connect(started["livekit_url"], started["access_token"]), 60)
-    try:
-        answer = await asyncio.wait_for(
+
+    async def rpc(background: object) -> str:
+        return await asyncio.wait_for(
             viewer.local_participant.perform_rpc(
                 destination_identity=started["compositor_identity"],
                 method=RPC_SET_BACKGROUND,
-                payload=json.dumps({"background": "#ff8800", "transition": 0}),
+                payload=json.dumps({"background": background, "transition": 0}),
                 response_timeout=30,
             ),
             60,
         )
+
+    try:
+        # a viewer names library items by id; the server's files stay out of reach
+        assert "red.png" not in await rpc(up.json()["id"])
+        await wait_for(c, sid, lambda im: avatar_visible(im, RED), timeout=30)
+        refused = {
+            "image:/etc/hostname": "file paths are not accepted",
+            "/etc/hostname": "file paths are not accepted",
+            json.dumps({"kind": "image", "path": "/etc/hostname"}): "needs 'library_id'",
+        }
+        for value, why in refused.items():
+            with pytest.raises(rtc.RpcError) as err:
+                await rpc(json.loads(value) if value.startswith("{") else value)
+            assert why in err.value.message, err.value.message
+        answer = await rpc("#ff8800")
     finally:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(viewer.disconnect(), 20)

@@ -80,6 +80,9 @@ async def test_rpc_switches_background_and_bad_payloads_leave_picture(
             json.dumps({"background": "#zz0000"}): "background",
             json.dumps({"colour": "#00ff00"}): "background",
             json.dumps({"background": "#00ff00", "transition": -1}): "transition",
+            # a room participant must not make the server open its files
+            json.dumps({"background": "image:/etc/hostname"}): "files cannot be chosen",
+            json.dumps({"background": {"kind": "video", "path": "/etc/hostname"}}): "files",
         }
         for payload, word in bad.items():
             with pytest.raises(rtc.RpcError) as err:

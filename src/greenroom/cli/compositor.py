@@ -41,6 +41,11 @@ def compositor(
         0, help="Serve Prometheus metrics on 127.0.0.1:<port>/metrics (0 = off)."
     ),
     stats_interval: float = typer.Option(10.0, help="Seconds between stats log lines."),
+    rpc_file_paths: bool = typer.Option(
+        False,
+        "--rpc-file-paths",
+        help="Let any room participant switch to files on this machine over the RPC.",
+    ),
 ) -> None:
     """Composite one avatar in one room until Ctrl-C (LiveKit from GREENROOM_* settings)."""
     from greenroom.compositor import REGISTRY, Compositor, CompositorOptions
@@ -61,6 +66,7 @@ def compositor(
             video_codec=codec,  # type: ignore[arg-type]
             simulcast=simulcast,
             stats_interval=stats_interval,
+            rpc_file_paths=rpc_file_paths,
         )
     except GreenroomError as exc:
         console.print(f"[red]error:[/red] {exc.message}")

@@ -54,9 +54,12 @@ from greenroom.compositor.video import (
     bounded,
     publish_options,
 )
-from greenroom.errors import GreenroomError
+from greenroom.errors import GreenroomError, InvalidInput
 from greenroom.keying import I420Frame
 from greenroom.tokens import agent_token
+
+BackgroundResolver = Callable[[object], BackgroundSpec]
+"""Maps an RPC ``background`` value to a spec; raises ``InvalidInput`` to refuse it."""
 
 logger = logging.getLogger("greenroom.compositor")
 
@@ -108,10 +111,12 @@ class Compositor:
         options: CompositorOptions | None = None,
         *,
         room_name: str = "",
+        resolve_background: BackgroundResolver | None = None,
     ) -> None:
         if not avatar_identity:
             raise GreenroomError("avatar identity is empty", code="invalid_input", status=422)
         self.options = options or CompositorOptions()
+        self._resolve_background = resolve_background
         self.avatar_identity = avatar_identity
         self.identity = compositor_identity(avatar_identity)
         self.room_name = room_name
@@ -155,14 +160,26 @@ class Compositor:
         avatar_identity: str,
         background: BackgroundSpec | str,
         options: CompositorOptions | None = None,
+        *,
+        resolve_background: BackgroundResolver | None = None,
     ) -> Compositor:
         """Join ``target.room`` with a connection of its own and start compositing.
+
+        ``resolve_background`` maps what an RPC caller sends (``"bg_…"`` library ids, say)
+        to a spec; without it RPC callers may send colours, blur and none (and file paths
+        only with ``options.rpc_file_paths``).
 
         Raises:
             InvalidInput: a bad background or option.
             rtc.ConnectError: LiveKit refused the first connection.
         """
-        comp = cls(avatar_identity, coerce_background(background), options, room_name=target.room)
+        comp = cls(
+            avatar_identity,
+            coerce_background(background),
+            options,
+            room_name=target.room,
+            resolve_background=resolve_background,
+        )
         comp._target = target
         comp._owns_room = True
         comp._warm_up()
@@ -182,13 +199,21 @@ class Compositor:
         avatar_identity: str,
         background: BackgroundSpec | str,
         options: CompositorOptions | None = None,
+        *,
+        resolve_background: BackgroundResolver | None = None,
     ) -> Compositor:
         """Composite in a room that is already connected (for example a LiveKit Agents job).
 
         The room's local participant should already carry this compositor's attributes
         (:meth:`attributes_for`); reconnecting is left to whoever owns the room.
         """
-        comp = cls(avatar_identity, coerce_background(background), options, room_name=room.name)
+        comp = cls(
+            avatar_identity,
+            coerce_background(background),
+            options,
+            room_name=room.name,
+            resolve_background=resolve_background,
+        )
         comp.identity = room.local_participant.identity
         comp._warm_up()
         await comp._setup_room(room)
@@ -739,9 +764,22 @@ class Compositor:
                 "could not update attributes: %s", exc, extra={"session": self.stats.session}
             )
 
+    def _resolve_rpc_background(self, value: object) -> BackgroundSpec:
+        """What a room participant may ask for (see ``CompositorOptions.rpc_file_paths``)."""
+        if self._resolve_background is not None:
+            return self._resolve_background(value)
+        spec = coerce_background(value)
+        if spec.kind in ("image", "video") and not self.options.rpc_file_paths:
+            raise InvalidInput(
+                "files cannot be chosen over RPC on this compositor; send a colour, "
+                "'blur' or 'none' (the Greenroom service also takes library ids)",
+                field="background",
+            )
+        return spec
+
     async def _rpc_set_background(self, data: rtc.RpcInvocationData) -> str:
         try:
-            spec, transition = parse_set_background(data.payload)
+            spec, transition = parse_set_background(data.payload, self._resolve_rpc_background)
             spec = await self.set_background(spec, transition)
         except Exception as exc:
             logger.info(

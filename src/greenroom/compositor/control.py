@@ -12,6 +12,7 @@ code :data:`RPC_INVALID_INPUT` (or :data:`RPC_INTERNAL`), a message naming the p
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from livekit import rtc
@@ -49,8 +50,13 @@ def coerce_background(value: object) -> BackgroundSpec:
     )
 
 
-def parse_set_background(payload: str) -> tuple[BackgroundSpec, float | None]:
+def parse_set_background(
+    payload: str, resolve: Callable[[object], BackgroundSpec] = coerce_background
+) -> tuple[BackgroundSpec, float | None]:
     """Parse an RPC payload into ``(spec, transition or None for the default)``.
+
+    ``resolve`` turns the ``background`` value into a spec; the caller decides what a room
+    participant may name (the service maps library ids and refuses file paths).
 
     Raises:
         InvalidInput: the payload is not JSON, lacks ``background``, or a value is wrong;
@@ -75,7 +81,7 @@ def parse_set_background(payload: str) -> tuple[BackgroundSpec, float | None]:
         raise InvalidInput(
             f"unknown payload keys: {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
         )
-    spec = coerce_background(data["background"])
+    spec = resolve(data["background"])
     transition = data.get("transition")
     return spec, None if transition is None else check_transition(transition)
 

@@ -63,6 +63,9 @@ class CompositorOptions:
         reconnect_backoff: first and largest pause between tries, seconds.
         chroma: the chroma keyer's settings (``None``: its defaults, key colour found
             automatically); used in ``chroma`` mode.
+        rpc_file_paths: let RPC callers name image/video files on this machine
+            (``image:/path``). Off by default: any room participant may call the RPC, so it
+            would let them open server files. The service passes library ids instead.
     """
 
     mode: Mode = "chroma"
@@ -81,6 +84,7 @@ class CompositorOptions:
     reconnect_attempts: int = 8
     reconnect_backoff: tuple[float, float] = (0.5, 8.0)
     chroma: ChromaParams | None = None
+    rpc_file_paths: bool = False
 
     def __post_init__(self) -> None:
         if self.chroma is not None and not isinstance(self.chroma, ChromaParams):

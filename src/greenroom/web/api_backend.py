@@ -72,7 +72,7 @@ class ApiBackend:
                 id=row.id,
                 name=row.name,
                 kind=row.kind,
-                spec=f"{row.kind}:{lib.root / row.stored_name}",
+                spec=row.id,  # the compositor resolves library ids; paths stay on the server
                 thumbnail=lib.root / row.thumbnail_name,
             )
             for row in self.services.repo.list_backgrounds()
@@ -114,7 +114,7 @@ class ApiBackend:
             id=row.id,
             name=row.name,
             kind=row.kind,
-            spec=f"{row.kind}:{lib.root / row.stored_name}",
+            spec=row.id,  # the compositor resolves library ids; paths stay on the server
             thumbnail=lib.root / row.thumbnail_name,
         )
 

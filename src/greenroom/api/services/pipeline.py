@@ -43,12 +43,20 @@ async def timed(coro: Any, out: dict[str, float], key: str, t0: float) -> Any:
 
 
 async def start_compositor(
-    target: Any, avatar_identity: str, spec: Any, keying: dict[str, Any], session_id: str
+    target: Any,
+    avatar_identity: str,
+    spec: Any,
+    keying: dict[str, Any],
+    session_id: str,
+    resolve_background: Any = None,
 ) -> Any:
+    """Start the session's compositor; ``resolve_background`` vets what RPC callers send."""
     from greenroom.compositor import Compositor, CompositorOptions
 
     options = compositor_options(CompositorOptions, keying, session_id=session_id)
-    return await Compositor.start(target, avatar_identity, spec, options)
+    return await Compositor.start(
+        target, avatar_identity, spec, options, resolve_background=resolve_background
+    )
 
 
 def compositor_options(options_cls: Any, keying: dict[str, Any], **extra: Any) -> Any:

@@ -222,7 +222,9 @@ class SessionManager:
                     t0,
                 ),
                 pipeline.timed(
-                    pipeline.start_compositor(target, identity, spec, tpl.keying, sid),
+                    pipeline.start_compositor(
+                        target, identity, spec, tpl.keying, sid, self._rpc_background
+                    ),
                     joined,
                     "compositor_ms",
                     t0,
@@ -238,7 +240,7 @@ class SessionManager:
                 await compositor.aclose()
                 compositor = None
                 compositor = await pipeline.start_compositor(
-                    target, avatar.identity, spec, tpl.keying, sid
+                    target, avatar.identity, spec, tpl.keying, sid, self._rpc_background
                 )
         except BaseException as exc:
             await self._abort_start(sid, room if room_created else None, avatar, compositor, exc)
@@ -486,6 +488,14 @@ class SessionManager:
         live = self._running(session_id)
         live.touch()
         await live.avatar.keep_alive()
+
+    def _rpc_background(self, value: object) -> Any:
+        """What a room participant may switch to over the compositor's RPC: the same values
+        as ``PUT .../background`` (colours, blur, none, library ids), never a file path."""
+        if not isinstance(value, str | dict):
+            raise InvalidInput("background must be a string or an object", field="background")
+        canonical = background_values.normalize(value, self.repo)
+        return background_values.to_spec(canonical, self.repo, self.library.root)
 
     async def set_background(
         self, session_id: str, value: str | dict[str, Any], transition: float = 0.3

@@ -352,9 +352,10 @@ class Viewer {
     const b = document.createElement("button");
     b.type = "button";
     b.className = "swatch";
-    b.dataset.spec = item.spec;
+    b.dataset.spec = item.spec; // a library id: the server resolves it, no path leaves it
+    b.dataset.kind = item.kind;
     b.title = item.name;
-    libraryNames.set(fileName(normalise(item.spec) ?? { kind: "none" }), item.name);
+    libraryNames.set(fileName({ kind: item.kind, path: item.spec }), item.name);
     b.setAttribute("aria-label", `background ${item.name}`);
     const label = document.createElement("span");
     label.textContent = item.name;
@@ -476,7 +477,9 @@ class Viewer {
     const spec = normalise(attr);
     el.current.textContent = `current: ${spec ? describe(spec) : "–"}`;
     for (const b of document.querySelectorAll<HTMLElement>("[data-spec]")) {
-      const mine = normalise(b.dataset.spec ?? null);
+      const mine = b.dataset.kind
+        ? { kind: b.dataset.kind, path: b.dataset.spec }
+        : normalise(b.dataset.spec ?? null);
       b.setAttribute("aria-selected", String(!!spec && !!mine && sameBackground(mine, spec)));
     }
   }
@@ -587,16 +590,18 @@ function isLive(status: string): boolean {
 interface Spec {
   kind: string;
   color?: string | null;
-  path?: string | null; // in spec strings ("image:/data/backgrounds/bg_….png")
-  name?: string | null; // in the compositor's attribute: the file's name only
+  path?: string | null; // a library id ("bg_…") for the picker's own items
+  name?: string | null; // in the compositor's attribute: the file's name ("bg_….png")
   blur_radius?: number;
 }
 
 /** Library file name -> the name people gave it, for the "current" line. */
 const libraryNames = new Map<string, string>();
 
+/** The library id a spec refers to: the stored file is named "<id>.<ext>". */
 function fileName(s: Spec): string {
-  return (s.name ?? s.path ?? "").split("/").pop() ?? "";
+  const base = (s.name ?? s.path ?? "").split("/").pop() ?? "";
+  return base.replace(/\.[^.]*$/, "");
 }
 
 /** Parse an attribute (JSON) or a picker spec string ("#rrggbb", "blur", "none", "image:/p"). */
