@@ -6,8 +6,6 @@ library as ``/v1/backgrounds``, and forwards speak/interrupt to the running sess
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -81,35 +79,10 @@ class ApiBackend:
     async def upload_background(
         self, content_type: str | None, content_length: str | None, body: AsyncIterator[bytes]
     ) -> ViewerBackground:
-        from greenroom.api.services.uploads import receive_file
-        from greenroom.store.models import BackgroundRow
+        from greenroom.api.services.uploads import add_to_library
 
         lib = self.services.library
-        parsed = await receive_file(lib, content_type, content_length, body)
-        try:
-            name = parsed.fields.get("name") or parsed.filename
-            item = await asyncio.to_thread(lib.ingest, parsed.upload.path, name)
-        finally:
-            with contextlib.suppress(Exception):
-                parsed.upload.discard()
-        row = BackgroundRow(
-            id=item.id,
-            name=item.name,
-            kind=item.kind,
-            format=item.format,
-            content_type=item.content_type,
-            size_bytes=item.size_bytes,
-            width=item.width,
-            height=item.height,
-            duration_s=item.duration_s,
-            stored_name=item.stored_name,
-            thumbnail_name=item.thumbnail_name,
-        )
-        try:
-            self.services.repo.add_background(row)
-        except BaseException:
-            lib.remove(item.stored_name, item.thumbnail_name)
-            raise
+        row = await add_to_library(lib, self.services.repo, content_type, content_length, body)
         return ViewerBackground(
             id=row.id,
             name=row.name,

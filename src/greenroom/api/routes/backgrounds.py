@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import FileResponse
 
 from greenroom.api.deps import Authorized, Services, ServicesDep
 from greenroom.api.schemas import BackgroundList, BackgroundPublic, ErrorResponse
-from greenroom.api.services.uploads import receive_file
+from greenroom.api.services.uploads import add_to_library
 from greenroom.errors import Conflict
 from greenroom.store.models import BackgroundRow
 
@@ -69,32 +67,13 @@ def _public(row: BackgroundRow) -> BackgroundPublic:
 )
 async def upload_background(request: Request, services: ServicesDep) -> BackgroundPublic:
     """Upload an image (PNG, JPEG, WebP, GIF, BMP) or video (MP4, WebM) as multipart field `file`."""
-    parsed = await receive_file(
+    row = await add_to_library(
         services.library,
+        services.repo,
         request.headers.get("content-type"),
         request.headers.get("content-length"),
         request.stream(),
     )
-    name = parsed.fields.get("name") or parsed.filename
-    item = await asyncio.to_thread(services.library.ingest, parsed.upload.path, name)
-    row = BackgroundRow(
-        id=item.id,
-        name=item.name,
-        kind=item.kind,
-        format=item.format,
-        content_type=item.content_type,
-        size_bytes=item.size_bytes,
-        width=item.width,
-        height=item.height,
-        duration_s=item.duration_s,
-        stored_name=item.stored_name,
-        thumbnail_name=item.thumbnail_name,
-    )
-    try:
-        services.repo.add_background(row)
-    except BaseException:
-        services.library.remove(item.stored_name, item.thumbnail_name)
-        raise
     return _public(row)
 
 

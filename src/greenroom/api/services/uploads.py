@@ -8,6 +8,8 @@ byte is read; a body that lies about its length is still cut off at the cap.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -15,6 +17,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from greenroom.backgrounds.library import BackgroundLibrary, TooLarge, Upload
 from greenroom.errors import InvalidInput
+from greenroom.store.models import BackgroundRow
+from greenroom.store.repo import Repo
 
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and small text fields
 MAX_TEXT_FIELD = 1000
@@ -142,3 +146,42 @@ async def receive_file(
         if p.name and p.name != "file"
     }
     return ParsedUpload(upload=upload, filename=file_part.filename, fields=fields)
+
+
+async def add_to_library(
+    library: BackgroundLibrary,
+    repo: Repo,
+    content_type: str | None,
+    content_length: str | None,
+    body: AsyncIterator[bytes],
+) -> BackgroundRow:
+    """Receive a multipart upload, validate and store it, and record it in the database.
+
+    Nothing stays behind when any step fails: not the temporary file, not the stored file.
+    """
+    parsed = await receive_file(library, content_type, content_length, body)
+    try:
+        name = parsed.fields.get("name") or parsed.filename
+        item = await asyncio.to_thread(library.ingest, parsed.upload.path, name)
+    finally:
+        with contextlib.suppress(Exception):
+            parsed.upload.discard()
+    row = BackgroundRow(
+        id=item.id,
+        name=item.name,
+        kind=item.kind,
+        format=item.format,
+        content_type=item.content_type,
+        size_bytes=item.size_bytes,
+        width=item.width,
+        height=item.height,
+        duration_s=item.duration_s,
+        stored_name=item.stored_name,
+        thumbnail_name=item.thumbnail_name,
+    )
+    try:
+        repo.add_background(row)
+    except BaseException:
+        library.remove(item.stored_name, item.thumbnail_name)
+        raise
+    return row
