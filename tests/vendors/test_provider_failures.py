@@ -151,9 +151,13 @@ async def test_heygen_sunset_points_to_liveavatar(target: RoomTarget, emu_config
     assert "use the 'liveavatar' provider" in err.value.message
 
 
-async def test_missing_key_is_a_config_error(target: RoomTarget, monkeypatch) -> None:
+@pytest.mark.parametrize("vendor", ["liveavatar", "heygen"])
+async def test_missing_key_is_a_config_error(target: RoomTarget, monkeypatch, vendor) -> None:
     from greenroom.errors import ConfigError
 
-    monkeypatch.delenv("GREENROOM_LIVEAVATAR_API_KEY", raising=False)
-    with pytest.raises(ConfigError, match="GREENROOM_LIVEAVATAR_API_KEY"):
-        await get_provider("liveavatar").start(target, avatar_id="a")
+    env = f"GREENROOM_{vendor.upper()}"
+    monkeypatch.delenv(f"{env}_API_KEY", raising=False)
+    with pytest.raises(ConfigError) as err:
+        await get_provider(vendor).start(target, avatar_id="a")
+    assert f"set {env}_API_KEY" in err.value.message
+    assert f"greenroom emulate {vendor}" in err.value.message

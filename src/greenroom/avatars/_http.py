@@ -24,7 +24,8 @@ from typing import Any, NoReturn
 
 import httpx
 
-from greenroom.errors import ProviderError
+from greenroom.config import Settings, get_settings
+from greenroom.errors import ConfigError, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -279,3 +280,28 @@ async def stop_after_failure(
         ) from cause
     log.info("stopped %s session %s after a failed start", vendor, session_id)
     raise cause
+
+
+def vendor_credentials(
+    vendor: str,
+    label: str,
+    api_key: str | None,
+    base_url: str | None,
+    settings: Settings | None,
+) -> tuple[str, str]:
+    """The API key and base URL for ``vendor`` ("liveavatar", "heygen"): explicit arguments,
+    else the given Settings, else the environment (``GREENROOM_<VENDOR>_API_KEY`` / ``_BASE_URL``).
+
+    Raises:
+        ConfigError: no key anywhere; the message says how to set one or use the emulator.
+    """
+    settings = settings or get_settings()
+    secret = getattr(settings, f"{vendor}_api_key")
+    key = api_key or (secret.get_secret_value() if secret else None)
+    if not key:
+        env = f"GREENROOM_{vendor.upper()}"
+        raise ConfigError(
+            f"no {label} API key: set {env}_API_KEY, or run 'greenroom emulate {vendor}' "
+            f"and set {env}_BASE_URL to it"
+        )
+    return key, base_url or getattr(settings, f"{vendor}_base_url")

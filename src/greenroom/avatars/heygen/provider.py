@@ -17,13 +17,19 @@ from typing import Any
 
 import httpx
 
-from greenroom.avatars._http import DEFAULT_RETRY, WRONG_STATE, RetryPolicy, stop_after_failure
+from greenroom.avatars._http import (
+    DEFAULT_RETRY,
+    WRONG_STATE,
+    RetryPolicy,
+    stop_after_failure,
+    vendor_credentials,
+)
 from greenroom.avatars._relay import Relay
 from greenroom.avatars.base import AvatarState, RoomTarget, SpeakMode, StateEmitter, check_speech
 from greenroom.avatars.heygen.api import VENDOR, HeyGenAPI
 from greenroom.avatars.heygen.models import NewSessionRequest, TaskRequest, Voice
-from greenroom.config import Settings, get_settings
-from greenroom.errors import ConfigError, InvalidInput, ProviderError
+from greenroom.config import Settings
+from greenroom.errors import InvalidInput, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +69,7 @@ class HeyGenProvider:
             raise InvalidInput(
                 f"quality must be one of {', '.join(sorted(QUALITIES))}", field="quality"
             )
-        key, url = _credentials(api_key, base_url, settings)
+        key, url = vendor_credentials("heygen", "HeyGen", api_key, base_url, settings)
         own_client = client is None
         http = client or httpx.AsyncClient()
         api = HeyGenAPI(url, key, http, retry=retry)
@@ -105,22 +111,6 @@ class HeyGenProvider:
             await stop_after_failure(VENDOR, new.session_id, lambda: api.stop(new.session_id), exc)
         session._set_state(AvatarState.IDLE)
         return session
-
-
-def _credentials(
-    api_key: str | None, base_url: str | None, settings: Settings | None
-) -> tuple[str, str]:
-    """Key and URL: explicit arguments, else the given Settings, else the environment."""
-    settings = settings or get_settings()
-    key = api_key or (
-        settings.heygen_api_key.get_secret_value() if settings.heygen_api_key else None
-    )
-    if not key:
-        raise ConfigError(
-            "no HeyGen API key: set GREENROOM_HEYGEN_API_KEY, or run 'greenroom emulate heygen' "
-            "and set GREENROOM_HEYGEN_BASE_URL to it"
-        )
-    return key, base_url or settings.heygen_base_url
 
 
 class HeyGenSession(StateEmitter):

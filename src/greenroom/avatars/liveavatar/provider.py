@@ -27,7 +27,13 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from greenroom.avatars._http import DEFAULT_RETRY, WRONG_STATE, RetryPolicy, stop_after_failure
+from greenroom.avatars._http import (
+    DEFAULT_RETRY,
+    WRONG_STATE,
+    RetryPolicy,
+    stop_after_failure,
+    vendor_credentials,
+)
 from greenroom.avatars._relay import Relay
 from greenroom.avatars.base import (
     AvatarState,
@@ -47,8 +53,8 @@ from greenroom.avatars.liveavatar.models import (
     TokenRequest,
     VideoSettings,
 )
-from greenroom.config import Settings, get_settings
-from greenroom.errors import ConfigError, InvalidInput, ProviderError
+from greenroom.config import Settings
+from greenroom.errors import InvalidInput, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +105,7 @@ class LiveAvatarProvider:
             raise InvalidInput(
                 f"quality must be one of {', '.join(sorted(QUALITIES))}", field="quality"
             )
-        key, url = _credentials(api_key, base_url, settings)
+        key, url = vendor_credentials("liveavatar", "LiveAvatar", api_key, base_url, settings)
         own_client = client is None
         http = client or httpx.AsyncClient()
         api = LiveAvatarAPI(url, key, http, retry=retry)
@@ -150,22 +156,6 @@ class LiveAvatarProvider:
             )
         session._set_state(AvatarState.IDLE)
         return session
-
-
-def _credentials(
-    api_key: str | None, base_url: str | None, settings: Settings | None
-) -> tuple[str, str]:
-    """Key and URL: explicit arguments, else the given Settings, else the environment."""
-    settings = settings or get_settings()
-    key = api_key or (
-        settings.liveavatar_api_key.get_secret_value() if settings.liveavatar_api_key else None
-    )
-    if not key:
-        raise ConfigError(
-            "no LiveAvatar API key: set GREENROOM_LIVEAVATAR_API_KEY, or run "
-            "'greenroom emulate liveavatar' and set GREENROOM_LIVEAVATAR_BASE_URL to it"
-        )
-    return key, base_url or settings.liveavatar_base_url
 
 
 class _Base(StateEmitter):
