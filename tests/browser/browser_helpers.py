@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -11,34 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pytest
 import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import ConsoleMessage, Page
 
+from fixtures.chromium import CHROMIUM_ARGS, chromium_path  # noqa: F401  (re-exported)
 from greenroom.livekit_server import free_port
 
 T = TypeVar("T")
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-ui-for-media-stream",
-]
-
-
-def chromium_path() -> str:
-    for name in ("/usr/bin/chromium", "chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.fail("Chromium is not installed (apt-get install chromium; `make setup` does it)")
-
 
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 

@@ -3,23 +3,14 @@ Chromium through Playwright (no browser download)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from fixtures.chromium import chromium_path
+
 JS = Path(__file__).resolve().parents[1] / "js"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 
 def bundle(entry: str, out_dir: Path, package: str) -> str:
@@ -43,8 +34,4 @@ def bundle(entry: str, out_dir: Path, package: str) -> str:
     return out.read_text()
 
 
-def chromium() -> str:
-    path = shutil.which("/usr/bin/chromium") or shutil.which("chromium")
-    if not path:
-        pytest.fail("Chromium is not installed (apt-get install chromium; `make setup` does it)")
-    return path
+chromium = chromium_path

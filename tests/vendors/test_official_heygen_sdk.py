@@ -23,10 +23,11 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from playwright.async_api import WebSocketRoute, async_playwright
 
+from fixtures.chromium import CHROMIUM_ARGS
 from greenroom.emulators import heygen as heygen_emu
 from greenroom.emulators.backend import LocalBackend
 
-from ._browser import CHROMIUM_ARGS, bundle, chromium
+from ._browser import bundle, chromium
 from .conftest import serve
 
 pytestmark = pytest.mark.browser
