@@ -37,7 +37,8 @@ def test_builtin_providers_are_registered() -> None:
     assert e.value.field == "provider"
 
 
-def test_local_and_file_avatars_follow_the_session_protocol(green_clip: Path) -> None:
+async def test_local_and_file_avatars_follow_the_session_protocol(green_clip: Path) -> None:
+    # async: a LiveKit Room binds to the running event loop when it is made
     local = LocalAvatar(NOWHERE, width=320, height=180, identity="me")
     clip = FileAvatar(NOWHERE, green_clip)
     for session in (local, clip):
