@@ -158,8 +158,16 @@ async def test_session_colour_then_uploaded_image_then_stop(
 
     # before the avatar's first frame the compositor shows the background alone; then the
     # avatar appears, at full size once its top simulcast layer arrives
+    # the keyer's screen estimate settles over the first frames: wait for the whole picture
     img = await wait_for(
-        c, sid, lambda im: im.shape == (720, 1280, 3) and avatar_visible(im, BLUE), timeout=60
+        c,
+        sid,
+        lambda im: (
+            im.shape == (720, 1280, 3)
+            and avatar_visible(im, BLUE)
+            and all(close_to(p, BLUE) for p in corners(im))
+        ),
+        timeout=60,
     )
     assert all(close_to(p, BLUE) for p in corners(img)), [
         np.median(p.reshape(-1, 3), 0) for p in corners(img)

@@ -187,7 +187,7 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
         return bool(got) and all(near(g, w) for g, w in zip(got, office, strict=True))
 
     await wait_for(shows_office, timeout=5)
-    selected = f'[data-spec$="{service.backgrounds["Office"]}.png"][aria-selected="true"]'
+    selected = f'[data-spec="{service.backgrounds["Office"]}"][aria-selected="true"]'
     await page.locator(selected).wait_for(timeout=3000)
     assert await page.inner_text("#bg-current") == "current: image Office"
 
@@ -206,7 +206,7 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
 
     await wait_for(shows_pink, timeout=10)
     assert await page.inner_text("#bg-current") == "current: image pink.png"
-    await page.click(f'[data-spec$="{service.backgrounds["Office"]}.png"]')  # back to Office
+    await page.click(f'[data-spec="{service.backgrounds["Office"]}"]')  # back to Office
     await wait_for(shows_office, timeout=5)
 
     # Speak: the attribute shows speaking and sound reaches the page.
@@ -355,7 +355,7 @@ _TIME_SWITCH_JS = """
 async def _switch(page: Page, service: Service, old: str, new: str) -> float:
     """Click library background ``new``; seconds until the picture is nearer it than ``old``."""
     before, after = expected_means(old, CORNERS), expected_means(new, CORNERS)
-    selector = f'[data-spec$="{service.backgrounds[new]}.png"]'
+    selector = f'[data-spec="{service.backgrounds[new]}"]'
     await page.locator(selector).wait_for(timeout=5000)
     ms = await page.evaluate(
         _TIME_SWITCH_JS,
