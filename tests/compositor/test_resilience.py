@@ -112,4 +112,4 @@ async def test_two_compositors_do_not_process_each_other(
         assert c1.metrics()["frames_in"] > 0 and c2.metrics()["frames_in"] > 0
     finally:
         for c in (c1, c2, c3):
-            await c.aclose()
+            await asyncio.wait_for(c.aclose(), 60)
