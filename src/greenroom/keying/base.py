@@ -72,3 +72,32 @@ def use_threads(threads: int) -> int:
 
 #: A 1x1 stand-in for an optional output a kernel should not write.
 NO_ALPHA = np.zeros((1, 1), np.uint8)
+
+
+class RgbKeyerMethods:
+    """The RGB half of the :class:`Keyer` interface, over a keyer's one fused ``_run_rgb`` pass.
+
+    A keyer provides ``_run_rgb(frame, background | None, want_alpha) -> (out, alpha)``.
+    """
+
+    def _run_rgb(
+        self, frame_rgb: np.ndarray, background_rgb: np.ndarray | None, want_alpha: bool
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        raise NotImplementedError
+
+    def matte(self, frame_rgb: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 RGB -> (H, W) uint8 alpha, 255 = avatar."""
+        _check_rgb(frame_rgb)
+        return self._run_rgb(frame_rgb, None, True)[1]  # type: ignore[return-value]
+
+    def composite(self, frame_rgb: np.ndarray, background_rgb: np.ndarray) -> np.ndarray:
+        """The avatar from ``frame_rgb`` over ``background_rgb`` (same size) -> (H, W, 3) uint8."""
+        check_pair_rgb(frame_rgb, background_rgb)
+        return self._run_rgb(frame_rgb, background_rgb, False)[0]  # type: ignore[return-value]
+
+    def composite_with_alpha(
+        self, frame_rgb: np.ndarray, background_rgb: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``composite`` and ``matte`` from one pass."""
+        check_pair_rgb(frame_rgb, background_rgb)
+        return self._run_rgb(frame_rgb, background_rgb, True)  # type: ignore[return-value]

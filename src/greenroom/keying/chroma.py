@@ -21,8 +21,13 @@ from typing import Any
 import numpy as np
 
 from greenroom.keying import _kernels as K
-from greenroom.keying.base import NO_ALPHA, check_pair_i420, check_pair_rgb, use_threads
-from greenroom.keying.frame import I420Frame, _check_rgb, chroma_size
+from greenroom.keying.base import (
+    NO_ALPHA,
+    RgbKeyerMethods,
+    check_pair_i420,
+    use_threads,
+)
+from greenroom.keying.frame import I420Frame, chroma_size
 from greenroom.keying.params import DEFAULT_KEY, ChromaParams
 
 # BT.601 limited range: d(RGB)/d(U-128, V-128) per primary, and RGB -> U, V, Y weights.
@@ -134,7 +139,7 @@ class _Plate:
         return [self.planes[n] for n in names]
 
 
-class ChromaKeyer:
+class ChromaKeyer(RgbKeyerMethods):
     """Green/blue-screen keyer with soft edges, spill removal and temporal stability.
 
     Example:
@@ -264,24 +269,6 @@ class ChromaKeyer:
             else:
                 K.chroma_rgb_rows(0, h, *args, self._buf("arow", (w,), np.float32))
         return (out if bg is not None else None), (alpha if want_alpha else None)
-
-    def matte(self, frame_rgb: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 RGB -> (H, W) uint8 alpha, 255 = avatar."""
-        _check_rgb(frame_rgb)
-        return self._run_rgb(frame_rgb, None, True)[1]
-
-    def composite(self, frame_rgb: np.ndarray, background_rgb: np.ndarray) -> np.ndarray:
-        """Avatar from ``frame_rgb`` over ``background_rgb`` (same size) -> (H, W, 3) uint8."""
-        check_pair_rgb(frame_rgb, background_rgb)
-        return self._run_rgb(frame_rgb, background_rgb, False)[0]
-
-    def composite_with_alpha(
-        self, frame_rgb: np.ndarray, background_rgb: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``composite`` and ``matte`` from one pass."""
-        check_pair_rgb(frame_rgb, background_rgb)
-        out, alpha = self._run_rgb(frame_rgb, background_rgb, True)
-        return out, alpha
 
     # ---------------------------------------------------------------- I420 path
     def composite_i420(

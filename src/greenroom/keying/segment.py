@@ -15,8 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from greenroom.keying import _kernels as K
-from greenroom.keying.base import NO_ALPHA, check_pair_i420, check_pair_rgb, use_threads
-from greenroom.keying.frame import I420Frame, _check_rgb
+from greenroom.keying.base import (
+    NO_ALPHA,
+    RgbKeyerMethods,
+    check_pair_i420,
+    use_threads,
+)
+from greenroom.keying.frame import I420Frame
 from greenroom.keying.selfie_model import require_model
 
 MODEL_H, MODEL_W = 144, 256
@@ -32,7 +37,7 @@ def _tables(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return i0, i1, (src - i0).astype(np.float32)
 
 
-class SegmentationKeyer:
+class SegmentationKeyer(RgbKeyerMethods):
     """Keys a person without a green screen (same interface as ``ChromaKeyer``).
 
     Args:
@@ -152,23 +157,6 @@ class SegmentationKeyer:
                 want_alpha,
             )
         return (out if bg is not None else None), (alpha if want_alpha else None)
-
-    def matte(self, frame_rgb: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 RGB -> (H, W) uint8 alpha, 255 = person."""
-        _check_rgb(frame_rgb)
-        return self._run_rgb(frame_rgb, None, True)[1]
-
-    def composite(self, frame_rgb: np.ndarray, background_rgb: np.ndarray) -> np.ndarray:
-        """The person from ``frame_rgb`` over ``background_rgb`` -> (H, W, 3) uint8."""
-        check_pair_rgb(frame_rgb, background_rgb)
-        return self._run_rgb(frame_rgb, background_rgb, False)[0]
-
-    def composite_with_alpha(
-        self, frame_rgb: np.ndarray, background_rgb: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``composite`` and ``matte`` from one pass."""
-        check_pair_rgb(frame_rgb, background_rgb)
-        return self._run_rgb(frame_rgb, background_rgb, True)  # type: ignore[return-value]
 
     # ---------------------------------------------------------------- I420
     def composite_i420(
