@@ -5,10 +5,14 @@ Secrets are ``SecretStr``: they never appear in ``repr``, logs or error messages
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from greenroom.errors import ConfigError
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "greenroom"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "greenroom"
@@ -38,6 +42,19 @@ class Settings(BaseSettings):
     liveavatar_base_url: str = "https://api.liveavatar.com"
     heygen_api_key: SecretStr | None = None
     heygen_base_url: str = "https://api.heygen.com"
+    # ---- exposure and upload limits (docs/security.md lists each with its test) ----
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token Prometheus may send to /metrics instead of the API key"
+    )
+    metrics_public: bool = Field(False, description="Serve /metrics without any credential")
+    upload_max_bytes: int = Field(100 * 1024 * 1024, gt=0, description="Bytes per upload")
+    upload_max_pixels: int = Field(40_000_000, gt=0, description="Pixels per uploaded image")
+    upload_max_video_pixels: int = Field(3840 * 2160, gt=0, description="Pixels per video frame")
+    upload_max_video_seconds: float = Field(600.0, gt=0, description="Seconds per video")
+    library_max_items: int = Field(200, gt=0, description="Backgrounds the API key may keep")
+    library_max_bytes: int = Field(
+        2 * 1024**3, gt=0, description="Bytes of backgrounds the API key may keep"
+    )
 
     @property
     def resolved_database_url(self) -> str:
@@ -48,6 +65,59 @@ class Settings(BaseSettings):
     @property
     def client_livekit_url(self) -> str:
         return self.livekit_public_url or self.livekit_url
+
+
+DEV_LIVEKIT_SECRET = "secret"  # what ``livekit-server --dev`` and our defaults use
+SECRET_HINT = (
+    "generate one with `greenroom secret` "
+    "(or python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+)
+
+
+class UnsafeExposure(ConfigError):
+    """The development LiveKit credentials would be reachable from beyond this machine."""
+
+    code = "unsafe_exposure"
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``127.0.0.0/8``, ``::1`` and ``localhost``; False for ``0.0.0.0``, ``""``, names."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def url_host(url: str) -> str:
+    """The host part of a URL (``ws://10.0.0.5:7880`` -> ``10.0.0.5``), or ``""``."""
+    return urlsplit(url).hostname or ""
+
+
+def check_exposure(settings: Settings, *hosts: str) -> None:
+    """Refuse the development LiveKit secret when any of ``hosts`` is beyond loopback.
+
+    ``hosts`` are the addresses a command binds or the LiveKit hosts it relies on. With the
+    well-known secret anyone who reaches them could mint a token for any room.
+
+    Raises:
+        UnsafeExposure: the message names ``GREENROOM_LIVEKIT_API_SECRET`` and how to make one.
+    """
+    secret = settings.livekit_api_secret.get_secret_value()
+    if secret and secret != DEV_LIVEKIT_SECRET:
+        return
+    exposed = [h for h in hosts if not is_loopback(h)]
+    if not exposed:
+        return
+    where = ", ".join(repr(h) if h else "'' (every interface)" for h in exposed)
+    raise UnsafeExposure(
+        f"refusing to run on {where} with the development LiveKit credentials "
+        "(devkey/secret): anyone who can reach it could mint LiveKit tokens for any room. "
+        "Set GREENROOM_LIVEKIT_API_SECRET (and GREENROOM_LIVEKIT_API_KEY) to your LiveKit "
+        f"server's key pair; {SECRET_HINT}. Or stay on 127.0.0.1."
+    )
 
 
 def get_settings() -> Settings:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import typer
 from rich.console import Console
 
+from greenroom.cli.serve import livekit_hosts, refuse_unsafe_exposure
 from greenroom.config import get_settings
 from greenroom.errors import GreenroomError
 
@@ -116,6 +117,7 @@ def worker(
     from greenroom.compositor.worker import build_server, run_worker
 
     settings = get_settings()
+    refuse_unsafe_exposure(settings, *livekit_hosts(settings))
     try:
         server = build_server(
             url=settings.livekit_url,

@@ -33,6 +33,7 @@ from PIL import Image
 from pydantic import SecretStr
 from rich.console import Console
 
+from greenroom.cli.serve import refuse_unsafe_exposure
 from greenroom.config import Settings, get_settings
 from greenroom.errors import GreenroomError, SetupError
 from greenroom.livekit_server import LiveKitServer, ensure_binary, free_port, port_is_free
@@ -321,6 +322,7 @@ def demo(
 ) -> None:
     """Run LiveKit, the service and a built-in avatar session; print the viewer URL."""
     settings = get_settings()
+    refuse_unsafe_exposure(settings, "127.0.0.1")  # the API and LiveKit bind only loopback
     # 0 or a taken port: any free port (LiveKitServer.start(port=None) would try 7880 first).
     lk_port = livekit_port if livekit_port and port_is_free(livekit_port) else free_port()
     try:

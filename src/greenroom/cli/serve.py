@@ -9,10 +9,26 @@ import typer
 from pydantic import SecretStr
 from rich.console import Console
 
-from greenroom.config import get_settings
+from greenroom.config import Settings, UnsafeExposure, check_exposure, get_settings, url_host
 from greenroom.errors import GreenroomError
 
 console = Console(stderr=True)
+
+
+def refuse_unsafe_exposure(settings: Settings, *hosts: str) -> None:
+    """Exit with status 2 when the development LiveKit secret would be exposed on ``hosts``
+    (see :func:`greenroom.config.check_exposure`); ``serve``, ``worker`` and ``demo`` call it."""
+    try:
+        check_exposure(settings, *hosts)
+    except UnsafeExposure as exc:
+        console.print(f"[red]error:[/red] {exc.message}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def livekit_hosts(settings: Settings) -> list[str]:
+    """The LiveKit hosts this process and its clients use."""
+    hosts = {url_host(settings.livekit_url), url_host(settings.client_livekit_url)}
+    return sorted(h for h in hosts if h)
 
 
 def serve(
@@ -23,8 +39,9 @@ def serve(
 ) -> None:
     """Run the Greenroom API. Needs a LiveKit server (GREENROOM_LIVEKIT_URL) for sessions.
 
-    Every route but /healthz and /metrics needs GREENROOM_API_KEY. If it is unset, a key is
-    generated for this run and printed once.
+    Every route but /healthz needs GREENROOM_API_KEY (/metrics also takes
+    GREENROOM_METRICS_TOKEN). If it is unset, a key is generated for this run and printed once.
+    A non-loopback --host needs a real GREENROOM_LIVEKIT_API_SECRET (exit status 2 otherwise).
     """
     import uvicorn
 
@@ -44,6 +61,7 @@ def serve(
     if generated:
         update["api_key"] = SecretStr(secrets.token_urlsafe(24))
     settings = settings.model_copy(update=update)
+    refuse_unsafe_exposure(settings, settings.api_host, *livekit_hosts(settings))
     try:
         app = create_app(settings)
     except GreenroomError as exc:

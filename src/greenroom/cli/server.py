@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import signal
 import sys
 import time
@@ -9,7 +10,7 @@ import time
 import typer
 from rich.console import Console
 
-from greenroom.config import get_settings
+from greenroom.config import DEV_LIVEKIT_SECRET, get_settings
 from greenroom.errors import SetupError
 from greenroom.livekit_server import LiveKitServer, ensure_binary
 
@@ -71,8 +72,20 @@ def setup(quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only er
         raise typer.Exit(1) from exc
     if not quiet:
         console.print(f"Segmentation model: {model}")
+        if settings.livekit_api_secret.get_secret_value() in ("", DEV_LIVEKIT_SECRET):
+            console.print(
+                "LiveKit credentials: the development defaults, fine on 127.0.0.1 only. Before "
+                "binding any other address set GREENROOM_LIVEKIT_API_SECRET (`greenroom secret` "
+                "prints a fresh one) and give the LiveKit server the same key pair."
+            )
+
+
+def secret() -> None:
+    """Print a fresh random secret (256 bits, URL-safe) for GREENROOM_LIVEKIT_API_SECRET."""
+    print(secrets.token_urlsafe(32))
 
 
 def register(app: typer.Typer) -> None:
     app.command("livekit-server")(livekit_server)
     app.command("setup")(setup)
+    app.command("secret")(secret)
