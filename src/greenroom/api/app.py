@@ -32,8 +32,9 @@ http_log = logging.getLogger("greenroom.http")
 DESCRIPTION = """\
 Server-side background replacement for real-time AI avatars in LiveKit rooms.
 
-Every route except `/healthz` and `/metrics` needs the API key, as
-`Authorization: Bearer <key>` or `X-Api-Key: <key>`. Errors always look like
+Every route except `/healthz` needs the API key, as
+`Authorization: Bearer <key>` or `X-Api-Key: <key>` (`/metrics` also takes
+`GREENROOM_METRICS_TOKEN`). Errors always look like
 `{"error": {"code": "...", "message": "...", "field": "..."}}`.
 """
 

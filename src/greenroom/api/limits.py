@@ -1,13 +1,15 @@
 """A cap on request bodies, so no JSON body can make the service buffer gigabytes.
 
-Uploads to the background library have their own, larger cap (streamed to disk); the viewer
-pages' routes are left to their own checks. A declared ``Content-Length`` over the cap is
-refused at once; a body without one is read up to the cap (at most 1 MiB in memory) and
-refused when it goes over.
+Uploads to the background library (``POST /v1/backgrounds`` and the viewer's
+``POST /viewer/{id}/api/backgrounds``) have their own, larger cap, streamed to disk; every
+other route, the viewer's included, is held to this one. A declared ``Content-Length`` over
+the cap is refused at once; a body without one is read up to the cap (at most 1 MiB in
+memory) and refused when it goes over.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,11 +19,15 @@ from greenroom.api.errors import error_response
 DEFAULT_MAX_BODY = 1024 * 1024
 
 
+_VIEWER_UPLOAD = re.compile(r"/viewer/[^/]+/api/backgrounds")
+
+
 def default_exempt(scope: Scope) -> bool:
+    """The two upload routes, which stream into the library under its own byte cap."""
+    if scope.get("method") != "POST":
+        return False
     path: str = scope.get("path", "")
-    return (scope.get("method") == "POST" and path == "/v1/backgrounds") or path.startswith(
-        "/viewer/"
-    )
+    return path == "/v1/backgrounds" or _VIEWER_UPLOAD.fullmatch(path) is not None
 
 
 class BodyLimit:

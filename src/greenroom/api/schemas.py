@@ -26,6 +26,23 @@ BackgroundValue = Annotated[
     ),
 ]
 Quality = Literal["low", "medium", "high"]
+IdleTimeout = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=86400,
+        description="Seconds without activity (speak, interrupt, keep_alive, background "
+        "change, the avatar speaking) before the session stops (`idle_timeout`).",
+    ),
+]
+MaxDuration = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=7 * 86400,
+        description="Seconds after which the session stops whatever happens (`max_duration`).",
+    ),
+]
 
 
 class Strict(BaseModel):
@@ -95,9 +112,8 @@ class TemplateBase(Strict):
     provider_options: ProviderOptions = Field(
         default_factory=dict, description="Extra provider settings, passed through."
     )
-    idle_timeout: int = Field(
-        300, ge=1, le=86400, description="Seconds without activity before a session stops."
-    )
+    idle_timeout: IdleTimeout = 300
+    max_duration: MaxDuration | None = None
 
 
 class TemplateCreate(TemplateBase):
@@ -115,7 +131,8 @@ class TemplateUpdate(Strict):
     background: BackgroundValue | None = None
     keying: KeyingSettings | None = None
     provider_options: ProviderOptions | None = None
-    idle_timeout: int | None = Field(None, ge=1, le=86400)
+    idle_timeout: IdleTimeout | None = None
+    max_duration: MaxDuration | None = Field(None, description="`null` removes the limit.")
 
 
 class TemplatePublic(TemplateBase):
@@ -164,6 +181,8 @@ class SessionCreate(Strict):
     livekit_identity: Identity | None = Field(
         None, description="Identity of the viewer in the returned `access_token`."
     )
+    idle_timeout: IdleTimeout | None = Field(None, description="Default: the template's.")
+    max_duration: MaxDuration | None = Field(None, description="Default: the template's.")
 
 
 class SessionStarted(BaseModel):
@@ -179,12 +198,20 @@ class SessionStarted(BaseModel):
     avatar_identity: str
     compositor_identity: str
     background: str
+    idle_timeout: int
+    max_duration: int | None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Things that may cut the session short, e.g. a caller-named room whose "
+        "LiveKit timeouts are shorter than the session may live.",
+    )
 
 
 class SessionPublic(BaseModel):
     session_id: str
     status: Literal["starting", "started", "stopped", "failed"]
-    stop_reason: str | None
+    stop_reason: str | None = Field(description="Why it ended; see docs/api.md.")
+    stop_description: str | None = Field(description="`stop_reason` in words.")
     error: str | None
     template_id: str
     template_name: str
@@ -199,7 +226,10 @@ class SessionPublic(BaseModel):
     background: str
     key_color: str | None
     idle_timeout: int
+    max_duration: int | None
     idle_seconds: float | None
+    time_left: float | None = Field(description="Seconds until it stops by itself (running).")
+    time_left_reason: Literal["idle_timeout", "max_duration"] | None
     first_frame_ms: float | None
     created_at: datetime
     started_at: datetime | None
@@ -247,7 +277,7 @@ class ErrorResponse(BaseModel):
 
 
 class Health(BaseModel):
+    """What an unauthenticated probe may learn: up, and which version."""
+
     status: Literal["ok"]
     version: str
-    database: Literal["ok"]
-    sessions: int
