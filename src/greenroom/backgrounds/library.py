@@ -4,13 +4,19 @@ Every upload is checked by *decoding* it, never by its name or declared type:
 
 1. bytes are streamed into a temporary file under the library folder with a hard byte cap
    (:class:`Upload`), so an oversized body is cut off at the cap, whatever it claimed;
-2. images: Pillow reads the header, the pixel count is checked *before* the pixels are
-   decoded (decompression bombs stop here), then the whole image is decoded;
-   videos: PyAV probes the container, checks frame size and duration, and decodes a frame;
+2. images: Pillow, allowed only the formats we accept, reads the header; the pixel count is
+   checked *before* the pixels are decoded (decompression bombs stop here), then the whole
+   image is decoded;
+   videos: the magic bytes pick the one demuxer PyAV may use (Matroska/WebM or MP4/MOV,
+   never FFmpeg's probe of every format it knows); the codec must be one we accept, the
+   frame size is checked against ``max_video_pixels`` before any frame is decoded, the
+   duration is measured from packet timestamps (a missing or lying header does not count)
+   and refused past ``max_video_seconds``, then one frame is decoded;
 3. the file gets a generated name (``bg_<hex>.<ext>``, extension from the detected format)
    and a small JPEG thumbnail; nothing from the user's file name reaches the disk.
 
-Anything refused leaves nothing behind.
+Anything refused leaves nothing behind, and no message carries a Python type name, a path
+or a decoder's own words.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ import re
 import secrets
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -44,6 +51,13 @@ IMAGE_TYPES = {
     "bmp": "image/bmp",
 }
 VIDEO_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "mkv": "video/x-matroska"}
+VIDEO_CODECS = {"h264", "hevc", "vp8", "vp9", "av1", "mpeg4"}
+# A frame rate no background needs: past it, a short file of tiny packets is refused too.
+MAX_VIDEO_FPS = 240
+NEITHER = (
+    "the file is neither an image (PNG, JPEG, WebP, GIF, BMP) nor a video (MP4, WebM, MKV) "
+    "that can be decoded"
+)
 
 
 class TooLarge(GreenroomError):
@@ -192,7 +206,7 @@ class BackgroundLibrary:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             try:
-                im = Image.open(path)  # reads the header only
+                im = Image.open(path, formats=list(IMAGE_FORMATS))  # the header only
             except UnidentifiedImageError:
                 if _looks_like_image(path):
                     raise InvalidInput(
@@ -207,8 +221,8 @@ class BackgroundLibrary:
                     f"image has too many pixels{count}; the limit is "
                     f"{self.limits.max_pixels / 1e6:.1f} megapixels"
                 ) from None
-            except (OSError, SyntaxError, ValueError) as exc:
-                raise InvalidInput(f"the image header is corrupt: {exc}", field="file") from None
+            except (OSError, SyntaxError, ValueError):
+                raise InvalidInput("the image header is corrupt", field="file") from None
             with im:
                 fmt = IMAGE_FORMATS.get(im.format or "")
                 if fmt is None:
@@ -222,63 +236,132 @@ class BackgroundLibrary:
                 try:
                     im.load()  # decode every pixel: truncated or corrupt data fails here
                     thumb = im.convert("RGB")
-                except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+                except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning):
                     raise InvalidInput(
-                        f"the image could not be decoded: {exc}", field="file"
+                        "the image could not be decoded: its data is truncated or damaged",
+                        field="file",
                     ) from None
         thumb.thumbnail(THUMBNAIL_SIZE)
         thumb.save(thumb_path, "JPEG", quality=85)
         return "image", fmt, width, height, None
 
     def _probe_video(self, path: Path, thumb_path: Path) -> tuple[str, str, int, int, float]:
-        import av  # PyAV is heavy; only videos need it
-
-        try:
-            container = av.open(str(path), "r")
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            raise InvalidInput(
-                "the file is neither an image (PNG, JPEG, WebP, GIF, BMP) nor a video "
-                f"(MP4, WebM, MKV) that can be decoded ({type(exc).__name__})",
-                field="file",
-            ) from None
-        with container:
-            fmt_names = set(container.format.name.split(","))
+        demuxer = sniff_video(path)
+        if demuxer is None:
+            raise InvalidInput(NEITHER, field="file")
+        with _open_video(path, demuxer) as container:
             stream = next(iter(container.streams.video), None)
             if stream is None:
                 raise InvalidInput("the file has no video stream", field="file")
-            width, height = stream.codec_context.width, stream.codec_context.height
-            if fmt_names & {"mp4", "mov"}:
-                fmt = "mp4"
-            elif "matroska" in fmt_names:
-                fmt = "webm" if stream.codec_context.name in {"vp8", "vp9", "av1"} else "mkv"
-            else:
+            codec = stream.codec_context.name if stream.codec_context else "unknown"
+            if codec not in VIDEO_CODECS:
                 raise InvalidInput(
-                    f"video container {container.format.name!r} is not supported; use MP4 or WebM",
+                    f"video codec {codec!r} is not supported; use H.264, HEVC, VP8, VP9 or AV1",
                     field="file",
                 )
-            duration = float(container.duration / 1_000_000) if container.duration else 0.0
-            if duration > self.limits.max_video_seconds:
-                raise TooLarge(
-                    f"video is {duration:.0f} s long; the limit is "
-                    f"{self.limits.max_video_seconds:.0f} s"
-                )
-            first = None
-            try:
-                for frame in container.decode(stream):
-                    first = frame.to_image()
-                    break
-            except (av.FFmpegError, ValueError) as exc:
-                raise InvalidInput(
-                    f"the video could not be decoded ({type(exc).__name__})", field="file"
-                ) from None
-            if first is None:
-                raise InvalidInput("the video has no decodable frame", field="file")
-        first.thumbnail(THUMBNAIL_SIZE)
-        first.convert("RGB").save(thumb_path, "JPEG", quality=85)
-        return "video", fmt, width, height, duration
+            width, height = stream.codec_context.width, stream.codec_context.height
+            self._check_pixels(width, height, self.limits.max_video_pixels, "video")
+            webm = codec in {"vp8", "vp9", "av1"}
+            fmt = "mp4" if demuxer == "mov" else ("webm" if webm else "mkv")
+            declared = container.duration / 1_000_000 if container.duration else 0.0
+            self._check_seconds(declared)
+            measured = self._measure_seconds(container, stream)
+        with _open_video(path, demuxer) as container:
+            first = _first_frame(container)
+            self._check_pixels(first.width, first.height, self.limits.max_video_pixels, "video")
+            image = first.to_image()
+        image.thumbnail(THUMBNAIL_SIZE)
+        image.convert("RGB").save(thumb_path, "JPEG", quality=85)
+        return "video", fmt, width, height, max(declared, measured)
+
+    def _check_seconds(self, seconds: float) -> None:
+        if seconds > self.limits.max_video_seconds:
+            raise TooLarge(
+                f"video is at least {seconds:.0f} s long; the limit is "
+                f"{self.limits.max_video_seconds:.0f} s"
+            )
+
+    def _measure_seconds(self, container: Any, stream: Any) -> float:
+        """Seconds from the first packet's timestamp to the end of the last, read up to the cap.
+
+        Packets are demuxed, not decoded, so this costs a read of the file. Refuses as soon as
+        the span passes ``max_video_seconds`` or the packet count passes ``MAX_VIDEO_FPS``
+        frames a second over the cap.
+        """
+        import av
+
+        cap = self.limits.max_video_seconds
+        max_packets = int(cap * MAX_VIDEO_FPS)
+        tb = stream.time_base
+        start: float | None = None
+        end = 0.0
+        count = 0
+        try:
+            for packet in container.demux(stream):
+                ts = packet.pts if packet.pts is not None else packet.dts
+                if ts is None or tb is None:
+                    continue
+                count += 1
+                t0 = float(ts * tb)
+                t1 = float((ts + (packet.duration or 0)) * tb)
+                start = t0 if start is None else min(start, t0)
+                end = max(end, t1)
+                self._check_seconds(end - start)
+                if count > max_packets:
+                    raise TooLarge(
+                        f"video has more than {max_packets} frames ({MAX_VIDEO_FPS} a second "
+                        f"over the {cap:.0f} s limit)"
+                    )
+        except (av.FFmpegError, ValueError, OverflowError):
+            raise InvalidInput(
+                "the video could not be read to its end: the file is truncated or damaged",
+                field="file",
+            ) from None
+        return 0.0 if start is None else max(0.0, end - start)
 
 
 IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
+
+
+def sniff_video(path: Path) -> str | None:
+    """The PyAV demuxer for a file's magic bytes: ``matroska`` (MKV, WebM), ``mov`` (MP4,
+    MOV), or None for anything else."""
+    with path.open("rb") as f:
+        head = f.read(12)
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML
+        return "matroska"
+    if head[4:8] == b"ftyp":  # ISO base media file
+        return "mov"
+    return None
+
+
+@contextlib.contextmanager
+def _open_video(path: Path, demuxer: str) -> Iterator[Any]:
+    """Open ``path`` with exactly ``demuxer`` (no probing); errors become :class:`InvalidInput`."""
+    import av  # PyAV is heavy; only videos need it
+
+    try:
+        container = av.open(str(path), "r", format=demuxer)
+    except (av.FFmpegError, OSError, ValueError):
+        raise InvalidInput(
+            "the video container is damaged and cannot be read", field="file"
+        ) from None
+    with container:
+        yield container
+
+
+def _first_frame(container: Any) -> Any:
+    import av
+
+    stream = container.streams.video[0]
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except (av.FFmpegError, ValueError):
+        raise InvalidInput(
+            "the video could not be decoded: its data is truncated or damaged", field="file"
+        ) from None
+    raise InvalidInput("the video has no decodable frame", field="file")
 
 
 def _looks_like_image(path: Path) -> bool:
