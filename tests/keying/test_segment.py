@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from greenroom.config import get_settings
-from greenroom.errors import SetupError
-from greenroom.keying import I420Frame, Keyer, SegmentationKeyer
+from greenroom.errors import InvalidInput, SetupError
+from greenroom.keying import I420Frame, Keyer, SegmentationKeyer, SegmentParams
 from greenroom.keying import selfie_model as sm
 from greenroom.keying.synthetic import SyntheticClip
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.unit
 @pytest.fixture(scope="module")
 def keyer() -> SegmentationKeyer:
     # installed by `make setup` (greenroom setup); a SetupError here means it was not run
-    return SegmentationKeyer(sm.require_model(get_settings().cache_dir))
+    return SegmentationKeyer(model_path=sm.require_model(get_settings().cache_dir))
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_installed_model_is_the_expected_file():
 
 def test_missing_model_says_how_to_install_it(tmp_path):
     with pytest.raises(SetupError, match="make setup"):
-        SegmentationKeyer(sm.require_model(tmp_path))
+        SegmentationKeyer(model_path=sm.require_model(tmp_path))
     damaged = sm.model_path(tmp_path)
     damaged.parent.mkdir(parents=True)
     damaged.write_bytes(b"not a model")
@@ -92,3 +92,25 @@ def test_ensure_model_extracts_and_verifies_from_a_wheel(tmp_path):
         zf.writestr("other.txt", "x")
     with pytest.raises(SetupError, match="does not contain"):
         sm.ensure_model(tmp_path / "cache3", wheel=empty)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"temporal": 1.5}, "temporal"),
+        ({"low": 0.5, "high": 0.5}, "high"),
+        ({"radius": 0}, "radius"),
+        ({"threads": 0}, "threads"),
+    ],
+)
+def test_bad_settings_name_the_field(kwargs, field):
+    with pytest.raises(InvalidInput) as err:
+        SegmentParams(**kwargs)
+    assert err.value.field == field
+    with pytest.raises(InvalidInput):
+        SegmentationKeyer(**kwargs)
+
+
+def test_settings_reach_the_keyer():
+    k = SegmentationKeyer(SegmentParams(temporal=0.0), low=0.2)
+    assert k.params == SegmentParams(temporal=0.0, low=0.2)

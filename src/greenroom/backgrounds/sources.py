@@ -318,7 +318,7 @@ class BlurSource:
         K.downscale_box(src, f, small, self._bufs[name + "r"])
         K.box_blur(small, self.radius, tmp, b)
         K.box_blur(b, self.radius, tmp, small)
-        K.upscale_bilinear_u8(small, dst, self._bufs[name + "u"])
+        K.resize_bilinear(small, dst, self._bufs[name + "u"])
 
     def frame_i420(self, width: int, height: int, t: float, avatar: I420Frame | None) -> I420Frame:
         if avatar is None:

@@ -6,13 +6,14 @@ Pure frame maths (numpy + numba), no I/O and no asyncio. See ``docs/keying.md``.
 from greenroom.keying.base import Keyer
 from greenroom.keying.chroma import ChromaKeyer, detect_key_color
 from greenroom.keying.frame import I420Frame
-from greenroom.keying.params import ChromaParams, format_color, parse_color
+from greenroom.keying.params import ChromaParams, SegmentParams, format_color, parse_color
 
 __all__ = [
     "ChromaKeyer",
     "ChromaParams",
     "I420Frame",
     "Keyer",
+    "SegmentParams",
     "SegmentationKeyer",
     "detect_key_color",
     "format_color",

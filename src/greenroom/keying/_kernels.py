@@ -11,8 +11,110 @@ Units: pixels are uint8; colour differences are in 8-bit RGB units; alpha is flo
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
+
+# --------------------------------------------------------------------------- argument groups
+# Kernels take these small typed tuples instead of long positional lists (numba compiles
+# NamedTuples as structs), so a misplaced argument is a type error, not a wrong picture.
+
+
+class Planes(NamedTuple):
+    """The planes of an I420 frame, or a plate of per-chroma-sample Y, U, V values."""
+
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+
+
+class RgbPlate(NamedTuple):
+    """The clean plate at chroma resolution: screen R, G, B and 1 / its colour difference."""
+
+    r: np.ndarray
+    g: np.ndarray
+    b: np.ndarray
+    inv_d: np.ndarray
+
+
+class KeyAxis(NamedTuple):
+    """Colour difference from centred chroma: min(c1u du + c1v dv, c2u du + c2v dv).
+
+    (c1u, c1v) and (c2u, c2v) give the key primary minus each other primary.
+    """
+
+    c1u: float
+    c1v: float
+    c2u: float
+    c2v: float
+
+
+class Primary(NamedTuple):
+    """The key primary of an RGB screen as a one-hot float vector (branch-free selects)."""
+
+    e0: float
+    e1: float
+    e2: float
+
+
+class Clip(NamedTuple):
+    """Raw key ``lo`` maps to alpha 0, ``lo + 1 / inv_rng`` to alpha 1."""
+
+    lo: float
+    inv_rng: float
+
+
+class Temporal(NamedTuple):
+    """Pull towards last frame's alpha by ``k``, none for changes beyond 1 / ``inv_threshold``.
+
+    ``prev`` holds last frame's alpha and is updated in place; it is read only when
+    ``have_prev``. ``k == 0`` turns the filter off.
+    """
+
+    k: float
+    inv_threshold: float
+    prev: np.ndarray
+    have_prev: bool
+
+
+class RgbDespill(NamedTuple):
+    """Spill removal strength and the share of the removed light put back as grey."""
+
+    amount: float
+    luma_w: float
+
+
+class YuvDespill(NamedTuple):
+    """Spill removal strength and the U, V, Y step per unit of removed colour difference."""
+
+    amount: float
+    su: float
+    sv: float
+    sy: float
+
+
+class Tables(NamedTuple):
+    """Bilinear lookup from full-resolution rows/columns into a small grid: the two
+    source indices and the weight of the second, per output row (y*) and column (x*)."""
+
+    y0: np.ndarray
+    y1: np.ndarray
+    wy: np.ndarray
+    x0: np.ndarray
+    x1: np.ndarray
+    wx: np.ndarray
+
+
+class Guide(NamedTuple):
+    """Luma-guided edge model at chroma resolution: alpha = ca * Y + cb, and the block
+    state (0 all screen, 1 all avatar, 2 edge) of each chroma sample's neighbourhood."""
+
+    ca: np.ndarray
+    cb: np.ndarray
+    blk: np.ndarray
+
 
 # --------------------------------------------------------------------------- helpers
 
@@ -109,24 +211,26 @@ def blend_u8(a, b, w256, out):
 
 @njit(cache=True, nogil=True)
 def chroma_rgb_rows(
-    r0, r1, fg, bg, pr, pg, pb, inv_d, e0, e1, e2, lo, inv_rng, tk, tinv,
-    prev, have_prev, despill, luma_w, out, alpha, want_alpha, arow,
-):  # fmt: skip
+    r0, r1, fg, bg, plate, prim, clip, temporal, despill, out, alpha, want_alpha, arow
+):
     """Key + screen subtraction + despill + composite for rows [r0, r1) of an RGB frame.
 
-    ``pr/pg/pb/inv_d`` are the clean plate (half resolution): screen colour and
-    1 / colour difference of the screen. ``e0, e1, e2`` is the key primary as a one-hot
-    float vector. ``prev`` holds last frame's alpha (uint8) for the temporal filter,
-    which runs when ``tk > 0`` (and reads ``prev`` only when ``have_prev``). Loops are
-    branch-free (selects, not jumps) so that they vectorise.
+    ``plate`` (RgbPlate) is the clean plate at half resolution, ``prim`` (Primary) the
+    key primary, ``clip`` (Clip) maps the raw key to alpha, ``temporal`` (Temporal) the
+    flicker filter on uint8 alpha, ``despill`` (RgbDespill). ``arow`` (W,) float32 is
+    scratch. Loops are branch-free (selects, not jumps) so that they vectorise.
     """
     w = fg.shape[1]
     one = np.float32(1.0)
     zero = np.float32(0.0)
     big = np.float32(1e6)
+    e0, e1, e2 = prim
+    lo, inv_rng = clip
+    tk, tinv, prev, have_prev = temporal
+    amount, luma_w = despill
     for i in range(r0, r1):
         pi = i >> 1
-        ir = inv_d[pi]
+        ir = plate.inv_d[pi]
         # the key; one loop per screen primary so each compiles to straight vector code
         if e1 > zero:
             for j in range(w):
@@ -177,7 +281,7 @@ def chroma_rgb_rows(
                     - max(c0 - big * e0, max(c1 - big * e1, c2 - big * e2))
                 )
                 if sp > zero:
-                    sp *= despill
+                    sp *= amount
                     lift = sp * luma_w
                     out[i, j, 0] = _u8(c0 + lift - sp * e0)
                     out[i, j, 1] = _u8(c1 + lift - sp * e1)
@@ -192,12 +296,12 @@ def chroma_rgb_rows(
                 continue
             pj = j >> 1
             t = one - a
-            m0 = c0 - t * pr[pi, pj]
-            m1 = c1 - t * pg[pi, pj]
-            m2 = c2 - t * pb[pi, pj]
+            m0 = c0 - t * plate.r[pi, pj]
+            m1 = c1 - t * plate.g[pi, pj]
+            m2 = c2 - t * plate.b[pi, pj]
             mp = m0 * e0 + m1 * e1 + m2 * e2
             mq = max(m0 - big * e0, max(m1 - big * e1, m2 - big * e2))
-            sp = max(mp - mq, zero) * despill
+            sp = max(mp - mq, zero) * amount
             lift = sp * luma_w
             out[i, j, 0] = _u8(m0 + t * np.float32(bg[i, j, 0]) + lift - sp * e0)
             out[i, j, 1] = _u8(m1 + t * np.float32(bg[i, j, 1]) + lift - sp * e1)
@@ -209,16 +313,15 @@ def chroma_rgb_rows(
 
 @njit(cache=True, nogil=True, parallel=True)
 def chroma_rgb_par(
-    chunks, fg, bg, pr, pg, pb, inv_d, e0, e1, e2, lo, inv_rng, tk, tinv,
-    prev, have_prev, despill, luma_w, out, alpha, want_alpha, arows,
-):  # fmt: skip
-    """``arows`` (chunks, W) float32: one scratch row per chunk."""
+    chunks, fg, bg, plate, prim, clip, temporal, despill, out, alpha, want_alpha, arows
+):
+    """``chroma_rgb_rows`` over ``chunks`` row bands; ``arows`` (chunks, W) float32."""
     h = fg.shape[0]
     step = (h + chunks - 1) // chunks
     for c in prange(chunks):
         chroma_rgb_rows(
-            c * step, min(h, (c + 1) * step), fg, bg, pr, pg, pb, inv_d, e0, e1, e2, lo,
-            inv_rng, tk, tinv, prev, have_prev, despill, luma_w, out, alpha, want_alpha, arows[c],
+            c * step, min(h, (c + 1) * step), fg, bg, plate, prim, clip, temporal, despill,
+            out, alpha, want_alpha, arows[c],
         )  # fmt: skip
 
 
@@ -226,15 +329,17 @@ def chroma_rgb_par(
 
 
 @njit(cache=True, nogil=True)
-def chroma_lowres(
-    u, v, inv_d, c1u, c1v, c2u, c2v, lo, inv_rng, tk, tinv, prev, have_prev, out, cat
-):
+def chroma_lowres(u, v, inv_d, axis, clip, temporal, out, cat):
     """Alpha at chroma resolution from the colour difference, with the temporal filter.
 
-    The filter pulls alpha towards last frame's value by ``tk``, less the larger the
-    change (none beyond ``1/tinv``), so noise is damped and motion is not smeared.
+    ``axis`` (KeyAxis) gives the colour difference, ``clip`` (Clip) maps it to alpha and
+    ``temporal`` (Temporal, float32 ``prev``) pulls alpha towards last frame's value, less
+    the larger the change, so noise is damped and motion is not smeared.
     ``cat`` gets 0 where alpha is 0, 1 where it is 1, 2 elsewhere.
     """
+    c1u, c1v, c2u, c2v = axis
+    lo, inv_rng = clip
+    tk, tinv, prev, have_prev = temporal
     ch, cw = u.shape
     f128 = np.float32(128.0)
     one = np.float32(1.0)
@@ -350,16 +455,23 @@ def guided_coeffs(y, alpha, eps, kind, ca, cb, ylo):
 
 
 @njit(cache=True, nogil=True)
-def chroma_i420_rows(
-    r0, r1, y, u, v, by, bu, bv, ca, cb, blk, py, pu, pv, c1u, c1v, c2u, c2v,
-    despill, spu, spv, spy, lo2, inv2, oy, ou, ov, alpha, want_alpha,
-):  # fmt: skip
+def chroma_i420_rows(r0, r1, fg, bg, guide, plate, axis, despill, clip, out, alpha, want_alpha):
     """Composite chroma rows [r0, r1): alpha from the guided model on full-res luma,
-    screen subtraction against the plate (``py/pu/pv``), despill, blend with the background.
+    screen subtraction against the plate, despill, blend with the background.
 
-    ``blk`` says per chroma sample whether its whole neighbourhood is background (0),
-    avatar (1) or neither (2); runs of 0 and 1 are copied row by row.
+    ``fg``, ``bg``, ``out`` and ``plate`` are Planes; ``guide`` (Guide) holds the edge
+    model and the block state: runs of all-screen (0) and all-avatar (1) chroma samples
+    are copied row by row. ``axis`` (KeyAxis), ``despill`` (YuvDespill) and ``clip``
+    (Clip, applied to the guided alpha) complete the key.
     """
+    y, u, v = fg
+    by, bu, bv = bg
+    oy, ou, ov = out
+    py, pu, pv = plate
+    ca, cb, blk = guide
+    c1u, c1v, c2u, c2v = axis
+    amount, spu, spv, spy = despill
+    lo2, inv2 = clip
     h, w = y.shape
     ch, cw = u.shape
     for i in range(r0, r1):
@@ -392,7 +504,7 @@ def chroma_i420_rows(
                         fu = np.float32(u[i, jj]) - np.float32(128.0)
                         fv = np.float32(v[i, jj]) - np.float32(128.0)
                         sd = min(c1u * fu + c1v * fv, c2u * fu + c2v * fv)
-                        sd = max(sd, np.float32(0.0)) * despill
+                        sd = max(sd, np.float32(0.0)) * amount
                         ou[i, jj] = np.uint8(
                             min(
                                 max(
@@ -416,7 +528,7 @@ def chroma_i420_rows(
                         fu = np.float64(u[i, jj]) - 128.0
                         fv = np.float64(v[i, jj]) - 128.0
                         sd = _cdiff(fu, fv, c1u, c1v, c2u, c2v)
-                        sd = sd * despill if sd > 0.0 else 0.0
+                        sd = sd * amount if sd > 0.0 else 0.0
                         ou[i, jj] = _u8(u[i, jj] + sd * spu)
                         ov[i, jj] = _u8(v[i, jj] + sd * spv)
                         xa = 2 * jj
@@ -472,7 +584,7 @@ def chroma_i420_rows(
                     mu = np.float64(u[i, jj]) - 128.0 - t * (pu[i, jj] - 128.0)
                     mv = np.float64(v[i, jj]) - 128.0 - t * (pv[i, jj] - 128.0)
                     s = _cdiff(mu, mv, c1u, c1v, c2u, c2v)
-                    s = s * despill if s > 0.0 else 0.0
+                    s = s * amount if s > 0.0 else 0.0
                     ou[i, jj] = _u8(128.0 + mu + t * (np.float64(bu[i, jj]) - 128.0) + s * spu)
                     ov[i, jj] = _u8(128.0 + mv + t * (np.float64(bv[i, jj]) - 128.0) + s * spv)
                     if spy != 0.0 and s > 0.0:
@@ -485,16 +597,14 @@ def chroma_i420_rows(
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def chroma_i420_par(
-    chunks, y, u, v, by, bu, bv, ca, cb, blk, py, pu, pv, c1u, c1v, c2u, c2v,
-    despill, spu, spv, spy, lo2, inv2, oy, ou, ov, alpha, want_alpha,
-):  # fmt: skip
-    ch = u.shape[0]
+def chroma_i420_par(chunks, fg, bg, guide, plate, axis, despill, clip, out, alpha, want_alpha):
+    """``chroma_i420_rows`` over ``chunks`` bands of chroma rows."""
+    ch = fg.u.shape[0]
     step = (ch + chunks - 1) // chunks
     for c in prange(chunks):
         chroma_i420_rows(
-            c * step, min(ch, (c + 1) * step), y, u, v, by, bu, bv, ca, cb, blk, py, pu, pv,
-            c1u, c1v, c2u, c2v, despill, spu, spv, spy, lo2, inv2, oy, ou, ov, alpha, want_alpha,
+            c * step, min(ch, (c + 1) * step), fg, bg, guide, plate, axis, despill, clip,
+            out, alpha, want_alpha,
         )  # fmt: skip
 
 
@@ -502,13 +612,16 @@ def chroma_i420_par(
 
 
 @njit(cache=True, nogil=True)
-def plate_accumulate_i420(y, u, v, cell, c1u, c1v, c2u, c2v, thr, sums):
-    """Sum Y/U/V of confident screen samples per grid cell (cell in chroma pixels).
+def plate_accumulate_i420(fg, cell, axis, thr, sums):
+    """Sum Y/U/V of confident screen samples of ``fg`` (Planes) per grid cell (cell in
+    chroma pixels); ``axis`` (KeyAxis) gives the colour difference.
 
     A sample counts when its colour difference and that of its four neighbours two
     chroma pixels away exceed ``thr`` (so edges and spill stay out). sums[..., 3] counts;
     sums[..., 4:6] add up the colour difference and its square (for the noise level).
     """
+    y, u, v = fg
+    c1u, c1v, c2u, c2v = axis
     ch, cw = u.shape
     for i in range(0, ch, 2):
         for j in range(0, cw, 2):
@@ -612,36 +725,6 @@ def plate_fill(grid, valid, fallback):
             for j in range(gw):
                 if valid[i, j] == 2:
                     valid[i, j] = 1
-
-
-@njit(cache=True, nogil=True)
-def resize_bilinear_f32(src, out, tmp):
-    """Centre-aligned bilinear resize of a 2-D float plane (upscaling a small grid).
-
-    Separable: columns first into ``tmp`` (src rows x out cols), then rows.
-    """
-    sh, sw = src.shape
-    oh, ow = out.shape
-    fx = sw / ow
-    for j in range(ow):
-        sx = (j + 0.5) * fx - 0.5
-        if sx < 0.0:
-            sx = 0.0
-        x0 = min(int(sx), sw - 1)
-        x1 = min(x0 + 1, sw - 1)
-        wx = sx - x0
-        for i in range(sh):
-            tmp[i, j] = src[i, x0] + (src[i, x1] - src[i, x0]) * wx
-    fy = sh / oh
-    for i in range(oh):
-        sy = (i + 0.5) * fy - 0.5
-        if sy < 0.0:
-            sy = 0.0
-        y0 = min(int(sy), sh - 1)
-        y1 = min(y0 + 1, sh - 1)
-        wy = np.float32(sy - y0)
-        for j in range(ow):
-            out[i, j] = tmp[y0, j] + (tmp[y1, j] - tmp[y0, j]) * wy
 
 
 # --------------------------------------------------------------------------- segmentation
@@ -778,15 +861,17 @@ def _seg_row(ma, mb, g0, g1, wy, ra, rb, st):
 
 
 @njit(cache=True, nogil=True)
-def seg_i420_rows(
-    r0, r1, y, u, v, by, bu, bv, ma, mb, ty0, ty1, twy, tx0, tx1, twx, scratch, sst,
-    oy, ou, ov, alpha, want_alpha,
-):  # fmt: skip
+def seg_i420_rows(r0, r1, fg, bg, ma, mb, tables, scratch, sst, out, alpha, want_alpha):
     """Composite chroma rows [r0, r1) with alpha = bilinear(ma) * Y + bilinear(mb).
 
+    ``fg``, ``bg``, ``out`` are Planes; ``tables`` (Tables) map pixels into the model grid.
     ``scratch`` (4, mw) float32 and ``sst`` (2, mw) uint8 hold the two luma rows'
     coefficients at model width; blocks whose coefficients say "all 0" or "all 1" copy.
     """
+    y, u, v = fg
+    by, bu, bv = bg
+    oy, ou, ov = out
+    ty0, ty1, twy, tx0, tx1, twx = tables
     h, w = y.shape
     cw = u.shape[1]
     for i in range(r0, r1):
@@ -856,25 +941,21 @@ def seg_i420_rows(
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def seg_i420_par(
-    chunks, y, u, v, by, bu, bv, ma, mb, ty0, ty1, twy, tx0, tx1, twx, scratch, sst,
-    oy, ou, ov, alpha, want_alpha,
-):  # fmt: skip
+def seg_i420_par(chunks, fg, bg, ma, mb, tables, scratch, sst, out, alpha, want_alpha):
     """``scratch`` (chunks, 4, mw) and ``sst`` (chunks, 2, mw): one set per chunk."""
-    ch = u.shape[0]
+    ch = fg.u.shape[0]
     step = (ch + chunks - 1) // chunks
     for c in prange(chunks):
         seg_i420_rows(
-            c * step, min(ch, (c + 1) * step), y, u, v, by, bu, bv, ma, mb, ty0, ty1, twy,
-            tx0, tx1, twx, scratch[c], sst[c], oy, ou, ov, alpha, want_alpha,
+            c * step, min(ch, (c + 1) * step), fg, bg, ma, mb, tables, scratch[c], sst[c],
+            out, alpha, want_alpha,
         )  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
-def seg_rgb_rows(
-    r0, r1, fg, bg, lumw, ma, mb, ty0, ty1, twy, tx0, tx1, twx, out, alpha, want_alpha
-):
+def seg_rgb_rows(r0, r1, fg, bg, lumw, ma, mb, tables, out, alpha, want_alpha):
     """RGB twin of ``seg_i420_rows``; guidance is BT.601 limited-range luma."""
+    ty0, ty1, twy, tx0, tx1, twx = tables
     w = fg.shape[1]
     for i in range(r0, r1):
         g0 = ty0[i]
@@ -951,11 +1032,31 @@ def box_blur(src, r, tmp, out):
             s += tmp[min(i + r + 1, h - 1), j] - tmp[max(i - r, 0), j]
 
 
-@njit(cache=True, nogil=True)
-def upscale_bilinear_u8(src, out, tmp):
-    """Centre-aligned bilinear resize of a small float plane into a uint8 plane.
+def _store(out, i, j, v):
+    """out[i, j] = v, rounded and clamped when ``out`` holds integers (typed in ``_store_impl``)."""
+    out[i, j] = v
 
-    Separable: columns into ``tmp`` (src rows x out cols), then rows (vectorised).
+
+@overload(_store, inline="always")
+def _store_impl(out, i, j, v):
+    if isinstance(out.dtype, types.Integer):
+
+        def store_int(out, i, j, v):
+            out[i, j] = np.uint8(min(max(v + np.float32(0.5), np.float32(0.0)), np.float32(255.0)))
+
+        return store_int
+
+    def store_float(out, i, j, v):
+        out[i, j] = v
+
+    return store_float
+
+
+@njit(cache=True, nogil=True)
+def resize_bilinear(src, out, tmp):
+    """Centre-aligned bilinear resize of a small float plane into a float32 or uint8 plane.
+
+    Separable: columns into ``tmp`` (src rows x out cols, float32), then rows (vectorised).
     """
     sh, sw = src.shape
     oh, ow = out.shape
@@ -978,5 +1079,4 @@ def upscale_bilinear_u8(src, out, tmp):
         y1 = min(y0 + 1, sh - 1)
         wy = np.float32(sy - y0)
         for j in range(ow):
-            v = tmp[y0, j] + (tmp[y1, j] - tmp[y0, j]) * wy + np.float32(0.5)
-            out[i, j] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
+            _store(out, i, j, tmp[y0, j] + (tmp[y1, j] - tmp[y0, j]) * wy)

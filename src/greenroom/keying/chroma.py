@@ -16,6 +16,7 @@ sharp luma instead of the blocky 4:2:0 chroma.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -134,7 +135,7 @@ class _Plate:
             if plane is None:
                 plane = self.planes[name] = np.empty((self.ch, self.cw), np.float32)
             tmp = np.empty((self.gh, self.cw), np.float32)
-            K.resize_bilinear_f32(np.ascontiguousarray(grid, np.float32), plane, tmp)
+            K.resize_bilinear(np.ascontiguousarray(grid, np.float32), plane, tmp)
             self.built[name] = self.version
         return [self.planes[n] for n in names]
 
@@ -199,7 +200,19 @@ class ChromaKeyer(RgbKeyerMethods):
             b = self._bufs[name] = np.empty(shape, dtype)
         return b
 
-    def _maybe_update_plate(self, width: int, height: int, sample_rgb, accumulate) -> None:
+    def _maybe_update_plate(
+        self,
+        width: int,
+        height: int,
+        sample_rgb: Callable[[], np.ndarray],
+        accumulate: Callable[[int, tuple[int, int], float, np.ndarray], None],
+        rgb_space: bool,
+    ) -> None:
+        """Re-estimate the clean plate every ``plate_interval`` frames.
+
+        ``accumulate(prim, q, threshold, sums)`` adds up confident screen samples per
+        region, as R, G, B when ``rgb_space`` else as Y, U, V.
+        """
         p = self._params
         if self._plate is None or (self._plate.cw, self._plate.ch) != chroma_size(width, height):
             self._plate = _Plate(width, height, p.plate_cell)
@@ -212,7 +225,7 @@ class ChromaKeyer(RgbKeyerMethods):
             plate = self._plate
             sums = np.zeros((plate.gh, plate.gw, 6))
             accumulate(prim, q, 0.45 * d_key, sums)
-            plate.update(sums, key, rgb_space=accumulate.rgb_space)
+            plate.update(sums, key, rgb_space=rgb_space)
         self._frames += 1
 
     def _thresholds(self) -> tuple[float, float]:
@@ -235,8 +248,7 @@ class ChromaKeyer(RgbKeyerMethods):
             def acc(prim, q, thr, sums):
                 K.plate_accumulate_rgb(frame, p.plate_cell, prim, q[0], q[1], thr, sums)
 
-            acc.rgb_space = True
-            self._maybe_update_plate(w, h, sample, acc)
+            self._maybe_update_plate(w, h, sample, acc, rgb_space=True)
             key, prim, q = self._key()
             d_key = key[prim] - max(key[q[0]], key[q[1]])
             pr, pg, pb, inv_d = self._plate.get(("r", "g", "b", "inv_d"), prim, q, 0.25 * d_key)
@@ -258,11 +270,17 @@ class ChromaKeyer(RgbKeyerMethods):
             bgx = bg if bg is not None else out
             f32 = np.float32
             args = (
-                frame, bgx, pr, pg, pb, inv_d, *(f32(prim == c) for c in range(3)), f32(lo),
-                f32(inv_rng), f32(p.temporal), f32(1.0 / p.temporal_threshold), self._prev,
-                use_prev, f32(p.despill), f32(p.despill * p.despill_luma * _Y_W601[prim]), out,
-                alpha, want_alpha,
-            )  # fmt: skip
+                frame,
+                bgx,
+                K.RgbPlate(pr, pg, pb, inv_d),
+                K.Primary(*(f32(prim == c) for c in range(3))),
+                K.Clip(f32(lo), f32(inv_rng)),
+                K.Temporal(f32(p.temporal), f32(1.0 / p.temporal_threshold), self._prev, use_prev),
+                K.RgbDespill(f32(p.despill), f32(p.despill * p.despill_luma * _Y_W601[prim])),
+                out,
+                alpha,
+                want_alpha,
+            )
             threads = use_threads(p.threads)
             if threads > 1:
                 K.chroma_rgb_par(threads * 4, *args, np.empty((threads * 4, w), np.float32))
@@ -308,6 +326,7 @@ class ChromaKeyer(RgbKeyerMethods):
     ) -> None:
         w, h = frame.size
         cw, ch = chroma_size(w, h)
+        planes = frame.planes
         with self._lock:
             p = self._params
 
@@ -315,11 +334,10 @@ class ChromaKeyer(RgbKeyerMethods):
                 return yuv_samples_to_rgb(frame.y[::8, ::8], frame.u[::4, ::4], frame.v[::4, ::4])
 
             def acc(prim, q, thr, sums):
-                c = self._uv_coeffs(prim, q)
-                K.plate_accumulate_i420(frame.y, frame.u, frame.v, p.plate_cell // 2, *c, thr, sums)
+                axis = K.KeyAxis(*self._uv_coeffs(prim, q))
+                K.plate_accumulate_i420(planes, p.plate_cell // 2, axis, thr, sums)
 
-            acc.rgb_space = False
-            self._maybe_update_plate(w, h, sample, acc)
+            self._maybe_update_plate(w, h, sample, acc, rgb_space=False)
             key, prim, q = self._key()
             c1u, c1v, c2u, c2v = self._uv_coeffs(prim, q)
             d_key = key[prim] - max(key[q[0]], key[q[1]])
@@ -347,10 +365,22 @@ class ChromaKeyer(RgbKeyerMethods):
             lo2 = (lo - pre_lo) / (pre_hi - pre_lo)
             inv2 = inv_rng * (pre_hi - pre_lo)
             f32 = np.float32
-            K.chroma_lowres(frame.u, frame.v, inv_d, f32(c1u), f32(c1v), f32(c2u), f32(c2v),
-                            f32(pre_lo), f32(1.0 / (pre_hi - pre_lo)), f32(p.temporal),
-                            f32(1.0 / p.temporal_threshold), self._prev,
-                            have_prev and self._prev_fresh, a_lo, cat)  # fmt: skip
+            temporal = K.Temporal(
+                f32(p.temporal),
+                f32(1.0 / p.temporal_threshold),
+                self._prev,
+                have_prev and self._prev_fresh,
+            )
+            K.chroma_lowres(
+                frame.u,
+                frame.v,
+                inv_d,
+                K.KeyAxis(f32(c1u), f32(c1v), f32(c2u), f32(c2v)),
+                K.Clip(f32(pre_lo), f32(1.0 / (pre_hi - pre_lo))),
+                temporal,
+                a_lo,
+                cat,
+            )
             self._prev_fresh = p.temporal > 0
             K.dilate_same(cat, tmp, kind)
             K.guided_coeffs(
@@ -358,15 +388,24 @@ class ChromaKeyer(RgbKeyerMethods):
             )
             K.dilate_same(kind, tmp, blk)
             # despill moves chroma along -(key primary) and puts back part of the luma
-            spu = float(-_U_W[prim])
-            spv = float(-_V_W[prim])
-            spy = float(-_Y_W[prim] * (1.0 - p.despill_luma))
-            want = alpha is not None
+            despill = K.YuvDespill(
+                float(p.despill),
+                float(-_U_W[prim]),
+                float(-_V_W[prim]),
+                float(-_Y_W[prim] * (1.0 - p.despill_luma)),
+            )
             args = (
-                frame.y, frame.u, frame.v, bg.y, bg.u, bg.v, ca, cb, blk, py, pu, pv,
-                c1u, c1v, c2u, c2v, p.despill, spu, spv, spy, lo2, inv2, out.y, out.u, out.v,
-                alpha if want else NO_ALPHA, want,
-            )  # fmt: skip
+                planes,
+                bg.planes,
+                K.Guide(ca, cb, blk),
+                K.Planes(py, pu, pv),
+                K.KeyAxis(c1u, c1v, c2u, c2v),
+                despill,
+                K.Clip(lo2, inv2),
+                out.planes,
+                alpha if alpha is not None else NO_ALPHA,
+                alpha is not None,
+            )
             if use_threads(p.threads) > 1:
                 K.chroma_i420_par(p.threads * 4, *args)
             else:

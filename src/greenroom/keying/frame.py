@@ -63,6 +63,11 @@ class I420Frame:
             )
 
     @property
+    def planes(self) -> K.Planes:
+        """(y, u, v) as the kernels take them."""
+        return K.Planes(self.y, self.u, self.v)
+
+    @property
     def width(self) -> int:
         return int(self.y.shape[1])
 

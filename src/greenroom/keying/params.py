@@ -1,4 +1,4 @@
-"""``ChromaParams``: the chroma keyer's settings, validated once, some changeable live."""
+"""The keyers' settings (``ChromaParams``, ``SegmentParams``), validated once on creation."""
 
 from __future__ import annotations
 
@@ -32,8 +32,13 @@ def format_color(rgb: tuple[int, int, int]) -> str:
 
 
 def _range(name: str, value: float, lo: float, hi: float) -> None:
-    if not isinstance(value, int | float) or not (lo <= value <= hi):
+    if not isinstance(value, int | float) or isinstance(value, bool) or not (lo <= value <= hi):
         raise InvalidInput(f"{name} must be between {lo} and {hi}, got {value!r}", field=name)
+
+
+def _int_range(name: str, value: int, lo: int, hi: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise InvalidInput(f"{name} must be an integer {lo}..{hi}, got {value!r}", field=name)
 
 
 @dataclass(frozen=True)
@@ -109,16 +114,9 @@ class ChromaParams:
         _range("temporal", self.temporal, 0.0, 0.95)
         _range("temporal_threshold", self.temporal_threshold, 0.01, 1.0)
         _range("edge_eps", self.edge_eps, 0.01, 10_000.0)
-        for name, lo, hi in (
-            ("plate_interval", 1, 10_000),
-            ("plate_cell", 4, 256),
-            ("threads", 1, 64),
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                raise InvalidInput(
-                    f"{name} must be an integer {lo}..{hi}, got {value!r}", field=name
-                )
+        _int_range("plate_interval", self.plate_interval, 1, 10_000)
+        _int_range("plate_cell", self.plate_cell, 4, 256)
+        _int_range("threads", self.threads, 1, 64)
         if self.plate_cell % 2:
             raise InvalidInput(
                 f"plate_cell must be even, got {self.plate_cell}", field="plate_cell"
@@ -133,3 +131,36 @@ class ChromaParams:
             if key not in self.LIVE:
                 raise InvalidInput(f"{key} cannot change while a session runs", field=key)
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    """Settings of ``SegmentationKeyer``; every field is checked on creation and on ``replace``.
+
+    Attributes:
+        radius: guided-filter window radius at model resolution (1..16).
+        eps: guided-filter regularisation (luma levels squared); larger is softer.
+        temporal: 0..0.95, pull of the previous mask where it barely changed.
+        low, high: model probabilities mapped to alpha 0 and 1 (the model is cautious on
+            clothing, so ``high`` sits well below 1).
+        threads: interpreter threads and compositing threads.
+    """
+
+    radius: int = 2
+    eps: float = 20.0
+    temporal: float = 0.5
+    low: float = 0.1
+    high: float = 0.4
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        _int_range("radius", self.radius, 1, 16)
+        _range("eps", self.eps, 0.01, 10_000.0)
+        _range("temporal", self.temporal, 0.0, 0.95)
+        _range("low", self.low, 0.0, 1.0)
+        _range("high", self.high, 0.0, 1.0)
+        if self.high - self.low < 0.05:
+            raise InvalidInput(
+                f"high ({self.high}) must exceed low ({self.low}) by 0.05", field="high"
+            )
+        _int_range("threads", self.threads, 1, 64)

@@ -10,7 +10,9 @@ upscaled grid. A motion-gated temporal filter steadies the mask between frames.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +24,7 @@ from greenroom.keying.base import (
     use_threads,
 )
 from greenroom.keying.frame import I420Frame
+from greenroom.keying.params import SegmentParams
 from greenroom.keying.selfie_model import require_model
 
 MODEL_H, MODEL_W = 144, 256
@@ -41,15 +44,11 @@ class SegmentationKeyer(RgbKeyerMethods):
     """Keys a person without a green screen (same interface as ``ChromaKeyer``).
 
     Args:
+        params: the settings (``SegmentParams``); ``overrides`` replace single fields.
         model_path: the ``.tflite`` file; default: the one ``greenroom setup`` installed.
-        threads: interpreter threads and compositing threads.
-        radius: guided-filter window radius at model resolution.
-        eps: guided-filter regularisation (luma levels squared); larger is softer.
-        temporal: 0..0.95, pull of the previous mask where it barely changed.
-        low, high: model probabilities mapped to alpha 0 and 1 (the model is cautious on
-            clothing, so ``high`` sits well below 1).
 
     Raises:
+        InvalidInput: a setting is out of range (the error names it).
         SetupError: the model is not installed ("run make setup").
     """
 
@@ -57,34 +56,23 @@ class SegmentationKeyer(RgbKeyerMethods):
 
     def __init__(
         self,
-        model_path: Path | str | None = None,
+        params: SegmentParams | None = None,
         *,
-        threads: int = 1,
-        radius: int = 2,
-        eps: float = 20.0,
-        temporal: float = 0.5,
-        low: float = 0.1,
-        high: float = 0.4,
+        model_path: Path | str | None = None,
+        **overrides: Any,
     ):
         from ai_edge_litert.interpreter import Interpreter
 
+        params = params or SegmentParams()
+        self.params = replace(params, **overrides) if overrides else params
         if model_path is None:
             from greenroom.config import get_settings
 
             model_path = require_model(get_settings().cache_dir)
-        if not 0.0 <= temporal <= 0.95:
-            raise ValueError(f"temporal must be 0..0.95, got {temporal}")
-        if not 0.0 <= low < high <= 1.0:
-            raise ValueError(f"need 0 <= low < high <= 1, got {low}, {high}")
-        self._interp = Interpreter(model_path=str(model_path), num_threads=threads)
+        self._interp = Interpreter(model_path=str(model_path), num_threads=self.params.threads)
         self._interp.allocate_tensors()
         self._in = self._interp.get_input_details()[0]["index"]
         self._out = self._interp.get_output_details()[0]["index"]
-        self.threads = threads
-        self.radius = radius
-        self.eps = eps
-        self.temporal = temporal
-        self.low, self.high = low, high
         self._lock = threading.Lock()
         self._inp = np.zeros((MODEL_H, MODEL_W, 3), np.float32)
         self._lum = np.zeros((MODEL_H, MODEL_W), np.float32)
@@ -95,7 +83,7 @@ class SegmentationKeyer(RgbKeyerMethods):
         self._mb = np.zeros((MODEL_H, MODEL_W), np.float32)
         self._scratch = np.empty((4, MODEL_W), np.float32)
         self._sst = np.empty((2, MODEL_W), np.uint8)
-        self._tabs: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
+        self._tabs: dict[tuple[int, int], K.Tables] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -108,29 +96,18 @@ class SegmentationKeyer(RgbKeyerMethods):
         self._interp.invoke()
         raw = self._interp.get_tensor(self._out)[0, :, :, 0]
         m = self._mask
+        p = self.params
         f32 = np.float32
-        K.seg_mask(raw, f32(self.low), f32(1.0 / (self.high - self.low)), f32(self.temporal),
-                   self._prev, self._have_prev and self.temporal > 0, m)  # fmt: skip
+        K.seg_mask(raw, f32(p.low), f32(1.0 / (p.high - p.low)), f32(p.temporal),
+                   self._prev, self._have_prev and p.temporal > 0, m)  # fmt: skip
         self._have_prev = True
         t = self._tmp
-        K.guided_lowres(
-            self._lum,
-            m,
-            self.radius,
-            self.eps,
-            t[0],
-            t[1],
-            t[2],
-            t[3],
-            self._integ,
-            self._ma,
-            self._mb,
-        )
+        K.guided_lowres(self._lum, m, p.radius, float(p.eps), *t, self._integ, self._ma, self._mb)
 
-    def _tables(self, w: int, h: int) -> tuple[np.ndarray, ...]:
+    def _tables(self, w: int, h: int) -> K.Tables:
         t = self._tabs.get((w, h))
         if t is None:
-            t = self._tabs[(w, h)] = (*_tables(h, MODEL_H), *_tables(w, MODEL_W))
+            t = self._tabs[(w, h)] = K.Tables(*_tables(h, MODEL_H), *_tables(w, MODEL_W))
         return t
 
     # ---------------------------------------------------------------- RGB
@@ -144,18 +121,9 @@ class SegmentationKeyer(RgbKeyerMethods):
             bgx = bg if bg is not None else out
             lumw = _LUMA * 1.0
             K.seg_rgb_rows(
-                0,
-                h,
-                frame,
-                bgx,
-                lumw,
-                self._ma,
-                self._mb,
-                *self._tables(w, h),
-                out,
-                alpha,
+                0, h, frame, bgx, lumw, self._ma, self._mb, self._tables(w, h), out, alpha,
                 want_alpha,
-            )
+            )  # fmt: skip
         return (out if bg is not None else None), (alpha if want_alpha else None)
 
     # ---------------------------------------------------------------- I420
@@ -177,12 +145,9 @@ class SegmentationKeyer(RgbKeyerMethods):
             K.i420_to_model_input(frame.y, frame.u, frame.v, self._inp, self._lum)
             self._infer()
             want = alpha_out is not None
-            args = (
-                frame.y, frame.u, frame.v, background.y, background.u, background.v,
-                self._ma, self._mb, *self._tables(w, h),
-            )  # fmt: skip
-            tail = (out.y, out.u, out.v, alpha_out if want else NO_ALPHA, want)
-            chunks = use_threads(self.threads) * 4
+            args = (frame.planes, background.planes, self._ma, self._mb, self._tables(w, h))
+            tail = (out.planes, alpha_out if want else NO_ALPHA, want)
+            chunks = use_threads(self.params.threads) * 4
             if chunks > 4:
                 scratch = np.empty((chunks, 4, MODEL_W), np.float32)
                 sst = np.empty((chunks, 2, MODEL_W), np.uint8)
