@@ -1,6 +1,12 @@
 """Keying benchmark: Greenroom vs ffmpeg vs a naive numpy chain, same frames, one thread.
 
     .venv/bin/python bench/keying.py --frames 60
+    .venv/bin/python bench/keying.py --family 24 [--report DIR] [--json FILE]
+
+``--family N`` scores the keyers on N clips of ``greenroom.keying.family`` (independent
+green/blue-screen avatars with exact alpha), clean and after VP8 and H.264 round trips at
+live-stream bit rates, against ffmpeg's ``chromakey`` tuned per screen family by a grid
+search; see ``family_main``.
 
 Speed: ms per frame for key + despill + composite at 1280x720 and 1920x1080 (median
 over the clip after a warm-up pass). Quality: alpha error against the synthetic clip's
@@ -20,11 +26,10 @@ from pathlib import Path
 import numba
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _ffmpeg import command_line, ffmpeg_alpha, ffmpeg_composite_ms
+from _ffmpeg import command_line, ffmpeg_composite_ms
 from _naive import naive_alpha, naive_composite
 from greenroom.keying import ChromaKeyer, I420Frame
+from greenroom.keying.ffmpeg_ref import ffmpeg_alpha
 from greenroom.keying.metrics import score_clip
 from greenroom.keying.synthetic import SyntheticClip, h264_roundtrip
 
@@ -57,7 +62,12 @@ def _clip(w: int, h: int, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 
 def speed(
-    frames: list[np.ndarray], decoded, label: str, ffmpeg: bool, naive_n: int
+    frames: list[np.ndarray],
+    decoded,
+    label: str,
+    ffmpeg: bool,
+    naive_n: int,
+    key: tuple[int, int, int] = KEY,
 ) -> dict[str, tuple[float, float]]:
     h, w = frames[0].shape[:2]
     bg = np.empty_like(frames[0])
@@ -66,19 +76,20 @@ def speed(
     out = I420Frame.empty(w, h)
     res: dict[str, tuple[float, float]] = {}
     clean = [I420Frame.from_rgb(f) for f in frames]
-    k = ChromaKeyer()
+    k = ChromaKeyer(key_color=key)
     res["greenroom_i420"] = _median_ms(lambda f: k.composite_i420(f, bgi, out), clean)
     if decoded is not None:
-        k = ChromaKeyer()
+        k = ChromaKeyer(key_color=key)
         dec = [I420Frame(*p) for p in decoded]
         res["greenroom_i420_h264"] = _median_ms(lambda f: k.composite_i420(f, bgi, out), dec)
-    k = ChromaKeyer()
+    k = ChromaKeyer(key_color=key)
     res["greenroom_rgb"] = _median_ms(lambda f: k.composite(f, bg), frames)
-    res["naive_numpy"] = _median_ms(
-        lambda f: naive_composite(f, bg, KEY), frames[:naive_n], warm=False
-    )
+    if naive_n:
+        res["naive_numpy"] = _median_ms(
+            lambda f: naive_composite(f, bg, key), frames[:naive_n], warm=False
+        )
     if ffmpeg:
-        res["ffmpeg"] = ffmpeg_composite_ms(frames, bg, KEY)
+        res["ffmpeg"] = ffmpeg_composite_ms(frames, bg, key)
     print(
         f"  speed {label}: " + ", ".join(f"{k} {v[0]:.2f}/{v[1]:.2f} ms" for k, v in res.items()),
         file=sys.stderr,
@@ -201,8 +212,25 @@ def main() -> None:
     ap.add_argument("--no-quality", action="store_true")
     ap.add_argument("--no-ffmpeg", action="store_true")
     ap.add_argument("--markdown", type=Path, help="also write the Markdown report here")
+    ap.add_argument("--family", type=int, metavar="N", help="score on N family clips instead")
+    ap.add_argument("--seed", type=int, default=0, help="family seed (default 0)")
+    ap.add_argument("--size", default="640x360", help="family clip size (default 640x360)")
+    ap.add_argument("--clip-frames", type=int, default=6, help="frames per family clip")
+    ap.add_argument("--codecs", default="vp8,h264", help="round trips to score (default vp8,h264)")
+    ap.add_argument(
+        "--kbps", type=float, default=2000.0, help="codec rate at 720p (scaled by area)"
+    )
+    ap.add_argument("--report", type=Path, help="family: write PNG sheets of the worst clips here")
+    ap.add_argument("--worst", type=int, default=3, help="family: sheets for this many clips")
+    ap.add_argument("--json", type=Path, help="family: write per-clip figures as JSON")
+    ap.add_argument("--no-speed", action="store_true", help="family: skip the speed runs")
     args = ap.parse_args()
     numba.set_num_threads(1)
+    if args.family:
+        from _family import family_main
+
+        family_main(args, speed)
+        return
     print(f"rendering {args.frames} frames at 1280x720 ...", file=sys.stderr)
     frames, gts = _clip(1280, 720, args.frames)
     decoded = h264_roundtrip(frames)

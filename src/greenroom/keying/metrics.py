@@ -97,8 +97,11 @@ class MatteScore:
         self.dt_n = 0
         self._prev: tuple[np.ndarray, np.ndarray] | None = None
 
-    def add(self, pred: np.ndarray, gt: np.ndarray) -> None:
-        """``pred`` (H, W) uint8 (255 = avatar) or float in [0, 1]; ``gt`` float in [0, 1]."""
+    def add(self, pred: np.ndarray, gt: np.ndarray, band: np.ndarray | None = None) -> None:
+        """``pred`` (H, W) uint8 (255 = avatar) or float in [0, 1]; ``gt`` float in [0, 1].
+
+        ``band``: the edge band of ``gt`` if already computed (``edge_band``).
+        """
         p = pred.astype(np.float32) / 255.0 if pred.dtype == np.uint8 else pred.astype(np.float32)
         g = gt.astype(np.float32)
         if p.shape != g.shape:
@@ -108,7 +111,8 @@ class MatteScore:
         self.sums["mad"] += float(ad.mean())
         self.sums["mse"] += float((d * d).mean())
         self.sums["sad"] += float(ad.sum()) / 1000.0
-        band = edge_band(g)
+        if band is None:
+            band = edge_band(g)
         self.sums["edge_mad"] += float(ad[band].mean()) if band.any() else 0.0
         if self.grad:
             e = gradient_magnitude(p) - gradient_magnitude(g)
@@ -131,10 +135,16 @@ class MatteScore:
 
 
 def score_clip(
-    preds: list[np.ndarray], gts: list[np.ndarray], grad: bool = True
+    preds: list[np.ndarray],
+    gts: list[np.ndarray],
+    grad: bool = True,
+    bands: list[np.ndarray] | None = None,
 ) -> dict[str, float]:
-    """Metrics of a whole clip (lists of per-frame predictions and truths, in order)."""
+    """Metrics of a whole clip (lists of per-frame predictions and truths, in order).
+
+    ``bands``: the truths' edge bands, when scoring many predictions against one clip.
+    """
     s = MatteScore(grad=grad)
-    for p, g in zip(preds, gts, strict=True):
-        s.add(p, g)
+    for i, (p, g) in enumerate(zip(preds, gts, strict=True)):
+        s.add(p, g, None if bands is None else bands[i])
     return s.result()

@@ -250,34 +250,8 @@ def h264_roundtrip(
     """Encode RGB frames with libx264 (yuv420p, CRF ``crf``) in memory and decode them.
 
     Returns the decoded frames as (y, u, v) planes, the form a LiveKit subscriber sees.
+    (``keying.codec_roundtrip`` has the live-stream codecs at real bit rates.)
     """
-    import io
-    from fractions import Fraction
+    from greenroom.keying.codec_roundtrip import h264_crf_roundtrip
 
-    import av
-
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as c:
-        st = c.add_stream("libx264", rate=Fraction(round(fps * 1000), 1000))
-        st.width, st.height = frames[0].shape[1], frames[0].shape[0]
-        st.pix_fmt = "yuv420p"
-        st.options = {"crf": str(crf), "preset": "veryfast"}
-        for f in frames:
-            for pkt in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(pkt)
-        for pkt in st.encode():
-            c.mux(pkt)
-    buf.seek(0)
-    out = []
-    with av.open(buf) as c:
-        for fr in c.decode(video=0):
-            arr = fr.reformat(format="yuv420p").to_ndarray()
-            h, w = fr.height, fr.width
-            out.append(
-                (
-                    arr[:h].copy(),
-                    arr[h : h + h // 4].reshape(h // 2, w // 2).copy(),
-                    arr[h + h // 4 :].reshape(h // 2, w // 2).copy(),
-                )
-            )
-    return out
+    return h264_crf_roundtrip(frames, fps=fps, crf=crf)

@@ -1,0 +1,248 @@
+"""``bench/keying.py --family N``: keyers scored on a family of independent clips.
+
+For each clip of ``greenroom.keying.family`` and each condition (clean; VP8 and H.264 round
+trips at live-stream bit rates, 4:2:0), three keyers see the same frames:
+
+- Greenroom's RGB path (``ChromaKeyer.matte``; after a codec, on the decoded frame as RGB),
+- Greenroom's I420 live path (``ChromaKeyer.matte_i420``),
+- ffmpeg ``chromakey`` on the same I420 planes, its similarity/blend chosen per screen
+  family and condition by a grid search (``ffmpeg_ref.GRID``) minimising the family's mean
+  MAD: the best a user could tune it to, with the truth in hand.
+
+Both keyers are told the clip's screen colour. Metrics (``keying.metrics``): MAD, edge-band
+MAD and dtSSD per clip; mean and worst over clips; ratios to ffmpeg.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from collections import defaultdict
+
+import numba
+import numpy as np
+
+from greenroom.keying import ChromaKeyer, I420Frame
+from greenroom.keying.codec_roundtrip import roundtrip
+from greenroom.keying.family import ClipSpec, family_specs, render_clip
+from greenroom.keying.ffmpeg_ref import GRID, ffmpeg_alpha_grid
+from greenroom.keying.metrics import edge_band, score_clip
+
+KEYERS = ("ours_rgb", "ours_i420", "ffmpeg")
+LABELS = {
+    "ours_rgb": "Greenroom, RGB path",
+    "ours_i420": "Greenroom, I420 live path",
+    "ffmpeg": "ffmpeg chromakey, best-tuned",
+}
+METRICS = ("mad", "edge_mad", "dtssd")
+SCALE = {"mad": 1e3, "edge_mad": 1e3, "dtssd": 1e2}
+UNIT = {"mad": "MAD e-3", "edge_mad": "edge MAD e-3", "dtssd": "dtSSD e-2"}
+
+
+def _inputs(clip, cond: str, kbps: float) -> tuple[list[np.ndarray], list[I420Frame]]:
+    """(RGB frames, I420 frames) a keyer sees under ``cond``."""
+    if cond == "clean":
+        return clip.frames, [I420Frame.from_rgb(f) for f in clip.frames]
+    planes = roundtrip(clip.frames, cond, kbps_720p=kbps)
+    i420 = [I420Frame(*p) for p in planes]
+    return [f.to_rgb() for f in i420], i420
+
+
+def our_alphas(key, rgb: list[np.ndarray], i420: list[I420Frame]) -> dict[str, list[np.ndarray]]:
+    k = ChromaKeyer(key_color=key)
+    a_rgb = [k.matte(f) for f in rgb]
+    k = ChromaKeyer(key_color=key)
+    a_i420 = [k.matte_i420(f) for f in i420]
+    return {"ours_rgb": a_rgb, "ours_i420": a_i420}
+
+
+def _score(preds, gts, bands) -> dict[str, float]:
+    r = score_clip(preds, gts, grad=False, bands=bands)
+    return {m: r[m] for m in METRICS}
+
+
+def evaluate(specs: list[ClipSpec], conds: list[str], kbps: float):
+    """per[cond][clip][keyer] -> metrics; grid[cond][clip] -> (len(GRID), 3) metrics."""
+    per: dict = defaultdict(dict)
+    grid: dict = defaultdict(dict)
+    t0 = time.perf_counter()
+    for i, spec in enumerate(specs):
+        clip = render_clip(spec)
+        bands = [edge_band(g) for g in clip.alphas]
+        for cond in conds:
+            rgb, i420 = _inputs(clip, cond, kbps)
+            row = {
+                name: _score(a, clip.alphas, bands)
+                for name, a in our_alphas(spec.screen, rgb, i420).items()
+            }
+            per[cond][spec.name] = row
+            planes = [(f.y, f.u, f.v) for f in i420]
+            g = ffmpeg_alpha_grid(planes, spec.screen)
+            grid[cond][spec.name] = np.array(
+                [[_score(a, clip.alphas, bands)[m] for m in METRICS] for a in g]
+            )
+        print(
+            f"  [{i + 1}/{len(specs)}] {spec.name} ({time.perf_counter() - t0:.0f} s)",
+            file=sys.stderr,
+        )
+    return per, grid
+
+
+def tune_ffmpeg(specs, per, grid) -> dict[str, dict[str, int]]:
+    """Pick, per condition and screen family, the grid setting with the lowest mean MAD, and
+    write ffmpeg's figures under it into ``per``. Returns best[cond][family] = grid index."""
+    best: dict[str, dict[str, int]] = defaultdict(dict)
+    fams = sorted({s.family for s in specs})
+    for cond in grid:
+        for fam in fams:
+            names = [s.name for s in specs if s.family == fam]
+            mads = np.mean([grid[cond][n][:, 0] for n in names], axis=0)
+            k = int(np.argmin(mads))
+            best[cond][fam] = k
+            for n in names:
+                per[cond][n]["ffmpeg"] = dict(
+                    zip(METRICS, map(float, grid[cond][n][k]), strict=True)
+                )
+    return best
+
+
+def summary(per) -> dict[str, dict[str, dict[str, float]]]:
+    """out[cond][keyer] = {mad_mean, mad_worst, ..., mad_ratio_mean, mad_ratio_worst}."""
+    out: dict = {}
+    for cond, clips in per.items():
+        out[cond] = {}
+        for keyer in KEYERS:
+            d = {}
+            for m in METRICS:
+                v = np.array([clips[c][keyer][m] for c in clips])
+                f = np.array([clips[c]["ffmpeg"][m] for c in clips])
+                d[f"{m}_mean"] = float(v.mean())
+                d[f"{m}_worst"] = float(v.max())
+                d[f"{m}_ratio_mean"] = float(v.mean() / f.mean())
+                d[f"{m}_ratio_worst"] = float(v.max() / f.max())
+                d[f"{m}_ratio_clip_max"] = float((v / f).max())
+            out[cond][keyer] = d
+    return out
+
+
+def render_markdown(args, specs, per, summ, best, speeds, elapsed) -> str:
+    w, h = specs[0].width, specs[0].height
+    cpu = platform.processor() or platform.machine()
+    lines = [
+        f"Command: `.venv/bin/python bench/keying.py --family {args.family} --seed {args.seed} "
+        f"--size {args.size} --clip-frames {args.clip_frames}` ({len(specs)} clips of "
+        f"{args.clip_frames} frames at {w}x{h}; codecs at {args.kbps:.0f} kbit/s for 720p, scaled "
+        f"by area; numba {numba.__version__}, numpy {np.__version__}, {cpu}, one thread; "
+        f"{elapsed:.0f} s).",
+        "",
+        "**Alpha error over the family** (mean / worst clip; lower is better). Ratio = ours / "
+        "ffmpeg best-tuned on the same frames (mean over mean; worst over worst).",
+        "",
+    ]
+    for cond in summ:
+        lines.append(f"*{cond}*:")
+        lines.append("")
+        lines.append(
+            "| keyer | "
+            + " | ".join(f"{UNIT[m]} mean / worst" for m in METRICS)
+            + " | MAD ratio mean / worst | dtSSD ratio mean / worst |"
+        )
+        lines.append("|---" * (len(METRICS) + 3) + "|")
+        for keyer in KEYERS:
+            d = summ[cond][keyer]
+            cells = [
+                f"{d[f'{m}_mean'] * SCALE[m]:.2f} / {d[f'{m}_worst'] * SCALE[m]:.2f}"
+                for m in METRICS
+            ]
+            if keyer == "ffmpeg":
+                cells += ["1", "1"]
+            else:
+                cells += [
+                    f"**{d['mad_ratio_mean']:.2f}x** / {d['mad_ratio_worst']:.2f}x",
+                    f"{d['dtssd_ratio_mean']:.2f}x / {d['dtssd_ratio_worst']:.2f}x",
+                ]
+            lines.append(f"| {LABELS[keyer]} | " + " | ".join(cells) + " |")
+        settings = ", ".join(
+            f"{fam} {GRID[k][0]}/{GRID[k][1]}" for fam, k in sorted(best[cond].items())
+        )
+        lines.append("")
+        lines.append(f"ffmpeg similarity/blend chosen: {settings}.")
+        lines.append("")
+    lines.append("**Per clip**, MAD e-3 (ours RGB / ours I420 / ffmpeg):")
+    lines.append("")
+    conds = list(summ)
+    lines.append("| clip | " + " | ".join(conds) + " |")
+    lines.append("|---" * (len(conds) + 1) + "|")
+    for s in specs:
+        cells = []
+        for cond in conds:
+            r = per[cond][s.name]
+            cells.append(" / ".join(f"{r[k]['mad'] * 1e3:.2f}" for k in KEYERS))
+        lines.append(f"| {s.name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    if speeds:
+        lines.append(
+            "**Speed** on a family clip, key + despill + composite, ms/frame, one thread, "
+            "median wall / median CPU (ffmpeg: chromakey + despill + overlay, process CPU):"
+        )
+        lines.append("")
+        sizes = list(speeds)
+        lines.append("| path | " + " | ".join(sizes) + " |")
+        lines.append("|---" * (len(sizes) + 1) + "|")
+        for key, label in (
+            ("greenroom_i420", "Greenroom, I420 in/out"),
+            ("greenroom_rgb", "Greenroom, RGB in/out"),
+            ("ffmpeg", "ffmpeg, `-threads 1`"),
+        ):
+            cells = [
+                f"{speeds[z][key][0]:.2f} / {speeds[z][key][1]:.2f}" if key in speeds[z] else "–"
+                for z in sizes
+            ]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def family_main(args, speed_fn) -> None:
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    specs = family_specs(args.family, args.seed, width=w, height=h, frames=args.clip_frames)
+    conds = ["clean", *[c for c in args.codecs.split(",") if c]]
+    print(f"family: {len(specs)} clips at {w}x{h}, conditions {conds}", file=sys.stderr)
+    t0 = time.perf_counter()
+    per, grid = evaluate(specs, conds, args.kbps)
+    best = tune_ffmpeg(specs, per, grid)
+    summ = summary(per)
+    elapsed = time.perf_counter() - t0
+    speeds = {}
+    if not args.no_speed:
+        for sw, sh in ((1280, 720), (1920, 1080)):
+            spec = family_specs(1, args.seed, width=sw, height=sh, frames=10)[0]
+            frames = render_clip(spec).frames
+            speeds[f"{sw}x{sh}"] = speed_fn(
+                frames, None, f"{sh}p", not args.no_ffmpeg, 0, key=spec.screen
+            )
+    report = render_markdown(args, specs, per, summ, best, speeds, elapsed)
+    print(report)
+    if args.markdown:
+        args.markdown.write_text(report + "\n")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "summary": summ,
+                    "per_clip": per,
+                    "ffmpeg_settings": {
+                        c: {f: GRID[k] for f, k in b.items()} for c, b in best.items()
+                    },
+                    "speed_ms": speeds,
+                },
+                indent=1,
+            )
+        )
+    if args.report:
+        from _sheets import write_sheets
+
+        write_sheets(args.report, specs, per, best, conds, args.kbps, args.worst)

@@ -1,0 +1,95 @@
+"""ffmpeg's ``chromakey`` as the baseline keyer: its alpha plane, and a grid search over its
+two settings, run by the ffmpeg binary on the same frames Greenroom keys (one thread).
+
+Frames are I420 planes (what the live path sees) or RGB arrays.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+THREADS = ["-threads", "1", "-filter_threads", "1", "-filter_complex_threads", "1"]
+#: similarity x blend pairs tried by ``ffmpeg_alpha_grid`` (ffmpeg's default is 0.01 / 0).
+GRID = tuple((s, b) for s in (0.03, 0.05, 0.08, 0.11, 0.15, 0.2) for b in (0.02, 0.05, 0.1, 0.16))
+
+Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def hex_color(key: tuple[int, int, int]) -> str:
+    return "0x{:02X}{:02X}{:02X}".format(*key)
+
+
+def _input(tmp: Path, frames: list) -> tuple[list[str], int, int]:
+    i420 = isinstance(frames[0], tuple)
+    h, w = frames[0][0].shape if i420 else frames[0].shape[:2]
+    src = tmp / "in.raw"
+    with open(src, "wb") as f:
+        for fr in frames:
+            if i420:
+                for p in fr:
+                    f.write(np.ascontiguousarray(p).tobytes())
+            else:
+                f.write(np.ascontiguousarray(fr).tobytes())
+    pix = "yuv420p" if i420 else "rgb24"
+    args = ["-f", "rawvideo", "-pix_fmt", pix, "-s", f"{w}x{h}", "-r", "30", "-i", str(src)]
+    return args, w, h
+
+
+def ffmpeg_alpha_grid(
+    frames: list[np.ndarray] | list[Planes],
+    key: tuple[int, int, int],
+    grid: tuple[tuple[float, float], ...] = GRID,
+) -> list[list[np.ndarray]]:
+    """chromakey's alpha (``alphaextract``) for every (similarity, blend) in ``grid``, from one
+    ffmpeg process: result[k][n] is frame n's (H, W) uint8 alpha under grid[k]."""
+    if not frames:
+        raise ValueError("frames must not be empty")
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        args, w, h = _input(tmp, frames)
+        labels = "".join(f"[s{k}]" for k in range(len(grid)))
+        chains = [f"[0:v]format=yuva420p,split={len(grid)}{labels}"]
+        outs: list[str] = []
+        for k, (sim, blend) in enumerate(grid):
+            chains.append(f"[s{k}]chromakey={hex_color(key)}:{sim}:{blend},alphaextract[a{k}]")
+            outs += [
+                "-map",
+                f"[a{k}]",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "gray",
+                str(tmp / f"a{k}.raw"),
+            ]
+        cmd = ["ffmpeg", "-v", "error", "-y", *THREADS, *args]
+        cmd += ["-filter_complex", ";".join(chains), *outs]
+        subprocess.run(cmd, capture_output=True, check=True)
+        n = len(frames)
+        return [
+            list(np.fromfile(tmp / f"a{k}.raw", np.uint8).reshape(n, h, w))
+            for k in range(len(grid))
+        ]
+
+
+def ffmpeg_alpha(
+    frames: list[np.ndarray] | list[Planes],
+    key: tuple[int, int, int],
+    similarity: float = 0.1,
+    blend: float = 0.05,
+) -> list[np.ndarray]:
+    """chromakey's alpha plane for RGB frames or I420 planes, one setting."""
+    return ffmpeg_alpha_grid(frames, key, ((similarity, blend),))[0]
+
+
+def despill_green(rgb: np.ndarray, blue: bool = False) -> np.ndarray:
+    """ffmpeg ``despill``'s default: ``g = min(g, (r + b) / 2)`` (blue: ``b = min(b, (r + g) / 2)``)."""
+    f = rgb.astype(np.float32)
+    if blue:
+        f[..., 2] = np.minimum(f[..., 2], 0.5 * (f[..., 0] + f[..., 1]))
+    else:
+        f[..., 1] = np.minimum(f[..., 1], 0.5 * (f[..., 0] + f[..., 2]))
+    return f
