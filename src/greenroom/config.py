@@ -55,6 +55,23 @@ class Settings(BaseSettings):
     library_max_bytes: int = Field(
         2 * 1024**3, gt=0, description="Bytes of backgrounds the API key may keep"
     )
+    # session lifetime and limits (docs/api.md, "Session lifetime")
+    room_timeout: int = Field(
+        86400,
+        ge=1,
+        le=2**31,
+        description="empty_timeout/departure_timeout of the rooms Greenroom creates, seconds "
+        "(raised to a session's idle_timeout and max_duration when those are longer); rooms "
+        "are deleted when their session stops, so this only bounds rooms a crash leaves",
+    )
+    livekit_unreachable_timeout: float = Field(
+        30.0, gt=0, description="Seconds the LiveKit API may fail to answer before sessions stop"
+    )
+    max_sessions: int = Field(20, ge=1, description="Concurrent sessions per process")
+    max_sessions_per_key: int = Field(10, ge=1, description="Concurrent sessions per API key")
+    viewer_can_restart: bool = Field(
+        False, description="The viewer page offers to start a new session when one ends (demo)"
+    )
 
     @property
     def resolved_database_url(self) -> str:

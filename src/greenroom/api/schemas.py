@@ -114,6 +114,11 @@ class TemplateBase(Strict):
     )
     idle_timeout: IdleTimeout = 300
     max_duration: MaxDuration | None = None
+    viewer_control: bool = Field(
+        True,
+        description="Viewers (the viewer page, a viewer token) may switch the background "
+        "over the compositor's RPC; false: only the API may.",
+    )
 
 
 class TemplateCreate(TemplateBase):
@@ -133,6 +138,7 @@ class TemplateUpdate(Strict):
     provider_options: ProviderOptions | None = None
     idle_timeout: IdleTimeout | None = None
     max_duration: MaxDuration | None = Field(None, description="`null` removes the limit.")
+    viewer_control: bool | None = None
 
 
 class TemplatePublic(TemplateBase):

@@ -52,6 +52,8 @@ class TemplateRow(Base):
     keying: Mapped[dict[str, Any]] = mapped_column(JSON)
     provider_options: Mapped[dict[str, Any]] = mapped_column(JSON)
     idle_timeout: Mapped[int] = mapped_column(Integer)
+    max_duration: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    viewer_control: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -90,6 +92,7 @@ class SessionRow(Base):
     compositor_identity: Mapped[str | None] = mapped_column(String(200), nullable=True)
     background: Mapped[str] = mapped_column(String(300))
     idle_timeout: Mapped[int] = mapped_column(Integer)
+    max_duration: Mapped[int | None] = mapped_column(Integer, nullable=True)
     first_frame_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

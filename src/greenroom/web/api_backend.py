@@ -11,27 +11,15 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from greenroom.errors import ConfigError
+from greenroom.api.services.lifetime import describe
+from greenroom.api.services.live import StartRequest
+from greenroom.errors import ConfigError, GreenroomError
 from greenroom.web.backend import ViewerBackground, ViewerSession
-
-REASONS = {
-    "stopped_by_user": "the session was stopped through the API",
-    "idle_timeout": "nobody used the session for its idle timeout",
-    "avatar_stopped": "the avatar left",
-    "service_stopped": "the Greenroom service shut down",
-    "service_restarted": "the Greenroom service restarted and lost the session",
-    "start_failed": "the session could not start",
-}
 
 
 def describe_reason(code: str | None, error: str | None = None) -> str | None:
-    """A sentence for a stop reason code, keeping the code visible for people who search it."""
-    if not code:
-        return error
-    text = REASONS.get(code, code.replace("_", " "))
-    if error:
-        text = f"{text}: {error}"
-    return f"{text} ({code})"
+    """A sentence for a stop reason code (see ``api.services.lifetime``)."""
+    return describe(code, error)
 
 
 class ApiBackend:
@@ -48,13 +36,17 @@ class ApiBackend:
         return cls(services)
 
     async def session(self, session_id: str) -> ViewerSession:
-        view = self.services.sessions.get(session_id)  # NotFound for unknown ids
+        view = await self.services.sessions.get(session_id)  # NotFound for unknown ids
         metrics = view.get("metrics") or None
         return ViewerSession(
             session_id=view["session_id"],
             status=view["status"],
             room=view["room"],
             ended_reason=describe_reason(view.get("stop_reason"), view.get("error")),
+            stop_reason=view.get("stop_reason"),
+            time_left=view.get("time_left"),
+            time_left_reason=view.get("time_left_reason"),
+            can_restart=self.services.settings.viewer_can_restart,
             compositor_identity=view.get("compositor_identity"),
             avatar_identity=view.get("avatar_identity"),
             background=view.get("background"),
@@ -96,3 +88,16 @@ class ApiBackend:
 
     async def interrupt(self, session_id: str) -> None:
         await self.services.sessions.interrupt(session_id)
+
+    async def restart(self, session_id: str) -> str:
+        if not self.services.settings.viewer_can_restart:
+            raise GreenroomError(
+                "starting sessions from the viewer is off here (GREENROOM_VIEWER_CAN_RESTART)",
+                code="forbidden",
+                status=403,
+            )
+        view = await self.services.sessions.get(session_id)
+        started = await self.services.sessions.start(
+            StartRequest(template_id=str(view["template_id"]), caller="viewer")
+        )
+        return started.viewer_url

@@ -20,17 +20,25 @@ class ViewerSession:
     session_id: str
     status: str  # starting | started | stopped | failed
     room: str
-    ended_reason: str | None = None
+    ended_reason: str | None = None  # why it ended, in words (the code in brackets)
+    stop_reason: str | None = None  # the code alone (docs/api.md lists them)
     compositor_identity: str | None = None
     avatar_identity: str | None = None
     background: str | None = None
     metrics: dict[str, float] | None = None
+    time_left: float | None = None  # seconds until it stops by itself, while running
+    time_left_reason: str | None = None  # idle_timeout | max_duration
+    can_restart: bool = False  # the page may offer to start a new session (the demo)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "session_id": self.session_id,
             "status": self.status,
             "ended_reason": self.ended_reason,
+            "stop_reason": self.stop_reason,
+            "time_left": self.time_left,
+            "time_left_reason": self.time_left_reason,
+            "can_restart": self.can_restart,
             "room": self.room,
             "compositor_identity": self.compositor_identity,
             "avatar_identity": self.avatar_identity,
@@ -83,3 +91,10 @@ class ViewerBackend(Protocol):
     async def speak(self, session_id: str, text: str, mode: str) -> None: ...
 
     async def interrupt(self, session_id: str) -> None: ...
+
+    async def restart(self, session_id: str) -> str:
+        """Start a new session like ``session_id`` (same template); returns its viewer URL.
+
+        Raises ``Forbidden`` where the page may not offer this (outside the demo).
+        """
+        ...

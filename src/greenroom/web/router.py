@@ -11,7 +11,8 @@ The viewer's own endpoints under ``/viewer/{session_id}/api/`` take that same to
 ``Authorization: Bearer <token>``. It is verified with the LiveKit API secret
 (:class:`livekit.api.TokenVerifier`) and must be for the session's room, so a viewer link
 grants exactly: watch, switch the background (LiveKit RPC to the compositor), add to the
-background library, and make the avatar speak or stop speaking. Nothing else.
+background library, and make the avatar speak or stop speaking (and, in the demo, start a
+new session once this one has ended). Nothing else.
 """
 
 from __future__ import annotations
@@ -272,6 +273,17 @@ async def viewer_interrupt(
     _require_live(session)
     await backend.interrupt(session_id)
     return {"status": "interrupted"}
+
+
+@router.post("/viewer/{session_id}/api/restart", status_code=201)
+@_answers_errors
+async def viewer_restart(
+    request: Request, session_id: str, authorization: AuthHeader = None
+) -> Any:
+    """Start a new session from the same template (only where the page offers it: the demo);
+    answers the new session's viewer link."""
+    backend, _ = await _authorize(request, session_id, authorization)
+    return JSONResponse({"viewer_url": await backend.restart(session_id)}, status_code=201)
 
 
 @router.post("/viewer/{session_id}/api/link")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from greenroom.api.deps import Authorized, ServicesDep
+from greenroom.api.errors import error_response
 from greenroom.api.schemas import (
     ActionResult,
     BackgroundChange,
@@ -17,6 +19,7 @@ from greenroom.api.schemas import (
     SessionStarted,
     SpeakRequest,
 )
+from greenroom.api.services.limits import TooManySessions
 from greenroom.api.services.sessions import StartRequest
 
 ERRORS = {
@@ -33,14 +36,28 @@ router = APIRouter(
 
 @router.post(
     "",
+    response_model=SessionStarted,
     responses={
         502: {"model": ErrorResponse, "description": "The avatar vendor failed"},
+        429: {
+            "model": ErrorResponse,
+            "description": "Too many sessions at once (per process or per API key); "
+            "`Retry-After` says when to try again",
+        },
         503: {"model": ErrorResponse, "description": "The session could not start"},
     },
 )
-async def start_session(body: SessionCreate, services: ServicesDep) -> SessionStarted:
+async def start_session(
+    body: SessionCreate, services: ServicesDep, request: Request
+) -> SessionStarted | Response:
     """Start an avatar with a composited background; returns a viewer token and page."""
-    started = await services.sessions.start(StartRequest(**body.model_dump()))
+    try:
+        started = await services.sessions.start(
+            StartRequest(**body.model_dump(), caller=_caller(request))
+        )
+    except TooManySessions as exc:
+        headers = {"Retry-After": str(exc.retry_after)}
+        return error_response(exc.status, exc.code, exc.message, headers=headers)
     row = started.row
     return SessionStarted(
         session_id=row.id,
@@ -55,25 +72,39 @@ async def start_session(body: SessionCreate, services: ServicesDep) -> SessionSt
         avatar_identity=row.avatar_identity or "",
         compositor_identity=row.compositor_identity or "",
         background=row.background,
+        idle_timeout=row.idle_timeout,
+        max_duration=row.max_duration,
+        warnings=started.warnings,
     )
 
 
+def _caller(request: Request) -> str:
+    """Which API key asks (a digest of it: the key itself is never kept)."""
+    auth = request.headers.get("authorization", "")
+    key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    key = key or request.headers.get("x-api-key", "")
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 @router.get("")
-def list_sessions(
+async def list_sessions(
     services: ServicesDep,
     status: Literal["starting", "started", "stopped", "failed"] | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> SessionList:
     """Sessions, newest first."""
     return SessionList(
-        sessions=[SessionPublic(**v) for v in services.sessions.list(status=status, limit=limit)]
+        sessions=[
+            SessionPublic.model_validate(v)
+            for v in await services.sessions.list(status=status, limit=limit)
+        ]
     )
 
 
 @router.get("/{session_id}")
-def get_session(session_id: str, services: ServicesDep) -> SessionPublic:
-    """Status, template, background in use, live metrics."""
-    return SessionPublic(**services.sessions.get(session_id))
+async def get_session(session_id: str, services: ServicesDep) -> SessionPublic:
+    """Status, why it ended, time left, template, background in use, live metrics."""
+    return SessionPublic.model_validate(await services.sessions.get(session_id))
 
 
 @router.post("/{session_id}/speak")
@@ -92,7 +123,7 @@ async def interrupt(session_id: str, services: ServicesDep) -> ActionResult:
 
 @router.post("/{session_id}/keep_alive")
 async def keep_alive(session_id: str, services: ServicesDep) -> ActionResult:
-    """Reset the idle timer."""
+    """Reset the idle timer (`idle_timeout`); `max_duration` still applies."""
     await services.sessions.keep_alive(session_id)
     return ActionResult(session_id=session_id, status="alive")
 
@@ -105,7 +136,7 @@ async def set_background(
     background = body.background
     value = background if isinstance(background, str) else background.model_dump(exclude_none=True)
     view = await services.sessions.set_background(session_id, value, body.transition)
-    return SessionPublic(**view)
+    return SessionPublic.model_validate(view)
 
 
 @router.get(
@@ -122,4 +153,5 @@ async def snapshot(session_id: str, services: ServicesDep) -> Response:
 @router.delete("/{session_id}")
 async def stop_session(session_id: str, services: ServicesDep) -> SessionPublic:
     """Stop avatar and compositor; delete the room if Greenroom created it."""
-    return SessionPublic(**await services.sessions.stop(session_id, reason="stopped_by_user"))
+    view = await services.sessions.stop(session_id, reason="stopped_by_user")
+    return SessionPublic.model_validate(view)

@@ -6,9 +6,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING, TypeVar
+
+from greenroom.api.services.contracts import BackgroundResolver, SessionCompositor
+
+if TYPE_CHECKING:  # heavy imports (frame kernels): only where they are used
+    from greenroom.avatars.base import RoomTarget
+    from greenroom.backgrounds.spec import BackgroundSpec
+    from greenroom.compositor.options import CompositorOptions
 
 log = logging.getLogger("greenroom.sessions")
+
+T = TypeVar("T")
 
 
 def warm_up() -> None:
@@ -34,46 +44,41 @@ def warm_up() -> None:
     log.info("warm-up done in %.0f ms", (time.perf_counter() - t0) * 1000)
 
 
-async def timed(coro: Any, out: dict[str, float], key: str, t0: float) -> Any:
-    """Await ``coro``; record when it finished (ms after ``t0``) in ``out[key]``."""
+async def timed(aw: Awaitable[T], out: dict[str, float], key: str, t0: float) -> T:
+    """Await ``aw``; record when it finished (ms after ``t0``) in ``out[key]``."""
     try:
-        return await coro
+        return await aw
     finally:
         out[key] = round((time.monotonic() - t0) * 1000, 1)
 
 
 async def start_compositor(
-    target: Any,
+    target: RoomTarget,
     avatar_identity: str,
-    spec: Any,
-    keying: dict[str, Any],
+    spec: BackgroundSpec,
+    keying: Mapping[str, object],
     session_id: str,
-    resolve_background: Any = None,
-) -> Any:
+    resolve_background: BackgroundResolver | None = None,
+) -> SessionCompositor:
     """Start the session's compositor; ``resolve_background`` vets what RPC callers send."""
-    from greenroom.compositor import Compositor, CompositorOptions
+    from greenroom.compositor import Compositor
 
-    options = compositor_options(CompositorOptions, keying, session_id=session_id)
+    options = compositor_options(keying, session_id=session_id)
     return await Compositor.start(
         target, avatar_identity, spec, options, resolve_background=resolve_background
     )
 
 
-def compositor_options(options_cls: Any, keying: dict[str, Any], **extra: Any) -> Any:
+def compositor_options(keying: Mapping[str, object], **extra: object) -> CompositorOptions:
     """``CompositorOptions`` from a template's keying settings. The chroma settings go in as
     ``chroma`` (a ``ChromaParams``) when the options take them; fields the options do not
     know are left at their defaults."""
-    names = field_names(options_cls)
-    kwargs = {k: v for k, v in {**(keying or {}), **extra}.items() if k in names}
-    if "chroma" in names and (keying or {}).get("mode", "chroma") == "chroma":
+    from greenroom.compositor import CompositorOptions
+
+    names = {f.name for f in dataclasses.fields(CompositorOptions)}
+    kwargs = {k: v for k, v in {**keying, **extra}.items() if k in names}
+    if "chroma" in names and keying.get("mode", "chroma") == "chroma":
         from greenroom.api.services.templates import chroma_params
 
-        kwargs["chroma"] = chroma_params(keying or {})
-    return options_cls(**kwargs)
-
-
-def field_names(cls: Any) -> set[str]:
-    if dataclasses.is_dataclass(cls):
-        return {f.name for f in dataclasses.fields(cls)}
-    fields = getattr(cls, "model_fields", None)
-    return set(fields) if fields else set()
+        kwargs["chroma"] = chroma_params(dict(keying))
+    return CompositorOptions(**kwargs)  # type: ignore[arg-type]  # checked in __post_init__

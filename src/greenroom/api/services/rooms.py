@@ -1,14 +1,43 @@
-"""The LiveKit RoomService calls the session manager makes."""
+"""The LiveKit RoomService calls the session service makes: rooms it owns, and health.
+
+Greenroom owns the lifetime of the rooms it creates. Avatar and compositor join as kind
+``agent``, and LiveKit closes a room with only agents in it after ``empty_timeout`` (no
+person ever joined) or ``departure_timeout`` (the last person left). So a session's room is
+created through the API with both timeouts at least as long as the session may live, and
+deleted when the session stops.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
+
+import aiohttp
 from livekit import api as lkapi
 
 from greenroom.config import Settings
+from greenroom.errors import GreenroomError
+
+log = logging.getLogger("greenroom.sessions")
+
+API_TIMEOUT = 10.0  # seconds one RoomService call may take
+
+
+class LiveKitUnreachable(GreenroomError):
+    code = "livekit_unreachable"
+    status = 503
+
+
+@dataclass
+class RoomReady:
+    """The outcome of :meth:`Rooms.ensure`."""
+
+    created: bool  # Greenroom created it: it deletes it when the session stops
+    warnings: list[str] = field(default_factory=list)
 
 
 class Rooms:
-    """The LiveKit RoomService calls Greenroom makes (deleting the rooms it named)."""
+    """RoomService calls over one lazily opened client."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -20,8 +49,45 @@ class Rooms:
                 url=self.settings.livekit_url,
                 api_key=self.settings.livekit_api_key,
                 api_secret=self.settings.livekit_api_secret.get_secret_value(),
+                timeout=aiohttp.ClientTimeout(total=API_TIMEOUT),
             )
         return self._api
+
+    async def find(self, room: str) -> lkapi.Room | None:
+        """The room as LiveKit reports it, or None.
+
+        Raises:
+            LiveKitUnreachable: the server did not answer.
+        """
+        try:
+            res = await self._client().room.list_rooms(lkapi.ListRoomsRequest(names=[room]))
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise LiveKitUnreachable(
+                f"the LiveKit server at {self.settings.livekit_url} did not answer: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        return next((r for r in res.rooms if r.name == room), None)
+
+    async def ensure(self, room: str, timeout: int) -> RoomReady:
+        """Create ``room`` with ``timeout`` as its empty and departure timeouts, unless it
+        exists; an existing room with shorter timeouts is kept and reported in ``warnings``.
+        """
+        existing = await self.find(room)
+        if existing is None:
+            await self._client().room.create_room(
+                lkapi.CreateRoomRequest(name=room, empty_timeout=timeout, departure_timeout=timeout)
+            )
+            return RoomReady(created=True)
+        warnings = []
+        for name in ("empty_timeout", "departure_timeout"):
+            value = getattr(existing, name)
+            if 0 < value < timeout:  # 0: the server's default, which we cannot read
+                warnings.append(
+                    f"room {room!r} exists with {name} {value} s, shorter than this session "
+                    f"may live ({timeout} s): LiveKit may close it early (stop_reason "
+                    "room_closed); create it with longer timeouts, or let Greenroom create it"
+                )
+        return RoomReady(created=False, warnings=warnings)
 
     async def delete(self, room: str) -> None:
         """Delete ``room``; a room that is already gone is fine."""

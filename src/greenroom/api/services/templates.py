@@ -91,4 +91,4 @@ class TemplateService:
             out["name"] = out["name"].strip()
             if not out["name"]:
                 raise InvalidInput("name must not be blank", field="name")
-        return {k: v for k, v in out.items() if v is not None or k == "voice"}
+        return {k: v for k, v in out.items() if v is not None or k in ("voice", "max_duration")}
