@@ -13,6 +13,7 @@ import contextlib
 import logging
 import threading
 import uuid
+from typing import Any
 
 import numpy as np
 from livekit import rtc
@@ -110,7 +111,8 @@ class RoomAvatar(StateEmitter):
                     # one full-size layer: the compositor keys it, and lower simulcast
                     # layers would cost two more encoders and reach it under congestion
                     simulcast=False,
-                    degradation_preference=rtc.DegradationPreference.MAINTAIN_RESOLUTION,
+                    # the SDK's IntEnum is the proto's value; its stub names only the proto type
+                    degradation_preference=rtc.DegradationPreference.MAINTAIN_RESOLUTION,  # type: ignore[arg-type]
                     video_encoding=rtc.VideoEncoding(
                         max_bitrate=bitrate(self.width, self.height, self.fps),
                         max_framerate=self.fps,
@@ -224,6 +226,6 @@ class RoomAvatar(StateEmitter):
         return changed
 
 
-def _log_failure(task: asyncio.Future[object]) -> None:
+def _log_failure(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.warning("updating the avatar's attributes failed: %s", task.exception())

@@ -150,7 +150,7 @@ class LocalAvatar(RoomAvatar):
             stats.render_ms.append((time.perf_counter() - c0) * 1000)
             try:
                 src.capture_frame(
-                    rtc.VideoFrame(r.width, r.height, rtc.VideoBufferType.I420, memoryview(buf)),
+                    rtc.VideoFrame(r.width, r.height, rtc.VideoBufferType.I420, buf.data),
                     timestamp_us=int(deadline * 1_000_000),
                 )
                 stats.frames += 1

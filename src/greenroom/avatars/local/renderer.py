@@ -96,7 +96,8 @@ def _downsample(img: Image.Image) -> np.ndarray:
     h, w = a.shape[0] // SS, a.shape[1] // SS
     alpha = a[..., 3:4] / 255.0
     pre = np.concatenate([a[..., :3] * alpha, alpha], axis=2)
-    return pre.reshape(h, SS, w, SS, 4).mean(axis=(1, 3), dtype=np.float32)
+    out: np.ndarray = pre.reshape(h, SS, w, SS, 4).mean(axis=(1, 3), dtype=np.float32)
+    return out
 
 
 def _pad(rgba: np.ndarray, p: int = 2) -> np.ndarray:
@@ -156,6 +157,8 @@ class AvatarRenderer:
 
     One renderer per thread: a frame pastes its eye and mouth shapes into a working layer.
     """
+
+    _alpha_scratch: np.ndarray  # set while drawing the layers, copied per instance
 
     def __init__(
         self,
@@ -491,7 +494,9 @@ class AvatarRenderer:
             m * (MOUTH_OPEN_LEVELS - 1)
         )
 
-    def _prepare(self, t: float, mouth: float, shape: float):
+    def _prepare(
+        self, t: float, mouth: float, shape: float
+    ) -> tuple[int, int, np.ndarray, int, int, np.ndarray]:
         bdy, bdx, hdy, hdx, eye = self.pose(t)
         # numpy copies (the GIL stays held: no extra GIL hand-over per frame for a few KiB)
         for patches, (py, px, ph, pw) in zip(self._eye_patches, self._eye_boxes, strict=True):
@@ -604,7 +609,7 @@ class AvatarRenderer:
         self._head_ext = _extents(self.head.rgba[..., 3])
         H, W = self.height, self.width
         bdy, bdx, hdy, hdx, eye = self.pose(t)
-        acc = np.zeros((H, W, 4), np.float32)
+        acc: np.ndarray = np.zeros((H, W, 4), np.float32)
         for layer, dy, dx in ((self.body, bdy, bdx), (self.head, hdy, hdx)):
             rgba = layer.rgba.copy()
             if layer is self.head:
@@ -651,4 +656,5 @@ def _shift_numpy(rgba: np.ndarray, y: float, x: float, H: int, W: int) -> np.nda
     c0, c1 = max(0, -bx), min(wd, W + 1 - bx)
     if r1 > r0 and c1 > c0:
         p[r0 + by : r1 + by, c0 + bx : c1 + bx] = rgba[r0:r1, c0:c1]
-    return w[0] * p[:-1, :-1] + w[1] * p[:-1, 1:] + w[2] * p[1:, :-1] + w[3] * p[1:, 1:]
+    out: np.ndarray = w[0] * p[:-1, :-1] + w[1] * p[:-1, 1:] + w[2] * p[1:, :-1] + w[3] * p[1:, 1:]
+    return out
