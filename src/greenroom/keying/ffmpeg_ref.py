@@ -6,11 +6,13 @@ Frames are I420 planes (what the live path sees) or RGB arrays.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 THREADS = ["-threads", "1", "-filter_threads", "1", "-filter_complex_threads", "1"]
 #: similarity x blend pairs tried by ``ffmpeg_alpha_grid`` (ffmpeg's default is 0.01 / 0).
@@ -93,3 +95,47 @@ def despill_green(rgb: np.ndarray, blue: bool = False) -> np.ndarray:
     else:
         f[..., 1] = np.minimum(f[..., 1], 0.5 * (f[..., 0] + f[..., 2]))
     return f
+
+
+def key_uv(key: tuple[int, int, int]) -> tuple[int, int]:
+    """The key's (U, V) as chromakey derives it: BT.601 full-range weights, 10-bit fixed point."""
+    r, g, b = key
+    u = ((-round(0.16874 * 1024) * r - round(0.33126 * 1024) * g + 512 * b + 511) >> 10) + 128
+    v = ((512 * r - round(0.41869 * 1024) * g - round(0.08131 * 1024) * b + 511) >> 10) + 128
+    return u, v
+
+
+@njit(cache=True, nogil=True)
+def _diff(u, v, ku, kv, out):
+    h, w = out.shape
+    for i in range(h):
+        for j in range(w):
+            s = 0.0
+            # a 3x3 window in luma pixels, each read from its chroma sample
+            for di in range(-1, 2):
+                yi = min(max(i + di, 0), h - 1) >> 1
+                for dj in range(-1, 2):
+                    xj = min(max(j + dj, 0), w - 1) >> 1
+                    du = float(u[yi, xj]) - ku
+                    dv = float(v[yi, xj]) - kv
+                    s += math.sqrt((du * du + dv * dv) / (255.0 * 255.0 * 2.0))
+            out[i, j] = s / 9.0
+
+
+def chromakey_diff(planes: Planes, key: tuple[int, int, int]) -> np.ndarray:
+    """chromakey's per-pixel distance (before similarity/blend), re-implemented from its
+    documented maths for a fast grid search; frame borders clamp (ffmpeg's differ slightly).
+    ``chromakey_alpha(diff, s, b)`` then gives its alpha to within a level or so."""
+    y, u, v = planes
+    ku, kv = key_uv(key)
+    out = np.empty(y.shape, np.float32)
+    _diff(u, v, float(ku), float(kv), out)
+    return out
+
+
+def chromakey_alpha(diff: np.ndarray, similarity: float, blend: float) -> np.ndarray:
+    """(H, W) uint8 alpha from ``chromakey_diff`` under one setting."""
+    if blend > 1e-4:
+        a = np.clip((diff - similarity) / blend, 0.0, 1.0) * 255.0
+        return a.astype(np.uint8)
+    return np.where(diff > similarity, 255, 0).astype(np.uint8)
