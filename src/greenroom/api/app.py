@@ -55,7 +55,9 @@ def create_app(
     engine = connect(settings.resolved_database_url)
     migrate(engine)
     repo = Repo(engine)
-    library = BackgroundLibrary(settings.data_dir / "backgrounds", library_limits)
+    library = BackgroundLibrary(
+        settings.data_dir / "backgrounds", library_limits or library_limits_from(settings)
+    )
     metrics = Metrics()
     base_url = settings.public_base_url or f"http://{settings.api_host}:{settings.api_port}"
     manager = SessionManager(settings, repo, library, metrics, public_base_url=base_url)
@@ -73,6 +75,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        swept = library.sweep_inbox()
+        if swept:
+            log.info("removed %d unfinished upload(s) left by an earlier run", swept)
         warming = asyncio.create_task(manager.warm_up()) if warm_up else None
         fixed = await manager.reconcile()
         if fixed:
@@ -133,6 +138,18 @@ def create_app(
     app.include_router(sessions.router)
     _include_viewer(app)
     return app
+
+
+def library_limits_from(settings: Settings) -> LibraryLimits:
+    """The upload limits and the library quota, from ``GREENROOM_UPLOAD_*``/``LIBRARY_*``."""
+    return LibraryLimits(
+        max_bytes=settings.upload_max_bytes,
+        max_pixels=settings.upload_max_pixels,
+        max_video_pixels=settings.upload_max_video_pixels,
+        max_video_seconds=settings.upload_max_video_seconds,
+        max_items=settings.library_max_items,
+        max_total_bytes=settings.library_max_bytes,
+    )
 
 
 def _include_viewer(app: FastAPI) -> None:

@@ -26,6 +26,7 @@ import os
 import re
 import secrets
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000  # an 8K image is 33 Mpx
 DEFAULT_MAX_VIDEO_PIXELS = 3840 * 2160
 DEFAULT_MAX_VIDEO_SECONDS = 600.0
+DEFAULT_MAX_ITEMS = 200
+DEFAULT_MAX_TOTAL_BYTES = 2 * 1024**3
 THUMBNAIL_SIZE = (320, 180)
 
 IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
@@ -67,6 +70,13 @@ class TooLarge(GreenroomError):
     status = 413
 
 
+class QuotaExceeded(InvalidInput):
+    """The library already holds as many items or bytes as the API key may keep (HTTP 413)."""
+
+    code = "quota_exceeded"
+    status = 413
+
+
 @dataclass(frozen=True)
 class LibraryLimits:
     """What the library accepts. Bytes are counted as they arrive; pixels before decoding."""
@@ -75,6 +85,8 @@ class LibraryLimits:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_video_pixels: int = DEFAULT_MAX_VIDEO_PIXELS
     max_video_seconds: float = DEFAULT_MAX_VIDEO_SECONDS
+    max_items: int = DEFAULT_MAX_ITEMS  # quota: items kept (one API key: the whole library)
+    max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES  # quota: bytes kept, thumbnails aside
 
 
 @dataclass(frozen=True)
@@ -101,20 +113,21 @@ class Upload:
     file (the caller always calls it, or hands the path to :meth:`BackgroundLibrary.ingest`).
     """
 
-    def __init__(self, folder: Path, max_bytes: int):
+    def __init__(self, folder: Path, max_bytes: int, over: GreenroomError | None = None):
         folder.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix="upload-", dir=folder)
         self.path = Path(name)
         self._file: IO[bytes] = os.fdopen(fd, "wb")
         self.max_bytes = max_bytes
+        self.over = over or TooLarge(
+            f"file is larger than the {mib(max_bytes)} limit for backgrounds"
+        )
         self.size = 0
 
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > self.max_bytes:
-            raise TooLarge(
-                f"file is larger than the {_mib(self.max_bytes)} limit for backgrounds",
-            )
+            raise self.over
         self._file.write(chunk)
 
     def close(self) -> None:
@@ -135,9 +148,50 @@ class BackgroundLibrary:
         self.limits = limits or LibraryLimits()
         self.incoming = root / ".incoming"
         self.root.mkdir(parents=True, exist_ok=True)
+        self.admission = threading.Lock()  # quota check and database insert, one at a time
 
-    def new_upload(self) -> Upload:
-        return Upload(self.incoming, self.limits.max_bytes)
+    def new_upload(
+        self, max_bytes: int | None = None, over: GreenroomError | None = None
+    ) -> Upload:
+        """A capped inbox file: ``max_bytes`` (default the per-file limit) and the error to
+        raise past it."""
+        cap = self.limits.max_bytes if max_bytes is None else max_bytes
+        return Upload(self.incoming, cap, over)
+
+    def sweep_inbox(self) -> int:
+        """Delete what uploads left in the inbox (a crash mid-upload); call at start. Returns
+        the number of files removed."""
+        removed = 0
+        if not self.incoming.is_dir():
+            return 0
+        for leftover in self.incoming.iterdir():
+            with contextlib.suppress(OSError):
+                if leftover.is_file() or leftover.is_symlink():
+                    leftover.unlink()
+                    removed += 1
+        return removed
+
+    def check_quota(self, items: int, total_bytes: int, size: int = 0) -> int:
+        """Room left after one more item of ``size`` bytes joins a library of ``items`` items
+        and ``total_bytes`` bytes (``size=0`` before the upload: its bytes are not known yet).
+
+        Raises:
+            QuotaExceeded: the item count or the byte total would pass its limit.
+        """
+        lim = self.limits
+        if items + 1 > lim.max_items:
+            raise QuotaExceeded(
+                f"the background library is full: it holds {items} items and may keep "
+                f"{lim.max_items}; delete some first",
+                field="file",
+            )
+        if total_bytes + size > lim.max_total_bytes:
+            raise QuotaExceeded(
+                f"the background library is full: {mib(total_bytes)} stored, "
+                f"{mib(lim.max_total_bytes)} allowed; delete some first",
+                field="file",
+            )
+        return lim.max_total_bytes - total_bytes - size
 
     def path(self, stored_name: str) -> Path:
         """The file for a stored name (names are generated, never user-given)."""
@@ -379,5 +433,6 @@ def clean_name(name: str | None) -> str:
     return base[:200] or "upload"
 
 
-def _mib(n: int) -> str:
+def mib(n: int) -> str:
+    """``n`` bytes for a message: whole MiB from 1 MiB up, else bytes."""
     return f"{n / (1024 * 1024):.0f} MiB" if n >= 1024 * 1024 else f"{n} bytes"

@@ -234,7 +234,9 @@ async def viewer_thumbnail(
 @_answers_errors
 async def viewer_upload(request: Request, session_id: str, authorization: AuthHeader = None) -> Any:
     """Add an image or video (multipart part ``file``) to the library; streamed with a cap."""
-    backend, _ = await _authorize(request, session_id, authorization)
+    backend, session = await _authorize(request, session_id, authorization)
+    if session.status not in ("started", "starting"):  # a stopped session's link adds nothing
+        raise Conflict(f"the session has {session.status}; it cannot add backgrounds any more")
     item = await backend.upload_background(
         request.headers.get("content-type"),
         request.headers.get("content-length"),

@@ -4,6 +4,12 @@ FastAPI's ``UploadFile`` reads the entire body before a handler runs; here the b
 through ``python_multipart``'s streaming parser straight into an :class:`Upload`, which
 stops at the byte cap. A declared ``Content-Length`` over the cap is refused before any
 byte is read; a body that lies about its length is still cut off at the cap.
+
+The parser has caps of its own: the whole body (file cap plus ``MULTIPART_OVERHEAD``),
+everything that is not file data (part headers and text fields, ``MULTIPART_OVERHEAD``) and
+the number of parts (``MAX_PARTS``). The library quota (items and bytes) is checked before
+the body is read, bounds the file cap, and is checked again, with the database insert, under
+the library's admission lock.
 """
 
 from __future__ import annotations
@@ -15,13 +21,20 @@ from dataclasses import dataclass, field
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from greenroom.backgrounds.library import BackgroundLibrary, TooLarge, Upload
-from greenroom.errors import InvalidInput
+from greenroom.backgrounds.library import (
+    BackgroundLibrary,
+    QuotaExceeded,
+    TooLarge,
+    Upload,
+    mib,
+)
+from greenroom.errors import GreenroomError, InvalidInput
 from greenroom.store.models import BackgroundRow
 from greenroom.store.repo import Repo
 
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and small text fields
 MAX_TEXT_FIELD = 1000
+MAX_PARTS = 8
 
 
 @dataclass
@@ -44,11 +57,19 @@ async def receive_file(
     content_type: str | None,
     content_length: str | None,
     body: AsyncIterator[bytes],
+    *,
+    max_bytes: int | None = None,
+    over: GreenroomError | None = None,
 ) -> ParsedUpload:
     """Read a ``multipart/form-data`` body with one ``file`` part into the library's inbox.
 
+    Args:
+        max_bytes: cap on the file (default the library's per-file cap).
+        over: the error past ``max_bytes`` (default :class:`TooLarge` naming the cap).
+
     Raises:
-        TooLarge: declared or actual size over the library's cap (HTTP 413).
+        TooLarge: declared or actual size over the cap, or too many parts or header bytes
+            (HTTP 413).
         InvalidInput: not multipart, no ``file`` part, malformed body (HTTP 422).
     """
     ctype, params = parse_options_header(content_type or "")
@@ -56,31 +77,47 @@ async def receive_file(
         raise InvalidInput(
             "send the file as multipart/form-data with a part named 'file'", field="file"
         )
-    cap = library.limits.max_bytes
+    cap = library.limits.max_bytes if max_bytes is None else max_bytes
+    body_cap = cap + MULTIPART_OVERHEAD
     if content_length is not None:
         try:
             declared = int(content_length)
         except ValueError:
             raise InvalidInput("Content-Length is not a number", field="Content-Length") from None
-        if declared > cap + MULTIPART_OVERHEAD:
+        if declared > body_cap:
+            if over is not None:
+                raise over
             raise TooLarge(
                 f"the request declares {declared} bytes; backgrounds may be at most {cap} bytes"
             )
 
-    upload = library.new_upload()
+    upload = library.new_upload(cap, over)
     parts: list[_Part] = []
     current: list[_Part] = []
     header_field = bytearray()
     header_value = bytearray()
-    state = {"file_seen": False, "in_file": False, "other_bytes": 0}
+    state = {"file_seen": False, "in_file": False, "other_bytes": 0, "parts": 0}
+
+    def count_other(n: int) -> None:
+        state["other_bytes"] += n
+        if state["other_bytes"] > MULTIPART_OVERHEAD:
+            raise TooLarge(
+                f"part headers and form fields other than 'file' are limited to "
+                f"{MULTIPART_OVERHEAD} bytes"
+            )
 
     def on_part_begin() -> None:
+        state["parts"] += 1
+        if state["parts"] > MAX_PARTS:
+            raise TooLarge(f"the form has more than {MAX_PARTS} parts")
         current[:] = [_Part()]
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
+        count_other(end - start)
         header_field.extend(data[start:end])
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
+        count_other(end - start)
         header_value.extend(data[start:end])
 
     def on_header_end() -> None:
@@ -103,9 +140,7 @@ async def receive_file(
         if state["in_file"]:
             upload.write(data[start:end])
             return
-        state["other_bytes"] += end - start
-        if state["other_bytes"] > MULTIPART_OVERHEAD:
-            raise TooLarge("form fields other than 'file' are too large")
+        count_other(end - start)
         current[0].text.extend(data[start:end])
 
     def on_part_end() -> None:
@@ -124,18 +159,27 @@ async def receive_file(
             "on_headers_finished": on_headers_finished,
         },
     )
+    received = 0
     try:
         async for chunk in body:
+            received += len(chunk)
+            if received > body_cap:
+                raise over or TooLarge(
+                    f"the request body is larger than {body_cap} bytes; backgrounds may be at "
+                    f"most {cap} bytes"
+                )
             if chunk:
                 parser.write(chunk)
         parser.finalize()
         upload.close()
-    except (TooLarge, InvalidInput):
+    except GreenroomError:
         upload.discard()
         raise
-    except Exception as exc:  # the parser's own errors: a malformed body
+    except Exception:  # the parser's own errors: a malformed body (its words stay in here)
         upload.discard()
-        raise InvalidInput(f"malformed multipart body: {exc}", field="file") from None
+        raise InvalidInput(
+            "malformed multipart body: check the boundary and each part's headers", field="file"
+        ) from None
     file_part = next((p for p in parts if p.name == "file"), None)
     if file_part is None:
         upload.discard()
@@ -157,9 +201,26 @@ async def add_to_library(
 ) -> BackgroundRow:
     """Receive a multipart upload, validate and store it, and record it in the database.
 
+    Raises:
+        QuotaExceeded: the library already holds its quota of items or bytes, or this file
+            would pass it (HTTP 413).
+
     Nothing stays behind when any step fails: not the temporary file, not the stored file.
     """
-    parsed = await receive_file(library, content_type, content_length, body)
+    items, used = await asyncio.to_thread(_usage, repo)
+    room = library.check_quota(items, used)
+    cap, over = library.limits.max_bytes, None
+    if room < cap:
+        cap = room
+        over = QuotaExceeded(
+            f"this file would take the background library past its "
+            f"{mib(library.limits.max_total_bytes)} quota ({mib(used)} stored); "
+            "delete some first",
+            field="file",
+        )
+    parsed = await receive_file(
+        library, content_type, content_length, body, max_bytes=cap, over=over
+    )
     try:
         name = parsed.fields.get("name") or parsed.filename
         item = await asyncio.to_thread(library.ingest, parsed.upload.path, name)
@@ -180,8 +241,23 @@ async def add_to_library(
         thumbnail_name=item.thumbnail_name,
     )
     try:
-        repo.add_background(row)
+        await asyncio.to_thread(_admit, library, repo, row)
     except BaseException:
         library.remove(item.stored_name, item.thumbnail_name)
         raise
     return row
+
+
+def _usage(repo: Repo) -> tuple[int, int]:
+    """Items and bytes the library holds (one API key: the whole library is its quota)."""
+    rows = repo.list_backgrounds()
+    return len(rows), sum(r.size_bytes for r in rows)
+
+
+def _admit(library: BackgroundLibrary, repo: Repo, row: BackgroundRow) -> None:
+    """Check the quota again and insert, under the lock: two uploads racing cannot both fit
+    into the last slot."""
+    with library.admission:
+        items, used = _usage(repo)
+        library.check_quota(items, used, row.size_bytes)
+        repo.add_background(row)
