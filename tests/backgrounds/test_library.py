@@ -103,3 +103,12 @@ def test_other_containers_and_codecs_are_refused(
     assert err.value.field == "file"
     assert "mpegts" not in err.value.message and "avi" not in err.value.message
     assert _stored(library) == []
+
+
+def test_an_implausible_frame_count_is_refused(tmp_path: Path) -> None:
+    """One second at 600 frames a second: short, but more packets than any background needs."""
+    library = BackgroundLibrary(tmp_path / "lib", LibraryLimits(max_video_seconds=2))
+    clip = colour_seconds_mp4(tmp_path / "fast.mp4", [(0, 128, 0)], fps=600)
+    with pytest.raises(TooLarge, match="more than 480 frames"):
+        library.ingest(_inbox(library, clip.read_bytes()), "fast.mp4")
+    assert _stored(library) == []
