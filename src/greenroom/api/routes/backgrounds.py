@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import FileResponse
 
@@ -11,7 +13,7 @@ from greenroom.api.services.uploads import add_to_library
 from greenroom.errors import Conflict
 from greenroom.store.models import BackgroundRow
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
     404: {"model": ErrorResponse, "description": "Unknown background"},
 }

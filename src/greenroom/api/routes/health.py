@@ -4,7 +4,7 @@ metrics (the API key or ``GREENROOM_METRICS_TOKEN``: series name sessions and id
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 
 from greenroom import __version__
@@ -44,7 +44,7 @@ def metrics(services: ServicesDep) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def _compositor_registry():  # type: ignore[no-untyped-def]
+def _compositor_registry() -> CollectorRegistry | None:
     """The compositor's own Prometheus registry, if it keeps one."""
     try:
         import greenroom.compositor as comp
@@ -52,6 +52,6 @@ def _compositor_registry():  # type: ignore[no-untyped-def]
         return None
     for name in ("REGISTRY", "registry", "METRICS_REGISTRY"):
         reg = getattr(comp, name, None)
-        if reg is not None and hasattr(reg, "collect"):
+        if isinstance(reg, CollectorRegistry):
             return reg
     return None
