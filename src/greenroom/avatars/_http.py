@@ -6,10 +6,18 @@ that keeps the vendor's own message and numeric code::
     VendorHTTP.request()
     ├── 2xx                          -> parsed JSON body
     ├── 429, 408, 5xx, network error -> retried with backoff, within RetryPolicy's budget
-    └── anything else / budget spent -> ProviderError(vendor, message, http_status, retryable)
+    └── anything else / budget spent -> ProviderError(vendor, message, http_status, retryable,
+                                                      vendor_code)
 
 Known vendor codes get a stable Greenroom ``code`` (and API status) so callers and users can
 tell "that avatar does not exist" from "your account is at its session limit".
+
+Calls that start something (a session, a sentence) are sent with ``replay_safe=False``: when
+their outcome is unknown (the request left us but no answer came back, or a gateway gave up
+waiting) they are never sent again blindly, since the vendor may have acted on the first one
+and a second would start a second paid session or speak twice. Such a call may pass a
+``lookup`` that asks the vendor what happened; only when it finds the call had no effect is
+the call sent again. Without one the caller gets ``vendor_outcome_unknown``.
 """
 
 from __future__ import annotations
@@ -20,17 +28,30 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import httpx
 
+from greenroom.avatars.base import VendorSessionRef
 from greenroom.config import Settings, get_settings
 from greenroom.errors import ConfigError, ProviderError
 
 log = logging.getLogger(__name__)
 
+Lookup = Callable[[], Awaitable[Any]]
+
 #: HTTP statuses worth trying again (LiveKit Agents' rule: a 4xx is final except these).
 RETRYABLE_STATUSES = frozenset({408, 429, 499, 500, 502, 503, 504})
+#: Answers that do not say whether the vendor acted: a proxy or gateway gave up waiting.
+UNKNOWN_OUTCOME_STATUSES = frozenset({499, 502, 504})
+#: Transport failures that happen before the request leaves us: the vendor cannot have acted.
+NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+)
+DEFAULT_TIMEOUT = 30.0  # seconds for one vendor call
 
 
 @dataclass(frozen=True)
@@ -118,12 +139,33 @@ def vendor_error(
         message = f"{message} ({hint})"
     if vcode is not None:
         message = f"{message} [vendor code {vcode}]"
-    err = ProviderError(
-        vendor, message, http_status=http_status, body=body, retryable=retryable, code=code
+    return ProviderError(
+        vendor,
+        message,
+        http_status=http_status,
+        body=body,
+        retryable=retryable,
+        code=code,
+        status=status,
+        vendor_code=vcode,
     )
-    err.status = status
-    err.vendor_code = vcode  # type: ignore[attr-defined]
-    return err
+
+
+def already_ended(exc: BaseException) -> bool:
+    """The vendor refused a stop because the session is over (wrong state, or gone)."""
+    return isinstance(exc, ProviderError) and (
+        exc.vendor_code == WRONG_STATE or exc.http_status == 404
+    )
+
+
+def outcome_unknown(vendor: str, what: str, why: str) -> ProviderError:
+    """The error for a call that may or may not have taken effect and is not sent again."""
+    return ProviderError(
+        vendor,
+        f"{what}: {why}; the vendor may have acted on it, so it was not sent again",
+        code="vendor_outcome_unknown",
+        retryable=False,
+    )
 
 
 def _code_and_message(body: Any) -> tuple[int | None, str]:
@@ -181,7 +223,7 @@ class VendorHTTP:
         client: httpx.AsyncClient,
         *,
         retry: RetryPolicy = DEFAULT_RETRY,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
@@ -198,11 +240,21 @@ class VendorHTTP:
         headers: dict[str, str] | None = None,
         params: dict[str, Any] | None = None,
         retry: RetryPolicy | None = None,
+        replay_safe: bool = True,
+        lookup: Lookup | None = None,
     ) -> Any:
         """Send one request, retrying transient failures; returns the JSON body.
 
+        Args:
+            replay_safe: sending the call twice does no harm (reads, keep-alive, stop). False
+                for calls that start something: see the module docstring.
+            lookup: for a call that is not replay-safe, asked after an unknown outcome: returns
+                None if the call had no effect (it is then sent again), else a body that stands
+                for the lost answer; raises if neither can be told.
+
         Raises:
-            ProviderError: the vendor answered with an error, or could not be reached.
+            ProviderError: the vendor answered with an error, or could not be reached;
+                ``vendor_outcome_unknown`` when a call that is not replay-safe got no answer.
         """
         policy = retry or self.retry
         url = f"{self.base_url}{path}"
@@ -210,6 +262,7 @@ class VendorHTTP:
         last: ProviderError | None = None
         for attempt in range(1, policy.attempts + 1):
             retry_after: float | None = None
+            unknown: str | None = None  # why the outcome is unknown, if it is
             try:
                 response = await self.client.request(
                     method, url, json=json, headers=headers, params=params, timeout=self.timeout
@@ -221,6 +274,8 @@ class VendorHTTP:
                     retryable=True,
                     code="vendor_unreachable",
                 )
+                if not isinstance(exc, NOT_SENT_ERRORS):
+                    unknown = f"no answer ({type(exc).__name__})"
             else:
                 body = _json_or_text(response)
                 if response.is_success:
@@ -229,6 +284,15 @@ class VendorHTTP:
                     self.vendor, response.status_code, body, fallback=response.reason_phrase
                 )
                 retry_after = _retry_after(response)
+                if response.status_code in UNKNOWN_OUTCOME_STATUSES:
+                    unknown = f"HTTP {response.status_code}"
+            if unknown is not None and not replay_safe:
+                if lookup is None:
+                    raise outcome_unknown(self.vendor, f"{method} {path}", unknown) from last
+                found = await lookup()
+                if found is not None:
+                    log.info("%s %s %s: %s, but it took effect", self.vendor, method, path, unknown)
+                    return found
             if not last.retryable or attempt == policy.attempts:
                 break
             pause = policy.delay(attempt, retry_after)
@@ -251,6 +315,95 @@ class VendorHTTP:
         raise last
 
 
+LIVE_STATES = frozenset({"new", "connecting", "connected", "active", "started", "running"})
+
+
+class VendorAPI:
+    """What both vendor clients share: the HTTP edge, the account key, the outcome lookups.
+
+    Args:
+        base_url: API root, the vendor's or an emulator's URL.
+        api_key: the account key (never logged).
+        client: a shared ``httpx.AsyncClient`` (tests pass one with an ASGI transport).
+        retry: retry policy for 429/5xx/network failures.
+        timeout: seconds one call may take.
+    """
+
+    vendor: ClassVar[str]
+    key_header: ClassVar[str]  # the header that carries the account key
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        client: httpx.AsyncClient,
+        *,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._api_key = api_key
+        self.http = VendorHTTP(self.vendor, base_url, client, retry=retry, timeout=timeout)
+
+    def _key_headers(self) -> dict[str, str]:
+        return {self.key_header: self._api_key, "accept": "application/json"}
+
+    async def list_sessions(self) -> list[dict[str, Any]]:
+        """The account's sessions as the vendor lists them (``session_id``, ``status``...)."""
+        raise NotImplementedError
+
+    async def stop_session(self, ref: VendorSessionRef, reason: str) -> None:
+        """Stop the session ``ref`` (``reason`` in LiveAvatar's words; HeyGen takes none)."""
+        raise NotImplementedError
+
+    async def keep_session_alive(self, ref: VendorSessionRef) -> None:
+        raise NotImplementedError
+
+    def _created_lookup(self, what: str, avatar_id: str | None) -> Lookup:
+        """For a call that creates a session: it had no effect if no live session that could
+        be ours (same avatar where listed, created since now) appears in the account's list."""
+        since = int(time.time()) - 1  # vendors list whole seconds
+
+        def maybe_ours(s: dict[str, Any]) -> bool:
+            return (
+                str(s.get("status", "new")).lower() in LIVE_STATES
+                and _as_number(s.get("created_at"), since) >= since
+                and s.get("avatar_id", avatar_id) == avatar_id
+            )
+
+        async def lookup() -> None:
+            fresh = [str(s.get("session_id")) for s in await self.list_sessions() if maybe_ours(s)]
+            if fresh:
+                why = f"no answer, and the account now has session(s) {', '.join(fresh)}"
+                raise outcome_unknown(self.vendor, what, why)
+
+        return lookup
+
+    def _state_lookup(self, what: str, session_id: str, *, done: Any = None) -> Lookup:
+        """For a call that moves ``session_id`` on from ``new``: it had no effect while the
+        vendor still lists the session as ``new``; ``done`` (if not None) stands for the answer
+        once it has moved on, else the outcome cannot be used and is an error."""
+
+        async def lookup() -> Any:
+            for s in await self.list_sessions():
+                if str(s.get("session_id")) == session_id:
+                    status = str(s.get("status", "")).lower()
+                    if status == "new":
+                        return None
+                    if done is not None and status in LIVE_STATES:
+                        return done
+                    raise outcome_unknown(self.vendor, what, f"no answer; session is {status}")
+            raise outcome_unknown(self.vendor, what, "no answer; the session is not listed")
+
+        return lookup
+
+
+def _as_number(value: Any, default: float) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
 def _json_or_text(response: httpx.Response) -> Any:
     try:
         return response.json()
@@ -269,7 +422,7 @@ async def stop_after_failure(
     try:
         await stop()
     except Exception as stop_exc:
-        if getattr(stop_exc, "vendor_code", None) == WRONG_STATE:  # it has already ended
+        if already_ended(stop_exc):
             raise cause from None
         why = cause.message if isinstance(cause, ProviderError) else f"{cause}"
         raise ProviderError(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
@@ -80,6 +80,29 @@ class RoomTarget:
 StateCallback = Callable[[AvatarState], None]
 
 
+@dataclass(frozen=True)
+class VendorSessionRef:
+    """Enough to stop a paid vendor session later, even from another process.
+
+    A vendor provider hands one to ``start(..., on_vendor_session=callback)`` the moment the
+    vendor names the session, before anything else can fail, so that a caller who stores it
+    (``dataclasses.asdict``) can stop the session after a crash with :func:`stop_vendor_session`.
+
+    Attributes:
+        vendor: the provider name (``"liveavatar"``, ``"heygen"``).
+        session_id: the vendor's session id.
+        stop_token: a session-scoped credential the vendor wants for stopping it (LiveAvatar's
+            session token); None when the account key suffices (HeyGen). Treat it as a secret.
+    """
+
+    vendor: str
+    session_id: str
+    stop_token: str | None = field(default=None, repr=False)
+
+
+VendorSessionCallback = Callable[[VendorSessionRef], Awaitable[None] | None]
+
+
 @runtime_checkable
 class AvatarSession(Protocol):
     """A running avatar in a room. All methods are safe to call in any state after start."""
@@ -127,6 +150,15 @@ class Provider(Protocol):
     ) -> AvatarSession:
         """``settings`` (a :class:`~greenroom.config.Settings`) carries vendor credentials and
         URLs; providers that need none ignore it."""
+        ...
+
+
+@runtime_checkable
+class VendorProvider(Provider, Protocol):
+    """A provider whose sessions are paid vendor sessions that can be stopped by reference."""
+
+    async def stop_session(self, ref: VendorSessionRef, *, settings: Any = None) -> bool:
+        """Stop the vendor session ``ref``; False if the vendor says it had already ended."""
         ...
 
 
@@ -221,3 +253,17 @@ def provider_names() -> list[str]:
             continue
         names.append(name)
     return names
+
+
+async def stop_vendor_session(ref: VendorSessionRef, *, settings: Any = None) -> bool:
+    """Stop a vendor session recorded earlier (e.g. after a restart); False if it had ended.
+
+    Raises:
+        NotFound: ``ref.vendor`` is not a provider that runs vendor sessions.
+        ConfigError: no API key for the vendor.
+        ProviderError: the vendor could not be reached or refused the stop.
+    """
+    provider = get_provider(ref.vendor)
+    if not isinstance(provider, VendorProvider):
+        raise NotFound(f"provider {ref.vendor!r} does not run vendor sessions")
+    return await provider.stop_session(ref, settings=settings)

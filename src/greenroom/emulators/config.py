@@ -7,10 +7,12 @@ Injection lives here, on the emulator's side, never in a vendor-visible request 
     cfg.unknown_avatars.add("nobody")             # streaming.new / sessions/token -> not found
     cfg.max_concurrent = 1                        # a second live session -> concurrency limit
     cfg.sunset = True                             # HeyGen only: every call answers HTTP 410
+    cfg.stall_next(1, 2.0, path="streaming.new")  # serve the next call, answer it 2 s late
 
 ``EmulatorConfig.from_env()`` reads the same from ``GREENROOM_EMULATOR_*`` variables
 (``FAIL_NEXT=N:STATUS[:CODE]``, ``UNKNOWN_AVATARS=a,b``, ``MAX_CONCURRENT=n``, ``SUNSET=1``,
-``API_KEY=...``, ``IDLE_TIMEOUT=s``, ``MAX_DURATION=s``) for ``greenroom emulate``.
+``API_KEY=...``, ``IDLE_TIMEOUT=s``, ``MAX_DURATION=s``, ``CORS_ORIGINS=https://a,https://b``)
+for ``greenroom emulate``.
 """
 
 from __future__ import annotations
@@ -31,13 +33,15 @@ class LiveKitAccess:
 
 @dataclass
 class Fault:
-    """Answer the next ``remaining`` matching calls with this error instead of serving them."""
+    """Answer the next ``remaining`` matching calls with this error instead of serving them,
+    or (``stall`` > 0) serve them and hold the answer back that many seconds."""
 
     status: int
     code: int | str | None = None
     message: str | None = None
     path: str | None = None  # only calls whose path contains this
     remaining: int = 1
+    stall: float = 0.0
 
 
 @dataclass
@@ -57,6 +61,9 @@ class EmulatorConfig:
         max_duration: cap on a session's life in seconds (None: the request's or unlimited).
         sandbox_duration: LiveAvatar ``is_sandbox`` sessions end after this many seconds.
         public_url: base URL clients reach the emulator at (for the ``ws_url`` it hands out).
+        cors_origins: browser origins whose pages may call the emulator (with credentials);
+            None: pages served from this machine (localhost, 127.0.0.1, [::1]) only; ``"*"``
+            alone: any page, without credentials.
     """
 
     livekit: LiveKitAccess | None = None
@@ -70,6 +77,7 @@ class EmulatorConfig:
     max_duration: float | None = None
     sandbox_duration: float = 60.0
     public_url: str | None = None
+    cors_origins: tuple[str, ...] | None = None
     faults: list[Fault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -85,6 +93,14 @@ class EmulatorConfig:
         """Make the next ``n`` calls (optionally only those on ``path``) fail with ``status``."""
         with self._lock:
             self.faults.append(Fault(status, code, message, path, n))
+
+    def stall_next(self, n: int, seconds: float, *, path: str | None = None) -> None:
+        """Serve the next ``n`` calls (on ``path``) but answer each ``seconds`` late, as when
+        a vendor acts on a request and its answer is lost to a client's timeout."""
+        if seconds <= 0:
+            raise ValueError("seconds must be > 0")
+        with self._lock:
+            self.faults.append(Fault(200, path=path, remaining=n, stall=seconds))
 
     def take_fault(self, path: str) -> Fault | None:
         """The fault this call should answer with, consuming one use of it."""
@@ -132,6 +148,8 @@ class EmulatorConfig:
         if get("MAX_DURATION"):
             cfg.max_duration = float(get("MAX_DURATION"))  # type: ignore[arg-type]
         cfg.public_url = get("PUBLIC_URL")
+        if get("CORS_ORIGINS"):
+            cfg.cors_origins = tuple(sorted(ids("CORS_ORIGINS")))
         spec = get("FAIL_NEXT")
         if spec:
             parts = spec.split(":")

@@ -26,17 +26,16 @@ import json
 import logging
 import secrets
 import uuid
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from greenroom.avatars.heygen.models import NewSessionRequest, SessionIdRequest, TaskRequest
 from greenroom.avatars.local.tts import talk_reply
-from greenroom.emulators._sessions import AvatarBackend, EmuSession, SessionBook, background
+from greenroom.emulators._app import EmulatorError, bearer_token, client_token, vendor_app
+from greenroom.emulators._sessions import AvatarBackend, EmuSession, background
 from greenroom.emulators.config import EmulatorConfig
 
 log = logging.getLogger(__name__)
@@ -47,79 +46,52 @@ AVATAR_IDENTITY = "heygen-avatar"
 WRONG_STATE = 400006
 
 
-class _Error(Exception):
-    def __init__(self, status: int, message: str, code: int | str | None = None):
-        self.status, self.message = status, message
-        self.code = code if code is not None else status
-
-
 def _ok(data: Any = None) -> JSONResponse:
     return JSONResponse({"code": 100, "data": data, "message": "success"})
 
 
+def _error_body(_status: int, message: str, code: int | str) -> dict[str, Any]:
+    return {"code": code, "message": message}
+
+
 def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> FastAPI:
     """The HeyGen Streaming API emulator as an ASGI app."""
-    book = SessionBook()
     tokens: set[str] = set()
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI):
-        yield
-        await book.aclose()
-
-    app = FastAPI(title="HeyGen Streaming API emulator (Greenroom)", lifespan=lifespan)
-    app.state.config = config
-    app.state.book = book
-    app.state.backend = backend
-
-    @app.middleware("http")
-    async def gate(request: Request, call_next):
+    def sunset(request: Request) -> JSONResponse | None:
         if config.sunset and request.url.path.startswith("/v1/streaming"):
-            return JSONResponse(
-                {"code": 410, "message": "endpoint_sunset: the Streaming API has been shut down"},
-                410,
-            )
-        fault = config.take_fault(request.url.path)
-        if fault is not None:
-            return JSONResponse(
-                {
-                    "code": fault.code or fault.status,
-                    "message": fault.message or "Injected failure",
-                },
-                fault.status,
-            )
-        return await call_next(request)
+            message = "endpoint_sunset: the Streaming API has been shut down"
+            return JSONResponse(_error_body(410, message, 410), 410)
+        return None
 
-    @app.exception_handler(_Error)
-    async def on_error(_: Request, exc: _Error) -> JSONResponse:
-        return JSONResponse({"code": exc.code, "message": exc.message}, exc.status)
+    app, book = vendor_app(
+        "HeyGen Streaming API emulator", config, backend, error_body=_error_body, gate=sunset
+    )
 
     def authorize(request: Request) -> None:
-        key = request.headers.get("x-api-key")
-        auth = request.headers.get("authorization", "")
-        bearer = auth[7:] if auth.lower().startswith("bearer ") else None
-        if config.key_ok(key) or (bearer and bearer in tokens):
+        bearer = bearer_token(request)
+        if config.key_ok(request.headers.get("x-api-key")) or (bearer and bearer in tokens):
             return
-        raise _Error(401, "Unauthorized: invalid X-Api-Key or session token")
+        raise EmulatorError(401, "Unauthorized: invalid X-Api-Key or session token")
 
     async def body_as(request: Request, model):
         try:
             raw = await request.json()
         except ValueError:
-            raise _Error(400, "request body is not valid JSON") from None
+            raise EmulatorError(400, "request body is not valid JSON") from None
         try:
             return model.model_validate(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(x) for x in first["loc"]) or "body"
-            raise _Error(400, f"{where}: {first['msg']}") from None
+            raise EmulatorError(400, f"{where}: {first['msg']}") from None
 
     def live_session(session_id: str, *states: str) -> EmuSession:
         session = book.get(session_id)
         if session is None:
-            raise _Error(400, f"Session {session_id} not found", WRONG_STATE)
+            raise EmulatorError(400, f"Session {session_id} not found", WRONG_STATE)
         if session.status not in states:
-            raise _Error(
+            raise EmulatorError(
                 400, f"Session is not in correct state (it is {session.status})", WRONG_STATE
             )
         session.touch()
@@ -128,7 +100,7 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
     @app.post("/v1/streaming.create_token")
     async def create_token(request: Request) -> JSONResponse:
         if not config.key_ok(request.headers.get("x-api-key")):
-            raise _Error(401, "Unauthorized: invalid X-Api-Key")
+            raise EmulatorError(401, "Unauthorized: invalid X-Api-Key")
         token = secrets.token_urlsafe(32)
         tokens.add(token)
         return _ok({"token": token})
@@ -138,19 +110,19 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
         authorize(request)
         req: NewSessionRequest = await body_as(request, NewSessionRequest)
         if req.version != "v2":
-            raise _Error(400, "only version 'v2' (LiveKit) sessions are supported")
+            raise EmulatorError(400, "only version 'v2' (LiveKit) sessions are supported")
         avatar = req.avatar
         if not config.avatar_exists(avatar):
-            raise _Error(400, f"avatar not found: {avatar}", 10013)
+            raise EmulatorError(400, f"avatar not found: {avatar}", 10013)
         if avatar in config.deprecated_avatars:
-            raise _Error(400, f"avatar version is deprecated: {avatar}", 10003)
+            raise EmulatorError(400, f"avatar version is deprecated: {avatar}", 10003)
         if config.max_concurrent is not None:
             open_ = sum(1 for s in book.sessions.values() if s.live)
             if open_ >= config.max_concurrent:
-                raise _Error(400, "Concurrent limit reached")
+                raise EmulatorError(400, "Concurrent limit reached")
         lk = config.livekit
         if lk is None:
-            raise _Error(500, "emulator has no LiveKit server configured")
+            raise EmulatorError(500, "emulator has no LiveKit server configured")
         from greenroom.tokens import agent_token
 
         session = EmuSession(id=str(uuid.uuid4()), avatar_id=avatar)
@@ -165,7 +137,7 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
             {
                 "session_id": session.id,
                 "url": lk.url,
-                "access_token": _client_token(config, room, f"client-{session.id[:8]}"),
+                "access_token": client_token(config, room, f"client-{session.id[:8]}"),
                 "livekit_agent_token": agent_token(
                     lk.api_key, lk.api_secret, room=room, identity=f"agent-{session.id[:8]}"
                 ),
@@ -180,7 +152,7 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
         body = await body_as(request, SessionIdRequest)
         session = live_session(body.session_id, "new")
         if app.state.backend is None:
-            raise _Error(500, "emulator has no avatar backend configured")
+            raise EmulatorError(500, "emulator has no avatar backend configured")
         lk = config.livekit
         assert lk is not None
         from greenroom.tokens import agent_token
@@ -200,7 +172,7 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
         except Exception as exc:
             log.exception("emulated HeyGen start failed")
             await book.close(session, "start_failed")
-            raise _Error(500, f"avatar failed to start: {exc}") from exc
+            raise EmulatorError(500, f"avatar failed to start: {exc}") from exc
         session.avatar = avatar
         session.status = "connected"
         _wire_talking_events(session, avatar)
@@ -213,6 +185,7 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
         body: TaskRequest = await body_as(request, TaskRequest)
         session = live_session(body.session_id, "connected")
         task_id = str(uuid.uuid4())
+        session.extra["tasks"][task_id] = body.text
         text = body.text if body.task_type in (None, "repeat") else talk_reply(body.text)
         duration = await _speak(session, text, task_id)
         return _ok({"duration_ms": round(duration * 1000), "task_id": task_id})
@@ -282,32 +255,7 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
         except WebSocketDisconnect:
             pass
 
-    # the vendors' web SDKs call these APIs from browser pages on other origins (outermost, so
-    # injected errors are readable there too)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origin_regex=".*",
-        allow_credentials=True,
-        allow_methods=["*"],
-        allow_headers=["*"],
-    )
-
     return app
-
-
-def _client_token(config: EmulatorConfig, room: str, identity: str) -> str:
-    from livekit import api
-
-    assert config.livekit is not None
-    grants = api.VideoGrants(
-        room_join=True, room=room, can_subscribe=True, can_publish=True, can_publish_data=True
-    )
-    return (
-        api.AccessToken(config.livekit.api_key, config.livekit.api_secret)
-        .with_identity(identity)
-        .with_grants(grants)
-        .to_jwt()
-    )
 
 
 async def _speak(session: EmuSession, text: str, task_id: str) -> float:

@@ -29,13 +29,11 @@ import logging
 import secrets
 import time
 import uuid
-from contextlib import asynccontextmanager
 from typing import Any
 
 import jwt
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -47,7 +45,8 @@ from greenroom.avatars.liveavatar.models import (
     TokenRequest,
 )
 from greenroom.avatars.local.tts import talk_reply
-from greenroom.emulators._sessions import AvatarBackend, EmuSession, SessionBook, background
+from greenroom.emulators._app import EmulatorError, bearer_token, client_token, vendor_app
+from greenroom.emulators._sessions import AvatarBackend, EmuSession, background
 from greenroom.emulators.config import EmulatorConfig
 
 log = logging.getLogger(__name__)
@@ -61,47 +60,19 @@ CONTROL_TOPIC = "agent-control"
 RESPONSE_TOPIC = "agent-response"
 
 
-class _Error(Exception):
-    def __init__(self, status: int, message: str, code: int | str | None = None):
-        self.status, self.message, self.code = status, message, code if code is not None else status
-
-
 def _ok(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse({"code": SUCCESS_CODE, "data": data, "message": "success"}, status)
 
 
-def _err(status: int, message: str, code: int | str | None = None) -> JSONResponse:
-    return JSONResponse(
-        {"code": code if code is not None else status, "data": None, "message": message}, status
-    )
+def _error_body(_status: int, message: str, code: int | str) -> dict[str, Any]:
+    return {"code": code, "data": None, "message": message}
 
 
 def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> FastAPI:
     """The LiveAvatar emulator as an ASGI app (serve it with uvicorn, or test via ASGITransport)."""
-    book = SessionBook()
     by_token: dict[str, EmuSession] = {}
     signing_key = secrets.token_bytes(32)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI):
-        yield
-        await book.aclose()
-
-    app = FastAPI(title="LiveAvatar emulator (Greenroom)", lifespan=lifespan)
-    app.state.config = config
-    app.state.book = book
-    app.state.backend = backend
-
-    @app.middleware("http")
-    async def inject_faults(request: Request, call_next):
-        fault = config.take_fault(request.url.path)
-        if fault is not None:
-            return _err(fault.status, fault.message or "Injected failure", fault.code)
-        return await call_next(request)
-
-    @app.exception_handler(_Error)
-    async def on_error(_: Request, exc: _Error) -> JSONResponse:
-        return _err(exc.status, exc.message, exc.code)
+    app, book = vendor_app("LiveAvatar emulator", config, backend, error_body=_error_body)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -109,16 +80,15 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
 
     def api_key(request: Request) -> None:
         if not config.key_ok(request.headers.get("x-api-key")):
-            raise _Error(401, "Invalid or missing API key (X-API-KEY)")
+            raise EmulatorError(401, "Invalid or missing API key (X-API-KEY)")
 
     def session_for(request: Request, session_id: str | None) -> EmuSession:
-        auth = request.headers.get("authorization", "")
-        token = auth[7:] if auth.lower().startswith("bearer ") else ""
+        token = bearer_token(request)
         session = by_token.get(token) if token else None
         if session is None:
-            raise _Error(401, "Invalid or missing session token (Authorization: Bearer)")
+            raise EmulatorError(401, "Invalid or missing session token (Authorization: Bearer)")
         if session_id is not None and session_id != session.id:
-            raise _Error(401, f"the session token does not belong to session {session_id}")
+            raise EmulatorError(401, f"the session token does not belong to session {session_id}")
         return session
 
     async def body_as(request: Request, model):
@@ -159,7 +129,7 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
                 ]
             )
         if not config.avatar_exists(req.avatar_id):
-            raise _Error(404, f"Avatar {req.avatar_id} not found")
+            raise EmulatorError(404, f"Avatar {req.avatar_id} not found")
         session = EmuSession(id=str(uuid.uuid4()), avatar_id=req.avatar_id)
         token = _session_jwt(session, req, signing_key)
         session.extra.update(token=token, request=req)
@@ -183,24 +153,24 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
         body: SessionIdRequest = await body_as(request, SessionIdRequest)
         session = session_for(request, body.session_id)
         if session.status != "new":
-            raise _Error(400, f"Session is not in correct state ({session.status})")
+            raise EmulatorError(400, f"Session is not in correct state ({session.status})")
         if config.max_concurrent is not None and book.live_count() >= config.max_concurrent:
-            raise _Error(400, "Concurrent limit reached: too many active sessions")
+            raise EmulatorError(400, "Concurrent limit reached: too many active sessions")
         if app.state.backend is None:
-            raise _Error(500, "emulator has no avatar backend configured")
+            raise EmulatorError(500, "emulator has no avatar backend configured")
         req: TokenRequest = session.extra["request"]
         session.status = "connecting"
         try:
             data = await (_start_lite if req.mode == "LITE" else _start_full)(
                 app, session, req, request
             )
-        except _Error:
+        except EmulatorError:
             await book.close(session, StopReason.SERVER_ERROR)
             raise
         except Exception as exc:
             log.exception("emulated LiveAvatar start failed")
             await book.close(session, StopReason.SERVER_ERROR)
-            raise _Error(500, f"avatar failed to start: {exc}") from exc
+            raise EmulatorError(500, f"avatar failed to start: {exc}") from exc
         session.started_at = session.created_at
         session.touch()
         book.watch(
@@ -215,7 +185,7 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
         body: SessionIdRequest = await body_as(request, SessionIdRequest)
         session = session_for(request, body.session_id)
         if not session.live:
-            raise _Error(400, "Session is not in correct state (closed)")
+            raise EmulatorError(400, "Session is not in correct state (closed)")
         session.touch()
         return _ok(None)
 
@@ -253,16 +223,6 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
             return
         await ws.accept()
         await _serve_lite_ws(ws, session)
-
-    # the vendors' web SDKs call these APIs from browser pages on other origins (outermost, so
-    # injected errors are readable there too)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origin_regex=".*",
-        allow_credentials=True,
-        allow_methods=["*"],
-        allow_headers=["*"],
-    )
 
     return app
 
@@ -314,7 +274,7 @@ async def _start_lite(app: FastAPI, session: EmuSession, req: TokenRequest, requ
 async def _start_full(app: FastAPI, session: EmuSession, req: TokenRequest, request: Request):
     cfg: EmulatorConfig = app.state.config
     if cfg.livekit is None:
-        raise _Error(500, "emulator has no LiveKit server configured for FULL mode")
+        raise EmulatorError(500, "emulator has no LiveKit server configured for FULL mode")
     from greenroom.tokens import agent_token
 
     room = f"liveavatar-{session.id}"
@@ -347,7 +307,7 @@ async def _start_full(app: FastAPI, session: EmuSession, req: TokenRequest, requ
     )
     session.status = "connected"
     _wire_full_events(session, avatar, agent_room)
-    client = _client_token(cfg, room, "client")
+    client = client_token(cfg, room, "client")
     agent = agent_token(cfg.livekit.api_key, cfg.livekit.api_secret, room=room, identity="agent")
     return {
         "session_id": session.id,
@@ -357,22 +317,6 @@ async def _start_full(app: FastAPI, session: EmuSession, req: TokenRequest, requ
         "max_session_duration": int(session.max_duration) if session.max_duration else None,
         "ws_url": None,
     }
-
-
-def _client_token(cfg: EmulatorConfig, room: str, identity: str) -> str:
-    """A token for the end user: join, subscribe, publish (mic) and data."""
-    from livekit import api
-
-    assert cfg.livekit is not None
-    grants = api.VideoGrants(
-        room_join=True, room=room, can_subscribe=True, can_publish=True, can_publish_data=True
-    )
-    return (
-        api.AccessToken(cfg.livekit.api_key, cfg.livekit.api_secret)
-        .with_identity(identity)
-        .with_grants(grants)
-        .to_jwt()
-    )
 
 
 def _wire_full_events(session: EmuSession, avatar, agent_room) -> None:

@@ -3,56 +3,63 @@
 The account key goes in ``X-Api-Key``. Answers carry their payload in ``data``; errors are
 ``{code, message}`` with an HTTP error status. HTTP 410 means HeyGen has shut the
 Streaming API down; the error says to use the LiveAvatar provider instead.
+
+``streaming.new``, ``.start`` and ``.task`` are never sent twice blindly: a lost answer to
+``new`` or ``start`` is settled by listing the account's sessions, and a lost answer to a
+``task`` is an error (HeyGen has no way to ask whether a sentence was queued).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
-from greenroom.avatars._http import DEFAULT_RETRY, RetryPolicy, VendorHTTP
+from greenroom.avatars._http import Lookup, VendorAPI
+from greenroom.avatars.base import VendorSessionRef
 from greenroom.avatars.heygen.models import NewSession, NewSessionRequest, TaskRequest, TaskResult
 
 VENDOR = "heygen"
 DEFAULT_BASE_URL = "https://api.heygen.com"
 
 
-class HeyGenAPI:
-    """Typed calls to ``/v1/streaming.*``; see :class:`~greenroom.avatars.liveavatar.api.LiveAvatarAPI`
-    for the argument conventions."""
+class HeyGenAPI(VendorAPI):
+    """Typed calls to ``/v1/streaming.*``; arguments as :class:`~greenroom.avatars._http.VendorAPI`."""
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str,
-        client: httpx.AsyncClient,
-        *,
-        retry: RetryPolicy = DEFAULT_RETRY,
-    ) -> None:
-        self._api_key = api_key
-        self.http = VendorHTTP(VENDOR, base_url, client, retry=retry)
+    vendor = VENDOR
+    key_header = "X-Api-Key"
 
-    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+    async def _post(
+        self, path: str, body: dict[str, Any], *, once: bool = False, lookup: Lookup | None = None
+    ) -> Any:
         answer = await self.http.request(
             "POST",
             path,
             json=body,
-            headers={"X-Api-Key": self._api_key, "accept": "application/json"},
+            headers=self._key_headers(),
+            replay_safe=not once,
+            lookup=lookup,
         )
         return answer.get("data") if isinstance(answer, dict) else answer
 
     async def new_session(self, request: NewSessionRequest) -> NewSession:
+        path = "/v1/streaming.new"
         data = await self._post(
-            "/v1/streaming.new", request.model_dump(mode="json", exclude_none=True)
+            path,
+            request.model_dump(mode="json", exclude_none=True),
+            once=True,
+            lookup=self._created_lookup(path, request.avatar),
         )
         return NewSession.model_validate(data)
 
     async def start(self, session_id: str) -> None:
-        await self._post("/v1/streaming.start", {"session_id": session_id})
+        path = "/v1/streaming.start"
+        # start returns nothing we need, so a start that took effect counts as answered
+        lookup = self._state_lookup(path, session_id, done={"data": None})
+        await self._post(path, {"session_id": session_id}, once=True, lookup=lookup)
 
     async def task(self, request: TaskRequest) -> TaskResult:
-        data = await self._post("/v1/streaming.task", request.model_dump(exclude_none=True))
+        data = await self._post(
+            "/v1/streaming.task", request.model_dump(exclude_none=True), once=True
+        )
         return TaskResult.model_validate(data or {})
 
     async def interrupt(self, session_id: str) -> None:
@@ -64,9 +71,13 @@ class HeyGenAPI:
     async def stop(self, session_id: str) -> None:
         await self._post("/v1/streaming.stop", {"session_id": session_id})
 
+    async def stop_session(self, ref: VendorSessionRef, reason: str) -> None:
+        await self.stop(ref.session_id)
+
+    async def keep_session_alive(self, ref: VendorSessionRef) -> None:
+        await self.keep_alive(ref.session_id)
+
     async def list_sessions(self) -> list[dict[str, Any]]:
-        answer = await self.http.request(
-            "GET", "/v1/streaming.list", headers={"X-Api-Key": self._api_key}
-        )
+        answer = await self.http.request("GET", "/v1/streaming.list", headers=self._key_headers())
         data = answer.get("data") if isinstance(answer, dict) else None
         return list((data or {}).get("sessions", []))

@@ -5,129 +5,32 @@ so a :class:`~greenroom.avatars._relay.Relay` joins it with the returned ``acces
 republishes the avatar into our room, where the compositor keys it. ``speak`` is
 ``streaming.task`` (``repeat`` or ``talk``, async); the avatar's ``avatar_start_talking`` /
 ``avatar_stop_talking`` data messages drive the state. A 410 answer means HeyGen has shut the
-Streaming API down: the error says to use the ``liveavatar`` provider.
+Streaming API down: the error says to use the ``liveavatar`` provider. What every vendor
+shares (validation, client ownership, rollback, closing) is in :mod:`greenroom.avatars._vendor`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import uuid
 from typing import Any
 
-import httpx
-
-from greenroom.avatars._http import (
-    DEFAULT_RETRY,
-    WRONG_STATE,
-    RetryPolicy,
-    stop_after_failure,
-    vendor_credentials,
-)
-from greenroom.avatars._relay import Relay
-from greenroom.avatars.base import AvatarState, RoomTarget, SpeakMode, StateEmitter, check_speech
+from greenroom.avatars._vendor import StartArgs, VendorProviderBase, VendorSession
+from greenroom.avatars.base import AvatarState, SpeakMode, VendorSessionRef, check_speech
 from greenroom.avatars.heygen.api import VENDOR, HeyGenAPI
-from greenroom.avatars.heygen.models import NewSessionRequest, TaskRequest, Voice
-from greenroom.config import Settings
-from greenroom.errors import InvalidInput, ProviderError
-
-log = logging.getLogger(__name__)
-
-QUALITIES = {"high", "medium", "low"}
+from greenroom.avatars.heygen.models import NewSession, NewSessionRequest, TaskRequest, Voice
+from greenroom.errors import InvalidInput
 
 
-class HeyGenProvider:
-    name = "heygen"
-
-    async def start(
-        self,
-        target: RoomTarget,
-        *,
-        avatar_id: str,
-        voice: str | None = None,
-        identity: str | None = None,
-        quality: str = "high",
-        activity_idle_timeout: int | None = None,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        client: httpx.AsyncClient | None = None,
-        retry: RetryPolicy = DEFAULT_RETRY,
-        settings: Settings | None = None,
-        ready_timeout: float = 60.0,
-        **_options: Any,
-    ) -> HeyGenSession:
-        """Start a HeyGen session and relay its avatar into ``target.room`` as ``identity``.
-
-        Raises:
-            InvalidInput: bad avatar id or quality (field named).
-            ConfigError: no HeyGen API key configured.
-            ProviderError: HeyGen refused or failed (vendor message and code kept).
-        """
-        if not isinstance(avatar_id, str) or not avatar_id.strip():
-            raise InvalidInput("avatar_id is required for HeyGen", field="avatar_id")
-        if quality not in QUALITIES:
-            raise InvalidInput(
-                f"quality must be one of {', '.join(sorted(QUALITIES))}", field="quality"
-            )
-        key, url = vendor_credentials("heygen", "HeyGen", api_key, base_url, settings)
-        own_client = client is None
-        http = client or httpx.AsyncClient()
-        api = HeyGenAPI(url, key, http, retry=retry)
-        request = NewSessionRequest(
-            avatar_id=avatar_id,
-            quality=quality,  # type: ignore[arg-type]
-            voice=Voice(voice_id=voice) if voice else None,
-            version="v2",
-            activity_idle_timeout=activity_idle_timeout,
-        )
-        try:
-            new = await api.new_session(request)
-        except BaseException:
-            if own_client:
-                await http.aclose()
-            raise
-        session = HeyGenSession(api, new.session_id, identity or f"heygen-{uuid.uuid4().hex[:8]}")
-        session._own_client = own_client
-        try:
-            await api.start(new.session_id)
-            session.relay = await Relay.start(
-                source_url=new.url,
-                source_token=new.access_token,
-                target=target,
-                identity=session.identity,
-                attributes={"greenroom.provider": "heygen"},
-            )
-            session.relay.on_data(session._on_data)
-            session.relay.on_source_gone(session._on_gone)
-            await session.relay.wait_ready(ready_timeout)
-        except BaseException as exc:
-            await session._release()
-            if isinstance(exc, TimeoutError):
-                exc = ProviderError(
-                    VENDOR, f"the avatar published no video within {ready_timeout:g} s"
-                )
-            elif isinstance(exc, ConnectionError):
-                exc = ProviderError(VENDOR, str(exc))
-            await stop_after_failure(VENDOR, new.session_id, lambda: api.stop(new.session_id), exc)
-        session._set_state(AvatarState.IDLE)
-        return session
-
-
-class HeyGenSession(StateEmitter):
+class HeyGenSession(VendorSession):
     """A running HeyGen avatar, relayed into our room as ``identity``."""
 
-    provider = "heygen"
+    provider = VENDOR
+    label = "HeyGen"
+    api: HeyGenAPI
 
-    def __init__(self, api: HeyGenAPI, session_id: str, identity: str) -> None:
-        super().__init__()
-        self.api = api
-        self.session_id = session_id
-        self.identity = identity
-        self.relay: Relay | None = None
-        self.events: list[dict[str, Any]] = []
-        self._own_client = False
-        self._closed = False
-        self.stop_reason: str | None = None
+    def __init__(self, api: HeyGenAPI, new: NewSession, identity: str) -> None:
+        super().__init__(api, identity, VendorSessionRef(VENDOR, new.session_id))
+        self.room = new  # HeyGen's room: url and access token
 
     def _on_data(self, payload: bytes, _topic: str | None, _sender: str) -> None:
         try:
@@ -144,21 +47,11 @@ class HeyGenSession(StateEmitter):
             self._set_state(AvatarState.IDLE)
         else:
             return
-        if self.relay is not None:
-            self.relay.spawn(self.relay.set_state(self.state.value))
-
-    def _on_gone(self, why: str) -> None:
-        if self._closed:  # our own stop made the avatar leave
-            return
-        log.warning("HeyGen session %s ended: %s", self.session_id, why)
-        self.stop_reason = why
-        self._set_state(AvatarState.STOPPED)
-
-    def _check_open(self) -> None:
-        if self._closed or self.state == AvatarState.STOPPED:
-            raise ProviderError(VENDOR, "the HeyGen session has ended", code="session_ended")
+        self._mirror_state()
 
     async def speak(self, text: str, *, mode: SpeakMode = "repeat") -> None:
+        """Queue ``text`` as a ``streaming.task``. If HeyGen's answer is lost the task is not
+        sent again (it could be spoken twice): ``vendor_outcome_unknown``."""
         text = check_speech(text, mode)
         self._check_open()
         await self.api.task(
@@ -169,33 +62,47 @@ class HeyGenSession(StateEmitter):
         self._check_open()
         await self.api.interrupt(self.session_id)
 
-    async def keep_alive(self) -> None:
-        self._check_open()
-        await self.api.keep_alive(self.session_id)
 
-    async def _release(self) -> None:
-        if self.relay is not None:
-            await self.relay.aclose()
-        if self._own_client:
-            await self.api.http.client.aclose()
+class HeyGenProvider(VendorProviderBase[HeyGenSession]):
+    """Starts HeyGen sessions; option ``activity_idle_timeout`` (seconds, 30..3600)."""
 
-    async def aclose(self) -> None:
-        """Stop the HeyGen session and leave both rooms; idempotent.
+    name = VENDOR
+    label = "HeyGen"
+    qualities = frozenset({"high", "medium", "low"})
+    api_type = HeyGenAPI
 
-        Raises:
-            ProviderError: ``streaming.stop`` failed (the session may run until HeyGen's idle
-                timeout); local resources are released regardless.
-        """
-        if self._closed:
-            return
-        self._closed = True
-        error: ProviderError | None = None
-        try:
-            await self.api.stop(self.session_id)
-        except ProviderError as exc:
-            if getattr(exc, "vendor_code", None) != WRONG_STATE:  # already ended on HeyGen's side
-                error = exc
-        self._set_state(AvatarState.STOPPED)
-        await self._release()
-        if error is not None:
-            raise error
+    def _check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        idle = options.get("activity_idle_timeout")
+        if idle is not None and (type(idle) is not int or not 30 <= idle <= 3600):
+            raise InvalidInput(
+                "activity_idle_timeout must be whole seconds from 30 to 3600",
+                field="activity_idle_timeout",
+            )
+        return options
+
+    async def _create(
+        self,
+        api: HeyGenAPI,
+        args: StartArgs,
+        *,
+        activity_idle_timeout: int | None = None,
+        **_options: Any,
+    ) -> HeyGenSession:
+        request = NewSessionRequest(
+            avatar_id=args.avatar_id,
+            quality=args.quality,  # type: ignore[arg-type]  # checked against qualities
+            voice=Voice(voice_id=args.voice) if args.voice else None,
+            version="v2",
+            activity_idle_timeout=activity_idle_timeout,
+        )
+        return HeyGenSession(api, await api.new_session(request), args.identity)
+
+    async def _begin(self, session: HeyGenSession, args: StartArgs, **_options: Any) -> None:
+        await session.api.start(session.session_id)
+        await session._relay_in(
+            args.target,
+            url=session.room.url,
+            token=session.room.access_token,
+            source=None,
+            ready=args.ready_timeout,
+        )

@@ -3,15 +3,17 @@
 The account key goes in ``X-API-KEY`` (token, list); session calls carry
 ``Authorization: Bearer <session_token>``. Answers are ``{code, data, message}`` envelopes with
 ``code == 1000`` on success; anything else becomes a :class:`~greenroom.errors.ProviderError`.
+
+``token`` and ``start`` are never sent twice blindly: a lost answer is settled by listing the
+account's sessions first (see :mod:`greenroom.avatars._http`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
-from greenroom.avatars._http import DEFAULT_RETRY, RetryPolicy, VendorHTTP, vendor_error
+from greenroom.avatars._http import Lookup, VendorAPI, vendor_error
+from greenroom.avatars.base import VendorSessionRef
 from greenroom.avatars.liveavatar.models import (
     SUCCESS_CODE,
     SessionToken,
@@ -19,52 +21,56 @@ from greenroom.avatars.liveavatar.models import (
     StopReason,
     TokenRequest,
 )
+from greenroom.errors import InvalidInput
 
 VENDOR = "liveavatar"
 DEFAULT_BASE_URL = "https://api.liveavatar.com"
 
 
-class LiveAvatarAPI:
-    """Typed calls to ``/v1/sessions/*``.
+class LiveAvatarAPI(VendorAPI):
+    """Typed calls to ``/v1/sessions/*``; arguments as :class:`~greenroom.avatars._http.VendorAPI`."""
 
-    Args:
-        base_url: API root, e.g. ``https://api.liveavatar.com`` or an emulator's URL.
-        api_key: the account key (never logged).
-        client: a shared ``httpx.AsyncClient`` (tests pass one with an ASGI transport).
-        retry: retry policy for 429/5xx/network failures.
-    """
+    vendor = VENDOR
+    key_header = "X-API-KEY"
 
-    def __init__(
+    async def _call(
         self,
-        base_url: str,
-        api_key: str,
-        client: httpx.AsyncClient,
+        path: str,
+        body: dict[str, Any],
         *,
-        retry: RetryPolicy = DEFAULT_RETRY,
-    ) -> None:
-        self._api_key = api_key
-        self.http = VendorHTTP(VENDOR, base_url, client, retry=retry)
-
-    async def _call(self, path: str, body: dict[str, Any], *, bearer: str | None = None) -> Any:
-        headers = {"accept": "application/json"}
+        bearer: str | None = None,
+        once: bool = False,
+        lookup: Lookup | None = None,
+    ) -> Any:
         if bearer is None:
-            headers["X-API-KEY"] = self._api_key
+            headers = self._key_headers()
         else:
-            headers["Authorization"] = f"Bearer {bearer}"
-        answer = await self.http.request("POST", path, json=body, headers=headers)
+            headers = {"Authorization": f"Bearer {bearer}", "accept": "application/json"}
+        answer = await self.http.request(
+            "POST", path, json=body, headers=headers, replay_safe=not once, lookup=lookup
+        )
         return _data(answer)
 
     async def create_token(self, request: TokenRequest) -> SessionToken:
         """``POST /v1/sessions/token`` -> session id + session-scoped token."""
+        path = "/v1/sessions/token"
         data = await self._call(
-            "/v1/sessions/token", request.model_dump(mode="json", exclude_none=True)
+            path,
+            request.model_dump(mode="json", exclude_none=True),
+            once=True,
+            lookup=self._created_lookup(path, request.avatar_id),
         )
         return SessionToken.model_validate(data)
 
     async def start(self, token: SessionToken) -> StartedSession:
-        """``POST /v1/sessions/start``: the avatar joins its room."""
+        """``POST /v1/sessions/start``: the avatar joins its room (once, whatever happens)."""
+        path = "/v1/sessions/start"
         data = await self._call(
-            "/v1/sessions/start", {"session_id": token.session_id}, bearer=token.session_token
+            path,
+            {"session_id": token.session_id},
+            bearer=token.session_token,
+            once=True,
+            lookup=self._state_lookup(path, token.session_id),
         )
         return StartedSession.model_validate(data)
 
@@ -80,15 +86,29 @@ class LiveAvatarAPI:
             bearer=token.session_token,
         )
 
+    async def stop_session(self, ref: VendorSessionRef, reason: str) -> None:
+        await self.stop(session_token(ref), StopReason(reason))
+
+    async def keep_session_alive(self, ref: VendorSessionRef) -> None:
+        await self.keep_alive(session_token(ref))
+
     async def list_sessions(self) -> list[dict[str, Any]]:
         """``GET /v1/sessions``: the account's sessions (shape passed through)."""
-        answer = await self.http.request(
-            "GET", "/v1/sessions", headers={"X-API-KEY": self._api_key}
-        )
+        answer = await self.http.request("GET", "/v1/sessions", headers=self._key_headers())
         data = _data(answer)
         if isinstance(data, dict):
             data = data.get("sessions", data.get("results", []))
         return list(data or [])
+
+
+def session_token(ref: VendorSessionRef) -> SessionToken:
+    """The session token a LiveAvatar session call needs, from a stored reference."""
+    if not ref.stop_token:
+        raise InvalidInput(
+            "a LiveAvatar session is stopped with its session token; this reference has none",
+            field="stop_token",
+        )
+    return SessionToken(session_id=ref.session_id, session_token=ref.stop_token)
 
 
 def _data(answer: Any) -> Any:
