@@ -47,6 +47,21 @@ def livekit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveKitServer]
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def livekit_short_rooms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveKitServer]:
+    """A second LiveKit server whose own rooms close fast when only agents are in them
+    (``empty_timeout`` 10 s, ``departure_timeout`` 3 s): sessions must outlive that."""
+    binary = ensure_binary(get_settings().cache_dir)
+    log = tmp_path_factory.mktemp("livekit-short") / "livekit.log"
+    server = LiveKitServer.start(
+        binary=binary, port=free_port(), log_path=log, empty_timeout=10, departure_timeout=3
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def room_name(request: pytest.FixtureRequest) -> str:
     """A fresh room per test, named after it."""

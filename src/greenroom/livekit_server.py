@@ -129,7 +129,21 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _config_yaml(port: int, tcp_port: int, udp_port: int, keys: dict[str, str]) -> str:
+# How long LiveKit keeps a room it created on a join with nobody but agents in it: a room
+# nobody (no person) ever joined closes EMPTY_TIMEOUT s after it was made, a room people left
+# DEPARTURE_TIMEOUT s after the last one left. Greenroom creates its rooms with its own.
+EMPTY_TIMEOUT = 60
+DEPARTURE_TIMEOUT = 5
+
+
+def _config_yaml(
+    port: int,
+    tcp_port: int,
+    udp_port: int,
+    keys: dict[str, str],
+    empty_timeout: int = EMPTY_TIMEOUT,
+    departure_timeout: int = DEPARTURE_TIMEOUT,
+) -> str:
     key_lines = "\n".join(f"  {k}: {v}" for k, v in keys.items())
     return f"""\
 port: {port}
@@ -143,8 +157,8 @@ rtc:
 keys:
 {key_lines}
 room:
-  empty_timeout: 60
-  departure_timeout: 5
+  empty_timeout: {empty_timeout}
+  departure_timeout: {departure_timeout}
 logging:
   level: info
 """
@@ -178,8 +192,14 @@ class LiveKitServer:
         binary: Path | None = None,
         log_path: Path | None = None,
         timeout: float = 30.0,
+        empty_timeout: int = EMPTY_TIMEOUT,
+        departure_timeout: int = DEPARTURE_TIMEOUT,
     ) -> LiveKitServer:
-        """Start a server; ``port=None`` means 7880 if free, else any free port."""
+        """Start a server; ``port=None`` means 7880 if free, else any free port.
+
+        ``empty_timeout``/``departure_timeout`` are the server's defaults for rooms it
+        creates when someone joins (rooms created through the API set their own).
+        """
         binary = binary or find_binary()
         if binary is None:
             raise SetupError("The LiveKit server is not installed.\n" + INSTALL_HELP)
@@ -197,7 +217,16 @@ class LiveKitServer:
             tcp_port, udp_port = free_port(), free_port()
         workdir = Path(tempfile.mkdtemp(prefix="greenroom-livekit-"))
         config = workdir / "livekit.yaml"
-        config.write_text(_config_yaml(port, tcp_port, udp_port, {api_key: api_secret}))
+        config.write_text(
+            _config_yaml(
+                port,
+                tcp_port,
+                udp_port,
+                {api_key: api_secret},
+                empty_timeout=empty_timeout,
+                departure_timeout=departure_timeout,
+            )
+        )
         log_path = log_path or workdir / "livekit.log"
         log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the child process
         proc = subprocess.Popen(

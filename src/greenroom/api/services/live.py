@@ -44,6 +44,8 @@ class LiveSession:
         avatar: AvatarSession,
         compositor: SessionCompositor,
         lifetime: Lifetime,
+        *,
+        requested: float,
     ) -> None:
         self.id = row.id
         self.room = row.room
@@ -52,6 +54,7 @@ class LiveSession:
         self.avatar = avatar
         self.compositor = compositor
         self.lifetime = lifetime
+        self.requested = requested  # monotonic time the start was asked for
         self.compositor_ended: str | None = None  # the compositor's own reason, once it ended
         self.stopping = False
         self.tasks: set[asyncio.Task[None]] = set()

@@ -155,8 +155,7 @@ class SessionManager:
 
     async def _finish(self, row: SessionRow, req: StartRequest, launch: Launch) -> StartedSession:
         """Step 3: record ``started`` and watch the session; if that fails, roll back."""
-        lifetime = Lifetime(float(row.idle_timeout), row.max_duration)
-        lifetime.started = launch.t0
+        lifetime = Lifetime(float(row.idle_timeout), row.max_duration)  # both run from now
         try:
             row = await self._db(
                 self.repo.update_session,
@@ -171,7 +170,7 @@ class SessionManager:
             parts = [launch.avatar, launch.compositor]
             await self.launcher.roll_back(row, launch.room.created, parts, exc)
             raise
-        live = LiveSession(row, launch.avatar, launch.compositor, lifetime)
+        live = LiveSession(row, launch.avatar, launch.compositor, lifetime, requested=launch.t0)
         self.live[row.id] = live
         self.metrics.sessions_started.labels(row.provider).inc()
         self.watch.start(live, req.text)

@@ -63,7 +63,7 @@ class SessionWatch:
         except Exception as exc:
             log.warning("session %s: no composited frame yet: %s", live.id, exc)
             return
-        elapsed = time.monotonic() - live.lifetime.started
+        elapsed = time.monotonic() - live.requested
         self.metrics.first_frame.observe(elapsed)
         ms = round(elapsed * 1000, 1)
         await asyncio.to_thread(self.repo.update_session, live.id, first_frame_ms=ms)
