@@ -61,9 +61,7 @@ class Viewer:
             track: rtc.Track, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
         ) -> None:
             if track.kind == rtc.TrackKind.KIND_VIDEO:
-                # the top simulcast layer: tests compare full-size pictures
-                with contextlib.suppress(Exception):
-                    pub.set_video_quality(rtc.VideoQuality.HIGH)
+                full_quality(pub)
                 self._tasks.append(asyncio.create_task(self._drain(track, p.identity)))
             else:
                 self.audio_tracks[p.identity] = track
@@ -81,6 +79,7 @@ class Viewer:
             pub.name == TRACK_NAME or pub.kind == rtc.TrackKind.KIND_AUDIO
         ):
             pub.set_subscribed(True)
+            full_quality(pub)
 
     async def _drain(self, track: rtc.Track, sender: str) -> None:
         async for ev in rtc.VideoStream(track, capacity=1, format=rtc.VideoBufferType.RGB24):
@@ -129,6 +128,13 @@ class Viewer:
         for t in self._tasks:
             t.cancel()
         await self.room.disconnect()
+
+
+def full_quality(pub: rtc.RemoteTrackPublication) -> None:
+    """Ask the SFU for the top simulcast layer: tests compare full-size pictures, and on a
+    loaded machine the SFU would otherwise settle on a small layer."""
+    if pub.kind == rtc.TrackKind.KIND_VIDEO and pub.simulcasted:
+        pub.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_HIGH)
 
 
 @pytest.fixture

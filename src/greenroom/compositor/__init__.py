@@ -7,7 +7,13 @@ See ``docs/compositor.md``. Public names::
 """
 
 from greenroom.compositor.compositor import Compositor, CompositorClosed
-from greenroom.compositor.control import RPC_INTERNAL, RPC_INVALID_INPUT, parse_set_background
+from greenroom.compositor.control import (
+    RPC_FORBIDDEN,
+    RPC_INTERNAL,
+    RPC_INVALID_INPUT,
+    RPC_RATE_LIMITED,
+    parse_set_background,
+)
 from greenroom.compositor.options import (
     ATTR_AVATAR,
     ATTR_BACKGROUND,
@@ -31,8 +37,10 @@ __all__ = [
     "AUDIO_TRACK_NAME",
     "REGISTRY",
     "ROLE_COMPOSITOR",
+    "RPC_FORBIDDEN",
     "RPC_INTERNAL",
     "RPC_INVALID_INPUT",
+    "RPC_RATE_LIMITED",
     "RPC_SET_BACKGROUND",
     "TRACK_NAME",
     "Compositor",

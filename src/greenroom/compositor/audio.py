@@ -16,8 +16,9 @@ from collections.abc import Callable
 
 from livekit import rtc
 
+from greenroom.compositor.options import AUDIO_TRACK_NAME
 from greenroom.compositor.stats import SessionStats
-from greenroom.compositor.video import bounded
+from greenroom.compositor.video import PUBLISH_TIMEOUT, bounded
 
 logger = logging.getLogger("greenroom.compositor")
 
@@ -32,6 +33,32 @@ _QUEUE_FRAMES = 100  # 1 s of audio between reader and pump at most
 
 def new_audio_source() -> rtc.AudioSource:
     return rtc.AudioSource(SAMPLE_RATE, CHANNELS, queue_size_ms=SOURCE_QUEUE_MS)
+
+
+class AudioOutput:
+    """The published ``greenroom-audio`` track of one connection."""
+
+    def __init__(self) -> None:
+        self.source: rtc.AudioSource | None = None
+        self.sid: str | None = None
+
+    async def publish(self, room: rtc.Room) -> None:
+        """Publish a fresh track (a new connection needs its own source)."""
+        self.source = new_audio_source()
+        track = rtc.LocalAudioTrack.create_audio_track(AUDIO_TRACK_NAME, self.source)
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        publishing = room.local_participant.publish_track(track, options)
+        pub = await asyncio.wait_for(publishing, PUBLISH_TIMEOUT)
+        self.sid = pub.sid
+
+    async def close(self, room: rtc.Room | None) -> None:
+        """Unpublish (when the room is still there) and release the source."""
+        source, sid = self.source, self.sid
+        self.source = self.sid = None
+        if sid is not None and room is not None and room.isconnected():
+            await bounded(room.local_participant.unpublish_track(sid))
+        if source is not None:
+            await bounded(source.aclose())
 
 
 class AudioRetimer:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from greenroom.errors import InvalidInput
@@ -21,6 +22,7 @@ ATTR_KEY_COLOR = "greenroom.key_color"
 ROLE_COMPOSITOR = "compositor"
 
 IDENTITY_PREFIX = "greenroom-"
+PARTICIPANT_KINDS = ("standard", "ingress", "egress", "sip", "agent", "connector", "bridge")
 
 Codec = Literal["vp8", "h264", "vp9", "av1"]
 Mode = Literal["chroma", "segment"]
@@ -66,6 +68,17 @@ class CompositorOptions:
         rpc_file_paths: let RPC callers name image/video files on this machine
             (``image:/path``). Off by default: any room participant may call the RPC, so it
             would let them open server files. The service passes library ids instead.
+        viewer_control: let callers holding a viewer token (not an agent, no publish
+            permission) switch the background over RPC. Off by default; the service turns
+            it on when the template allows viewer control.
+        rpc_rate: ``(count, seconds)``: at most ``count`` RPC background switches per
+            calling participant in any ``seconds`` window; more get ``RpcError 2429``.
+        rpc_max_payload: largest RPC payload accepted, bytes of UTF-8.
+        avatar_kinds: participant kinds the avatar may have (every avatar token Greenroom
+            mints is kind ``agent``); empty: any kind.
+        avatar_attributes: attributes the avatar must carry with exactly these values
+            (what its token was minted with). A participant with the avatar's identity
+            that fails either check is ignored, with a warning.
     """
 
     mode: Mode = "chroma"
@@ -85,6 +98,11 @@ class CompositorOptions:
     reconnect_backoff: tuple[float, float] = (0.5, 8.0)
     chroma: ChromaParams | None = None
     rpc_file_paths: bool = False
+    viewer_control: bool = False
+    rpc_rate: tuple[int, float] = (10, 10.0)
+    rpc_max_payload: int = 8192
+    avatar_kinds: tuple[str, ...] = ("agent",)
+    avatar_attributes: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.chroma is not None and not isinstance(self.chroma, ChromaParams):
@@ -113,6 +131,31 @@ class CompositorOptions:
             raise InvalidInput(
                 "reconnect_backoff must be (first, max) with 0 < first <= max",
                 field="reconnect_backoff",
+            )
+        rate = self.rpc_rate
+        if not (
+            isinstance(rate, tuple)
+            and len(rate) == 2
+            and type(rate[0]) is int
+            and rate[0] >= 1
+            and isinstance(rate[1], int | float)
+            and rate[1] > 0
+        ):
+            raise InvalidInput("rpc_rate must be (count >= 1, seconds > 0)", field="rpc_rate")
+        if not 64 <= self.rpc_max_payload <= 15_360:  # LiveKit's own RPC limit is 15 KiB
+            raise InvalidInput("rpc_max_payload must be 64..15360 bytes", field="rpc_max_payload")
+        kinds = self.avatar_kinds
+        if not isinstance(kinds, tuple) or not set(kinds) <= set(PARTICIPANT_KINDS):
+            raise InvalidInput(
+                f"avatar_kinds must be a list of {', '.join(PARTICIPANT_KINDS)}",
+                field="avatar_kinds",
+            )
+        if not isinstance(self.avatar_attributes, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.avatar_attributes.items()
+        ):
+            raise InvalidInput(
+                "avatar_attributes must map attribute names to string values",
+                field="avatar_attributes",
             )
 
 

@@ -6,12 +6,17 @@ exactly the compositor metrics at ``/metrics`` with ``prometheus_client.generate
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import threading
+import time
 from collections import deque
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+logger = logging.getLogger("greenroom.compositor")
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -213,3 +218,38 @@ class SessionStats:
         for reason in self.dropped:
             with contextlib.suppress(KeyError):
                 FRAMES_DROPPED.remove(self.session, self.avatar, reason)
+
+
+class StatsReporter:
+    """Logs one line of a session's figures every ``interval`` seconds, with the whole
+    snapshot in the record's ``greenroom_stats`` attribute (for JSON log formatters)."""
+
+    def __init__(self, stats: SessionStats, interval: float) -> None:
+        self._stats = stats
+        self._interval = interval
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            self.log(time.monotonic())
+
+    def log(self, now: float) -> None:
+        m = self._stats.snapshot(now)
+        logger.info(
+            "compositor stats session=%s fps=%.1f in=%d out=%d dropped=%d key_p95=%s "
+            "latency_p50=%s latency_p95=%s audio_offset=%s",
+            m["session"],
+            m["output_fps"],
+            m["frames_in"],
+            m["frames_out"],
+            m["dropped"],
+            _ms(m["keying_ms_p95"]),
+            _ms(m["latency_ms_p50"]),
+            _ms(m["latency_ms_p95"]),
+            _ms(m["audio_offset_ms"]),
+            extra={"greenroom_stats": m, "session": m["session"]},
+        )
+
+
+def _ms(v: object) -> str:
+    return "-" if not isinstance(v, int | float) else f"{float(v):.1f}ms"

@@ -18,22 +18,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from livekit import rtc
 
+from greenroom.keying.frame import rgb_to_yuv
+from greenroom.keying.params import DEFAULT_KEY
 from greenroom.tokens import agent_token
 
-GREEN = (0, 177, 64)
+GREEN = DEFAULT_KEY  # the screen: #00B140
 SKIN = (224, 150, 110)
 FLASH = (255, 255, 255)
 FLASH_FRAMES = 3
 BEEP_S = 0.06
-
-
-def rgb_to_yuv(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
-    """BT.601 limited range, as WebRTC uses."""
-    r, g, b = rgb
-    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
-    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
-    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
-    return round(y), round(u), round(v)
 
 
 @dataclass
@@ -84,13 +77,22 @@ class SyntheticAvatar:
     room: rtc.Room = field(default_factory=rtc.Room)
     frames_sent: int = 0
     flash_times_us: list[int] = field(default_factory=list)
+    _capture_t: dict[int, float] = field(default_factory=dict)  # capture µs -> scene time
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _t0: float = 0.0
 
     async def start(
-        self, url: str, api_key: str, api_secret: str, room: str, identity: str
+        self,
+        url: str,
+        api_key: str,
+        api_secret: str,
+        room: str,
+        identity: str,
+        *,
+        token: str | None = None,
     ) -> SyntheticAvatar:
-        token = agent_token(api_key, api_secret, room=room, identity=identity)
+        """Join as ``identity`` with an agent token (or ``token``, e.g. to play an impostor)."""
+        token = token or agent_token(api_key, api_secret, room=room, identity=identity)
         await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=False))
         src = rtc.VideoSource(self.scene.width, self.scene.height)
         track = rtc.LocalVideoTrack.create_video_track("camera", src)
@@ -117,8 +119,6 @@ class SyntheticAvatar:
     def time_of(self, capture_us: int) -> float:
         """Scene time of the frame captured at wall-clock ``capture_us``."""
         return self._capture_t[capture_us]
-
-    _capture_t: dict[int, float] = field(default_factory=dict)
 
     async def _video(self, src: rtc.VideoSource) -> None:
         interval = 1.0 / self.fps

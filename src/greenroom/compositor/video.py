@@ -18,18 +18,32 @@ from greenroom.compositor.options import TRACK_NAME, CompositorOptions
 from greenroom.compositor.stats import SessionStats
 
 CLOSE_TIMEOUT = 5.0
+PUBLISH_TIMEOUT = 20.0  # s; a publication the server never confirms counts as failed
 
 
 async def bounded(aw: Awaitable[object], timeout: float = CLOSE_TIMEOUT) -> None:
-    """Await a teardown step, but never for ever (an SDK stream may never see its EOS)."""
+    """Await a teardown step, but never for ever (an SDK stream may never see its EOS).
+
+    ``asyncio.wait_for`` is not enough: on timeout it cancels the step and then waits,
+    without a bound, for the step to acknowledge the cancellation. Here a step that
+    overruns is cancelled and left to finish on its own; its outcome is discarded.
+    """
+    task = asyncio.ensure_future(aw)
     try:
-        await asyncio.wait_for(aw, timeout)
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise  # we are being cancelled ourselves: let it through
-    except Exception:  # a failed teardown step has nothing left to undo
-        pass
+        await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:  # we are being cancelled ourselves: let it through
+        task.cancel()
+        task.add_done_callback(_discard)
+        raise
+    if not task.done():
+        task.cancel()
+    task.add_done_callback(_discard)  # runs at once when the step is already done
+
+
+def _discard(task: asyncio.Future[object]) -> None:
+    """Retrieve a finished teardown step's outcome (a failed step has nothing to undo)."""
+    if not task.cancelled():
+        task.exception()
 
 
 _CODECS = {
@@ -141,7 +155,8 @@ class VideoOutput:
         await self.unpublish(room)
         source = rtc.VideoSource(width, height)
         track = rtc.LocalVideoTrack.create_video_track(TRACK_NAME, source)
-        pub = await room.local_participant.publish_track(track, publish_options(self._options))
+        publishing = room.local_participant.publish_track(track, publish_options(self._options))
+        pub = await asyncio.wait_for(publishing, PUBLISH_TIMEOUT)
         self.source, self.track, self.sid, self.size = source, track, pub.sid, (width, height)
 
     async def unpublish(self, room: rtc.Room | None) -> None:

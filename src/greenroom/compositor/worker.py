@@ -93,8 +93,9 @@ def parse_dispatch_metadata(metadata: str) -> DispatchRequest:
             raise
         except (TypeError, ValueError) as exc:
             raise InvalidInput(f"options.chroma: {exc}", field="options.chroma") from None
-    if "reconnect_backoff" in raw:
-        raw = {**raw, "reconnect_backoff": tuple(raw["reconnect_backoff"])}
+    for name in ("reconnect_backoff", "rpc_rate", "avatar_kinds"):  # JSON lists -> tuples
+        if isinstance(raw.get(name), list):
+            raw = {**raw, name: tuple(raw[name])}
     try:
         options = CompositorOptions(**raw)
     except TypeError as exc:
@@ -139,9 +140,10 @@ def prewarm(proc: JobProcess) -> None:
 
     from greenroom.backgrounds import Scene
     from greenroom.keying import I420Frame
+    from greenroom.keying.params import DEFAULT_KEY
 
     scene = Scene(BackgroundSpec.parse("#000000"), mode="chroma")
-    frame = I420Frame.blank(64, 64, (0, 177, 64))
+    frame = I420Frame.blank(64, 64, DEFAULT_KEY)
     scene.render_i420(frame, 0.0)
     proc.userdata["warm"] = bool(np.any(frame.y))
 

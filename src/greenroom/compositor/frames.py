@@ -1,0 +1,227 @@
+"""The frame loop: newest avatar frame -> key + composite on the worker thread -> publish.
+
+While the avatar is away the loop publishes the background alone (a frame of pure key
+colour keyed through the scene) at ``waiting_fps``; while it is subscribed but silent
+it repeats the last picture so the track stays alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from livekit import rtc
+
+from greenroom.backgrounds import BackgroundSpec, Scene
+from greenroom.compositor.options import CompositorOptions
+from greenroom.compositor.stats import SessionStats
+from greenroom.compositor.video import FpsCap, InFrame, LatestFrameSlot, VideoOutput, bounded
+from greenroom.errors import GreenroomError
+from greenroom.keying import I420Frame
+from greenroom.keying.params import DEFAULT_KEY
+
+logger = logging.getLogger("greenroom.compositor")
+
+MAX_RENDER_ERRORS = 60  # consecutive failed frames before the session gives up
+STALL_REPEAT = 1.0  # s without avatar frames before the last picture is repeated
+
+Picture = tuple[bytearray, int, int]  # I420 bytes, width, height
+
+
+def _name_os_thread(name: bytes = b"greenroom-key") -> None:
+    """Name the keying thread for the OS too (top -H, /proc), so its CPU is visible."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name, 0, 0, 0)  # PR_SET_NAME
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class FrameLoop:
+    """Keys and publishes frames for one compositor; the scene is touched only on its thread.
+
+    ``room()`` is the connected room or None (between connections); ``avatar_subscribed()``
+    tells a silent avatar (repeat the last picture) from an absent one (background alone).
+    """
+
+    def __init__(
+        self,
+        scene: Scene,
+        options: CompositorOptions,
+        stats: SessionStats,
+        room: Callable[[], rtc.Room | None],
+        avatar_subscribed: Callable[[], bool],
+    ) -> None:
+        self.scene = scene
+        self.slot = LatestFrameSlot(stats)
+        self.output = VideoOutput(options)
+        self.first_frame = asyncio.Event()
+        self.last: Picture | None = None  # the latest published frame (the snapshot)
+        self._options = options
+        self._stats = stats
+        self._room = room
+        self._avatar_subscribed = avatar_subscribed
+        self._pool = ThreadPoolExecutor(
+            1, thread_name_prefix="greenroom-key", initializer=_name_os_thread
+        )
+        self._fps_cap = FpsCap(options.max_fps)
+        self._t0 = time.monotonic()
+        self._last_frame_at = 0.0  # monotonic time of the last avatar frame taken
+        self._errors = 0  # consecutive failed frames
+        self._reset_keyer = False  # set by waiting frames; read on the worker thread
+        self._waiting: tuple[tuple[int, int, tuple[int, int, int]], I420Frame] | None = None
+
+    def warm_up(self) -> None:
+        """Compile/load the keyer's kernels on the worker thread while we connect."""
+
+        def warm() -> None:
+            scene = Scene(background=BackgroundSpec.parse("#000000"), mode=self._options.mode)
+            scene.render_i420(I420Frame.blank(64, 64, DEFAULT_KEY), 0.0)
+            scene.close()
+
+        fut = asyncio.get_running_loop().run_in_executor(self._pool, warm)
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    async def run(self) -> None:
+        """Take the newest avatar frame, key it off the loop, publish; idle: waiting frame.
+
+        Raises:
+            GreenroomError: ``MAX_RENDER_ERRORS`` frames in a row failed.
+        """
+        idle = 1.0 / self._options.waiting_fps
+        while True:
+            frame = await self.slot.get(timeout=idle)
+            room = self._room()
+            if room is None or not room.isconnected():
+                continue
+            if frame is None:
+                await self._idle(room)
+            elif self._admit(frame):
+                await self._composite(room, frame)
+
+    def _admit(self, frame: InFrame) -> bool:
+        if time.monotonic() - frame.received > self._options.max_frame_age:
+            self._stats.drop("late")
+            return False
+        if not self._fps_cap.admit(frame.received):
+            self._stats.drop("rate")
+            return False
+        return True
+
+    async def _composite(self, room: rtc.Room, frame: InFrame) -> None:
+        now = time.monotonic()
+        self._last_frame_at = now
+        self._stats.resolution = (frame.width, frame.height)
+        w, h = frame.width, frame.height
+        try:
+            await self.output.ensure(room, w, h)
+            data, keying_ms = await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._render, frame.data, w, h, now - self._t0
+            )
+            self.output.capture(data, w, h, frame.capture_us or _now_us())
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self._errors = 0
+        done = time.monotonic()
+        e2e = None
+        if frame.capture_us:
+            e2e = _now_us() - frame.capture_us
+            e2e = e2e / 1000 if 0 <= e2e < 10_000_000 else None
+        self._stats.frame_out(done, keying_ms, (done - frame.received) * 1000, e2e)
+        self.last = (data, w, h)
+        if not self.first_frame.is_set():
+            self.first_frame.set()
+            logger.info("first composited frame published", extra={"session": self._stats.session})
+
+    async def _idle(self, room: rtc.Room) -> None:
+        if not self._avatar_subscribed():
+            await self._publish_waiting(room)
+        elif time.monotonic() - self._last_frame_at > STALL_REPEAT and self.last is not None:
+            # subscribed but the avatar sends nothing (muted, stalled): keep the track
+            # alive with the last picture rather than flash the background
+            self.output.capture(*self.last, _now_us())
+
+    def _render(
+        self, data: bytearray, width: int, height: int, t: float
+    ) -> tuple[bytearray, float]:
+        """Worker thread: key + composite one I420 frame into a fresh buffer.
+
+        The buffer goes to the encoder and stays as the snapshot, so it is never reused.
+        """
+        t0 = time.perf_counter()
+        if self._reset_keyer:
+            self._reset_keyer = False
+            self.scene.keyer.reset()  # forget what the waiting frames taught it
+        buf = bytearray(I420Frame.nbytes_for(width, height))
+        out = I420Frame.from_buffer(buf, width, height)
+        self.scene.render_i420(I420Frame.from_buffer(data, width, height), t, out=out)
+        return buf, (time.perf_counter() - t0) * 1000
+
+    def _failed(self, exc: Exception) -> None:
+        """One bad frame (render or publish) is dropped; failing every frame ends the session."""
+        self._errors += 1
+        self._stats.drop("error")
+        if self._errors == 1:
+            logger.error(
+                "frame failed: %s", exc, exc_info=exc, extra={"session": self._stats.session}
+            )
+        if self._errors >= MAX_RENDER_ERRORS:
+            raise GreenroomError(
+                f"{self._errors} frames in a row failed ({type(exc).__name__}: {exc})",
+                code="frames_failing",
+            )
+
+    async def _publish_waiting(self, room: rtc.Room) -> None:
+        """While the avatar is away: the background alone (through the scene, so
+        background switches and crossfades still show)."""
+        w, h = self.output.size or (self._options.width, self._options.height)
+        try:
+            await self.output.ensure(room, w, h)
+            data = await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._render_waiting, w, h, time.monotonic() - self._t0
+            )
+            self.output.capture(data, w, h, _now_us())
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self.last = (data, w, h)
+        self._stats.waiting_frame_out()
+
+    def _render_waiting(self, width: int, height: int, t: float) -> bytearray:
+        # a frame of pure key colour keys out completely: what is left is the background
+        key = self.scene.key_color or DEFAULT_KEY
+        if self._waiting is None or self._waiting[0] != (width, height, key):
+            self._waiting = ((width, height, key), I420Frame.blank(width, height, key))
+        buf = bytearray(I420Frame.nbytes_for(width, height))
+        out = I420Frame.from_buffer(buf, width, height)
+        self.scene.render_i420(self._waiting[1], t, out=out)
+        self._reset_keyer = True
+        return buf
+
+    def snapshot_png(self) -> bytes | None:
+        """The latest published frame as PNG, or None before the first one."""
+        if self.last is None:
+            return None
+        from PIL import Image
+
+        data, w, h = self.last
+        rgb = I420Frame.from_buffer(data, w, h).to_rgb()
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG")
+        return buf.getvalue()
+
+    async def close(self) -> None:
+        """Let a frame in flight finish, then release the scene's sources."""
+        await bounded(asyncio.to_thread(self._pool.shutdown, True, cancel_futures=True))
+        with contextlib.suppress(Exception):
+            self.scene.close()

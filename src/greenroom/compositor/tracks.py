@@ -1,0 +1,267 @@
+"""Avatar-track selection: which participant is the avatar, which of its tracks to read.
+
+The avatar is the participant whose identity is exactly the one we were given AND who
+looks like what we minted for it: its kind is one of ``CompositorOptions.avatar_kinds``
+(``agent``: every avatar token Greenroom mints is an agent token) and it carries every
+attribute in ``CompositorOptions.avatar_attributes``. A participant with the right identity
+but the wrong kind or attributes is an impostor: ignored, with one warning. A participant
+carrying ``greenroom.role=compositor`` is never processed (no echo loops).
+
+Frames of the chosen camera go into the frame loop's mailbox; the microphone goes to an
+:class:`AudioRetimer` that publishes it on :class:`AudioOutput`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from livekit import rtc
+
+from greenroom.compositor.audio import AudioOutput, AudioRetimer
+from greenroom.compositor.options import ATTR_ROLE, ROLE_COMPOSITOR, CompositorOptions
+from greenroom.compositor.stats import SessionStats
+from greenroom.compositor.video import InFrame, LatestFrameSlot, bounded
+
+logger = logging.getLogger("greenroom.compositor")
+
+_CAMERA = (rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_UNKNOWN)
+_MICROPHONE = (rtc.TrackSource.SOURCE_MICROPHONE, rtc.TrackSource.SOURCE_UNKNOWN)
+
+
+def kind_name(kind: int) -> str:
+    """``agent``, ``standard``, ``sip``... for a ``ParticipantKind`` value."""
+    try:
+        return rtc.ParticipantKind.Name(kind).removeprefix("PARTICIPANT_KIND_").lower()  # type: ignore[arg-type]
+    except ValueError:
+        return str(kind)
+
+
+class AvatarTracks:
+    """Subscribes to the avatar's camera and microphone in the current room and feeds them on."""
+
+    def __init__(
+        self,
+        avatar_identity: str,
+        options: CompositorOptions,
+        stats: SessionStats,
+        slot: LatestFrameSlot,
+        audio_out: AudioOutput,
+    ) -> None:
+        self.avatar_identity = avatar_identity
+        self._options = options
+        self._stats = stats
+        self._slot = slot
+        self._audio_out = audio_out
+        self._room: rtc.Room | None = None
+        self._video_sid: str | None = None  # the camera publication we read
+        self._video_reader: asyncio.Task[None] | None = None
+        self._video_stream: rtc.VideoStream | None = None
+        self._retimer: AudioRetimer | None = None
+        self._warned: set[str] = set()  # participant sids already reported as impostors
+        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def reading_video(self) -> bool:
+        """True while the avatar's camera is subscribed and read."""
+        return self._video_reader is not None
+
+    # ----------------------------------------------------------------- room binding
+    def bind(self, room: rtc.Room) -> None:
+        """Follow ``room``'s events and pick up what is already published."""
+        self._room = room
+        self._video_sid = None
+        room.on("track_published", self._on_track_published)
+        room.on("track_subscribed", self._on_track_subscribed)
+        room.on("track_unsubscribed", self._on_track_gone)
+        room.on("track_unpublished", self._on_track_unpublished)
+        room.on("participant_disconnected", self._on_participant_disconnected)
+        room.on("participant_attributes_changed", self._on_attributes_changed)
+        room.on("reconnected", self.rescan)
+        self.rescan()
+
+    async def unbind(self) -> None:
+        """Stop reading and stop following the room's events."""
+        room, self._room = self._room, None
+        if room is not None:
+            for event, handler in (
+                ("track_published", self._on_track_published),
+                ("track_subscribed", self._on_track_subscribed),
+                ("track_unsubscribed", self._on_track_gone),
+                ("track_unpublished", self._on_track_unpublished),
+                ("participant_disconnected", self._on_participant_disconnected),
+                ("participant_attributes_changed", self._on_attributes_changed),
+                ("reconnected", self.rescan),
+            ):
+                room.off(event, handler)
+        await self._stop_video()
+        await self._stop_audio()
+        for task in list(self._background):
+            await bounded(task)
+
+    def rescan(self) -> None:
+        """Look at every publication again (after joining, and after the SDK resumed a
+        connection: a restarted server gives the avatar's tracks new ids)."""
+        room = self._room
+        if room is None:
+            return
+        for p in list(room.remote_participants.values()):
+            for pub in list(p.track_publications.values()):
+                if not pub.subscribed:
+                    self._on_track_published(pub, p)
+
+    # ----------------------------------------------------------------- who is the avatar
+    def is_avatar(self, p: rtc.RemoteParticipant) -> bool:
+        """Exact identity, the kind and attributes we minted, and never a compositor."""
+        if p.identity != self.avatar_identity or p.attributes.get(ATTR_ROLE) == ROLE_COMPOSITOR:
+            return False
+        problem = self._mismatch(p)
+        if problem is None:
+            return True
+        if p.sid not in self._warned:
+            self._warned.add(p.sid)
+            logger.warning(
+                "participant %r is not the avatar we expect (%s); ignoring it",
+                p.identity,
+                problem,
+                extra={"session": self._stats.session},
+            )
+        return False
+
+    def _mismatch(self, p: rtc.RemoteParticipant) -> str | None:
+        kinds = self._options.avatar_kinds
+        if kinds and kind_name(p.kind) not in kinds:
+            return f"kind {kind_name(p.kind)}, expected {' or '.join(kinds)}"
+        for key, want in self._options.avatar_attributes.items():
+            if p.attributes.get(key) != want:
+                return f"attribute {key} is {p.attributes.get(key)!r}, expected {want!r}"
+        return None
+
+    # ----------------------------------------------------------------- room events
+    def _on_track_published(
+        self, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
+    ) -> None:
+        if not self.is_avatar(p):
+            return
+        if pub.kind == rtc.TrackKind.KIND_VIDEO and pub.source in _CAMERA:
+            current = self._video_sid
+            if current not in (None, pub.sid) and current in p.track_publications:
+                return  # already on a camera track that still exists
+            self._video_sid = pub.sid
+            pub.set_subscribed(True)
+        elif (
+            self._options.audio
+            and pub.kind == rtc.TrackKind.KIND_AUDIO
+            and pub.source in _MICROPHONE
+        ):
+            pub.set_subscribed(True)
+
+    def _on_track_subscribed(
+        self, track: rtc.Track, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
+    ) -> None:
+        if not self.is_avatar(p):
+            return
+        if track.kind == rtc.TrackKind.KIND_VIDEO and pub.sid == self._video_sid:
+            self._start_video(track)
+        elif track.kind == rtc.TrackKind.KIND_AUDIO and self._retimer is None:
+            source = self._audio_out.source
+            if source is not None:
+                self._retimer = AudioRetimer(source, self._audio_delay, self._stats)
+                self._retimer.start(track)
+
+    def _on_track_unpublished(
+        self, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
+    ) -> None:
+        self._on_track_gone(None, pub, p)
+
+    def _on_track_gone(
+        self, _track: rtc.Track | None, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
+    ) -> None:
+        if p.identity != self.avatar_identity:
+            return
+        if pub.sid == self._video_sid:
+            self._video_sid = None
+            self._later(self._stop_video())
+            for other in p.track_publications.values():  # another camera may take over
+                if other.sid != pub.sid:
+                    self._on_track_published(other, p)
+        elif pub.kind == rtc.TrackKind.KIND_AUDIO:
+            self._later(self._stop_audio())
+
+    def _on_participant_disconnected(self, p: rtc.RemoteParticipant) -> None:
+        if p.identity != self.avatar_identity:
+            return
+        if p.sid not in self._warned:
+            logger.info("avatar left; waiting for it", extra={"session": self._stats.session})
+        self._drop(p, unsubscribe=False)
+
+    def _on_attributes_changed(self, _changed: dict[str, str], p: rtc.Participant) -> None:
+        if not isinstance(p, rtc.RemoteParticipant) or p.identity != self.avatar_identity:
+            return
+        if self.is_avatar(p):
+            for pub in p.track_publications.values():
+                if not pub.subscribed:
+                    self._on_track_published(pub, p)
+            return
+        if p.attributes.get(ATTR_ROLE) == ROLE_COMPOSITOR:
+            logger.warning(
+                "participant %r is a compositor; not processing it",
+                p.identity,
+                extra={"session": self._stats.session},
+            )
+        self._drop(p, unsubscribe=True)
+
+    def _drop(self, p: rtc.RemoteParticipant, *, unsubscribe: bool) -> None:
+        """Stop reading ``p`` (it left, or it no longer matches what we expect)."""
+        for pub in p.track_publications.values() if unsubscribe else ():
+            pub.set_subscribed(False)
+        self._video_sid = None
+        self._later(self._stop_video())
+        self._later(self._stop_audio())
+
+    # ----------------------------------------------------------------- readers
+    def _start_video(self, track: rtc.Track) -> None:
+        if self._video_reader is not None:
+            self._video_reader.cancel()
+        stream = rtc.VideoStream(track, capacity=2, format=rtc.VideoBufferType.I420)
+        self._video_stream = stream
+        self._video_reader = asyncio.get_running_loop().create_task(
+            self._read_video(stream), name="greenroom-video-read"
+        )
+        self._stats.set_avatar_present(True)
+        logger.info("subscribed to avatar camera", extra={"session": self._stats.session})
+
+    async def _read_video(self, stream: rtc.VideoStream) -> None:
+        async for ev in stream:
+            now = time.monotonic()
+            self._stats.frame_in()
+            f, meta = ev.frame, ev.metadata
+            capture_us = meta.user_timestamp if meta is not None and meta.user_timestamp else None
+            self._slot.put(InFrame(f.data, f.width, f.height, now, capture_us))
+
+    async def _stop_video(self) -> None:
+        reader, self._video_reader = self._video_reader, None
+        stream, self._video_stream = self._video_stream, None
+        self._slot.clear()
+        self._stats.set_avatar_present(False)
+        if reader is not None:
+            reader.cancel()
+            await bounded(reader)
+        if stream is not None:
+            await bounded(stream.aclose())
+
+    async def _stop_audio(self) -> None:
+        retimer, self._retimer = self._retimer, None
+        if retimer is not None:
+            await retimer.aclose()
+
+    def _audio_delay(self) -> float:
+        p50 = self._stats.latency_p50_ms()
+        return 0.0 if p50 is None else p50 / 1000
+
+    def _later(self, coro: object) -> None:
+        """Run a stop step from a (synchronous) room event; ``unbind`` waits for it."""
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
