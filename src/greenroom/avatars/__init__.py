@@ -14,10 +14,14 @@ from greenroom.avatars.base import (
     RoomTarget,
     SpeakMode,
     StateEmitter,
+    VendorProvider,
+    VendorSessionCallback,
+    VendorSessionRef,
     check_speech,
     get_provider,
     provider_names,
     register_provider,
+    stop_vendor_session,
 )
 
 __all__ = [
@@ -30,8 +34,12 @@ __all__ = [
     "RoomTarget",
     "SpeakMode",
     "StateEmitter",
+    "VendorProvider",
+    "VendorSessionCallback",
+    "VendorSessionRef",
     "check_speech",
     "get_provider",
     "provider_names",
     "register_provider",
+    "stop_vendor_session",
 ]

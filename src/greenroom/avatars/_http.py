@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
 import httpx
+from pydantic import BaseModel
 
 from greenroom.avatars.base import VendorSessionRef
 from greenroom.config import Settings, get_settings
@@ -331,6 +332,7 @@ class VendorAPI:
 
     vendor: ClassVar[str]
     key_header: ClassVar[str]  # the header that carries the account key
+    sessions_path: ClassVar[str]  # GET: the account's sessions
 
     def __init__(
         self,
@@ -347,9 +349,41 @@ class VendorAPI:
     def _key_headers(self) -> dict[str, str]:
         return {self.key_header: self._api_key, "accept": "application/json"}
 
+    def _unwrap(self, answer: Any) -> Any:
+        """The payload of a successful answer (the vendor's envelope removed)."""
+        return answer
+
+    async def _call(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        bearer: str | None = None,
+        once: bool = False,
+        lookup: Lookup | None = None,
+    ) -> Any:
+        """POST ``body`` with the account key (or ``bearer``, a session token); ``once``: not
+        replay-safe (see the module docstring)."""
+        headers = self._key_headers()
+        if bearer is not None:
+            headers = {"Authorization": f"Bearer {bearer}", "accept": "application/json"}
+        answer = await self.http.request(
+            "POST", path, json=body, headers=headers, replay_safe=not once, lookup=lookup
+        )
+        return self._unwrap(answer)
+
+    async def _create(self, path: str, request: BaseModel, avatar_id: str | None) -> Any:
+        """A call that creates a session: sent once, a lost answer settled by a lookup."""
+        body = request.model_dump(mode="json", exclude_none=True)
+        return await self._call(path, body, once=True, lookup=self._created_lookup(path, avatar_id))
+
     async def list_sessions(self) -> list[dict[str, Any]]:
         """The account's sessions as the vendor lists them (``session_id``, ``status``...)."""
-        raise NotImplementedError
+        answer = await self.http.request("GET", self.sessions_path, headers=self._key_headers())
+        data = self._unwrap(answer)
+        if isinstance(data, dict):
+            data = data.get("sessions", data.get("results", []))
+        return list(data or [])
 
     async def stop_session(self, ref: VendorSessionRef, reason: str) -> None:
         """Stop the session ``ref`` (``reason`` in LiveAvatar's words; HeyGen takes none)."""

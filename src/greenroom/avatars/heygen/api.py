@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from greenroom.avatars._http import Lookup, VendorAPI
+from greenroom.avatars._http import VendorAPI
 from greenroom.avatars.base import VendorSessionRef
 from greenroom.avatars.heygen.models import NewSession, NewSessionRequest, TaskRequest, TaskResult
 
@@ -25,59 +25,39 @@ class HeyGenAPI(VendorAPI):
     """Typed calls to ``/v1/streaming.*``; arguments as :class:`~greenroom.avatars._http.VendorAPI`."""
 
     vendor = VENDOR
+    sessions_path = "/v1/streaming.list"
     key_header = "X-Api-Key"
 
-    async def _post(
-        self, path: str, body: dict[str, Any], *, once: bool = False, lookup: Lookup | None = None
-    ) -> Any:
-        answer = await self.http.request(
-            "POST",
-            path,
-            json=body,
-            headers=self._key_headers(),
-            replay_safe=not once,
-            lookup=lookup,
-        )
+    def _unwrap(self, answer: Any) -> Any:
         return answer.get("data") if isinstance(answer, dict) else answer
 
     async def new_session(self, request: NewSessionRequest) -> NewSession:
-        path = "/v1/streaming.new"
-        data = await self._post(
-            path,
-            request.model_dump(mode="json", exclude_none=True),
-            once=True,
-            lookup=self._created_lookup(path, request.avatar),
-        )
+        data = await self._create("/v1/streaming.new", request, request.avatar)
         return NewSession.model_validate(data)
 
     async def start(self, session_id: str) -> None:
         path = "/v1/streaming.start"
         # start returns nothing we need, so a start that took effect counts as answered
         lookup = self._state_lookup(path, session_id, done={"data": None})
-        await self._post(path, {"session_id": session_id}, once=True, lookup=lookup)
+        await self._call(path, {"session_id": session_id}, once=True, lookup=lookup)
 
     async def task(self, request: TaskRequest) -> TaskResult:
-        data = await self._post(
+        data = await self._call(
             "/v1/streaming.task", request.model_dump(exclude_none=True), once=True
         )
         return TaskResult.model_validate(data or {})
 
     async def interrupt(self, session_id: str) -> None:
-        await self._post("/v1/streaming.interrupt", {"session_id": session_id})
+        await self._call("/v1/streaming.interrupt", {"session_id": session_id})
 
     async def keep_alive(self, session_id: str) -> None:
-        await self._post("/v1/streaming.keep_alive", {"session_id": session_id})
+        await self._call("/v1/streaming.keep_alive", {"session_id": session_id})
 
     async def stop(self, session_id: str) -> None:
-        await self._post("/v1/streaming.stop", {"session_id": session_id})
+        await self._call("/v1/streaming.stop", {"session_id": session_id})
 
     async def stop_session(self, ref: VendorSessionRef, reason: str) -> None:
         await self.stop(ref.session_id)
 
     async def keep_session_alive(self, ref: VendorSessionRef) -> None:
         await self.keep_alive(ref.session_id)
-
-    async def list_sessions(self) -> list[dict[str, Any]]:
-        answer = await self.http.request("GET", "/v1/streaming.list", headers=self._key_headers())
-        data = answer.get("data") if isinstance(answer, dict) else None
-        return list((data or {}).get("sessions", []))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from greenroom.avatars._http import Lookup, VendorAPI, vendor_error
+from greenroom.avatars._http import VendorAPI, vendor_error
 from greenroom.avatars.base import VendorSessionRef
 from greenroom.avatars.liveavatar.models import (
     SUCCESS_CODE,
@@ -31,35 +31,15 @@ class LiveAvatarAPI(VendorAPI):
     """Typed calls to ``/v1/sessions/*``; arguments as :class:`~greenroom.avatars._http.VendorAPI`."""
 
     vendor = VENDOR
+    sessions_path = "/v1/sessions"
     key_header = "X-API-KEY"
 
-    async def _call(
-        self,
-        path: str,
-        body: dict[str, Any],
-        *,
-        bearer: str | None = None,
-        once: bool = False,
-        lookup: Lookup | None = None,
-    ) -> Any:
-        if bearer is None:
-            headers = self._key_headers()
-        else:
-            headers = {"Authorization": f"Bearer {bearer}", "accept": "application/json"}
-        answer = await self.http.request(
-            "POST", path, json=body, headers=headers, replay_safe=not once, lookup=lookup
-        )
+    def _unwrap(self, answer: Any) -> Any:
         return _data(answer)
 
     async def create_token(self, request: TokenRequest) -> SessionToken:
         """``POST /v1/sessions/token`` -> session id + session-scoped token."""
-        path = "/v1/sessions/token"
-        data = await self._call(
-            path,
-            request.model_dump(mode="json", exclude_none=True),
-            once=True,
-            lookup=self._created_lookup(path, request.avatar_id),
-        )
+        data = await self._create("/v1/sessions/token", request, request.avatar_id)
         return SessionToken.model_validate(data)
 
     async def start(self, token: SessionToken) -> StartedSession:
@@ -91,14 +71,6 @@ class LiveAvatarAPI(VendorAPI):
 
     async def keep_session_alive(self, ref: VendorSessionRef) -> None:
         await self.keep_alive(session_token(ref))
-
-    async def list_sessions(self) -> list[dict[str, Any]]:
-        """``GET /v1/sessions``: the account's sessions (shape passed through)."""
-        answer = await self.http.request("GET", "/v1/sessions", headers=self._key_headers())
-        data = _data(answer)
-        if isinstance(data, dict):
-            data = data.get("sessions", data.get("results", []))
-        return list(data or [])
 
 
 def session_token(ref: VendorSessionRef) -> SessionToken:
