@@ -120,8 +120,13 @@ def family_specs(
     out = []
     for i in range(n):
         sname = screens[i % len(screens)]
-        # shirts advance by one every full round of screens, so pairings rotate
-        hname = shirts[(i + i // len(screens)) % len(shirts)]
+        # shirts advance by one every full round of screens, so pairings rotate; a shirt
+        # more than half as screen-coloured as the screen itself is skipped (no keyer can
+        # tell it from the screen by colour: green on dark green)
+        for step in range(len(shirts)):
+            hname = shirts[(i + i // len(screens) + step) % len(shirts)]
+            if _key_excess(SHIRTS[hname], SCREENS[sname]) <= 0.5:
+                break
         jitter = rng.integers(-8, 9, 3)
         screen = tuple(
             int(np.clip(c + j, 0, 255)) for c, j in zip(SCREENS[sname], jitter, strict=True)
@@ -151,6 +156,15 @@ def family_specs(
             )
         )
     return out
+
+
+def _key_excess(colour: tuple[int, int, int], screen: tuple[int, int, int]) -> float:
+    """How screen-like ``colour`` is: its screen primary's excess over the other two, as a
+    fraction of the screen's own (0 = not at all, 1 = as much as the screen)."""
+    p = int(np.argmax(screen))
+    q = [c for c in range(3) if c != p]
+    d_screen = screen[p] - max(screen[q[0]], screen[q[1]])
+    return max(colour[p] - max(colour[q[0]], colour[q[1]]), 0) / d_screen
 
 
 # ------------------------------------------------------------------------------------ scene
@@ -506,3 +520,36 @@ def render_clip(spec: ClipSpec) -> Clip:
 def render_family(n: int = 24, seed: int = 0, **kw) -> list[Clip]:
     """``render_clip`` over ``family_specs(n, seed, **kw)``."""
     return [render_clip(s) for s in family_specs(n, seed, **kw)]
+
+
+def mix_chart(
+    screen: tuple[int, int, int],
+    colours: list[tuple[int, int, int]],
+    width: int = 320,
+    height: int = 240,
+    noise: float = 1.0,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A screen with one horizontal band per colour: a linear ramp from screen to the colour
+    (alpha 0 -> 1 over half the width), then the solid colour. Returns (RGB uint8, true alpha).
+
+    Every ramp pixel is exactly ``a F + (1 - a) S``: a matte grounded in the compositing
+    equation returns ``a`` there.
+    """
+    if width < 64 or height < 16 * (len(colours) + 1):
+        raise ValueError(f"{width}x{height} is too small for {len(colours)} bands")
+    alpha = np.zeros((height, width), np.float32)
+    fg = np.zeros((height, width, 3), np.float32)
+    band = height // (len(colours) + 1)
+    x0, x1 = width // 8, width // 8 + width // 2
+    ramp = np.clip((np.arange(width) + 0.5 - x0) / (x1 - x0), 0.0, 1.0)
+    ramp[width - width // 8 :] = 0.0  # screen again at the right edge
+    for k, col in enumerate(colours):
+        y0 = band // 2 + k * band + band // 4
+        y1 = y0 + band // 2
+        alpha[y0:y1] = ramp
+        fg[y0:y1] = col
+    s = np.asarray(screen, np.float32)
+    img = alpha[..., None] * fg + (1.0 - alpha[..., None]) * s
+    img += np.random.default_rng(seed).normal(0.0, noise, img.shape)
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8), alpha
