@@ -22,6 +22,22 @@ The API turns each into ``{"error": {"code", "message", "field"}}`` with ``statu
 
 from __future__ import annotations
 
+__all__ = [
+    "AlreadyRunning",
+    "CompositorClosed",
+    "ConfigError",
+    "Conflict",
+    "Forbidden",
+    "GreenroomError",
+    "InvalidInput",
+    "NotFound",
+    "ProviderError",
+    "SetupError",
+    "StartFailed",
+    "TooLarge",
+    "Unauthorized",
+]
+
 
 class GreenroomError(Exception):
     """Base of every error Greenroom raises on purpose."""

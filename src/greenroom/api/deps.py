@@ -14,7 +14,7 @@ from greenroom.api.services.sessions import SessionManager
 from greenroom.api.services.templates import TemplateService
 from greenroom.backgrounds.library import BackgroundLibrary
 from greenroom.config import Settings
-from greenroom.errors import GreenroomError
+from greenroom.errors import Unauthorized
 from greenroom.store import Repo
 
 
@@ -29,11 +29,6 @@ class Services:
     templates: TemplateService
     sessions: SessionManager
     metrics: Metrics
-
-
-class Unauthorized(GreenroomError):
-    code = "unauthorized"
-    status = 401
 
 
 def get_services(request: Request) -> Services:

@@ -35,7 +35,7 @@ from typing import IO, Any
 
 from PIL import Image, UnidentifiedImageError
 
-from greenroom.errors import GreenroomError, InvalidInput
+from greenroom.errors import GreenroomError, InvalidInput, TooLarge
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000  # an 8K image is 33 Mpx
@@ -61,13 +61,6 @@ NEITHER = (
     "the file is neither an image (PNG, JPEG, WebP, GIF, BMP) nor a video (MP4, WebM, MKV) "
     "that can be decoded"
 )
-
-
-class TooLarge(GreenroomError):
-    """The upload is bigger than the library accepts (HTTP 413)."""
-
-    code = "payload_too_large"
-    status = 413
 
 
 class QuotaExceeded(InvalidInput):

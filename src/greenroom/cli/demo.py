@@ -35,7 +35,7 @@ from rich.console import Console
 
 from greenroom.cli.serve import refuse_unsafe_exposure
 from greenroom.config import Settings, get_settings
-from greenroom.errors import GreenroomError, SetupError
+from greenroom.errors import AlreadyRunning, GreenroomError, SetupError
 from greenroom.livekit_server import LiveKitServer, ensure_binary, free_port, port_is_free
 
 console = Console()
@@ -46,11 +46,6 @@ GREETING = (
     "frame by frame. Pick another one on the right, or type something for me to say."
 )
 LOCK_NAME = "demo.lock"
-
-
-class AlreadyRunning(GreenroomError):
-    code = "already_running"
-    status = 409
 
 
 # ---- the lock ---------------------------------------------------------------------------------

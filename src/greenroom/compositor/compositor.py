@@ -50,19 +50,12 @@ from greenroom.compositor.options import CompositorOptions, RoomTargetLike, comp
 from greenroom.compositor.stats import SessionStats, StatsReporter
 from greenroom.compositor.tracks import AvatarTracks
 from greenroom.compositor.video import bounded
-from greenroom.errors import GreenroomError
+from greenroom.errors import CompositorClosed, GreenroomError
 from greenroom.tokens import agent_token
 
 __all__ = ["BackgroundResolver", "Compositor", "CompositorClosed"]
 
 logger = logging.getLogger("greenroom.compositor")
-
-
-class CompositorClosed(GreenroomError):
-    """The compositor ended (``reason`` says why) before the awaited event happened."""
-
-    code = "compositor_closed"
-    status = 409
 
 
 class Compositor:

@@ -32,7 +32,14 @@ from livekit import api
 from pydantic import BaseModel, Field, ValidationError
 
 from greenroom.config import Settings, get_settings
-from greenroom.errors import Conflict, GreenroomError, InvalidInput, NotFound
+from greenroom.errors import (
+    Conflict,
+    Forbidden,
+    GreenroomError,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+)
 from greenroom.tokens import viewer_token
 from greenroom.web.backend import ViewerBackend, ViewerSession
 
@@ -57,16 +64,6 @@ _PAGE_HEADERS = {
 }
 
 router = APIRouter(include_in_schema=False)
-
-
-class Unauthorized(GreenroomError):
-    code = "unauthorized"
-    status = 401
-
-
-class Forbidden(GreenroomError):
-    code = "forbidden"
-    status = 403
 
 
 class SpeakBody(BaseModel):

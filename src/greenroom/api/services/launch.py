@@ -23,18 +23,13 @@ from greenroom.api.services.live import StartRequest
 from greenroom.api.services.rooms import RoomReady, Rooms
 from greenroom.backgrounds.library import BackgroundLibrary
 from greenroom.config import Settings
-from greenroom.errors import GreenroomError, InvalidInput, ProviderError
+from greenroom.errors import GreenroomError, InvalidInput, ProviderError, StartFailed
 from greenroom.store import Repo
 from greenroom.store.models import SessionRow, TemplateRow
 
 log = logging.getLogger("greenroom.sessions")
 
 CLOSE_TIMEOUT = 10.0  # seconds an avatar or compositor gets to leave the room
-
-
-class StartFailed(GreenroomError):
-    code = "session_start_failed"
-    status = 503
 
 
 @dataclass
