@@ -90,7 +90,7 @@ class Viewer:
             self.counts[sender] = self.counts.get(sender, 0) + 1
             self._new.set()
 
-    async def frame(self, sender: str, timeout: float = 20.0, after: float = 0.0) -> ViewerFrame:
+    async def frame(self, sender: str, timeout: float = 60.0, after: float = 0.0) -> ViewerFrame:
         """The newest frame from ``sender`` received after monotonic time ``after``."""
         deadline = time.monotonic() + timeout
         while True:
@@ -108,7 +108,7 @@ class Viewer:
         self,
         sender: str,
         predicate: Callable[[ViewerFrame], bool],
-        timeout: float = 20.0,
+        timeout: float = 60.0,
     ) -> ViewerFrame:
         """The first frame from ``sender`` for which ``predicate`` holds."""
         deadline = time.monotonic() + timeout

@@ -17,7 +17,9 @@ from greenroom.compositor import (
     ATTR_BACKGROUND,
     ATTR_KEY_COLOR,
     ATTR_ROLE,
+    RPC_FORBIDDEN,
     RPC_INVALID_INPUT,
+    RPC_RATE_LIMITED,
     RPC_SET_BACKGROUND,
     Compositor,
     CompositorOptions,
@@ -95,6 +97,53 @@ async def test_rpc_switches_background_and_bad_payloads_leave_picture(
         # the picture is unaffected: still red, well after the rejected calls
         after = time.monotonic()
         frame = await viewer.frame(comp.identity, after=after + 0.5)
+        assert corner_is(RED)(frame), frame.rgb[:100, :100].reshape(-1, 3).mean(0)
+        assert comp.background.color == "#ff2200"
+    finally:
+        await comp.aclose()
+
+
+async def test_rpc_refuses_viewer_tokens_floods_and_oversized_payloads(
+    target: Target, viewer: Viewer, synthetic_avatar
+) -> None:
+    avatar = await synthetic_avatar("avatar-lim", flash=False, audio=False)
+    options = CompositorOptions(stats_interval=0, rpc_rate=(2, 600.0), rpc_max_payload=1024)
+    comp = await Compositor.start(target, "avatar-lim", "#0044ff", options)
+    try:
+        await comp.wait_first_frame(60)
+        await viewer.until(comp.identity, corner_is(BLUE))
+
+        async def call(room: rtc.Room, payload: str) -> str:
+            return await room.local_participant.perform_rpc(
+                destination_identity=comp.identity,
+                method=RPC_SET_BACKGROUND,
+                payload=payload,
+                response_timeout=30,
+            )
+
+        red = json.dumps({"background": "#ff2200", "transition": 0})
+        # a viewer token may not switch unless the session allows viewer control
+        with pytest.raises(rtc.RpcError) as err:
+            await call(viewer.room, red)
+        assert err.value.code == RPC_FORBIDDEN and "viewer" in err.value.message
+        assert json.loads(err.value.data)["code"] == "forbidden"
+
+        # an agent in the room may (here: the avatar's own connection)
+        await call(avatar.room, red)
+        await viewer.until(comp.identity, corner_is(RED), timeout=60)
+
+        with pytest.raises(rtc.RpcError) as err:
+            await call(avatar.room, json.dumps({"background": "#00ff00", "x": "a" * 2000}))
+        assert err.value.code == RPC_INVALID_INPUT
+        assert "limit is 1024 bytes" in err.value.message
+
+        # third call from the same caller inside the window: refused with a retry hint
+        with pytest.raises(rtc.RpcError) as err:
+            await call(avatar.room, json.dumps({"background": "#00ff00"}))
+        assert err.value.code == RPC_RATE_LIMITED
+        assert "at most 2 per 600 s" in err.value.message, err.value.message
+
+        frame = await viewer.frame(comp.identity, after=time.monotonic() + 0.5)
         assert corner_is(RED)(frame), frame.rgb[:100, :100].reshape(-1, 3).mean(0)
         assert comp.background.color == "#ff2200"
     finally:

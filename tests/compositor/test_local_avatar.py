@@ -50,7 +50,7 @@ async def test_local_avatar_composited_for_viewer(target: Target, viewer: Viewer
 
         # the voice: speech from the avatar reaches the viewer on the compositor's track
         await avatar.speak("Hello from the green room. This is a test of the voice.")
-        track = await _wait_for(lambda: viewer.audio_tracks.get(comp.identity), 20)
+        track = await _wait_for(lambda: viewer.audio_tracks.get(comp.identity), 60)
         pub = viewer.room.remote_participants[comp.identity].track_publications
         assert any(p.name == AUDIO_TRACK_NAME for p in pub.values())
         peak = await _loudest(track, seconds=4.0)

@@ -34,7 +34,7 @@ async def test_viewer_sees_background_behind_the_avatar(
         frame = await viewer.until(
             comp.identity,
             lambda f: f.rgb.shape == (720, 1280, 3) and f.user_timestamp in avatar._capture_t,
-            timeout=30,
+            timeout=60,
         )
         assert frame.rgb.shape == (720, 1280, 3)
         alpha = avatar.scene.alpha(avatar.time_of(frame.user_timestamp))
@@ -77,7 +77,7 @@ async def test_viewer_sees_image_background(
         frame = await viewer.until(
             comp.identity,
             lambda f: f.rgb.shape == (720, 1280, 3) and f.user_timestamp in avatar._capture_t,
-            timeout=30,
+            timeout=60,
         )
         alpha = avatar.scene.alpha(avatar.time_of(frame.user_timestamp))
         bg, fg = region_masks(alpha, margin=12)

@@ -41,13 +41,13 @@ async def test_avatar_leaves_and_rejoins(target: Target, viewer: Viewer, synthet
 
         await avatar.aclose()
         # meanwhile: the background alone, still published
-        await viewer.until(comp.identity, center_is(BLUE), timeout=20)
+        await viewer.until(comp.identity, center_is(BLUE), timeout=60)
         assert comp.metrics()["avatar_present"] is False
         assert comp.metrics()["waiting_frames_out"] > 0
         out_before = comp.metrics()["frames_out"]
 
         await synthetic_avatar("avatar-r", motion=False, flash=False)
-        await viewer.until(comp.identity, center_is(SKIN), timeout=20)
+        await viewer.until(comp.identity, center_is(SKIN), timeout=60)
         assert comp.metrics()["frames_out"] > out_before
         assert comp.metrics()["avatar_present"] is True
         assert not comp.closed
@@ -72,7 +72,7 @@ async def test_resolution_change_mid_stream(
         smaller = await viewer.until(
             comp.identity,
             lambda f: f.rgb.shape[:2] == (540, 960) and center_is(SKIN)(f),
-            timeout=20,
+            timeout=60,
         )
         assert center_is(BLUE)(ViewerFrame(smaller.rgb[:60, :60], None, 0, "")), (
             "background lost after resize"

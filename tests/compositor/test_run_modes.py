@@ -50,7 +50,7 @@ def worker_process(livekit: LiveKitServer, tmp_path_factory) -> Iterator[Path]:
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while "registered worker" not in log.read_text(errors="replace"):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("worker did not register:\n" + log.read_text()[-3000:])

@@ -17,7 +17,7 @@ from greenroom.compositor import (
     compositor_identity,
     parse_set_background,
 )
-from greenroom.compositor.control import to_rpc_error
+from greenroom.compositor.control import RPC_RATE_LIMITED, CallerRefused, RateLimiter, to_rpc_error
 from greenroom.compositor.stats import SessionStats
 from greenroom.compositor.video import FpsCap, InFrame, LatestFrameSlot
 from greenroom.compositor.worker import parse_dispatch_metadata
@@ -41,6 +41,12 @@ def test_identity_names_the_avatar() -> None:
         ({"width": 641}, "width"),
         ({"reconnect_backoff": (2.0, 1.0)}, "reconnect_backoff"),
         ({"chroma": {"despill": 0.5}}, "chroma"),
+        ({"rpc_rate": (0, 10.0)}, "rpc_rate"),
+        ({"rpc_rate": (5, -1)}, "rpc_rate"),
+        ({"rpc_max_payload": 1_000_000}, "rpc_max_payload"),
+        ({"avatar_kinds": ("robot",)}, "avatar_kinds"),
+        ({"avatar_kinds": "agent"}, "avatar_kinds"),
+        ({"avatar_attributes": {"greenroom.session": 7}}, "avatar_attributes"),
     ],
 )
 def test_bad_options_name_the_field(kwargs: dict, field: str) -> None:
@@ -78,6 +84,31 @@ def test_bad_payloads_name_the_problem(payload: str, field: str, words: str) -> 
     assert rpc.code == RPC_INVALID_INPUT
     assert rpc.message.startswith(field)
     assert json.loads(rpc.data) == {"code": "invalid_input", "message": rpc.message, "field": field}
+
+
+def test_payload_size_limit_is_in_bytes_and_says_the_limit() -> None:
+    payload = json.dumps({"background": "#00ff00", "pad": "é" * 3000})  # 6000+ bytes
+    with pytest.raises(InvalidInput) as err:
+        parse_set_background(payload, max_bytes=4096)
+    assert err.value.field == "payload"
+    assert "the limit is 4096 bytes" in err.value.message
+    spec, _ = parse_set_background('{"background": "#00ff00"}', max_bytes=64)
+    assert spec.color == "#00ff00"
+
+
+def test_rate_limiter_counts_each_caller_in_a_sliding_window() -> None:
+    limiter = RateLimiter(count=3, seconds=10.0)
+    assert [limiter.retry_after("alice", t) for t in (0.0, 1.0, 2.0)] == [0.0, 0.0, 0.0]
+    assert limiter.retry_after("alice", 3.0) == pytest.approx(7.0)  # refused, not counted
+    assert limiter.retry_after("bob", 3.0) == 0.0  # callers are counted apart
+    assert limiter.retry_after("alice", 10.5) == 0.0  # the call at 0.0 left the window
+    assert limiter.retry_after("alice", 10.6) > 0
+
+
+def test_refused_callers_get_their_own_rpc_codes() -> None:
+    err = to_rpc_error(CallerRefused("slow down", code="rate_limited", rpc_code=RPC_RATE_LIMITED))
+    assert err.code == RPC_RATE_LIMITED and err.message == "slow down"
+    assert json.loads(err.data)["code"] == "rate_limited"
 
 
 def test_other_errors_do_not_leak_details() -> None:
@@ -152,6 +183,12 @@ def test_dispatch_metadata_errors_name_the_field() -> None:
         '{"avatar_identity": "a", "options": {"chroma": {"despill": 0.4}}}'
     )
     assert req.options.chroma is not None and req.options.chroma.despill == 0.4
+    req = parse_dispatch_metadata(
+        '{"avatar_identity": "a", "options": {"rpc_rate": [3, 5], "avatar_kinds": ["agent"],'
+        ' "avatar_attributes": {"greenroom.session": "s1"}, "viewer_control": true}}'
+    )
+    assert req.options.rpc_rate == (3, 5) and req.options.avatar_kinds == ("agent",)
+    assert req.options.avatar_attributes == {"greenroom.session": "s1"}
     with pytest.raises(InvalidInput) as err:
         parse_dispatch_metadata('{"avatar_identity": "a", "options": {"chroma": {"nope": 1}}}')
     assert err.value.field == "options.chroma"

@@ -56,6 +56,7 @@ class AvatarTracks:
         self._audio_out = audio_out
         self._room: rtc.Room | None = None
         self._video_sid: str | None = None  # the camera publication we read
+        self._avatar_sid: str | None = None  # the participant it belongs to
         self._video_reader: asyncio.Task[None] | None = None
         self._video_stream: rtc.VideoStream | None = None
         self._retimer: AudioRetimer | None = None
@@ -71,7 +72,7 @@ class AvatarTracks:
     def bind(self, room: rtc.Room) -> None:
         """Follow ``room``'s events and pick up what is already published."""
         self._room = room
-        self._video_sid = None
+        self._video_sid = self._avatar_sid = None
         room.on("track_published", self._on_track_published)
         room.on("track_subscribed", self._on_track_subscribed)
         room.on("track_unsubscribed", self._on_track_gone)
@@ -148,7 +149,7 @@ class AvatarTracks:
             current = self._video_sid
             if current not in (None, pub.sid) and current in p.track_publications:
                 return  # already on a camera track that still exists
-            self._video_sid = pub.sid
+            self._video_sid, self._avatar_sid = pub.sid, p.sid
             pub.set_subscribed(True)
         elif (
             self._options.audio
@@ -214,9 +215,11 @@ class AvatarTracks:
 
     def _drop(self, p: rtc.RemoteParticipant, *, unsubscribe: bool) -> None:
         """Stop reading ``p`` (it left, or it no longer matches what we expect)."""
+        if self._avatar_sid not in (None, p.sid):
+            return  # an earlier holder of the identity, already replaced by the one we read
         for pub in p.track_publications.values() if unsubscribe else ():
             pub.set_subscribed(False)
-        self._video_sid = None
+        self._video_sid = self._avatar_sid = None
         self._later(self._stop_video())
         self._later(self._stop_audio())
 
