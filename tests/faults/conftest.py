@@ -27,7 +27,7 @@ from fastapi import FastAPI
 from livekit import api as lkapi
 from PIL import Image
 
-from api.support import make_settings, open_client
+from api.support import AUTH, make_settings
 from greenroom.api import create_app
 from greenroom.avatars import get_provider
 from greenroom.config import Settings
@@ -180,7 +180,16 @@ class Service:
         started = r.json()
         self.started.append(started)
         await self.first_frame(started["session_id"])
+        await self.avatar_frames(started["session_id"])
         return started
+
+    async def avatar_frames(self, sid: str, timeout: float = 90.0) -> int:
+        """Wait until the compositor has published frames with the avatar in them."""
+
+        async def some() -> int | None:
+            return (await self.frames_out(sid)) or None
+
+        return await wait_until(some, f"avatar frames composited in {sid}", timeout)
 
     async def session(self, sid: str) -> dict[str, Any]:
         r = await self.client.get(f"/v2/streaming/sessions/{sid}")
@@ -221,8 +230,13 @@ async def open_service(
 ) -> AsyncIterator[Service]:
     settings = make_settings(data_dir, livekit, **extra)
     app = create_app(settings, warm_up=False)
-    async for client in open_client(app):
-        yield Service(app=app, client=client, settings=settings, livekit=livekit)
+    async with app.router.lifespan_context(app):
+        # a server error comes back as the 500 a client would get, not as an exception
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://greenroom.test", headers=AUTH, timeout=120
+        ) as client:
+            yield Service(app=app, client=client, settings=settings, livekit=livekit)
 
 
 @pytest.fixture
