@@ -1,4 +1,7 @@
-"""Run the ffmpeg baseline (chromakey + despill + overlay) on raw frames, one thread."""
+"""Time the ffmpeg baseline (chromakey + despill + overlay) on raw frames, one thread.
+
+Its alpha plane, for quality, comes from ``greenroom.keying.ffmpeg_ref``.
+"""
 
 from __future__ import annotations
 
@@ -10,55 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-THREADS = ["-threads", "1", "-filter_threads", "1", "-filter_complex_threads", "1"]
-
-
-def _hex(key: tuple[int, int, int]) -> str:
-    return "0x{:02X}{:02X}{:02X}".format(*key)
-
-
-def _write_i420(path: Path, planes: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
-    with open(path, "wb") as f:
-        for y, u, v in planes:
-            f.write(y.tobytes())
-            f.write(u.tobytes())
-            f.write(v.tobytes())
-
-
-def ffmpeg_alpha(
-    frames: list[np.ndarray] | list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    key: tuple[int, int, int],
-    similarity: float = 0.1,
-    blend: float = 0.05,
-) -> list[np.ndarray]:
-    """ffmpeg chromakey's alpha plane (``alphaextract``) for RGB frames or I420 planes."""
-    i420 = isinstance(frames[0], tuple)
-    h, w = frames[0][0].shape if i420 else frames[0].shape[:2]
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "in.raw"
-        if i420:
-            _write_i420(src, frames)  # type: ignore[arg-type]
-        else:
-            src.write_bytes(b"".join(f.tobytes() for f in frames))  # type: ignore[union-attr]
-        pix = "yuv420p" if i420 else "rgb24"
-        cmd = [
-            "ffmpeg",
-            "-v",
-            "error",
-            *THREADS,
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            pix,
-            "-s",
-            f"{w}x{h}",
-        ]
-        cmd += ["-r", "30", "-i", str(src), "-filter_complex"]
-        cmd += [f"[0:v]format=yuva420p,chromakey={_hex(key)}:{similarity}:{blend},alphaextract[a]"]
-        cmd += ["-map", "[a]", "-f", "rawvideo", "-pix_fmt", "gray", "-"]
-        out = subprocess.run(cmd, capture_output=True, check=True).stdout
-    n = len(frames)
-    return list(np.frombuffer(out, np.uint8).reshape(n, h, w))
+from greenroom.keying.ffmpeg_ref import THREADS
+from greenroom.keying.ffmpeg_ref import hex_color as _hex
 
 
 def ffmpeg_composite_ms(
