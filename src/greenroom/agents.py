@@ -1,0 +1,497 @@
+"""Greenroom inside a LiveKit Agents app: a background behind the agent's avatar in one call.
+
+An agents app already has a room (``ctx.room``) and an avatar plugin session
+(``livekit-plugins-liveavatar``, ``-tavus``, ``-simli``, ``-anam``, ``-bey``...). The
+avatar joins that room as its own participant, publishing on behalf of the agent::
+
+    from greenroom.agents import add_background
+
+    await avatar.start(session, room=ctx.room)
+    handle = await add_background(ctx.room, avatar=avatar, background="office.jpg")
+    ...
+    await handle.set_background("#0b3d91", transition=0.5)
+    await handle.aclose()
+
+The agent's own participant becomes the compositor: it subscribes to the avatar's camera
+and microphone, keys each frame and publishes the composited track ``greenroom`` (camera)
+and the re-timed voice ``greenroom-audio`` (microphone). LiveKit's agent frontends show the
+agent's camera before the avatar worker's, so they pick the composited picture. Nothing else
+is needed: no Greenroom service, no database, no extra LiveKit credentials.
+
+See ``docs/quickstart-agents.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import replace
+from types import TracebackType
+from typing import Literal, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+from livekit import rtc
+from livekit.rtc.room import EventTypes
+
+from greenroom.backgrounds import BackgroundSpec
+from greenroom.compositor import (
+    ATTR_AVATAR,
+    ATTR_BACKGROUND,
+    ATTR_KEY_COLOR,
+    ATTR_ROLE,
+    ROLE_COMPOSITOR,
+    Compositor,
+    CompositorOptions,
+)
+from greenroom.compositor.control import coerce_background
+from greenroom.compositor.tracks import kind_name
+from greenroom.errors import Conflict, InvalidInput, NotFound
+from greenroom.keying import detect_key_color
+
+__all__ = [
+    "PUBLISH_ON_BEHALF",
+    "AvatarRef",
+    "BackgroundHandle",
+    "HasAvatarIdentity",
+    "HasIdentity",
+    "Mode",
+    "add_background",
+    "classify_frame",
+]
+
+logger = logging.getLogger("greenroom.agents")
+
+PUBLISH_ON_BEHALF = "lk.publish_on_behalf"
+"""The attribute LiveKit's avatar plugins give the avatar: the identity of its agent."""
+
+Mode = Literal["auto", "chroma", "segment"]
+MODES: tuple[str, ...] = ("auto", "chroma", "segment")
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds to wait for the avatar to join and the first composited frame."""
+UNSUBSCRIBE_TIMEOUT = 5.0
+AUTO_FRAMES = 3
+"""Frames looked at to choose the keyer in ``auto`` mode (the first may be a blank)."""
+SCREEN_SHARE = 0.6
+"""Share of the frame's border that must be one saturated colour to call it a screen."""
+SCREEN_TOLERANCE = 60
+"""Largest per-channel distance (0-255) from the screen colour that still counts as it."""
+_CAMERA = (rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_UNKNOWN)
+T = TypeVar("T")
+_WAKE_ON: tuple[EventTypes, ...] = (
+    "participant_connected",
+    "participant_attributes_changed",
+    "track_published",
+    "track_subscribed",
+    "track_unsubscribed",
+)
+
+
+@runtime_checkable
+class HasAvatarIdentity(Protocol):
+    """A ``livekit.agents`` avatar session (every plugin has ``avatar_identity``)."""
+
+    @property
+    def avatar_identity(self) -> str: ...
+
+
+@runtime_checkable
+class HasIdentity(Protocol):
+    """A Greenroom avatar session (``greenroom.avatars.AvatarSession``)."""
+
+    identity: str
+
+
+AvatarRef = str | HasAvatarIdentity | HasIdentity | None
+"""Who the avatar is: a participant identity, an avatar session, or ``None`` (the
+participant whose ``lk.publish_on_behalf`` names this room's agent)."""
+
+# one compositor per connected room: the agent's participant publishes one ``greenroom`` track
+_ACTIVE: weakref.WeakKeyDictionary[rtc.Room, BackgroundHandle] = weakref.WeakKeyDictionary()
+
+
+class BackgroundHandle:
+    """A running background behind one avatar; returned by :func:`add_background`.
+
+    Use it to switch the background, look at what viewers get, and stop::
+
+        async with await add_background(ctx.room, avatar=avatar, background="#0044ff") as bg:
+            await bg.set_background("blur")
+
+    Closing (``aclose`` or leaving the ``async with``) unpublishes the composited tracks,
+    stops answering the RPC and clears the ``greenroom.*`` attributes from the agent's
+    participant; the room stays connected.
+    """
+
+    def __init__(
+        self,
+        room: rtc.Room,
+        compositor: Compositor,
+        mode: Literal["chroma", "segment"],
+        release: list[rtc.RemoteTrackPublication],
+    ) -> None:
+        self.room = room
+        self.compositor = compositor
+        self.mode = mode
+        self._release = release  # avatar tracks we subscribed only for the compositor
+        self._closing: asyncio.Task[None] | None = None
+        compositor.on_close(self._ended)
+
+    @property
+    def avatar_identity(self) -> str:
+        return self.compositor.avatar_identity
+
+    @property
+    def background(self) -> BackgroundSpec:
+        """The background now on (the target of a crossfade in progress)."""
+        return self.compositor.background
+
+    @property
+    def closed(self) -> bool:
+        return self.compositor.closed
+
+    async def set_background(
+        self, background: BackgroundSpec | str | dict[str, object], transition: float | None = None
+    ) -> BackgroundSpec:
+        """Switch to ``background`` with a crossfade of ``transition`` seconds.
+
+        The new background is checked and opened first; on error the picture stays.
+
+        Raises:
+            InvalidInput: a bad background (field ``background``) or transition.
+            CompositorClosed: the handle is closed.
+        """
+        if self.compositor.closed:
+            from greenroom.compositor import CompositorClosed
+
+            raise CompositorClosed(
+                f"the background of {self.avatar_identity!r} is closed "
+                f"({self.compositor.closed_reason})"
+            )
+        _check_file(coerce_background(background))
+        return await self.compositor.set_background(background, transition)
+
+    def snapshot_png(self) -> bytes | None:
+        """The latest composited frame as PNG (what viewers see), or None before the first."""
+        return self.compositor.snapshot_png()
+
+    def metrics(self) -> dict[str, object]:
+        """The compositor's counters and latencies (see ``docs/compositor.md``)."""
+        return self.compositor.metrics()
+
+    async def wait_closed(self) -> str:
+        """Wait until the background ends (``aclose``, or the room went away); the reason."""
+        return await self.compositor.wait_closed()
+
+    async def aclose(self) -> None:
+        """Stop compositing and leave the room as it was (idempotent)."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self._closing)
+
+    async def __aenter__(self) -> BackgroundHandle:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _close(self) -> None:
+        await self.compositor.aclose()
+        room = self.room
+        if room.isconnected():
+            cleared = dict.fromkeys((ATTR_ROLE, ATTR_AVATAR, ATTR_BACKGROUND, ATTR_KEY_COLOR), "")
+            try:  # an empty value removes the attribute
+                await asyncio.wait_for(room.local_participant.set_attributes(cleared), 5.0)
+            except Exception as exc:
+                logger.warning("could not clear the compositor attributes: %s", exc)
+            for pub in self._release:
+                with contextlib.suppress(Exception):
+                    pub.set_subscribed(False)
+
+    def _ended(self, reason: str) -> None:
+        if _ACTIVE.get(self.room) is self:
+            del _ACTIVE[self.room]
+        if reason != "closed":
+            logger.warning("background of %r ended: %s", self.avatar_identity, reason)
+
+
+async def add_background(
+    room: rtc.Room,
+    *,
+    avatar: AvatarRef = None,
+    background: BackgroundSpec | str | dict[str, object],
+    mode: Mode = "auto",
+    options: CompositorOptions | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> BackgroundHandle:
+    """Put ``background`` behind the avatar in ``room``, composited on the server.
+
+    Args:
+        room: the agent's connected room (``ctx.room``); its participant publishes the
+            composited picture and so needs publish permission (agent tokens have it).
+        avatar: the avatar: a ``livekit.agents`` avatar session (``avatar_identity``), a
+            Greenroom avatar session (``identity``), a participant identity, or ``None``:
+            the participant whose ``lk.publish_on_behalf`` names this room's agent.
+        background: ``"#0044ff"``, ``"blur"``, ``"blur:25"``, ``"none"``, an image or video
+            file (``"office.jpg"``, ``"video:/srv/loop.mp4"``), a dict of
+            ``BackgroundSpec`` fields or a ``BackgroundSpec``.
+        mode: ``"chroma"`` for green/blue-screen avatars, ``"segment"`` for avatars on an
+            ordinary background, ``"auto"``: look at the avatar's first frames and pick.
+        options: compositor settings (bitrate, fps, chroma parameters...); ``mode`` wins
+            over ``options.mode``.
+        timeout: seconds for the avatar to join and the first composited frame.
+
+    Returns:
+        A :class:`BackgroundHandle`, once the first composited frame is published.
+
+    Raises:
+        InvalidInput: a bad argument; ``field`` names it (``background``, ``mode``,
+            ``avatar``, ``room``, ``timeout``).
+        Conflict: this room already has a background running.
+        NotFound: no avatar joined within ``timeout``.
+        TimeoutError: the avatar joined but sent no video within ``timeout``.
+    """
+    spec = _check_args(room, avatar, background, mode, options, timeout)
+    if room in _ACTIVE and not _ACTIVE[room].closed:
+        raise Conflict(
+            f"room {room.name!r} already has a background behind "
+            f"{_ACTIVE[room].avatar_identity!r}; use its handle's set_background"
+        )
+    deadline = time.monotonic() + timeout
+    agent = room.local_participant.identity
+    participant = await _find_avatar(room, avatar, agent, deadline)
+    camera = await _camera(room, participant, deadline)
+    had = {pub.sid for pub in participant.track_publications.values() if pub.subscribed}
+    chosen: Literal["chroma", "segment"]
+    if mode == "auto":
+        chosen = await _choose_mode(room, camera, deadline)
+        logger.info("avatar %r looks like %s keying", participant.identity, chosen)
+    else:
+        chosen = mode
+    release = await _hand_over(room, participant, had)
+
+    base = options or CompositorOptions()
+    required = dict(base.avatar_attributes)
+    if participant.attributes.get(PUBLISH_ON_BEHALF) == agent:
+        required[PUBLISH_ON_BEHALF] = agent  # what the plugin minted: impostors are ignored
+    opts = replace(
+        base,
+        mode=chosen,
+        avatar_kinds=base.avatar_kinds if options else (kind_name(participant.kind),),
+        avatar_attributes=required,
+    )
+    comp = await Compositor.attach(room, participant.identity, spec, opts)
+    handle = BackgroundHandle(room, comp, chosen, release)
+    _ACTIVE[room] = handle
+    try:
+        await comp.wait_first_frame(max(deadline - time.monotonic(), 1.0))
+    except BaseException:
+        await handle.aclose()
+        raise
+    return handle
+
+
+def classify_frame(rgb: np.ndarray) -> tuple[int, int, int] | None:
+    """The screen colour when ``rgb`` (H, W, 3) uint8 shows an avatar on a coloured
+    screen, else None.
+
+    Looks at the top, left and right borders (the avatar usually fills the bottom middle):
+    a screen when at least :data:`SCREEN_SHARE` of them is one strongly green, blue or red
+    colour.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise InvalidInput("frame must be (H, W, 3) uint8", field="rgb")
+    h, w = rgb.shape[:2]
+    b = max(2, min(h, w) // 25)
+    border = np.concatenate(
+        [rgb[:b].reshape(-1, 3), rgb[b:, :b].reshape(-1, 3), rgb[b:, w - b :].reshape(-1, 3)]
+    )
+    key = detect_key_color(border)
+    if key is None:
+        return None
+    dist = np.abs(border.astype(np.int16) - np.array(key, np.int16)).max(axis=1)
+    return key if float((dist <= SCREEN_TOLERANCE).mean()) >= SCREEN_SHARE else None
+
+
+# ----------------------------------------------------------------- steps
+def _check_args(
+    room: object,
+    avatar: object,
+    background: object,
+    mode: object,
+    options: object,
+    timeout: object,
+) -> BackgroundSpec:
+    """Every argument checked before anything touches the room."""
+    if not isinstance(room, rtc.Room):
+        raise InvalidInput(
+            "room must be the agent's connected livekit.rtc.Room (ctx.room)", field="room"
+        )
+    if not room.isconnected():
+        raise InvalidInput(
+            "room is not connected; call ctx.connect() (or room.connect) first", field="room"
+        )
+    if mode not in MODES:
+        raise InvalidInput(f"mode must be one of {', '.join(MODES)}, got {mode!r}", field="mode")
+    if options is not None and not isinstance(options, CompositorOptions):
+        raise InvalidInput("options must be a CompositorOptions", field="options")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise InvalidInput("timeout must be a number of seconds > 0", field="timeout")
+    _avatar_identity(avatar)  # the type, before waiting for anybody
+    spec = coerce_background(background)
+    _check_file(spec)
+    return spec
+
+
+def _check_file(spec: BackgroundSpec) -> None:
+    if spec.path is not None and not os.path.isfile(spec.path):
+        where = os.path.abspath(spec.path)
+        raise InvalidInput(
+            f"background {spec.kind} file {spec.path!r} does not exist (looked at {where})",
+            field="background",
+        )
+
+
+def _avatar_identity(avatar: object) -> str | None:
+    if avatar is None:
+        return None
+    if isinstance(avatar, str):
+        ident = avatar
+    elif isinstance(avatar, HasAvatarIdentity):
+        ident = avatar.avatar_identity
+    elif isinstance(avatar, HasIdentity):
+        ident = avatar.identity
+    else:
+        raise InvalidInput(
+            "avatar must be an avatar session (with avatar_identity or identity), a "
+            f"participant identity or None, got {type(avatar).__name__}",
+            field="avatar",
+        )
+    if not isinstance(ident, str) or not ident.strip():
+        raise InvalidInput("avatar identity is empty", field="avatar")
+    return ident
+
+
+async def _find_avatar(
+    room: rtc.Room, avatar: AvatarRef, agent: str, deadline: float
+) -> rtc.RemoteParticipant:
+    """The avatar's participant, waiting for it to join."""
+    wanted = _avatar_identity(avatar)
+
+    def match() -> rtc.RemoteParticipant | None:
+        for p in room.remote_participants.values():
+            if p.attributes.get(ATTR_ROLE) == ROLE_COMPOSITOR:
+                continue
+            if wanted is not None and p.identity == wanted:
+                return p
+            if wanted is None and p.attributes.get(PUBLISH_ON_BEHALF) == agent:
+                return p
+        return None
+
+    found = await _until(room, match, deadline)
+    if found is None:
+        who = (
+            f"participant {wanted!r}"
+            if wanted
+            else f"participant with {PUBLISH_ON_BEHALF}={agent!r}"
+        )
+        raise NotFound(f"avatar: no {who} joined room {room.name!r} in time")
+    return found
+
+
+async def _camera(
+    room: rtc.Room, p: rtc.RemoteParticipant, deadline: float
+) -> rtc.RemoteTrackPublication:
+    def match() -> rtc.RemoteTrackPublication | None:
+        for pub in p.track_publications.values():
+            if pub.kind == rtc.TrackKind.KIND_VIDEO and pub.source in _CAMERA:
+                return pub
+        return None
+
+    pub = await _until(room, match, deadline)
+    if pub is None:
+        raise TimeoutError(f"avatar {p.identity!r} published no camera track in time")
+    return pub
+
+
+async def _choose_mode(
+    room: rtc.Room, pub: rtc.RemoteTrackPublication, deadline: float
+) -> Literal["chroma", "segment"]:
+    """Read a few of the avatar's frames: a coloured screen -> chroma, else segment."""
+    if pub.track is None:
+        pub.set_subscribed(True)
+    track = await _until(room, lambda: pub.track, deadline)
+    if track is None:
+        raise TimeoutError("avatar: its camera could not be subscribed in time")
+    stream = rtc.VideoStream(track, capacity=1, format=rtc.VideoBufferType.RGB24)
+    last: np.ndarray | None = None
+    try:
+        async with asyncio.timeout(max(deadline - time.monotonic(), 0.1)):
+            seen = 0
+            async for ev in stream:
+                f = ev.frame
+                last = np.frombuffer(f.data, np.uint8).reshape(f.height, f.width, 3)
+                seen += 1
+                if seen >= AUTO_FRAMES:
+                    break
+    except TimeoutError:
+        if last is None:
+            raise TimeoutError("avatar: no video frame arrived in time") from None
+    finally:
+        await stream.aclose()
+    assert last is not None
+    return "segment" if classify_frame(last) is None else "chroma"
+
+
+async def _hand_over(
+    room: rtc.Room, p: rtc.RemoteParticipant, had: set[str]
+) -> list[rtc.RemoteTrackPublication]:
+    """Let the compositor subscribe to the avatar's tracks itself.
+
+    It picks tracks up as they get subscribed; one the room subscribed already (agents
+    connect with auto-subscribe on) would never reach it, so such tracks are unsubscribed
+    first. Returns the tracks the room had not subscribed (``had`` lists those it had):
+    closing unsubscribes them again.
+    """
+    was = [pub for pub in p.track_publications.values() if pub.subscribed]
+    release = [pub for pub in p.track_publications.values() if pub.sid not in had]
+    if not was:
+        return release
+    for pub in was:
+        pub.set_subscribed(False)
+    deadline = time.monotonic() + UNSUBSCRIBE_TIMEOUT
+    await _until(room, lambda: None if any(pub.subscribed for pub in was) else True, deadline)
+    return release
+
+
+async def _until(room: rtc.Room, get: Callable[[], T | None], deadline: float) -> T | None:
+    """Poll ``get()`` on every room event (and every 0.25 s) until it is not None."""
+    changed = asyncio.Event()
+
+    def poke(*_args: object) -> None:
+        changed.set()
+
+    for e in _WAKE_ON:
+        room.on(e, poke)
+    try:
+        while (value := get()) is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), min(left, 0.25))
+        return value
+    finally:
+        for e in _WAKE_ON:
+            room.off(e, poke)
