@@ -79,8 +79,10 @@ AUTO_FRAMES = 3
 """Frames looked at to choose the keyer in ``auto`` mode (the first may be a blank)."""
 SCREEN_SHARE = 0.6
 """Share of the frame's border that must be one saturated colour to call it a screen."""
-SCREEN_TOLERANCE = 60
+SCREEN_TOLERANCE = 50
 """Largest per-channel distance (0-255) from the screen colour that still counts as it."""
+SCREEN_MARGIN = 40
+"""A screen pixel's own channel exceeds both others by more than this (0-255)."""
 _CAMERA = (rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_UNKNOWN)
 T = TypeVar("T")
 _WAKE_ON: tuple[EventTypes, ...] = (
@@ -173,8 +175,11 @@ class BackgroundHandle:
                 f"the background of {self.avatar_identity!r} is closed "
                 f"({self.compositor.closed_reason})"
             )
-        _check_file(coerce_background(background))
-        return await self.compositor.set_background(background, transition)
+        try:
+            _check_file(coerce_background(background))
+            return await self.compositor.set_background(background, transition)
+        except InvalidInput as exc:
+            raise _named(exc) from None
 
     def snapshot_png(self) -> bytes | None:
         """The latest composited frame as PNG (what viewers see), or None before the first."""
@@ -261,7 +266,10 @@ async def add_background(
         NotFound: no avatar joined within ``timeout``.
         TimeoutError: the avatar joined but sent no video within ``timeout``.
     """
-    spec = _check_args(room, avatar, background, mode, options, timeout)
+    try:
+        spec = _check_args(room, avatar, background, mode, options, timeout)
+    except InvalidInput as exc:
+        raise _named(exc) from None
     if room in _ACTIVE and not _ACTIVE[room].closed:
         raise Conflict(
             f"room {room.name!r} already has a background behind "
@@ -307,7 +315,8 @@ def classify_frame(rgb: np.ndarray) -> tuple[int, int, int] | None:
 
     Looks at the top, left and right borders (the avatar usually fills the bottom middle):
     a screen when at least :data:`SCREEN_SHARE` of them is one strongly green, blue or red
-    colour.
+    colour (its channel :data:`SCREEN_MARGIN` above the others, within
+    :data:`SCREEN_TOLERANCE` of the median).
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise InvalidInput("frame must be (H, W, 3) uint8", field="rgb")
@@ -319,8 +328,12 @@ def classify_frame(rgb: np.ndarray) -> tuple[int, int, int] | None:
     key = detect_key_color(border)
     if key is None:
         return None
-    dist = np.abs(border.astype(np.int16) - np.array(key, np.int16)).max(axis=1)
-    return key if float((dist <= SCREEN_TOLERANCE).mean()) >= SCREEN_SHARE else None
+    px = border.astype(np.int16)
+    p = int(np.argmax(key))  # the screen's channel
+    others = [c for c in range(3) if c != p]
+    saturated = px[:, p] - np.maximum(px[:, others[0]], px[:, others[1]]) > SCREEN_MARGIN
+    near = np.abs(px - np.array(key, np.int16)).max(axis=1) <= SCREEN_TOLERANCE
+    return key if float((saturated & near).mean()) >= SCREEN_SHARE else None
 
 
 # ----------------------------------------------------------------- steps
@@ -333,14 +346,6 @@ def _check_args(
     timeout: object,
 ) -> BackgroundSpec:
     """Every argument checked before anything touches the room."""
-    if not isinstance(room, rtc.Room):
-        raise InvalidInput(
-            "room must be the agent's connected livekit.rtc.Room (ctx.room)", field="room"
-        )
-    if not room.isconnected():
-        raise InvalidInput(
-            "room is not connected; call ctx.connect() (or room.connect) first", field="room"
-        )
     if mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}, got {mode!r}", field="mode")
     if options is not None and not isinstance(options, CompositorOptions):
@@ -350,14 +355,29 @@ def _check_args(
     _avatar_identity(avatar)  # the type, before waiting for anybody
     spec = coerce_background(background)
     _check_file(spec)
+    if not isinstance(room, rtc.Room):
+        raise InvalidInput(
+            "room must be the agent's connected livekit.rtc.Room (ctx.room)", field="room"
+        )
+    if not room.isconnected():
+        raise InvalidInput(
+            "room is not connected; call ctx.connect() (or room.connect) first", field="room"
+        )
     return spec
+
+
+def _named(exc: InvalidInput) -> InvalidInput:
+    """The same error, its message starting with the field it is about."""
+    if not exc.field or exc.message.startswith(f"{exc.field}:"):
+        return exc
+    return InvalidInput(f"{exc.field}: {exc.message}", field=exc.field, code=exc.code)
 
 
 def _check_file(spec: BackgroundSpec) -> None:
     if spec.path is not None and not os.path.isfile(spec.path):
         where = os.path.abspath(spec.path)
         raise InvalidInput(
-            f"background {spec.kind} file {spec.path!r} does not exist (looked at {where})",
+            f"{spec.kind} file {spec.path!r} does not exist (looked at {where})",
             field="background",
         )
 
