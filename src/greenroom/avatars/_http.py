@@ -81,7 +81,7 @@ class RetryPolicy:
         """Seconds to wait after failed try number ``attempt`` (1-based)."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_delay)
-        d = self.base_delay * (2 ** (attempt - 1))
+        d = self.base_delay * 2.0 ** (attempt - 1)
         return min(d * (0.8 + 0.4 * random.random()), self.max_delay)
 
 

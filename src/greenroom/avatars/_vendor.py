@@ -39,6 +39,7 @@ from greenroom.avatars._relay import Relay
 from greenroom.avatars.base import (
     AvatarState,
     RoomTarget,
+    SpeakMode,
     StateEmitter,
     VendorSessionCallback,
     VendorSessionRef,
@@ -73,7 +74,7 @@ class VendorSession(StateEmitter):
     ``speak``/``interrupt`` and, for relayed avatars, ``_on_data``.
     """
 
-    provider: ClassVar[str]
+    provider: str
     label: ClassVar[str]  # the vendor's name in messages
 
     def __init__(self, api: VendorAPI, identity: str, ref: VendorSessionRef) -> None:
@@ -115,6 +116,12 @@ class VendorSession(StateEmitter):
         if self.state != AvatarState.STOPPED and not self._closed:
             log.warning("%s session %s ended: %s", self.label, self.session_id, why)
         self._set_state(AvatarState.STOPPED)
+
+    async def speak(self, text: str, *, mode: SpeakMode = "repeat") -> None:
+        raise NotImplementedError
+
+    async def interrupt(self) -> None:
+        raise NotImplementedError
 
     async def keep_alive(self) -> None:
         """Tell the vendor the session is still wanted."""
@@ -188,7 +195,7 @@ S = TypeVar("S", bound=VendorSession)
 class VendorProviderBase(Generic[S]):
     """Starts sessions of one vendor; see the module docstring for the flow."""
 
-    name: ClassVar[str]
+    name: str
     label: ClassVar[str]
     qualities: ClassVar[frozenset[str]]
     api_type: ClassVar[type[VendorAPI]]

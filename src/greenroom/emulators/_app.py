@@ -67,7 +67,9 @@ def vendor_app(
         return JSONResponse(error_body(status, message, code if code else status), status)
 
     @app.middleware("http")
-    async def faults(request: Request, call_next: Callable[[Request], Awaitable[Response]]):
+    async def faults(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         refused = gate(request) if gate is not None else None
         if refused is not None:
             return refused

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -77,7 +77,7 @@ class EmuSession:
     avatar: EmulatedAvatar | None = None
     stop_reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    watchdog: asyncio.Task | None = None
+    watchdog: asyncio.Task[None] | None = None
     on_close: list[Callable[[str], Awaitable[None] | None]] = field(default_factory=list)
 
     @property
@@ -150,11 +150,13 @@ class SessionBook:
             await self.close(session, "shutdown")
 
 
-_BACKGROUND: set[asyncio.Task] = set()
+_BACKGROUND: set[asyncio.Task[Any]] = set()
 
 
-def background(coro: Awaitable[Any], loop: asyncio.AbstractEventLoop | None = None) -> None:
+def background(
+    coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop | None = None
+) -> None:
     """Run ``coro`` as a task that is kept referenced until it finishes."""
-    task = (loop or asyncio.get_running_loop()).create_task(coro)  # type: ignore[arg-type]
+    task = (loop or asyncio.get_running_loop()).create_task(coro)
     _BACKGROUND.add(task)
     task.add_done_callback(_BACKGROUND.discard)

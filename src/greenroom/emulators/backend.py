@@ -15,6 +15,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,7 +156,7 @@ class EmulatedLocalAvatar:
     def on_data(self, callback: DataCallback) -> None:
         self._data_callbacks.append(callback)
 
-    def on_speaking(self, callback) -> None:
+    def on_speaking(self, callback: Callable[[bool], None]) -> None:
         def on_state(state: AvatarState) -> None:
             if state == AvatarState.SPEAKING:
                 callback(True)

@@ -124,7 +124,9 @@ class EmulatorConfig:
         return self.api_key is None or key == self.api_key
 
     @classmethod
-    def from_env(cls, livekit: LiveKitAccess | None = None, env: dict[str, str] | None = None):
+    def from_env(
+        cls, livekit: LiveKitAccess | None = None, env: dict[str, str] | None = None
+    ) -> EmulatorConfig:
         """Read ``GREENROOM_EMULATOR_*`` variables (see the module docstring)."""
         e = dict(os.environ if env is None else env)
 
@@ -140,13 +142,13 @@ class EmulatorConfig:
         cfg.deprecated_avatars = ids("DEPRECATED_AVATARS")
         if get("KNOWN_AVATARS"):
             cfg.known_avatars = ids("KNOWN_AVATARS")
-        if get("MAX_CONCURRENT"):
-            cfg.max_concurrent = int(get("MAX_CONCURRENT"))  # type: ignore[arg-type]
+        if value := get("MAX_CONCURRENT"):
+            cfg.max_concurrent = int(value)
         cfg.sunset = (get("SUNSET") or "").lower() in {"1", "true", "yes", "on"}
-        if get("IDLE_TIMEOUT"):
-            cfg.idle_timeout = float(get("IDLE_TIMEOUT"))  # type: ignore[arg-type]
-        if get("MAX_DURATION"):
-            cfg.max_duration = float(get("MAX_DURATION"))  # type: ignore[arg-type]
+        if value := get("IDLE_TIMEOUT"):
+            cfg.idle_timeout = float(value)
+        if value := get("MAX_DURATION"):
+            cfg.max_duration = float(value)
         cfg.public_url = get("PUBLIC_URL")
         if get("CORS_ORIGINS"):
             cfg.cors_origins = tuple(sorted(ids("CORS_ORIGINS")))

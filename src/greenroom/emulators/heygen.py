@@ -26,19 +26,21 @@ import json
 import logging
 import secrets
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from greenroom.avatars.heygen.models import NewSessionRequest, SessionIdRequest, TaskRequest
 from greenroom.avatars.local.tts import talk_reply
 from greenroom.emulators._app import EmulatorError, bearer_token, client_token, vendor_app
-from greenroom.emulators._sessions import AvatarBackend, EmuSession, background
+from greenroom.emulators._sessions import AvatarBackend, EmulatedAvatar, EmuSession, background
 from greenroom.emulators.config import EmulatorConfig
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_IDLE_TIMEOUT_S = 120
 DEFAULT_DURATION_LIMIT_S = 600
@@ -74,7 +76,7 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
             return
         raise EmulatorError(401, "Unauthorized: invalid X-Api-Key or session token")
 
-    async def body_as(request: Request, model):
+    async def body_as(request: Request, model: type[M]) -> M:
         try:
             raw = await request.json()
         except ValueError:
@@ -274,7 +276,7 @@ async def _publish(session: EmuSession, event: dict[str, Any]) -> None:
             await session.avatar.publish_data(json.dumps(event).encode())
 
 
-def _wire_talking_events(session: EmuSession, avatar) -> None:
+def _wire_talking_events(session: EmuSession, avatar: EmulatedAvatar) -> None:
     loop = asyncio.get_running_loop()
 
     def on_speaking(speaking: bool) -> None:

@@ -29,13 +29,14 @@ import logging
 import secrets
 import time
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import jwt
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from greenroom.avatars.liveavatar.models import (
     SUCCESS_CODE,
@@ -46,10 +47,15 @@ from greenroom.avatars.liveavatar.models import (
 )
 from greenroom.avatars.local.tts import talk_reply
 from greenroom.emulators._app import EmulatorError, bearer_token, client_token, vendor_app
-from greenroom.emulators._sessions import AvatarBackend, EmuSession, background
+from greenroom.emulators._sessions import AvatarBackend, EmulatedAvatar, EmuSession, background
 from greenroom.emulators.config import EmulatorConfig
 
+if TYPE_CHECKING:
+    from livekit import rtc
+
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
 
 LITE_SAMPLE_RATE = 24_000
 IDLE_TIMEOUT_S = 300.0
@@ -91,7 +97,7 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
             raise EmulatorError(401, f"the session token does not belong to session {session_id}")
         return session
 
-    async def body_as(request: Request, model):
+    async def body_as(request: Request, model: type[M]) -> M:
         try:
             raw = await request.json() if await request.body() else {}
         except ValueError:
@@ -236,7 +242,7 @@ def _session_jwt(session: EmuSession, req: TokenRequest, key: bytes) -> str:
     return jwt.encode(claims, key, algorithm="HS256")
 
 
-def _plain_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _plain_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return [
         {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors
     ]
@@ -248,7 +254,9 @@ def _ws_base(app: FastAPI, request: Request) -> str:
     return "ws" + base[4:] if base.startswith("http") else base
 
 
-async def _start_lite(app: FastAPI, session: EmuSession, req: TokenRequest, request: Request):
+async def _start_lite(
+    app: FastAPI, session: EmuSession, req: TokenRequest, request: Request
+) -> dict[str, Any]:
     lk = req.livekit_config
     assert lk is not None
     avatar = await app.state.backend.join(
@@ -271,7 +279,9 @@ async def _start_lite(app: FastAPI, session: EmuSession, req: TokenRequest, requ
     }
 
 
-async def _start_full(app: FastAPI, session: EmuSession, req: TokenRequest, request: Request):
+async def _start_full(
+    app: FastAPI, session: EmuSession, req: TokenRequest, request: Request
+) -> dict[str, Any]:
     cfg: EmulatorConfig = app.state.config
     if cfg.livekit is None:
         raise EmulatorError(500, "emulator has no LiveKit server configured for FULL mode")
@@ -319,7 +329,7 @@ async def _start_full(app: FastAPI, session: EmuSession, req: TokenRequest, requ
     }
 
 
-def _wire_full_events(session: EmuSession, avatar, agent_room) -> None:
+def _wire_full_events(session: EmuSession, avatar: EmulatedAvatar, agent_room: rtc.Room) -> None:
     """FULL mode: ``agent-control`` commands in, ``agent-response`` events out (the agent)."""
     loop = asyncio.get_running_loop()
     current: dict[str, str | None] = {"event_id": None}
@@ -355,7 +365,7 @@ def _wire_full_events(session: EmuSession, avatar, agent_room) -> None:
         elif kind == "avatar.interrupt":
             await avatar.interrupt()
 
-    def on_data(packet) -> None:
+    def on_data(packet: rtc.DataPacket) -> None:
         if packet.topic != CONTROL_TOPIC:
             return
         try:

@@ -17,12 +17,15 @@ import time
 from collections.abc import AsyncIterator
 
 import uvicorn
+from uvicorn._types import ASGIApplication
 
 from greenroom.livekit_server import free_port
 
 
 @contextlib.asynccontextmanager
-async def serve(app, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+async def serve(
+    app: ASGIApplication, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn in the running event loop; yields ``http://host:port``."""
     port = port or free_port(host)
     server = uvicorn.Server(

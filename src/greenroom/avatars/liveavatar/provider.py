@@ -230,7 +230,7 @@ class LiveAvatarProvider(VendorProviderBase[_Session]):
         api: LiveAvatarAPI,
         args: StartArgs,
         *,
-        mode: str,
+        mode: str = "LITE",
         sandbox: bool = False,
         max_session_duration: int | None = None,
         language: str | None = None,
@@ -240,7 +240,7 @@ class LiveAvatarProvider(VendorProviderBase[_Session]):
         common: dict[str, Any] = dict(
             avatar_id=args.avatar_id,
             is_sandbox=sandbox,
-            video_settings=VideoSettings(quality=args.quality),  # type: ignore[arg-type]
+            video_settings=VideoSettings(quality=args.quality),  # type: ignore[arg-type]  # checked
             max_session_duration=max_session_duration,
         )
         if mode == "LITE":
