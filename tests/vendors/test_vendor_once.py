@@ -3,6 +3,8 @@ id reaches the caller before anything else can fail (HTTP surfaces only, no Live
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from pydantic import SecretStr
@@ -30,6 +32,12 @@ def cfg() -> EmulatorConfig:
     return EmulatorConfig(livekit=LK, api_key="dev")
 
 
+async def _start(vendor: str, url: str, client: httpx.AsyncClient, **options: Any) -> Any:
+    return await get_provider(vendor).start(
+        TARGET, avatar_id="a", api_key="dev", base_url=url, client=client, **options
+    )
+
+
 def _ids(app) -> list[str]:
     return list(app.state.book.sessions)
 
@@ -42,15 +50,7 @@ async def test_create_answered_too_late_is_not_sent_again(cfg, vendor) -> None:
     app = EMULATORS[vendor].create_app(cfg)
     async with serve(app) as url, httpx.AsyncClient() as client:
         with pytest.raises(ProviderError) as err:
-            await get_provider(vendor).start(
-                TARGET,
-                avatar_id="a",
-                api_key="dev",
-                base_url=url,
-                client=client,
-                timeout=1.0,
-                retry=FAST,
-            )
+            await _start(vendor, url, client, timeout=1.0, retry=FAST)
     assert err.value.code == "vendor_outcome_unknown" and not err.value.retryable
     (made,) = _ids(app)
     assert made in err.value.message  # the message names the session that may be ours
@@ -65,15 +65,7 @@ async def test_create_that_did_not_happen_is_retried_after_a_lookup(cfg, vendor)
     app = EMULATORS[vendor].create_app(cfg)  # no avatar backend: begin fails after create
     async with serve(app) as url, httpx.AsyncClient() as client:
         with pytest.raises(ProviderError, match="no avatar backend"):
-            await get_provider(vendor).start(
-                TARGET,
-                avatar_id="a",
-                api_key="dev",
-                base_url=url,
-                client=client,
-                retry=FAST,
-                on_vendor_session=refs.append,
-            )
+            await _start(vendor, url, client, retry=FAST, on_vendor_session=refs.append)
     assert not cfg.faults  # the 504 was answered, then the retry went through
     (made,) = _ids(app)
     assert [r.session_id for r in refs] == [made]
@@ -90,14 +82,7 @@ async def test_a_failing_id_callback_stops_the_vendor_session(cfg, vendor) -> No
 
     async with serve(app) as url, httpx.AsyncClient() as client:
         with pytest.raises(RuntimeError, match="database is down"):
-            await get_provider(vendor).start(
-                TARGET,
-                avatar_id="a",
-                api_key="dev",
-                base_url=url,
-                client=client,
-                on_vendor_session=record,
-            )
+            await _start(vendor, url, client, on_vendor_session=record)
     (session,) = app.state.book.sessions.values()
     assert session.status == "closed"
 
@@ -110,14 +95,7 @@ async def test_a_recorded_session_can_be_stopped_by_another_process(cfg, vendor)
     async with serve(app) as url, httpx.AsyncClient() as client:
         cfg.fail_next(1, 400, message="stop refused", path="stop")  # ... and so does its stop
         with pytest.raises(ProviderError) as err:
-            await get_provider(vendor).start(
-                TARGET,
-                avatar_id="a",
-                api_key="dev",
-                base_url=url,
-                client=client,
-                on_vendor_session=refs.append,
-            )
+            await _start(vendor, url, client, on_vendor_session=refs.append)
         assert err.value.code == "vendor_session_leaked"
         (ref,) = refs
         assert app.state.book.sessions[ref.session_id].status == "new"  # still running
