@@ -79,7 +79,16 @@ class KeyingSettings(Strict):
 # Provider arguments a template must never set: credentials and endpoints come from the
 # environment (a stored base_url would send our vendor key elsewhere), the rest is internal.
 RESERVED_PROVIDER_OPTIONS = frozenset(
-    {"api_key", "base_url", "client", "retry", "settings", "renderer", "target"}
+    {
+        "api_key",
+        "base_url",
+        "client",
+        "retry",
+        "settings",
+        "renderer",
+        "target",
+        "on_vendor_session",
+    }
 )
 
 
