@@ -63,7 +63,9 @@ async def emulated(
     vendor: str, livekit: LiveKitServer
 ) -> AsyncIterator[tuple[EmulatorConfig, Any, Silence, str]]:
     cfg = EmulatorConfig(
-        livekit=LiveKitAccess(livekit.url, livekit.api_key, livekit.api_secret), api_key="dev"
+        livekit=LiveKitAccess(livekit.url, livekit.api_key, livekit.api_secret),
+        api_key="dev",
+        idle_timeout=3600,  # a slow run must not meet the vendor's own idle timeout (120 s)
     )
     app = EMULATORS[vendor].create_app(cfg, LocalBackend())
     silence = Silence(app)
