@@ -3,8 +3,10 @@
 Starts the LiveKit server (port 7880, or a free one), the Greenroom service (API with the
 compositor in-process) under uvicorn, seeds a template and a few generated backgrounds,
 starts a session with the built-in avatar that greets you, and prints the viewer URL (and
-opens it when there is a browser and a display). Ctrl-C stops the session, the service and
-the LiveKit server. A lock in the data folder stops a second demo from starting beside it.
+opens it when there is a browser and a display). The session lives until Ctrl-C, whether or
+not a viewer is open: the demo keeps it alive, and the viewer page offers a new session if
+one ends. Ctrl-C stops the session, the service and the LiveKit server. A lock in the data
+folder stops a second demo from starting beside it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ GREETING = (
     "frame by frame. Pick another one on the right, or type something for me to say."
 )
 LOCK_NAME = "demo.lock"
+KEEP_ALIVE_EVERY = 30.0  # seconds; well inside the template's idle_timeout (300 s)
 
 
 # ---- the lock ---------------------------------------------------------------------------------
@@ -251,6 +254,7 @@ async def _run(
                 "api_port": api_port,
                 "public_base_url": base,
                 "api_key": SecretStr(key),
+                "viewer_can_restart": True,  # an ended session's page offers a new one
             }
         )
         from greenroom.api.app import create_app
@@ -291,9 +295,11 @@ async def _run(
             webbrowser.open(viewer_url)
 
         waiter = asyncio.create_task(stop.wait())
+        keeper = asyncio.create_task(_keep_alive(base, headers))
         timeout = seconds if seconds > 0 else None
         await asyncio.wait({waiter, serving}, timeout=timeout, return_when="FIRST_COMPLETED")
         waiter.cancel()
+        keeper.cancel()
         console.print("Stopping…")
     finally:
         if server is not None and serving is not None:
@@ -305,6 +311,20 @@ async def _run(
         if lk is not None:
             lk.stop()
         lock.release()
+
+
+async def _keep_alive(base: str, headers: dict[str, str]) -> None:
+    """Keep every running session of the demo alive (the first and any the viewer started),
+    so it lasts until Ctrl-C however long nobody types."""
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
+        while True:
+            await asyncio.sleep(KEEP_ALIVE_EVERY)
+            try:
+                r = await client.get("/v2/streaming/sessions", params={"status": "started"})
+                for s in r.json()["sessions"] if r.is_success else []:
+                    await client.post(f"/v2/streaming/sessions/{s['session_id']}/keep_alive")
+            except (httpx.HTTPError, ValueError, KeyError) as exc:  # the next round tries again
+                logging.getLogger("greenroom.demo").warning("keep-alive failed: %r", exc)
 
 
 def demo(

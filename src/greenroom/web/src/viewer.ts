@@ -31,12 +31,15 @@ const AVATAR = "greenroom.avatar";
 const AVATAR_STATE = "greenroom.avatar.state";
 const SET_BACKGROUND = "greenroom.set_background";
 const OUTPUT_TRACK = "greenroom";
+const INFO_EVERY_MS = 3000; // how often the page asks the server about its session
 const COLORS = ["#0b3d91", "#1d6b48", "#6b1d3d", "#f2f2f2", "#222222", "#e0a100"];
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const el = {
   status: $("status"),
   speaking: $("speaking"),
+  timeLeft: $("time-left"),
+  restart: $<HTMLButtonElement>("restart"),
   stage: $("stage"),
   video: $<HTMLVideoElement>("video"),
   keyed: $<HTMLCanvasElement>("keyed"),
@@ -71,6 +74,8 @@ interface ViewerDebug {
   background: string | null;
   avatarState: string | null;
   endedReason: string | null;
+  /** Seconds until the session stops by itself, as the page shows it (null: not shown). */
+  timeLeft: number | null;
   audioLevel: () => number;
   canPlaybackAudio: () => boolean;
   videoTrackSid: string | null;
@@ -93,6 +98,7 @@ class Viewer {
   private rawVideo: HTMLVideoElement | null = null;
   private lastStats = { bytes: 0, t: 0 };
   private ended = false;
+  private infoAt = performance.now(); // when `info` was fetched
   debug: ViewerDebug = {
     state: "connecting",
     compositor: null,
@@ -100,6 +106,7 @@ class Viewer {
     background: null,
     avatarState: null,
     endedReason: null,
+    timeLeft: null,
     audioLevel: () => this.audioLevel(),
     canPlaybackAudio: () => this.room.canPlaybackAudio,
     videoTrackSid: null,
@@ -138,6 +145,41 @@ class Viewer {
     for (const p of this.room.remoteParticipants.values()) this.consider(p);
     if (!this.compositor) this.overlay("Waiting for the avatar", "The session is starting…");
     setInterval(() => this.updateMetrics(), 1000);
+    setInterval(() => this.showTimeLeft(), 1000);
+    setInterval(() => this.refreshInfo(), INFO_EVERY_MS);
+  }
+
+  /** The session as the server sees it now: time left, status, metrics. */
+  private async refreshInfo(): Promise<void> {
+    if (this.ended) return;
+    const info = await this.api.session().catch(() => null);
+    if (!info) return;
+    this.info = info;
+    this.infoAt = performance.now();
+    if (!isLive(info.status)) this.checkEnded();
+  }
+
+  /** Under a minute left: say so, and why (idle, or the maximum duration). */
+  private showTimeLeft(): void {
+    const left = this.info.time_left;
+    if (this.ended || left === null || left === undefined) {
+      el.timeLeft.hidden = true;
+      this.debug.timeLeft = null;
+      return;
+    }
+    const now = Math.max(0, Math.ceil(left - (performance.now() - this.infoAt) / 1000));
+    const show = now < 60;
+    el.timeLeft.hidden = !show;
+    this.debug.timeLeft = show ? now : null;
+    if (!show) return;
+    el.timeLeft.textContent =
+      this.info.time_left_reason === "max_duration"
+        ? `ends in ${now} s (maximum duration)`
+        : `ends in ${now} s unless used (idle)`;
+    el.timeLeft.title =
+      this.info.time_left_reason === "max_duration"
+        ? "The session reaches its maximum duration."
+        : "Nothing has used the session for a while: speak, switch the background or send a keep-alive.";
   }
 
   // ---- room -------------------------------------------------------------------------------
@@ -239,6 +281,7 @@ class Viewer {
     }
     const info = await this.finalInfo();
     if (info && !isLive(info.status)) {
+      this.info = info;
       this.end(info.ended_reason ?? info.status);
     } else if (reason === DisconnectReason.ROOM_DELETED) {
       this.end("the session's room was closed");
@@ -263,6 +306,7 @@ class Viewer {
   private async checkEnded(): Promise<void> {
     const info = await this.finalInfo();
     if (info && !isLive(info.status)) {
+      this.info = info;
       this.end(info.ended_reason ?? info.status);
       await this.room.disconnect();
     } else if (!this.ended) {
@@ -283,6 +327,8 @@ class Viewer {
     this.debug.endedReason = reason;
     this.setState("ended", reason);
     this.overlay("Session ended", reason);
+    el.timeLeft.hidden = true;
+    if (this.info.can_restart) offerRestart(this.api);
     this.keyer?.stop();
     for (const b of document.querySelectorAll<HTMLButtonElement>(".panel button, .panel input, .panel select")) {
       b.disabled = true;
@@ -573,13 +619,24 @@ class Viewer {
         return d;
       }),
     );
-    if (Date.now() % 5000 < 1000) {
-      this.api.session().then(
-        (info) => (this.info = info),
-        () => undefined,
-      );
-    }
   }
+}
+
+/** The demo's offer once a session has ended: a new one from the same template. */
+function offerRestart(api: SessionApi): void {
+  el.restart.hidden = false;
+  el.restart.disabled = false;
+  el.restart.onclick = async () => {
+    el.restart.disabled = true;
+    el.restart.textContent = "Starting…";
+    try {
+      window.location.assign(await api.restart());
+    } catch (e) {
+      el.restart.disabled = false;
+      el.restart.textContent = "Start a new session";
+      el.overlayText.textContent = `Could not start a new session: ${(e as Error).message}`;
+    }
+  };
 }
 
 function isLive(status: string): boolean {
@@ -678,6 +735,7 @@ async function boot(): Promise<void> {
   if (!isLive(info.status)) {
     connecting.then(() => room.disconnect());
     fatal(new ViewerError("Session ended", info.ended_reason ?? info.status), "ended");
+    if (info.can_restart) offerRestart(new SessionApi(link));
     return;
   }
   const viewer = new Viewer(link, info, room, connecting);

@@ -10,7 +10,11 @@ export interface ViewerLink {
 export interface SessionInfo {
   session_id: string;
   status: string; // "starting" | "started" | "stopped" | ...
-  ended_reason: string | null;
+  ended_reason: string | null; // why it ended, in words, the code in brackets
+  stop_reason: string | null; // the code alone (docs/api.md)
+  time_left: number | null; // seconds until it stops by itself, while running
+  time_left_reason: string | null; // "idle_timeout" | "max_duration"
+  can_restart: boolean; // the page may offer to start a new session (the demo)
   room: string;
   compositor_identity: string | null;
   avatar_identity: string | null;
@@ -124,6 +128,12 @@ export class SessionApi {
 
   async interrupt(): Promise<void> {
     await this.call("/interrupt", { method: "POST" });
+  }
+
+  /** Start a new session from the same template (only where it is offered); its viewer URL. */
+  async restart(): Promise<string> {
+    const body = await (await this.call("/restart", { method: "POST" })).json();
+    return body.viewer_url as string;
   }
 }
 
