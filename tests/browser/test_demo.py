@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import select
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from livekit import api as lkapi
+
+from greenroom.config import Settings
 
 pytestmark = [pytest.mark.livekit, pytest.mark.slow]
 
@@ -45,6 +49,14 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+async def _room(url: str, name: str, env: dict[str, str]) -> lkapi.Room | None:
+    settings = Settings(_env_file=None, **{"data_dir": env["GREENROOM_DATA_DIR"]})  # type: ignore[arg-type]
+    secret = settings.livekit_api_secret.get_secret_value()
+    async with lkapi.LiveKitAPI(url, settings.livekit_api_key, secret) as api:
+        rooms = (await api.room.list_rooms(lkapi.ListRoomsRequest(names=[name]))).rooms
+    return rooms[0] if rooms else None
+
+
 def test_demo_runs_refuses_a_second_and_stops_cleanly(tmp_path: Path) -> None:
     env = {
         **os.environ,
@@ -60,9 +72,9 @@ def test_demo_runs_refuses_a_second_and_stops_cleanly(tmp_path: Path) -> None:
     out: list[str] = []
     try:
         deadline = time.monotonic() + 120
-        viewer = key = None
+        viewer = key = livekit_url = None
         assert demo.stdout is not None
-        while time.monotonic() < deadline and not (viewer and key):
+        while time.monotonic() < deadline and not (viewer and key and livekit_url):
             ready, _, _ = select.select([demo.stdout], [], [], 1.0)
             if not ready:
                 assert demo.poll() is None, "".join(out)
@@ -75,6 +87,8 @@ def test_demo_runs_refuses_a_second_and_stops_cleanly(tmp_path: Path) -> None:
                 viewer = m.group(1)
             if m := re.search(r"API key: ([\w-]+)\)", line):
                 key = m.group(1)
+            if m := re.search(r"LiveKit:\s+(ws://\S+)", line):
+                livekit_url = m.group(1)
         if not (viewer and key):
             log = tmp_path / "data" / "demo.log"
             tail = log.read_text()[-3000:] if log.exists() else ""
@@ -91,6 +105,13 @@ def test_demo_runs_refuses_a_second_and_stops_cleanly(tmp_path: Path) -> None:
         )
         assert r.json()["status"] == "started"
         assert r.json()["template_name"] == "Greenroom demo"
+        # the session owns its room: created with timeouts that outlast the session, so it
+        # lives on with no viewer and after one leaves (LiveKit counts our parts as agents)
+        assert r.json()["room_created"] is True
+        assert livekit_url, "".join(out)
+        room = asyncio.run(_room(livekit_url, r.json()["room"], env))
+        assert room is not None and room.empty_timeout >= r.json()["idle_timeout"]
+        assert room.departure_timeout >= r.json()["idle_timeout"]
 
         twin = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
         assert twin.returncode == 1
