@@ -169,6 +169,8 @@ class Service:
         self.template_id = r.json()["id"]
         return self.template_id
 
+    frame_timeout: float = 90.0  # hang bound for a new session's first avatar frames
+
     async def start(self, **fields: Any) -> dict[str, Any]:
         """Start a session and wait for its first composited frame."""
         if not self.template_id:
@@ -179,8 +181,8 @@ class Service:
         assert r.status_code == 200, r.text
         started = r.json()
         self.started.append(started)
-        await self.first_frame(started["session_id"])
-        await self.avatar_frames(started["session_id"])
+        await self.first_frame(started["session_id"], self.frame_timeout)
+        await self.avatar_frames(started["session_id"], self.frame_timeout)
         return started
 
     async def avatar_frames(self, sid: str, timeout: float = 90.0) -> int:
