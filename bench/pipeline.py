@@ -150,6 +150,8 @@ class BenchViewer:
         def maybe(pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant) -> None:
             if p.attributes.get(ATTR_ROLE) == ROLE_COMPOSITOR and pub.name == TRACK_NAME:
                 pub.set_subscribed(True)
+                if pub.simulcasted:  # a viewer on a good link takes the full picture
+                    pub.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_HIGH)
 
         v.room.on("track_published", maybe)
 
@@ -238,6 +240,8 @@ async def run_probe(args: argparse.Namespace) -> None:
             pub.name == TRACK_NAME or pub.kind == rtc.TrackKind.KIND_AUDIO
         ):
             pub.set_subscribed(True)
+            if pub.kind == rtc.TrackKind.KIND_VIDEO and pub.simulcasted:
+                pub.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_HIGH)
 
     @viewer.on("track_subscribed")
     def _sub(track: rtc.Track, *_: object) -> None:
@@ -463,12 +467,20 @@ async def main_parent(args: argparse.Namespace) -> None:
     server = LiveKitServer.start(port=free_port())
     results: dict = {
         "machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()},
-        "config": {"codec": args.codec, "simulcast": not args.no_simulcast},
+        "config": {
+            "codec": args.codec,
+            "simulcast": not args.no_simulcast,
+            "dynacast": args.dynacast,
+        },
     }
     try:
         rows = []
         for n in [] if args.probe_only else args.sizes:
-            opts = {"video_codec": args.codec, "simulcast": not args.no_simulcast}
+            opts = {
+                "video_codec": args.codec,
+                "simulcast": not args.no_simulcast,
+                "dynacast": args.dynacast,
+            }
             row = await run_size(server, n, args.seconds, args.warmup, opts)
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -544,6 +556,9 @@ def main() -> None:
     parser.add_argument("--probe-only", action="store_true")
     parser.add_argument("--codec", default="vp8", choices=["vp8", "h264", "vp9", "av1"])
     parser.add_argument("--no-simulcast", action="store_true")
+    parser.add_argument(
+        "--dynacast", action="store_true", help="encode only the simulcast layers viewers take"
+    )
     parser.add_argument("--json", help="write all results to this file")
     args = parser.parse_args()
     if args.role == "avatars":

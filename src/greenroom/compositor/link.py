@@ -117,7 +117,7 @@ class RoomLink:
     async def _connect(self) -> None:
         assert self._token is not None
         room = rtc.Room()
-        options = rtc.RoomOptions(auto_subscribe=False, connect_timeout=CONNECT_TIMEOUT / 2)
+        options = rtc.RoomOptions(auto_subscribe=False, dynacast=self._options.dynacast)
         try:
             await asyncio.wait_for(room.connect(self._url, self._token(), options), CONNECT_TIMEOUT)
         except BaseException:

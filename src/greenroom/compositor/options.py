@@ -53,6 +53,9 @@ class CompositorOptions:
         max_fps: output frame-rate cap; faster input is decimated evenly.
         video_codec: codec of the published track.
         simulcast: publish simulcast layers (viewers on weak links get a smaller one).
+        dynacast: encode only the simulcast layers some viewer receives (LiveKit dynacast):
+            one layer while every viewer takes the full picture, more as soon as one needs
+            a smaller one. Applies to rooms the compositor joins itself (``start``).
         transition: default crossfade, seconds, when the background changes.
         max_frame_age: a received frame older than this (seconds) when its turn comes is
             dropped rather than processed late; latency stays bounded, frame rate gives.
@@ -86,6 +89,7 @@ class CompositorOptions:
     max_fps: float = 30.0
     video_codec: Codec = "vp8"
     simulcast: bool = True
+    dynacast: bool = False
     transition: float = 0.3
     max_frame_age: float = 0.1
     waiting_fps: float = 5.0
