@@ -72,7 +72,7 @@ PUBLISH_ON_BEHALF = "lk.publish_on_behalf"
 Mode = Literal["auto", "chroma", "segment"]
 MODES: tuple[str, ...] = ("auto", "chroma", "segment")
 
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = 60.0
 """Seconds to wait for the avatar to join and the first composited frame."""
 UNSUBSCRIBE_TIMEOUT = 5.0
 AUTO_FRAMES = 3

@@ -92,8 +92,9 @@ class Viewer:
                 if predicate(last):
                     return last
             await asyncio.sleep(0.05)
-        shape = None if last is None else last.shape
-        raise TimeoutError(f"no matching frame from {sender!r} in {timeout} s (last {shape})")
+        what = "none" if last is None else f"{last.shape}, corner {corner(last).round()}"
+        age = "-" if not seen else f"{time.monotonic() - seen:.1f} s old"
+        raise TimeoutError(f"no matching frame from {sender!r} in {timeout} s (last {what}, {age})")
 
     def compositors(self) -> list[rtc.RemoteParticipant]:
         """Participants that say they are a compositor or publish a ``greenroom`` track."""
