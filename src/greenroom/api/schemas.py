@@ -117,7 +117,7 @@ class TemplateBase(Strict):
     voice: str | None = Field(None, min_length=1, max_length=200, examples=["en-us"])
     quality: Quality = "high"
     background: BackgroundValue = "none"
-    keying: KeyingSettings = Field(default_factory=KeyingSettings)
+    keying: KeyingSettings = Field(default_factory=lambda: KeyingSettings.model_validate({}))
     provider_options: ProviderOptions = Field(
         default_factory=dict, description="Extra provider settings, passed through."
     )

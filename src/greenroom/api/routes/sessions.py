@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -22,7 +22,7 @@ from greenroom.api.schemas import (
 from greenroom.api.services.limits import TooManySessions
 from greenroom.api.services.sessions import StartRequest
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
     404: {"model": ErrorResponse, "description": "Unknown session or template"},
     409: {"model": ErrorResponse, "description": "The session is not running"},

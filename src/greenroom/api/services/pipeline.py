@@ -7,14 +7,14 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from greenroom.api.services.contracts import BackgroundResolver, SessionCompositor
 
 if TYPE_CHECKING:  # heavy imports (frame kernels): only where they are used
     from greenroom.avatars.base import RoomTarget
     from greenroom.backgrounds.spec import BackgroundSpec
-    from greenroom.compositor.options import CompositorOptions
+    from greenroom.compositor.options import CompositorOptions, RoomTargetLike
 
 log = logging.getLogger("greenroom.sessions")
 
@@ -64,8 +64,10 @@ async def start_compositor(
     from greenroom.compositor import Compositor
 
     options = compositor_options(keying, session_id=session_id)
+    # RoomTarget is frozen; RoomTargetLike declares plain (settable) attributes it only reads
+    room = cast("RoomTargetLike", target)
     return await Compositor.start(
-        target, avatar_identity, spec, options, resolve_background=resolve_background
+        room, avatar_identity, spec, options, resolve_background=resolve_background
     )
 
 

@@ -18,12 +18,13 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote
 
 from greenroom import tokens
 from greenroom.api.metrics import Metrics
 from greenroom.api.services import background_values, pipeline
+from greenroom.api.services.contracts import AvatarSession, SessionCompositor
 from greenroom.api.services.launch import Launch, Launcher
 from greenroom.api.services.lifetime import Lifetime, StopReason, room_timeout
 from greenroom.api.services.limits import SessionSlots
@@ -37,6 +38,9 @@ from greenroom.errors import Conflict, GreenroomError, InvalidInput
 from greenroom.store import Repo
 from greenroom.store.models import SessionRow, TemplateRow
 from greenroom.store.repo import OPEN_STATUSES, new_id
+
+if TYPE_CHECKING:
+    from greenroom.backgrounds.spec import BackgroundSpec
 
 __all__ = ["SessionManager", "StartRequest", "StartedSession"]
 
@@ -167,7 +171,7 @@ class SessionManager:
                 compositor_identity=launch.compositor.identity,
             )
         except BaseException as exc:
-            parts = [launch.avatar, launch.compositor]
+            parts: list[AvatarSession | SessionCompositor] = [launch.avatar, launch.compositor]
             await self.launcher.roll_back(row, launch.room.created, parts, exc)
             raise
         live = LiveSession(row, launch.avatar, launch.compositor, lifetime, requested=launch.t0)
@@ -246,13 +250,14 @@ class SessionManager:
         live.touch()
         await live.avatar.keep_alive()
 
-    def _rpc_background(self, value: object) -> object:
+    def _rpc_background(self, value: object) -> BackgroundSpec:
         """What a room participant may switch to over the compositor's RPC: the same values
         as ``PUT .../background`` (colours, blur, none, library ids), never a file path."""
         if not isinstance(value, str | dict):
             raise InvalidInput("background must be a string or an object", field="background")
         canonical = background_values.normalize(value, self.repo)
-        return background_values.to_spec(canonical, self.repo, self.library.root)
+        spec: BackgroundSpec = background_values.to_spec(canonical, self.repo, self.library.root)
+        return spec
 
     async def set_background(
         self, session_id: str, value: str | dict[str, object], transition: float = 0.3
