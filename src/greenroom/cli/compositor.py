@@ -38,6 +38,7 @@ def compositor(
     max_fps: float = typer.Option(30.0, help="Output frame-rate cap."),
     codec: str = typer.Option("vp8", help="vp8, h264, vp9 or av1."),
     simulcast: bool = typer.Option(True, help="Publish simulcast layers."),
+    dynacast: bool = typer.Option(False, help="Encode only the simulcast layers viewers take."),
     metrics_port: int = typer.Option(
         0, help="Serve Prometheus metrics on 127.0.0.1:<port>/metrics (0 = off)."
     ),
@@ -46,6 +47,11 @@ def compositor(
         False,
         "--rpc-file-paths",
         help="Let any room participant switch to files on this machine over the RPC.",
+    ),
+    viewer_control: bool = typer.Option(
+        False,
+        "--viewer-control",
+        help="Let participants holding viewer tokens switch the background over the RPC.",
     ),
 ) -> None:
     """Composite one avatar in one room until Ctrl-C (LiveKit from GREENROOM_* settings)."""
@@ -66,8 +72,10 @@ def compositor(
             max_fps=max_fps,
             video_codec=codec,  # type: ignore[arg-type]
             simulcast=simulcast,
+            dynacast=dynacast,
             stats_interval=stats_interval,
             rpc_file_paths=rpc_file_paths,
+            viewer_control=viewer_control,
         )
     except GreenroomError as exc:
         console.print(f"[red]error:[/red] {exc.message}")
