@@ -160,3 +160,23 @@ def test_motion_blurred_edges_keep_their_alpha(path):
     bias = float((p[soft] - g[soft]).mean())
     assert abs(bias) <= 0.1, f"mean alpha error on blurred edges is {bias:+.2f}"
     assert float(np.abs(p[soft] - g[soft]).mean()) <= 0.15
+
+
+# ------------------------------------------------------------------ a real person
+
+
+def test_segmentation_finds_a_real_person():
+    """On a real photograph (skimage's astronaut), the segmentation keyer keeps the
+    face-detector trimap's sure-person pixels and drops its sure-background ones."""
+    pytest.importorskip("skimage", reason="scikit-image (dev extra) ships the photograph")
+    from greenroom.keying import SegmentationKeyer
+    from greenroom.keying.person import agreement, astronaut
+
+    photo = astronaut()
+    k = SegmentationKeyer()  # the model comes from `make setup`, as in test_segment.py
+    for _ in range(3):  # its temporal filter settles on a still picture
+        alpha = k.matte(photo.rgb)
+    r = agreement(alpha, photo)
+    assert r["fg_share"] > 0.05 and r["bg_share"] > 0.05
+    assert r["fg_kept"] >= 0.95, r
+    assert r["bg_dropped"] >= 0.95, r
