@@ -9,7 +9,13 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from greenroom.avatars import RoomTarget, VendorSessionRef, get_provider, stop_vendor_session
+from greenroom.avatars import (
+    RoomTarget,
+    VendorProvider,
+    VendorSessionRef,
+    get_provider,
+    stop_vendor_session,
+)
 from greenroom.avatars._http import RetryPolicy
 from greenroom.config import Settings
 from greenroom.emulators import heygen as heygen_emu
@@ -107,3 +113,11 @@ async def test_a_recorded_session_can_be_stopped_by_another_process(cfg, vendor)
             assert await stop_vendor_session(ref, settings=settings) is False
     if vendor == "liveavatar":
         assert ref.stop_token and ref.stop_token not in repr(ref)
+
+
+def test_the_vendor_providers_are_the_ones_with_sessions_to_stop() -> None:
+    """A caller passes ``on_vendor_session`` where ``isinstance(provider, VendorProvider)``."""
+    kinds = {n: isinstance(get_provider(n), VendorProvider) for n in ("local", "file", "attach")}
+    assert kinds == {"local": False, "file": False, "attach": False}
+    assert isinstance(get_provider("heygen"), VendorProvider)
+    assert isinstance(get_provider("liveavatar"), VendorProvider)
