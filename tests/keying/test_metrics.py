@@ -32,3 +32,10 @@ def test_known_errors():
 def test_edge_band_covers_the_edge_only():
     band = edge_band(_disc())
     assert band[32, 20] and not band[32, 32] and not band[0, 0]
+
+
+def test_precomputed_bands_give_the_same_scores():
+    g = [_disc(s) for s in range(3)]
+    p = [np.clip(x + 0.05, 0, 1) for x in g]
+    bands = [edge_band(x) for x in g]
+    assert score_clip(p, g, grad=False, bands=bands) == score_clip(p, g, grad=False)
