@@ -191,4 +191,8 @@ async def test_vendor_outage(
     await wait_until(all_closed, "every vendor session closed", timeout=30)
     assert await svc.open_sessions() == []
     for s in svc.started:
-        assert not await participants(svc.livekit, s["room"])
+
+        async def empty(room: str = s["room"]) -> bool:
+            return not await participants(svc.livekit, room)
+
+        await wait_until(empty, f"room {s['room']} to be empty", timeout=30)
