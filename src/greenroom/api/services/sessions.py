@@ -225,7 +225,9 @@ class SessionManager:
     # actions -----------------------------------------------------------------------------
     async def _running(self, session_id: str) -> LiveSession:
         live = self.live.get(session_id)
-        if live is not None and not live.stopping:
+        if live is not None:
+            if live.stopping:
+                raise Conflict(f"session {session_id} is stopping; start a new session")
             return live
         row = await self._db(self.repo.get_session, session_id)  # NotFound for unknown ids
         if row.status == "starting":
