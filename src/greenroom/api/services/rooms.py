@@ -79,8 +79,11 @@ class Rooms:
             )
             return RoomReady(created=True)
         warnings = []
-        for name in ("empty_timeout", "departure_timeout"):
-            value = getattr(existing, name)
+        timeouts = {
+            "empty_timeout": existing.empty_timeout,
+            "departure_timeout": existing.departure_timeout,
+        }
+        for name, value in timeouts.items():
             if 0 < value < timeout:  # 0: the server's default, which we cannot read
                 warnings.append(
                     f"room {room!r} exists with {name} {value} s, shorter than this session "
