@@ -115,6 +115,7 @@ participant whose ``lk.publish_on_behalf`` names this room's agent)."""
 
 # one compositor per connected room: the agent's participant publishes one ``greenroom`` track
 _ACTIVE: weakref.WeakKeyDictionary[rtc.Room, BackgroundHandle] = weakref.WeakKeyDictionary()
+_STARTING: weakref.WeakSet[rtc.Room] = weakref.WeakSet()
 
 
 class BackgroundHandle:
@@ -270,11 +271,28 @@ async def add_background(
         spec = _check_args(room, avatar, background, mode, options, timeout)
     except InvalidInput as exc:
         raise _named(exc) from None
-    if room in _ACTIVE and not _ACTIVE[room].closed:
+    running = _ACTIVE.get(room)
+    if room in _STARTING or (running is not None and not running.closed):
+        who = "another avatar" if running is None else repr(running.avatar_identity)
         raise Conflict(
-            f"room {room.name!r} already has a background behind "
-            f"{_ACTIVE[room].avatar_identity!r}; use its handle's set_background"
+            f"room {room.name!r} already has a background behind {who}; "
+            "use its handle's set_background"
         )
+    _STARTING.add(room)
+    try:
+        return await _start(room, avatar, spec, mode, options, timeout)
+    finally:
+        _STARTING.discard(room)
+
+
+async def _start(
+    room: rtc.Room,
+    avatar: AvatarRef,
+    spec: BackgroundSpec,
+    mode: Mode,
+    options: CompositorOptions | None,
+    timeout: float,
+) -> BackgroundHandle:
     deadline = time.monotonic() + timeout
     agent = room.local_participant.identity
     participant = await _find_avatar(room, avatar, agent, deadline)

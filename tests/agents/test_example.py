@@ -87,6 +87,7 @@ async def _switch(backend: rtc.Room, agent: str, background: str) -> str:
             await asyncio.sleep(0.2)
 
 
+@pytest.mark.timeout(600)  # a worker, a job process and a vendor session on a loaded machine
 async def test_the_example_app(
     livekit: LiveKitServer, target: RoomTarget, viewer: Viewer, office: Path, tmp_path: Path
 ) -> None:
