@@ -38,7 +38,7 @@ def cfg() -> EmulatorConfig:
     return EmulatorConfig(livekit=LK, api_key="dev")
 
 
-async def _start(vendor: str, url: str, client: httpx.AsyncClient, **options: Any) -> Any:
+async def _start(vendor: str, url: str, client: httpx.AsyncClient | None, **options: Any) -> Any:
     return await get_provider(vendor).start(
         TARGET, avatar_id="a", api_key="dev", base_url=url, client=client, **options
     )
@@ -78,8 +78,10 @@ async def test_create_that_did_not_happen_is_retried_after_a_lookup(cfg, vendor)
     assert app.state.book.sessions[made].status == "closed"  # the failed start stopped it
 
 
+@pytest.mark.parametrize("shared_client", [True, False])
 @pytest.mark.parametrize("vendor", ["heygen", "liveavatar"])
-async def test_a_failing_id_callback_stops_the_vendor_session(cfg, vendor) -> None:
+async def test_a_failing_id_callback_stops_the_vendor_session(cfg, vendor, shared_client) -> None:
+    """Also when the provider made (and owns) its HTTP client: it is closed after the stop."""
     app = EMULATORS[vendor].create_app(cfg)
 
     async def record(ref: VendorSessionRef) -> None:
@@ -88,7 +90,8 @@ async def test_a_failing_id_callback_stops_the_vendor_session(cfg, vendor) -> No
 
     async with serve(app) as url, httpx.AsyncClient() as client:
         with pytest.raises(RuntimeError, match="database is down"):
-            await _start(vendor, url, client, on_vendor_session=record)
+            await _start(vendor, url, client if shared_client else None, on_vendor_session=record)
+        assert not client.is_closed  # a shared client stays the caller's
     (session,) = app.state.book.sessions.values()
     assert session.status == "closed"
 

@@ -25,8 +25,9 @@ async def test_liveavatar_start_answered_too_late_is_stopped_not_resent(
     target: RoomTarget, emu_config
 ) -> None:
     """The avatar joined but the start's answer (with the session's socket URL) was lost: the
-    list shows the session running, so it is stopped rather than started a second time."""
-    emu_config.stall_next(1, 8.0, path="/v1/sessions/start")
+    list shows the session running, so it is stopped rather than started a second time.
+    (A start may take three times ``timeout``: 6 s here, less than the 10 s stall.)"""
+    emu_config.stall_next(1, 10.0, path="/v1/sessions/start")
     app = liveavatar_emu.create_app(emu_config, LocalBackend())
     async with serve(app) as url, httpx.AsyncClient() as client:
         with pytest.raises(ProviderError) as err:
@@ -36,7 +37,7 @@ async def test_liveavatar_start_answered_too_late_is_stopped_not_resent(
                 api_key="dev",
                 base_url=url,
                 client=client,
-                timeout=5.0,
+                timeout=2.0,
                 retry=FAST,
             )
         assert err.value.code == "vendor_outcome_unknown"
@@ -47,7 +48,7 @@ async def test_liveavatar_start_answered_too_late_is_stopped_not_resent(
 async def test_heygen_lost_start_counts_and_a_lost_task_is_not_spoken_twice(
     target: RoomTarget, emu_config
 ) -> None:
-    emu_config.stall_next(1, 8.0, path="/v1/streaming.start")
+    emu_config.stall_next(1, 10.0, path="/v1/streaming.start")
     app = heygen_emu.create_app(emu_config, LocalBackend())
     async with serve(app) as url, httpx.AsyncClient() as client:
         session = await get_provider("heygen").start(
@@ -56,13 +57,13 @@ async def test_heygen_lost_start_counts_and_a_lost_task_is_not_spoken_twice(
             api_key="dev",
             base_url=url,
             client=client,
-            timeout=5.0,
+            timeout=2.0,
             retry=FAST,
         )
         try:
             (emulated,) = app.state.book.sessions.values()  # started once, and in use
             assert session.state == AvatarState.IDLE and emulated.status == "connected"
-            emu_config.stall_next(1, 8.0, path="/v1/streaming.task")
+            emu_config.stall_next(1, 10.0, path="/v1/streaming.task")
             with pytest.raises(ProviderError) as err:
                 await session.speak("Say this once.")
             assert err.value.code == "vendor_outcome_unknown"

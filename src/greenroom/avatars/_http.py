@@ -53,6 +53,8 @@ NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
     httpx.UnsupportedProtocol,
 )
 DEFAULT_TIMEOUT = 30.0  # seconds for one vendor call
+#: A start, where the vendor brings its avatar up, may take this many times as long.
+START_TIMEOUT_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -243,6 +245,7 @@ class VendorHTTP:
         retry: RetryPolicy | None = None,
         replay_safe: bool = True,
         lookup: Lookup | None = None,
+        timeout: float | None = None,
     ) -> Any:
         """Send one request, retrying transient failures; returns the JSON body.
 
@@ -252,6 +255,7 @@ class VendorHTTP:
             lookup: for a call that is not replay-safe, asked after an unknown outcome: returns
                 None if the call had no effect (it is then sent again), else a body that stands
                 for the lost answer; raises if neither can be told.
+            timeout: seconds this call may take (default: the client's).
 
         Raises:
             ProviderError: the vendor answered with an error, or could not be reached;
@@ -266,7 +270,12 @@ class VendorHTTP:
             unknown: str | None = None  # why the outcome is unknown, if it is
             try:
                 response = await self.client.request(
-                    method, url, json=json, headers=headers, params=params, timeout=self.timeout
+                    method,
+                    url,
+                    json=json,
+                    headers=headers,
+                    params=params,
+                    timeout=timeout or self.timeout,
                 )
             except httpx.TransportError as exc:
                 last = ProviderError(
@@ -327,7 +336,7 @@ class VendorAPI:
         api_key: the account key (never logged).
         client: a shared ``httpx.AsyncClient`` (tests pass one with an ASGI transport).
         retry: retry policy for 429/5xx/network failures.
-        timeout: seconds one call may take.
+        timeout: seconds one call may take; a start gets ``START_TIMEOUT_FACTOR`` times that.
     """
 
     vendor: ClassVar[str]
@@ -361,14 +370,21 @@ class VendorAPI:
         bearer: str | None = None,
         once: bool = False,
         lookup: Lookup | None = None,
+        slow: bool = False,
     ) -> Any:
         """POST ``body`` with the account key (or ``bearer``, a session token); ``once``: not
-        replay-safe (see the module docstring)."""
+        replay-safe (see the module docstring); ``slow``: a start, given longer."""
         headers = self._key_headers()
         if bearer is not None:
             headers = {"Authorization": f"Bearer {bearer}", "accept": "application/json"}
         answer = await self.http.request(
-            "POST", path, json=body, headers=headers, replay_safe=not once, lookup=lookup
+            "POST",
+            path,
+            json=body,
+            headers=headers,
+            replay_safe=not once,
+            lookup=lookup,
+            timeout=self.http.timeout * START_TIMEOUT_FACTOR if slow else None,
         )
         return self._unwrap(answer)
 

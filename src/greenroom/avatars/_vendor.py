@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
+from livekit import rtc
 
 from greenroom.avatars._http import (
     DEFAULT_RETRY,
@@ -132,14 +133,18 @@ class VendorSession(StateEmitter):
         self, target: RoomTarget, *, url: str, token: str, source: str | None, ready: float
     ) -> None:
         """Bring the avatar from the vendor's room (``url``, ``token``) into ``target``."""
-        self.relay = await Relay.start(
-            source_url=url,
-            source_token=token,
-            target=target,
-            identity=self.identity,
-            source_identity=source,
-            attributes={"greenroom.provider": self.provider},
-        )
+        try:
+            self.relay = await Relay.start(
+                source_url=url,
+                source_token=token,
+                target=target,
+                identity=self.identity,
+                source_identity=source,
+                attributes={"greenroom.provider": self.provider},
+            )
+        except (TimeoutError, ConnectionError, rtc.ConnectError) as exc:
+            msg = f"could not join the {self.label} room and ours ({type(exc).__name__} {exc})"
+            raise ProviderError(self.provider, msg.strip(), retryable=True) from exc
         self.relay.on_data(self._on_data)
         self.relay.on_source_gone(self._ended)
         try:
@@ -224,8 +229,8 @@ class VendorProviderBase(Generic[S]):
             on_vendor_session: called with the vendor's session reference as soon as the
                 vendor names it, before the session begins; if it raises, the vendor session
                 is stopped and the error re-raised.
-            timeout: seconds one vendor call may take; ready_timeout: seconds for the
-                avatar's first video frame (relayed avatars).
+            timeout: seconds one vendor call may take (a start, three times that);
+                ready_timeout: seconds for the avatar's first video frame (relayed avatars).
             options: the vendor's own options (see the subclass); unknown ones are ignored.
 
         Raises:
@@ -262,13 +267,18 @@ class VendorProviderBase(Generic[S]):
                     await result
             await self._begin(session, args, **options)
         except BaseException as exc:
+            session._own_client = False  # the client is still needed for the stop
             await session._release()
-            await stop_after_failure(
-                self.name,
-                session.session_id,
-                lambda: api.stop_session(session.vendor_session, SERVER_ERROR),
-                exc,
-            )
+            try:
+                await stop_after_failure(
+                    self.name,
+                    session.session_id,
+                    lambda: api.stop_session(session.vendor_session, SERVER_ERROR),
+                    exc,
+                )
+            finally:
+                if client is None:
+                    await api.http.client.aclose()
         session._set_state(AvatarState.IDLE)
         return session
 

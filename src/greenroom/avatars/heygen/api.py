@@ -39,7 +39,7 @@ class HeyGenAPI(VendorAPI):
         path = "/v1/streaming.start"
         # start returns nothing we need, so a start that took effect counts as answered
         lookup = self._state_lookup(path, session_id, done={"data": None})
-        await self._call(path, {"session_id": session_id}, once=True, lookup=lookup)
+        await self._call(path, {"session_id": session_id}, once=True, lookup=lookup, slow=True)
 
     async def task(self, request: TaskRequest) -> TaskResult:
         data = await self._call(

@@ -51,6 +51,7 @@ class LiveAvatarAPI(VendorAPI):
             bearer=token.session_token,
             once=True,
             lookup=self._state_lookup(path, token.session_id),
+            slow=True,
         )
         return StartedSession.model_validate(data)
 
