@@ -2,9 +2,10 @@
 
 A burst of start requests beyond ``max_sessions`` (or ``max_sessions_per_key``) gets exactly
 the allowed number of sessions and a clear 429 with ``Retry-After`` for the rest, with no row
-left behind for them. A database that holds its write lock for 2 s stalls only the call that
-writes: another session's control calls are answered while the stall lasts (store calls run
-in worker threads, off the event loop).
+left behind for them; a start that fails midway leaves a ``failed`` row and nothing else. A
+database that holds its write lock for 2 s stalls only the call that writes: another
+session's control calls are answered while the stall lasts (store calls run in worker
+threads, off the event loop).
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from livekit import api as lkapi
 from sqlalchemy import event
 
 from greenroom.api import create_app
+from greenroom.avatars.base import AvatarSession, register_provider
+from greenroom.errors import ProviderError
 from greenroom.livekit_server import LiveKitServer
 
 from . import disc_provider
@@ -187,3 +191,35 @@ async def test_a_stalled_database_does_not_delay_another_sessions_control_calls(
         assert inside, (a_waits, stall.held_until, calls)
         ms = [round((t1 - t0) * 1000) for t0, t1 in inside]
         log.info("B's control calls while A waited on the stalled database: %s ms", ms)
+
+
+class BrokenProvider:
+    """An avatar vendor that fails after a while: by then room and compositor are up."""
+
+    name = "broken"
+
+    async def start(self, target: object, **options: object) -> AvatarSession:
+        await asyncio.sleep(1.0)
+        raise ProviderError("broken", "the vendor refused the session", http_status=500)
+
+
+async def test_a_start_that_fails_midway_leaves_nothing_half_done(
+    data_dir: Path, livekit: LiveKitServer
+) -> None:
+    register_provider("broken", BrokenProvider())  # type: ignore[arg-type]
+    app = create_app(make_settings(data_dir, livekit, max_sessions=1), warm_up=False)
+    async with client_for(app) as c:
+        r = await c.post("/v1/templates", json={"name": "broken", "provider": "broken"})
+        assert r.status_code == 201, r.text
+        r = await c.post(SESSIONS, json={"template_id": r.json()["id"]})
+        assert r.status_code == 502, r.text
+        assert r.json()["error"]["code"] == "provider_error"
+        (row,) = (await c.get(SESSIONS)).json()["sessions"]
+        assert (row["status"], row["stop_reason"]) == ("failed", "start_failed")
+        assert "the vendor refused the session" in row["error"]
+        # the room Greenroom made for it is gone, nothing runs, its slot is free again
+        async with lkapi.LiveKitAPI(livekit.url, livekit.api_key, livekit.api_secret) as api:
+            names = {x.name for x in (await api.room.list_rooms(lkapi.ListRoomsRequest())).rooms}
+        assert row["room"] not in names
+        manager = app.state.services.sessions
+        assert manager.live == {} and len(manager.slots) == 0
