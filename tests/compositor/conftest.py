@@ -13,10 +13,14 @@ import numpy as np
 import pytest
 from livekit import rtc
 
-from greenroom.compositor import ATTR_ROLE, ROLE_COMPOSITOR, TRACK_NAME
+from greenroom.compositor import ATTR_ROLE, ROLE_COMPOSITOR, TRACK_NAME, CompositorOptions
 from greenroom.compositor.synthetic import DiscScene, SyntheticAvatar
 from greenroom.livekit_server import LiveKitServer
 from greenroom.tokens import viewer_token
+
+FIRST_FRAME = 180.0
+"""Hang bound for a compositor's first frame: the keyer's kernels compile on first use
+(minutes on a loaded machine when the numba cache is cold), before any frame goes out."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,16 @@ class Viewer:
         for t in self._tasks:
             t.cancel()
         await self.room.disconnect()
+
+
+def one_layer(**kw: object) -> CompositorOptions:
+    """Options for tests that compare full-size pictures: one encoded layer.
+
+    Asking the SFU for the top simulcast layer is not enough on a loaded machine: the
+    publisher's bandwidth estimate drops and WebRTC turns the upper layers off, so every
+    viewer gets 320x180. A single layer keeps its resolution (MAINTAIN_RESOLUTION).
+    """
+    return CompositorOptions(stats_interval=0, simulcast=False, **kw)  # type: ignore[arg-type]
 
 
 def full_quality(pub: rtc.RemoteTrackPublication) -> None:

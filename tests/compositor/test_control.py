@@ -25,7 +25,7 @@ from greenroom.compositor import (
     CompositorOptions,
 )
 
-from .conftest import Target, Viewer, ViewerFrame
+from .conftest import FIRST_FRAME, Target, Viewer, ViewerFrame
 
 pytestmark = pytest.mark.livekit
 
@@ -51,7 +51,7 @@ async def test_rpc_switches_background_and_bad_payloads_leave_picture(
     options = CompositorOptions(stats_interval=0, viewer_control=True)
     comp = await Compositor.start(target, "avatar-rpc", BackgroundSpec.parse("#0044ff"), options)
     try:
-        await comp.wait_first_frame(60)
+        await comp.wait_first_frame(FIRST_FRAME)
         await viewer.until(comp.identity, corner_is(BLUE))
         caller = viewer.room.local_participant
 
@@ -110,7 +110,7 @@ async def test_rpc_refuses_viewer_tokens_floods_and_oversized_payloads(
     options = CompositorOptions(stats_interval=0, rpc_rate=(2, 600.0), rpc_max_payload=1024)
     comp = await Compositor.start(target, "avatar-lim", "#0044ff", options)
     try:
-        await comp.wait_first_frame(60)
+        await comp.wait_first_frame(FIRST_FRAME)
         await viewer.until(comp.identity, corner_is(BLUE))
 
         async def call(room: rtc.Room, payload: str) -> str:
@@ -156,7 +156,7 @@ async def test_python_method_is_the_same_door(target: Target, viewer: Viewer, sy
         target, "avatar-py", "#0044ff", CompositorOptions(stats_interval=0)
     )
     try:
-        await comp.wait_first_frame(60)
+        await comp.wait_first_frame(FIRST_FRAME)
         spec = await comp.set_background({"kind": "color", "color": "#ff2200"}, transition=0)
         assert spec.color == "#ff2200"
         await viewer.until(comp.identity, corner_is(RED), timeout=60)

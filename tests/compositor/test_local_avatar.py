@@ -13,9 +13,9 @@ from livekit import rtc
 
 from greenroom.avatars import RoomTarget
 from greenroom.avatars.local import AvatarRenderer, LocalAvatar
-from greenroom.compositor import AUDIO_TRACK_NAME, Compositor, CompositorOptions
+from greenroom.compositor import AUDIO_TRACK_NAME, Compositor
 
-from .conftest import Target, Viewer, region_masks
+from .conftest import FIRST_FRAME, Target, Viewer, one_layer, region_masks
 
 pytestmark = pytest.mark.livekit
 
@@ -27,11 +27,11 @@ async def test_local_avatar_composited_for_viewer(target: Target, viewer: Viewer
         RoomTarget(target.url, target.api_key, target.api_secret, target.room),
         identity="presenter",
     )
-    comp = await Compositor.start(
-        target, "presenter", "#0044ff", CompositorOptions(stats_interval=0)
-    )
+    comp = await Compositor.start(target, "presenter", "#0044ff", one_layer())
     try:
-        await comp.wait_first_frame(60)
+        await comp.wait_first_frame(FIRST_FRAME)
+        # frames that left the compositor before the avatar's first one are background only
+        composited_since = time.monotonic() + 1.0
         # regions that are background (or avatar) whatever the presenter does meanwhile
         # (a renderer of our own with the avatar's seed: the avatar's is busy in its thread)
         twin = AvatarRenderer(1280, 720, seed=avatar.renderer.seed)
@@ -42,7 +42,11 @@ async def test_local_avatar_composited_for_viewer(target: Target, viewer: Viewer
         fg_rgb = np.median(np.stack([rgb for rgb, _ in samples]), axis=0)
         assert bg.sum() > 200_000 and fg.sum() > 20_000
 
-        frame = await viewer.until(comp.identity, lambda f: f.rgb.shape == (720, 1280, 3), 30)
+        frame = await viewer.until(
+            comp.identity,
+            lambda f: f.rgb.shape == (720, 1280, 3) and f.received > composited_since,
+            60,
+        )
         bg_err = np.abs(frame.rgb[bg].astype(float) - BLUE).mean()
         fg_err = np.abs(frame.rgb[fg].astype(float) - fg_rgb[fg]).mean()
         assert bg_err < 20, f"background off by {bg_err:.1f}"

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from greenroom.backgrounds import BackgroundSpec
-from greenroom.compositor import Compositor, CompositorOptions
+from greenroom.compositor import Compositor
 from greenroom.compositor.synthetic import SKIN
 
-from .conftest import Target, Viewer, region_masks
+from .conftest import FIRST_FRAME, Target, Viewer, one_layer, region_masks
 
 pytestmark = pytest.mark.livekit
 
@@ -25,11 +25,9 @@ async def test_viewer_sees_background_behind_the_avatar(
     target: Target, viewer: Viewer, synthetic_avatar
 ) -> None:
     avatar = await synthetic_avatar("avatar-a", flash=False)
-    comp = await Compositor.start(
-        target, "avatar-a", BackgroundSpec.parse("#0044ff"), CompositorOptions(stats_interval=0)
-    )
+    comp = await Compositor.start(target, "avatar-a", BackgroundSpec.parse("#0044ff"), one_layer())
     try:
-        await comp.wait_first_frame(60)
+        await comp.wait_first_frame(FIRST_FRAME)
         # a frame whose avatar capture time we know, so we know its true alpha
         frame = await viewer.until(
             comp.identity,
@@ -69,11 +67,9 @@ async def test_viewer_sees_image_background(
     Image.fromarray(image).save(path)
 
     avatar = await synthetic_avatar("avatar-img", flash=False, audio=False)
-    comp = await Compositor.start(
-        target, "avatar-img", f"image:{path}", CompositorOptions(stats_interval=0)
-    )
+    comp = await Compositor.start(target, "avatar-img", f"image:{path}", one_layer())
     try:
-        await comp.wait_first_frame(60)
+        await comp.wait_first_frame(FIRST_FRAME)
         frame = await viewer.until(
             comp.identity,
             lambda f: f.rgb.shape == (720, 1280, 3) and f.user_timestamp in avatar._capture_t,

@@ -17,7 +17,7 @@ from greenroom.compositor import Compositor, CompositorOptions
 from greenroom.compositor.synthetic import DiscScene, SyntheticAvatar
 from greenroom.livekit_server import LiveKitServer, ensure_binary, free_port
 
-from .conftest import Target
+from .conftest import FIRST_FRAME, Target
 
 pytestmark = [pytest.mark.livekit, pytest.mark.slow]
 
@@ -51,7 +51,7 @@ async def test_connection_drops_rejoins_and_finally_gives_up(tmp_path) -> None:
     )
     avatars = [await _avatar(server, target.room)]
     try:
-        await comp.wait_first_frame(60)
+        await comp.wait_first_frame(FIRST_FRAME)
 
         # 1. a short outage (a restart): the SDK resumes, or on SERVER_SHUTDOWN the
         #    compositor rejoins at once; either way frames come again

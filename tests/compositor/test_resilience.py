@@ -11,7 +11,7 @@ import pytest
 from greenroom.compositor import Compositor, CompositorOptions
 from greenroom.compositor.synthetic import SKIN
 
-from .conftest import Target, Viewer, ViewerFrame
+from .conftest import FIRST_FRAME, Target, Viewer, ViewerFrame, one_layer
 
 pytestmark = pytest.mark.livekit
 
@@ -36,7 +36,7 @@ async def test_avatar_leaves_and_rejoins(target: Target, viewer: Viewer, synthet
         target, "avatar-r", "#0044ff", CompositorOptions(stats_interval=0)
     )
     try:
-        await comp.wait_first_frame(60)
+        await comp.wait_first_frame(FIRST_FRAME)
         await viewer.until(comp.identity, center_is(SKIN))
 
         await avatar.aclose()
@@ -59,11 +59,9 @@ async def test_resolution_change_mid_stream(
     target: Target, viewer: Viewer, synthetic_avatar
 ) -> None:
     avatar = await synthetic_avatar("avatar-s", motion=False, flash=False, audio=False)
-    comp = await Compositor.start(
-        target, "avatar-s", "#0044ff", CompositorOptions(stats_interval=0)
-    )
+    comp = await Compositor.start(target, "avatar-s", "#0044ff", one_layer())
     try:
-        await comp.wait_first_frame(60)
+        await comp.wait_first_frame(FIRST_FRAME)
         await viewer.until(
             comp.identity, lambda f: f.rgb.shape[:2] == (720, 1280) and center_is(SKIN)(f)
         )
@@ -93,8 +91,8 @@ async def test_two_compositors_do_not_process_each_other(
     # misconfigured: told to composite another compositor. It must refuse.
     c3 = await Compositor.start(target, c1.identity, "#00ff00", opts)
     try:
-        await c1.wait_first_frame(60)
-        await c2.wait_first_frame(60)
+        await c1.wait_first_frame(FIRST_FRAME)
+        await c2.wait_first_frame(FIRST_FRAME)
         await viewer.until(c1.identity, center_is(SKIN))
         await viewer.until(c2.identity, center_is(SKIN))
         await asyncio.sleep(1.0)

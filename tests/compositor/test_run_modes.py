@@ -19,7 +19,7 @@ from greenroom.compositor import compositor_identity
 from greenroom.compositor.worker import AGENT_NAME
 from greenroom.livekit_server import LiveKitServer
 
-from .conftest import Target, Viewer
+from .conftest import FIRST_FRAME, Target, Viewer
 from .test_resilience import BLUE, center_is
 
 pytestmark = pytest.mark.livekit
@@ -79,7 +79,7 @@ async def test_dispatched_job_publishes_composited_track(
         )
         identity = compositor_identity("avatar-w")
         try:
-            frame = await viewer.until(identity, center_is((224, 150, 110)), timeout=60)
+            frame = await viewer.until(identity, center_is((224, 150, 110)), timeout=FIRST_FRAME)
         except TimeoutError:
             raise AssertionError(
                 "no composited frame; worker log:\n" + worker_process.read_text()[-4000:]
@@ -113,7 +113,7 @@ async def test_greenroom_compositor_command(
     try:
         identity = compositor_identity("avatar-cli")
         try:
-            await viewer.until(identity, center_is((224, 150, 110)), timeout=60)
+            await viewer.until(identity, center_is((224, 150, 110)), timeout=FIRST_FRAME)
         except TimeoutError:
             raise AssertionError("no frame; log:\n" + log.read_text()[-4000:]) from None
         frame = await viewer.frame(identity)

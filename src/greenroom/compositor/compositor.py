@@ -249,7 +249,11 @@ class Compositor:
             return
         if self._closed.is_set():
             raise CompositorClosed(f"compositor ended: {self.closed_reason}")
-        raise TimeoutError(f"no frame from avatar {self.avatar_identity!r} within {timeout:g} s")
+        m = self.stats.snapshot(time.monotonic())
+        raise TimeoutError(
+            f"no frame from avatar {self.avatar_identity!r} within {timeout:g} s "
+            f"(frames in {m['frames_in']}, dropped {m['dropped_by_reason']})"
+        )
 
     async def wait_closed(self) -> str:
         """Wait until the compositor ends; returns the reason."""

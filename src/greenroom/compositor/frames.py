@@ -109,7 +109,11 @@ class FrameLoop:
                 await self._composite(room, frame)
 
     def _admit(self, frame: InFrame) -> bool:
-        if time.monotonic() - frame.received > self._options.max_frame_age:
+        now = time.monotonic()
+        # a late frame is dropped, unless dropping it would freeze the picture: on a machine
+        # that is late with every frame, one a second still goes out
+        stalled = now - self._last_frame_at > STALL_REPEAT
+        if now - frame.received > self._options.max_frame_age and not stalled:
             self._stats.drop("late")
             return False
         if not self._fps_cap.admit(frame.received):
