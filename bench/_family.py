@@ -29,7 +29,13 @@ import numpy as np
 from greenroom.keying import ChromaKeyer, I420Frame
 from greenroom.keying.codec_roundtrip import roundtrip
 from greenroom.keying.family import ClipSpec, family_specs, render_clip
-from greenroom.keying.ffmpeg_ref import GRID, chromakey_alpha, chromakey_diff, ffmpeg_alpha
+from greenroom.keying.ffmpeg_ref import (
+    GRID,
+    chromakey_alpha,
+    chromakey_diff,
+    despill_green,
+    ffmpeg_alpha,
+)
 from greenroom.keying.metrics import edge_band, score_clip
 
 KEYERS = ("ours_rgb", "ours_i420", "ffmpeg")
@@ -39,8 +45,16 @@ LABELS = {
     "ffmpeg": "ffmpeg chromakey, best-tuned",
 }
 METRICS = ("mad", "edge_mad", "dtssd")
-SCALE = {"mad": 1e3, "edge_mad": 1e3, "dtssd": 1e2}
-UNIT = {"mad": "MAD e-3", "edge_mad": "edge MAD e-3", "dtssd": "dtSSD e-2"}
+#: ``comp``: mean |RGB error| (levels) of the composite over a contrasting colour, against
+#: the true composite of the spill-free foreground, on the figure and 3 px around it.
+REPORTED = (*METRICS, "comp")
+SCALE = {"mad": 1e3, "edge_mad": 1e3, "dtssd": 1e2, "comp": 1.0}
+UNIT = {
+    "mad": "MAD e-3",
+    "edge_mad": "edge MAD e-3",
+    "dtssd": "dtSSD e-2",
+    "comp": "composite error (levels)",
+}
 
 
 def _inputs(clip, cond: str, kbps: float) -> tuple[list[np.ndarray], list[I420Frame]]:
@@ -52,12 +66,63 @@ def _inputs(clip, cond: str, kbps: float) -> tuple[list[np.ndarray], list[I420Fr
     return [f.to_rgb() for f in i420], i420
 
 
-def our_alphas(key, rgb: list[np.ndarray], i420: list[I420Frame]) -> dict[str, list[np.ndarray]]:
+def contrast(screen: tuple[int, int, int]) -> tuple[int, int, int]:
+    """A background far from the screen: magenta on green, orange on blue."""
+    return (200, 40, 170) if int(np.argmax(screen)) == 1 else (235, 140, 20)
+
+
+def truth_composites(clip) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The true composite over the contrasting colour (spill-free foreground) and the region
+    its error is measured on: the figure and 3 px around it."""
+    bg = np.asarray(contrast(clip.spec.screen), np.float32)
+    comps, regions = [], []
+    for a, f in zip(clip.alphas, clip.foregrounds, strict=True):
+        comps.append(
+            np.clip(a[..., None] * f + (1 - a[..., None]) * bg + 0.5, 0, 255).astype(np.uint8)
+        )
+        regions.append(edge_band(a) | (a > 0))
+    return comps, regions
+
+
+def comp_error(outs: list[np.ndarray], comps: list[np.ndarray], regions: list[np.ndarray]) -> float:
+    """Mean |RGB difference| (8-bit levels) to the true composite over the figure region."""
+    return float(
+        np.mean(
+            [
+                np.abs(o.astype(np.int16) - c)[r].mean()
+                for o, c, r in zip(outs, comps, regions, strict=True)
+            ]
+        )
+    )
+
+
+def our_keys(key, rgb: list[np.ndarray], i420: list[I420Frame]):
+    """Alphas and composites over the contrasting colour from both of our paths."""
+    h, w = rgb[0].shape[:2]
+    bg = np.empty((h, w, 3), np.uint8)
+    bg[:] = contrast(key)
     k = ChromaKeyer(key_color=key)
-    a_rgb = [k.matte(f) for f in rgb]
+    rgb_out = [k.composite_with_alpha(f, bg) for f in rgb]
     k = ChromaKeyer(key_color=key)
-    a_i420 = [k.matte_i420(f) for f in i420]
-    return {"ours_rgb": a_rgb, "ours_i420": a_i420}
+    bgi = I420Frame.from_rgb(bg)
+    i420_a, i420_c = [], []
+    for f in i420:
+        a = np.empty((h, w), np.uint8)
+        i420_c.append(k.composite_i420(f, bgi, alpha_out=a).to_rgb())
+        i420_a.append(a)
+    return {
+        "ours_rgb": ([a for _, a in rgb_out], [c for c, _ in rgb_out]),
+        "ours_i420": (i420_a, i420_c),
+    }
+
+
+def ffmpeg_composite(alpha: np.ndarray, rgb: np.ndarray, screen) -> np.ndarray:
+    """ffmpeg's picture: its alpha over the contrasting colour after ``despill`` (computed
+    here in RGB with despill's default formula; ffmpeg overlays in 4:2:0)."""
+    a = alpha.astype(np.float32)[..., None] / 255.0
+    fg = despill_green(rgb, int(np.argmax(screen)) == 2)
+    bg = np.asarray(contrast(screen), np.float32)
+    return np.clip(a * fg + (1 - a) * bg + 0.5, 0, 255).astype(np.uint8)
 
 
 def _score(preds, gts, bands) -> dict[str, float]:
@@ -89,14 +154,18 @@ def evaluate(specs: list[ClipSpec], conds: list[str], kbps: float):
     for i, spec in enumerate(specs):
         clip = render_clip(spec)
         bands = [edge_band(g) for g in clip.alphas]
+        comps, regions = truth_composites(clip)
         for cond in conds:
             rgb, i420 = _inputs(clip, cond, kbps)
-            alphas = our_alphas(spec.screen, rgb, i420)
-            per[cond][spec.name] = {n: _score(a, clip.alphas, bands) for n, a in alphas.items()}
+            row = {}
+            for name, (alphas, outs) in our_keys(spec.screen, rgb, i420).items():
+                row[name] = _score(alphas, clip.alphas, bands)
+                row[name]["comp"] = comp_error(outs, comps, regions)
+            per[cond][spec.name] = row
             planes = [(f.y, f.u, f.v) for f in i420]
             grid[cond][spec.name] = _grid_mads(planes, spec.screen, clip.alphas)
             kept[cond, spec.name] = planes
-        kept[spec.name] = (clip.alphas, bands)
+        kept[spec.name] = (clip.alphas, bands, comps, regions)
         print(
             f"  [{i + 1}/{len(specs)}] {spec.name} ({time.perf_counter() - t0:.0f} s)",
             file=sys.stderr,
@@ -107,11 +176,17 @@ def evaluate(specs: list[ClipSpec], conds: list[str], kbps: float):
             names = [s.name for s in specs if s.family == fam]
             best[cond][fam] = int(np.argmin(np.mean([grid[cond][n] for n in names], axis=0)))
     for spec in specs:
-        gts, bands = kept[spec.name]
+        gts, bands, comps, regions = kept[spec.name]
         for cond in conds:
             sim, blend = GRID[best[cond][spec.family]]
-            a = ffmpeg_alpha(kept[cond, spec.name], spec.screen, sim, blend)
-            per[cond][spec.name]["ffmpeg"] = _score(a, gts, bands)
+            planes = kept[cond, spec.name]
+            a = ffmpeg_alpha(planes, spec.screen, sim, blend)
+            row = per[cond][spec.name]["ffmpeg"] = _score(a, gts, bands)
+            outs = [
+                ffmpeg_composite(x, I420Frame(*p).to_rgb(), spec.screen)
+                for x, p in zip(a, planes, strict=True)
+            ]
+            row["comp"] = comp_error(outs, comps, regions)
     print(f"  ffmpeg at the chosen settings ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     return per, best
 
@@ -123,7 +198,7 @@ def summary(per) -> dict[str, dict[str, dict[str, float]]]:
         out[cond] = {}
         for keyer in KEYERS:
             d = {}
-            for m in METRICS:
+            for m in REPORTED:
                 v = np.array([clips[c][keyer][m] for c in clips])
                 f = np.array([clips[c]["ffmpeg"][m] for c in clips])
                 d[f"{m}_mean"] = float(v.mean())
@@ -154,15 +229,15 @@ def render_markdown(args, specs, per, summ, best, speeds, elapsed) -> str:
         lines.append("")
         lines.append(
             "| keyer | "
-            + " | ".join(f"{UNIT[m]} mean / worst" for m in METRICS)
+            + " | ".join(f"{UNIT[m]} mean / worst" for m in REPORTED)
             + " | MAD ratio mean / worst | dtSSD ratio mean / worst |"
         )
-        lines.append("|---" * (len(METRICS) + 3) + "|")
+        lines.append("|---" * (len(REPORTED) + 3) + "|")
         for keyer in KEYERS:
             d = summ[cond][keyer]
             cells = [
                 f"{d[f'{m}_mean'] * SCALE[m]:.2f} / {d[f'{m}_worst'] * SCALE[m]:.2f}"
-                for m in METRICS
+                for m in REPORTED
             ]
             if keyer == "ffmpeg":
                 cells += ["1", "1"]

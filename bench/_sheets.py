@@ -45,20 +45,15 @@ def _error(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _contrast(screen: tuple[int, int, int]) -> tuple[int, int, int]:
-    """A background far from the screen: magenta on green, orange on blue."""
-    return (200, 40, 170) if int(np.argmax(screen)) == 1 else (235, 140, 20)
-
-
 def _tiles(spec: ClipSpec, cond: str, kbps: float, setting: tuple[float, float]):
-    from _family import _inputs
+    from _family import _inputs, contrast
 
     clip = render_clip(spec)
     rgb, i420 = _inputs(clip, cond, kbps)
     n = len(clip.frames) // 2
     k = ChromaKeyer(key_color=spec.screen)
     bg_rgb = np.empty_like(clip.frames[0])
-    bg_rgb[:] = _contrast(spec.screen)
+    bg_rgb[:] = contrast(spec.screen)
     bg = I420Frame.from_rgb(bg_rgb)
     ours = comp = None
     for f in i420[: n + 1]:  # run the stream up to frame n, as live

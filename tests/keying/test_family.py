@@ -99,6 +99,14 @@ def test_codec_roundtrip_is_lossy_420_at_live_rates(codec):
     assert 0.3 < err < 8.0
 
 
+def test_codec_roundtrip_is_reproducible():
+    clip = render_clip(family_specs(2, width=320, height=180, frames=3)[1])
+    for codec in ("vp8", "h264"):
+        a, b = roundtrip(clip.frames, codec), roundtrip(clip.frames, codec)
+        for x, y in zip(a, b, strict=True):
+            assert all(np.array_equal(p, q) for p, q in zip(x, y, strict=True)), codec
+
+
 def test_bad_arguments_name_the_field():
     with pytest.raises(ValueError, match="n must"):
         family_specs(0)
