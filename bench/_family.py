@@ -215,7 +215,9 @@ def render_markdown(args, specs, per, summ, best, speeds, elapsed) -> str:
     cpu = platform.processor() or platform.machine()
     lines = [
         f"Command: `.venv/bin/python bench/keying.py --family {args.family} --seed {args.seed} "
-        f"--size {args.size} --clip-frames {args.clip_frames}` ({len(specs)} clips of "
+        f"--size {args.size} --clip-frames {args.clip_frames}"
+        + (f" --only {args.only}" if args.only else "")
+        + f"` ({len(specs)} clips of "
         f"{args.clip_frames} frames at {w}x{h}; codecs at {args.kbps:.0f} kbit/s for 720p, scaled "
         f"by area; numba {numba.__version__}, numpy {np.__version__}, {cpu}, one thread; "
         f"{elapsed:.0f} s).",
@@ -291,6 +293,11 @@ def render_markdown(args, specs, per, summ, best, speeds, elapsed) -> str:
 def family_main(args, speed_fn) -> None:
     w, h = (int(v) for v in args.size.lower().split("x"))
     specs = family_specs(args.family, args.seed, width=w, height=h, frames=args.clip_frames)
+    if args.only:
+        prefixes = tuple(p for p in args.only.split(",") if p)
+        specs = [s for s in specs if s.name.startswith(prefixes)]
+        if not specs:
+            raise SystemExit(f"--only {args.only!r} matches no clip of the family")
     conds = ["clean", *[c for c in args.codecs.split(",") if c]]
     print(f"family: {len(specs)} clips at {w}x{h}, conditions {conds}", file=sys.stderr)
     t0 = time.perf_counter()

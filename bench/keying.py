@@ -272,6 +272,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="family: write per-clip figures as JSON")
     ap.add_argument("--no-speed", action="store_true", help="family: skip the speed runs")
     ap.add_argument(
+        "--only", default="", help="family: score only clips whose names start so (c05,c14)"
+    )
+    ap.add_argument(
         "--person", action="store_true", help="segmentation keyer on a real photograph instead"
     )
     args = ap.parse_args()
