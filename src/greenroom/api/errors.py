@@ -8,6 +8,7 @@ Anything else is a 500 whose message says nothing about the internals (it is log
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -48,7 +49,7 @@ def error_response(
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str | None:
+def _loc_to_field(loc: Sequence[Any]) -> str | None:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
     # Union members show up as type names in the location (e.g. "str", "BackgroundObject").
     parts = [p for p in parts if not (p[:1].isupper() or p in {"str", "int", "float", "bool"})]
@@ -97,7 +98,9 @@ def install(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         if exc.status_code == 404 and message == "Not Found":
             message = "no such route; see /docs for the API"
-        return error_response(exc.status_code, code, message, headers=exc.headers)
+        return error_response(
+            exc.status_code, code, message, headers=dict(exc.headers) if exc.headers else None
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from livekit import rtc
 
@@ -41,7 +42,7 @@ class Relay:
         self.dst = rtc.Room()
         self._video_source: rtc.VideoSource | None = None
         self._audio_source = rtc.AudioSource(48_000, 1, queue_size_ms=200)
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._video_ready = asyncio.Event()
         self._audio_ready = asyncio.Event()
         self._data_handlers: list[DataHandler] = []
@@ -89,7 +90,9 @@ class Relay:
         )
 
         @self.src.on("track_subscribed")
-        def _on_track(track: rtc.Track, _pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant):
+        def _on_track(
+            track: rtc.Track, _pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
+        ) -> None:
             if not self._wanted(p):
                 return
             self.source_participant = p.identity
@@ -99,7 +102,7 @@ class Relay:
                 self.spawn(self._pump_audio(track))
 
         @self.src.on("data_received")
-        def _on_data(packet: rtc.DataPacket):
+        def _on_data(packet: rtc.DataPacket) -> None:
             sender = packet.participant.identity if packet.participant else ""
             for handler in list(self._data_handlers):
                 try:
@@ -108,12 +111,12 @@ class Relay:
                     log.exception("relay data handler failed")
 
         @self.src.on("participant_disconnected")
-        def _on_left(p: rtc.RemoteParticipant):
+        def _on_left(p: rtc.RemoteParticipant) -> None:
             if p.identity == self.source_participant:
                 self._gone(f"the avatar {p.identity!r} left the vendor's room")
 
         @self.src.on("disconnected")
-        def _on_disconnected(*_args):
+        def _on_disconnected(*_args: object) -> None:
             self.disconnected.set()
             self._gone("disconnected from the vendor's room")
 
@@ -126,7 +129,7 @@ class Relay:
             return p.identity == self.source_identity
         return self.source_participant is None or p.identity == self.source_participant
 
-    def spawn(self, coro) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` on the loop; cancelled when the relay closes."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)

@@ -209,9 +209,7 @@ class FileAvatar(RoomAvatar):
                 break
             try:
                 src.capture_frame(
-                    rtc.VideoFrame(
-                        self.width, self.height, rtc.VideoBufferType.I420, memoryview(img)
-                    ),
+                    rtc.VideoFrame(self.width, self.height, rtc.VideoBufferType.I420, img.data),
                     timestamp_us=int(deadline * 1_000_000),
                 )
                 self.frames_published += 1
@@ -228,7 +226,8 @@ class FileAvatar(RoomAvatar):
             return clip if clip is not None else np.zeros(FRAME_SAMPLES, np.int16)
         if clip is None:
             return speech
-        return np.clip(clip.astype(np.int32) + speech, -32768, 32767).astype(np.int16)
+        mixed: np.ndarray = np.clip(clip.astype(np.int32) + speech, -32768, 32767)
+        return mixed.astype(np.int16)
 
 
 class FileProvider:

@@ -24,11 +24,10 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from greenroom.backgrounds.library import (
     BackgroundLibrary,
     QuotaExceeded,
-    TooLarge,
     Upload,
     mib,
 )
-from greenroom.errors import GreenroomError, InvalidInput
+from greenroom.errors import GreenroomError, InvalidInput, TooLarge
 from greenroom.store.models import BackgroundRow
 from greenroom.store.repo import Repo
 
