@@ -6,7 +6,7 @@ measures the recovery time. Figures are printed at the end of the run (terminal 
 and with ``-s`` as they come; ``docs/reliability.md`` quotes them.
 
 ``GREENROOM_FAULT_SECONDS`` sets how long the time-bounded faults last (vendor outage, held
-database lock); the default keeps the suite short, the docs' figures use 30.
+database lock); the default (3 s) keeps the suite short.
 """
 
 from __future__ import annotations
