@@ -21,11 +21,12 @@ class ViewerSession:
     status: str  # starting | started | stopped | failed
     room: str
     ended_reason: str | None = None  # why it ended, in words (the code in brackets)
-    stop_reason: str | None = None  # the code alone (docs/api.md lists them)
     compositor_identity: str | None = None
     avatar_identity: str | None = None
     background: str | None = None
     metrics: dict[str, float] | None = None
+    # added later: keep them last, callers may pass the fields above by position
+    stop_reason: str | None = None  # the code alone (docs/api.md lists them)
     time_left: float | None = None  # seconds until it stops by itself, while running
     time_left_reason: str | None = None  # idle_timeout | max_duration
     can_restart: bool = False  # the page may offer to start a new session (the demo)
