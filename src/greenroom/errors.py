@@ -127,6 +127,14 @@ class TooLarge(GreenroomError):
     status = 413
 
 
+class InsufficientStorage(GreenroomError):
+    """The server ran out of disk space while storing something (HTTP 507): not the caller's
+    fault, and nothing was kept."""
+
+    code = "insufficient_storage"
+    status = 507
+
+
 class StartFailed(GreenroomError):
     """A session could not start for a reason that is not the user's input."""
 

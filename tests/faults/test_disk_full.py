@@ -68,17 +68,6 @@ async def backgrounds(svc: Service) -> list[str]:
     return sorted(b["id"] for b in r.json()["backgrounds"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "out of disk space during an upload answers 422 invalid_input 'malformed multipart "
-        "body: check the boundary and each part's headers' (field 'file'): uploads.py "
-        "receive_file turns every non-Greenroom exception (here OSError ENOSPC from "
-        "Upload.write) into a malformed-body error; expected 507 insufficient_storage saying "
-        "the server is out of space. When the file fits but the database row does not, it is "
-        "500 internal_error (sqlite 'database or disk is full' unmapped)"
-    ),
-)
 @pytest.mark.parametrize("runs_out", ["receiving", "storing"])
 async def test_disk_full_during_upload(
     disk_service: Service, small_disk: Path, runs_out: str

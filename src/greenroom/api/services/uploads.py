@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -27,7 +28,7 @@ from greenroom.backgrounds.library import (
     Upload,
     mib,
 )
-from greenroom.errors import GreenroomError, InvalidInput, TooLarge
+from greenroom.errors import GreenroomError, InsufficientStorage, InvalidInput, TooLarge
 from greenroom.store.models import BackgroundRow
 from greenroom.store.repo import Repo
 
@@ -174,6 +175,11 @@ async def receive_file(
     except GreenroomError:
         upload.discard()
         raise
+    except OSError as exc:
+        upload.discard()
+        if _out_of_space(exc):
+            raise _out_of_space_error() from None
+        raise
     except Exception:  # the parser's own errors: a malformed body (its words stay in here)
         upload.discard()
         raise InvalidInput(
@@ -223,6 +229,10 @@ async def add_to_library(
     try:
         name = parsed.fields.get("name") or parsed.filename
         item = await asyncio.to_thread(library.ingest, parsed.upload.path, name)
+    except OSError as exc:
+        if _out_of_space(exc):
+            raise _out_of_space_error() from None
+        raise
     finally:
         with contextlib.suppress(Exception):
             parsed.upload.discard()
@@ -241,10 +251,26 @@ async def add_to_library(
     )
     try:
         await asyncio.to_thread(_admit, library, repo, row)
-    except BaseException:
+    except BaseException as exc:
         library.remove(item.stored_name, item.thumbnail_name)
+        if _out_of_space(exc):
+            raise _out_of_space_error() from None
         raise
     return row
+
+
+def _out_of_space_error() -> InsufficientStorage:
+    return InsufficientStorage(
+        "the server is out of disk space for backgrounds; nothing was stored, try again later"
+    )
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    """A full disk, as the OS reports it (ENOSPC, EDQUOT) or as SQLite does ("database or
+    disk is full", wrapped by SQLAlchemy)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "database or disk is full" in str(getattr(exc, "orig", exc))
 
 
 def _usage(repo: Repo) -> tuple[int, int]:
