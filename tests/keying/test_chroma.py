@@ -58,10 +58,40 @@ def test_explicit_key_colour_is_used():
 
 def test_spill_on_an_opaque_edge_is_removed():
     rgb, mask = flat_scene()
-    rgb[mask] = (170, 190, 120)  # skin tinted by green light: G above R and B
-    out = ChromaKeyer().composite(rgb, _bg(rgb.shape))
-    r, g, b = out[90, 160].astype(int)
-    assert g <= max(r, b) + 1
+    rim = mask.copy()
+    rim[48:132, 83:237] = False  # the rectangle is [45:135, 80:240]: a 3-pixel rim
+    rgb[rim] = (170, 190, 120)  # skin tinted by green light near its edge: G above R and B
+    bg = _bg(rgb.shape)
+    for out in (
+        ChromaKeyer().composite(rgb, bg),
+        ChromaKeyer().composite_i420(I420Frame.from_rgb(rgb), I420Frame.from_rgb(bg)).to_rgb(),
+    ):
+        r, g, b = np.moveaxis(out[rim].astype(int), -1, 0)
+        assert (g <= np.maximum(r, b) + 2).mean() > 0.98
+
+
+def test_a_shirt_near_the_key_hue_stays_solid_and_keeps_its_colour():
+    shirt = (60, 130, 70)  # a green shirt on a green screen
+    rgb, mask = flat_scene(fg=shirt)
+    inner = np.zeros_like(mask)
+    inner[55:125, 90:230] = True
+    k = ChromaKeyer()
+    alpha = k.matte(rgb)
+    assert alpha[inner].min() >= 0.95 * 255
+    out = k.composite(rgb, _bg(rgb.shape))
+    assert np.abs(out[inner].astype(int) - shirt).max() <= 2
+    alpha420 = ChromaKeyer().matte_i420(I420Frame.from_rgb(rgb))
+    assert alpha420[inner].min() >= 0.95 * 255
+
+
+def test_faint_hair_keeps_a_small_alpha():
+    rgb, _ = flat_scene(fg=SKIN)
+    hair = np.array((90, 60, 35), float)
+    # a faint strand, one pixel wide, 15% opaque, over the screen
+    rgb[10:40, 20] = (0.15 * hair + 0.85 * np.array(GREEN) + 0.5).astype(np.uint8)
+    alpha = ChromaKeyer().matte(rgb)
+    assert (alpha[12:38, 20] > 0).mean() > 0.9
+    assert alpha[12:38, 20].mean() / 255 < 0.5
 
 
 def test_i420_soft_edge_follows_luma_not_chroma_blocks():

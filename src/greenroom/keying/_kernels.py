@@ -5,12 +5,16 @@ ranges and allocate every buffer. Kernels do no checks, no allocation of per-pix
 arrays and no I/O; each is one pass over its output. ``*_rows`` kernels take a row
 range so that a serial driver and a ``prange`` driver share one body.
 
+Kernels that divide use ``error_model="numpy"`` (no zero check per division), so their
+loops vectorise; divisors are kept away from zero by the callers' floors.
+
 Units: pixels are uint8; colour differences are in 8-bit RGB units; alpha is float in
 [0, 1] inside kernels and uint8 (255 = avatar) at the edges.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -31,12 +35,30 @@ class Planes(NamedTuple):
 
 
 class RgbPlate(NamedTuple):
-    """The clean plate at chroma resolution: screen R, G, B and 1 / its colour difference."""
+    """The clean plate's colour at chroma resolution: screen R, G, B (float32)."""
 
     r: np.ndarray
     g: np.ndarray
     b: np.ndarray
-    inv_d: np.ndarray
+
+
+class Matte(NamedTuple):
+    """What the key needs at chroma resolution: the clean screen's and the local
+    foreground's centred chroma (float32 planes), the noise floor ``k2`` (squared chroma
+    units: alpha is 0 until the pull away from the screen exceeds sqrt(k2)) and ``min_n2``,
+    the least squared screen-to-foreground distance the division uses."""
+
+    su: np.ndarray
+    sv: np.ndarray
+    fu: np.ndarray
+    fv: np.ndarray
+    k2: float
+    min_n2: float
+    #: a pixel further than sqrt(solid2) from the screen and off the screen-foreground
+    #: line by more than sqrt(off2) x |S - F| is a different solid colour (a teal shirt
+    #: beside skin): alpha 1
+    solid2: float
+    off2: float
 
 
 class KeyAxis(NamedTuple):
@@ -60,10 +82,14 @@ class Primary(NamedTuple):
 
 
 class Clip(NamedTuple):
-    """Raw key ``lo`` maps to alpha 0, ``lo + 1 / inv_rng`` to alpha 1."""
+    """Raw key -> alpha: ``lo`` maps to 0 and 1 to 1 (slope ``inv_rng`` = 1 / (1 - lo)),
+    so mixes keep their linear alpha; above ``knee`` the slope becomes ``knee_gain`` so
+    that the clip point of alpha 1 is reached (a shaded or spill-lit avatar is solid)."""
 
     lo: float
     inv_rng: float
+    knee: float
+    knee_gain: float
 
 
 class Temporal(NamedTuple):
@@ -139,6 +165,16 @@ def _clamp01(x):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _clip(a, clip):
+    """Raw key -> alpha in [0, 1] (see ``Clip``)."""
+    lo, inv_rng, knee, knee_gain = clip
+    a = (a - lo) * inv_rng
+    if a > knee:
+        a = knee + (a - knee) * knee_gain
+    return min(max(a, 0.0), 1.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _cdiff(du, dv, c1u, c1v, c2u, c2v):
     """Colour difference (key primary minus the larger other primary) from centred chroma."""
     d1 = c1u * du + c1v * dv
@@ -147,6 +183,15 @@ def _cdiff(du, dv, c1u, c1v, c2u, c2v):
 
 
 # --------------------------------------------------------------------------- conversions
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _block_rgb(rgb, i0, i1, j0, j1):
+    """Sums of R, G, B over the 2x2 block (rows i0, i1; columns j0, j1), as int32."""
+    r = np.int32(rgb[i0, j0, 0]) + rgb[i0, j1, 0] + rgb[i1, j0, 0] + rgb[i1, j1, 0]
+    g = np.int32(rgb[i0, j0, 1]) + rgb[i0, j1, 1] + rgb[i1, j0, 1] + rgb[i1, j1, 1]
+    b = np.int32(rgb[i0, j0, 2]) + rgb[i0, j1, 2] + rgb[i1, j0, 2] + rgb[i1, j1, 2]
+    return r, g, b
 
 
 @njit(cache=True, nogil=True)
@@ -164,11 +209,7 @@ def rgb_to_i420(rgb, y, u, v):
         i0 = 2 * ci
         i1 = min(i0 + 1, h - 1)
         for cj in range(cw):
-            j0 = 2 * cj
-            j1 = min(j0 + 1, w - 1)
-            r = np.int32(rgb[i0, j0, 0]) + rgb[i0, j1, 0] + rgb[i1, j0, 0] + rgb[i1, j1, 0]
-            g = np.int32(rgb[i0, j0, 1]) + rgb[i0, j1, 1] + rgb[i1, j0, 1] + rgb[i1, j1, 1]
-            b = np.int32(rgb[i0, j0, 2]) + rgb[i0, j1, 2] + rgb[i1, j0, 2] + rgb[i1, j1, 2]
+            r, g, b = _block_rgb(rgb, i0, i1, 2 * cj, min(2 * cj + 1, w - 1))
             u[ci, cj] = np.uint8(((-38 * r - 74 * g + 112 * b + 512) >> 10) + 128)
             v[ci, cj] = np.uint8(((112 * r - 94 * g - 18 * b + 512) >> 10) + 128)
 
@@ -206,153 +247,78 @@ def blend_u8(a, b, w256, out):
             out[i, j] = np.uint8((np.int32(a[i, j]) * iw + np.int32(b[i, j]) * w256 + 128) >> 8)
 
 
-# --------------------------------------------------------------------------- chroma key, RGB
+# --------------------------------------------------------------------------- chroma key
+# The key is the compositing equation solved on chroma: a pixel C that mixes the local
+# foreground F and the clean screen S as C = a F + (1 - a) S has
+# a = ((S - C) . (S - F)) / |S - F|^2, with S from the clean plate (per region, refreshed
+# every few frames) and F from the foreground plate (per region, every frame). Both live
+# at chroma resolution; U, V below are centred (0 = grey).
+
+# BT.601 limited range: centred U, V from RGB (the weights of ``rgb_to_i420``'s integers)
+_UR = np.float32(-38.0 / 256.0)
+_UG = np.float32(-74.0 / 256.0)
+_UB = np.float32(112.0 / 256.0)
+_VR = np.float32(112.0 / 256.0)
+_VG = np.float32(-94.0 / 256.0)
+_VB = np.float32(-18.0 / 256.0)
+#: the foreground plate's cells are FG_CELL x FG_CELL chroma samples
+FG_CELL = 4
+#: the unmixed foreground may sit this far (times the screen's colour difference) below
+#: the local foreground's colour difference before it is pulled back (no magenta fringes)
+_UNMIX_SLACK = 0.2
 
 
 @njit(cache=True, nogil=True)
-def chroma_rgb_rows(
-    r0, r1, fg, bg, plate, prim, clip, temporal, despill, out, alpha, want_alpha, arow
-):
-    """Key + screen subtraction + despill + composite for rows [r0, r1) of an RGB frame.
+def rgb_half(rgb, y, u, v):
+    """Luma, U and V of each 2x2 block's mean RGB (BT.601 limited), at chroma resolution."""
+    h, w = rgb.shape[0], rgb.shape[1]
+    ch, cw = u.shape
+    for ci in range(ch):
+        i0 = 2 * ci
+        i1 = min(i0 + 1, h - 1)
+        for cj in range(cw):
+            r, g, b = _block_rgb(rgb, i0, i1, 2 * cj, min(2 * cj + 1, w - 1))
+            y[ci, cj] = np.uint8(((66 * r + 129 * g + 25 * b + 512) >> 10) + 16)
+            u[ci, cj] = np.uint8(((-38 * r - 74 * g + 112 * b + 512) >> 10) + 128)
+            v[ci, cj] = np.uint8(((112 * r - 94 * g - 18 * b + 512) >> 10) + 128)
 
-    ``plate`` (RgbPlate) is the clean plate at half resolution, ``prim`` (Primary) the
-    key primary, ``clip`` (Clip) maps the raw key to alpha, ``temporal`` (Temporal) the
-    flicker filter on uint8 alpha, ``despill`` (RgbDespill). ``arow`` (W,) float32 is
-    scratch. Loops are branch-free (selects, not jumps) so that they vectorise.
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def key_lowres(u, v, matte, weak, full, temporal, out, cat):
+    """Alpha at chroma resolution from the compositing equation, with the temporal filter.
+
+    ``matte`` (Matte) holds the screen and foreground chroma planes and the noise floor:
+    alpha is 0 where the pull away from the screen is within the noise. ``temporal``
+    (Temporal, float32 ``prev``) pulls alpha towards last frame's value, less the larger
+    the change. ``cat`` gets 0 (screen), 1 (alpha 1) or 2 (anything else, including
+    samples whose pull exceeds ``weak`` times the noise floor: detail that may show at
+    full resolution). Alpha at or above ``full`` (the clip point of alpha 1) becomes 1.
     """
-    w = fg.shape[1]
-    one = np.float32(1.0)
-    zero = np.float32(0.0)
-    big = np.float32(1e6)
-    e0, e1, e2 = prim
-    lo, inv_rng = clip
-    tk, tinv, prev, have_prev = temporal
-    amount, luma_w = despill
-    for i in range(r0, r1):
-        pi = i >> 1
-        ir = plate.inv_d[pi]
-        # the key; one loop per screen primary so each compiles to straight vector code
-        if e1 > zero:
-            for j in range(w):
-                d = np.float32(fg[i, j, 1]) - max(np.float32(fg[i, j, 0]), np.float32(fg[i, j, 2]))
-                arow[j] = min(max(((one - d * ir[j >> 1]) - lo) * inv_rng, zero), one)
-        elif e2 > zero:
-            for j in range(w):
-                d = np.float32(fg[i, j, 2]) - max(np.float32(fg[i, j, 0]), np.float32(fg[i, j, 1]))
-                arow[j] = min(max(((one - d * ir[j >> 1]) - lo) * inv_rng, zero), one)
-        else:
-            for j in range(w):
-                d = np.float32(fg[i, j, 0]) - max(np.float32(fg[i, j, 1]), np.float32(fg[i, j, 2]))
-                arow[j] = min(max(((one - d * ir[j >> 1]) - lo) * inv_rng, zero), one)
-        if tk > 0.0:
-            for j in range(w):
-                a = arow[j]
-                if have_prev:
-                    p = prev[i, j] * np.float32(1.0 / 255.0)
-                    k = tk * (one - abs(a - p) * tinv)
-                    if k > zero:
-                        a += k * (p - a)
-                        arow[j] = a
-                prev[i, j] = np.uint8(a * np.float32(255.0) + np.float32(0.5))
-        j = 0
-        while j < w:  # subtract the screen, despill, composite
-            a = arow[j]
-            if a < np.float32(0.002):  # a run of pure screen: the background exactly
-                j1 = j + 1
-                while j1 < w and arow[j1] < np.float32(0.002):
-                    j1 += 1
-                for jj in range(j, j1):
-                    out[i, jj, 0] = bg[i, jj, 0]
-                    out[i, jj, 1] = bg[i, jj, 1]
-                    out[i, jj, 2] = bg[i, jj, 2]
-                if want_alpha:
-                    for jj in range(j, j1):
-                        alpha[i, jj] = 0
-                j = j1
-                continue
-            c0 = np.float32(fg[i, j, 0])
-            c1 = np.float32(fg[i, j, 1])
-            c2 = np.float32(fg[i, j, 2])
-            if a > np.float32(0.998):  # opaque: limit the key primary if it shows
-                sp = (
-                    c0 * e0
-                    + c1 * e1
-                    + c2 * e2
-                    - max(c0 - big * e0, max(c1 - big * e1, c2 - big * e2))
-                )
-                if sp > zero:
-                    sp *= amount
-                    lift = sp * luma_w
-                    out[i, j, 0] = _u8(c0 + lift - sp * e0)
-                    out[i, j, 1] = _u8(c1 + lift - sp * e1)
-                    out[i, j, 2] = _u8(c2 + lift - sp * e2)
-                else:
-                    out[i, j, 0] = fg[i, j, 0]
-                    out[i, j, 1] = fg[i, j, 1]
-                    out[i, j, 2] = fg[i, j, 2]
-                if want_alpha:
-                    alpha[i, j] = 255
-                j += 1
-                continue
-            pj = j >> 1
-            t = one - a
-            m0 = c0 - t * plate.r[pi, pj]
-            m1 = c1 - t * plate.g[pi, pj]
-            m2 = c2 - t * plate.b[pi, pj]
-            mp = m0 * e0 + m1 * e1 + m2 * e2
-            mq = max(m0 - big * e0, max(m1 - big * e1, m2 - big * e2))
-            sp = max(mp - mq, zero) * amount
-            lift = sp * luma_w
-            out[i, j, 0] = _u8(m0 + t * np.float32(bg[i, j, 0]) + lift - sp * e0)
-            out[i, j, 1] = _u8(m1 + t * np.float32(bg[i, j, 1]) + lift - sp * e1)
-            out[i, j, 2] = _u8(m2 + t * np.float32(bg[i, j, 2]) + lift - sp * e2)
-            if want_alpha:
-                alpha[i, j] = _u8(a * np.float32(255.0))
-            j += 1
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def chroma_rgb_par(
-    chunks, fg, bg, plate, prim, clip, temporal, despill, out, alpha, want_alpha, arows
-):
-    """``chroma_rgb_rows`` over ``chunks`` row bands; ``arows`` (chunks, W) float32."""
-    h = fg.shape[0]
-    step = (h + chunks - 1) // chunks
-    for c in prange(chunks):
-        chroma_rgb_rows(
-            c * step, min(h, (c + 1) * step), fg, bg, plate, prim, clip, temporal, despill,
-            out, alpha, want_alpha, arows[c],
-        )  # fmt: skip
-
-
-# --------------------------------------------------------------------------- chroma key, I420
-
-
-@njit(cache=True, nogil=True)
-def chroma_lowres(u, v, inv_d, axis, clip, temporal, out, cat):
-    """Alpha at chroma resolution from the colour difference, with the temporal filter.
-
-    ``axis`` (KeyAxis) gives the colour difference, ``clip`` (Clip) maps it to alpha and
-    ``temporal`` (Temporal, float32 ``prev``) pulls alpha towards last frame's value, less
-    the larger the change, so noise is damped and motion is not smeared.
-    ``cat`` gets 0 where alpha is 0, 1 where it is 1, 2 elsewhere.
-    """
-    c1u, c1v, c2u, c2v = axis
-    lo, inv_rng = clip
-    tk, tinv, prev, have_prev = temporal
     ch, cw = u.shape
     f128 = np.float32(128.0)
     one = np.float32(1.0)
     zero = np.float32(0.0)
+    wk2 = np.float32(weak * weak)
+    full32 = np.float32(full)
+    su_p, sv_p, fu_p, fv_p, k2, mn2, solid2, off2 = matte
+    tk, tinv, prev, have_prev = temporal
     for i in range(ch):
         for j in range(cw):  # branch-free, so it vectorises
-            du = np.float32(u[i, j]) - f128
-            dv = np.float32(v[i, j]) - f128
-            d1 = c1u * du + c1v * dv
-            d2 = c2u * du + c2v * dv
-            d = min(d1, d2)
-            a = ((one - d * inv_d[i, j]) - lo) * inv_rng
-            out[i, j] = min(max(a, zero), one)
+            su = su_p[i, j]
+            sv = sv_p[i, j]
+            dx = su - fu_p[i, j]
+            dy = sv - fv_p[i, j]
+            n2 = max(dx * dx + dy * dy, mn2)
+            eu = su - (np.float32(u[i, j]) - f128)
+            ev = sv - (np.float32(v[i, j]) - f128)
+            num = eu * dx + ev * dy
+            thr = k2 * n2
+            a = num / n2 if (num > zero) & (num * num > thr) else zero
+            d2 = eu * eu + ev * ev
+            solid = (d2 > solid2) & ((d2 * n2 - num * num) > off2 * n2 * n2)
+            a = one if solid else a
+            out[i, j] = one if a >= full32 else a
+            cat[i, j] = np.uint8((num > zero) & (num * num > wk2 * thr)) * np.uint8(2)
         if tk > 0.0:
             for j in range(cw):
                 a = out[i, j]
@@ -369,7 +335,99 @@ def chroma_lowres(u, v, inv_d, axis, clip, temporal, out, cat):
                 prev[i, j] = a
         for j in range(cw):
             a = out[i, j]
-            cat[i, j] = 0 if a == zero else (1 if a == one else 2)
+            c = cat[i, j]
+            cat[i, j] = 1 if a == one else (c if a == zero else 2)
+
+
+@njit(cache=True, nogil=True)
+def despeckle(cat, alpha):
+    """Lone edge samples (category 2 with only screen around, 8-neighbourhood) are noise:
+    they become screen (alpha 0). Strands and edges are connected, so they stay."""
+    ch, cw = cat.shape
+    for i in range(ch):
+        if cat[i].max() < 2:
+            continue
+        for j in range(cw):
+            if cat[i, j] != 2:
+                continue
+            lone = True
+            for ii in range(max(i - 1, 0), min(i + 2, ch)):
+                for jj in range(max(j - 1, 0), min(j + 2, cw)):
+                    if (ii != i or jj != j) and cat[ii, jj] != 0:
+                        lone = False
+            if lone:
+                cat[i, j] = 0
+                alpha[i, j] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def fg_accumulate(u, v, su_p, sv_p, thr2, cell, sums, resid):
+    """Foreground chroma per grid cell (cell in chroma samples), from confident samples,
+    and the screen's residual noise against the plate.
+
+    A sample counts as foreground when it and its four neighbours two samples away are
+    further than sqrt(thr2) from the screen; it is weighted by that distance to the
+    fourth power, so a cell's estimate leans to its most solid pixels, not to its
+    blurred edge. sums[..., 0:2] add up weighted U, V (centred), sums[..., 2] the weights.
+    Samples within sqrt(thr2) of the screen add their distance to resid[0] and 1 to
+    resid[1]: what the codec's blocks, noise and the plate's misfit leave on the screen.
+    """
+    ch, cw = u.shape
+    for i in range(0, ch, 2):
+        for j in range(0, cw, 2):
+            ok = True
+            d2c = 0.0
+            for ii, jj in ((i, j), (max(i - 2, 0), j), (min(i + 2, ch - 1), j),
+                           (i, max(j - 2, 0)), (i, min(j + 2, cw - 1))):  # fmt: skip
+                du = np.float64(su_p[ii, jj]) - (np.float64(u[ii, jj]) - 128.0)
+                dv = np.float64(sv_p[ii, jj]) - (np.float64(v[ii, jj]) - 128.0)
+                d2 = du * du + dv * dv
+                if ii == i and jj == j:
+                    d2c = d2
+                    if d2 <= thr2:
+                        resid[0] += math.sqrt(d2)
+                        resid[1] += 1.0
+                if d2 <= thr2:
+                    ok = False
+                    break
+            if ok:
+                wt = d2c * d2c * 1e-6
+                gi = i // cell
+                gj = j // cell
+                sums[gi, gj, 0] += wt * (np.float64(u[i, j]) - 128.0)
+                sums[gi, gj, 1] += wt * (np.float64(v[i, j]) - 128.0)
+                sums[gi, gj, 2] += wt
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def fg_grid(sums, r, tmp, gu, gv):
+    """Foreground chroma per cell: the weighted mean over (2r+1)^2 cells (a normalised box
+    filter, which also reaches into cells without samples); grey (0, 0) where none is near."""
+    gh, gw = sums.shape[0], sums.shape[1]
+    for i in range(gh):
+        for j in range(gw):
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            for jj in range(max(j - r, 0), min(j + r + 1, gw)):
+                s0 += sums[i, jj, 0]
+                s1 += sums[i, jj, 1]
+                s2 += sums[i, jj, 2]
+            tmp[i, j, 0] = s0
+            tmp[i, j, 1] = s1
+            tmp[i, j, 2] = s2
+    for i in range(gh):
+        for j in range(gw):
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            for ii in range(max(i - r, 0), min(i + r + 1, gh)):
+                s0 += tmp[ii, j, 0]
+                s1 += tmp[ii, j, 1]
+                s2 += tmp[ii, j, 2]
+            ok = s2 > 0.0
+            gu[i, j] = s0 / s2 if ok else 0.0
+            gv[i, j] = s1 / s2 if ok else 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -394,7 +452,7 @@ def dilate_same(src, tmp, dst):
             dst[i, j] = c if (tmp[im, j] == c) & (tmp[ip, j] == c) else two
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def guided_coeffs(y, alpha, eps, kind, ca, cb, ylo):
     """Local linear model alpha ~ ca * Y + cb over 3x3 chroma windows (a guided filter).
 
@@ -454,26 +512,43 @@ def guided_coeffs(y, alpha, eps, kind, ca, cb, ylo):
             cb[i, j] = mp - a * mi
 
 
-@njit(cache=True, nogil=True)
-def chroma_i420_rows(r0, r1, fg, bg, guide, plate, axis, despill, clip, out, alpha, want_alpha):
-    """Composite chroma rows [r0, r1): alpha from the guided model on full-res luma,
-    screen subtraction against the plate, despill, blend with the background.
+@njit(cache=True, nogil=True, inline="always")
+def _unmix_fix(s, a, d_f, d_s, amount):
+    """How much colour difference to remove from the unmixed, premultiplied foreground
+    ``s`` (negative: to add back): above ``a`` times the local foreground's own (never
+    above 0 for non-key colours) it is spill; far below it the screen was over-subtracted."""
+    up = a * max(d_f, 0.0)
+    lo = a * (min(d_f, 0.0) - _UNMIX_SLACK * d_s)
+    if s > up:
+        return (s - up) * amount
+    if s < lo:
+        return s - lo
+    return 0.0
 
-    ``fg``, ``bg``, ``out`` and ``plate`` are Planes; ``guide`` (Guide) holds the edge
-    model and the block state: runs of all-screen (0) and all-avatar (1) chroma samples
-    are copied row by row. ``axis`` (KeyAxis), ``despill`` (YuvDespill) and ``clip``
-    (Clip, applied to the guided alpha) complete the key.
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def chroma_i420_rows(
+    r0, r1, fg, bg, guide, screen_y, matte, axis, despill, clip, out, alpha, want_alpha
+):
+    """Composite chroma rows [r0, r1): alpha from the guided model on full-res luma,
+    unmixing against the clean plate, bounded despill, blend with the background.
+
+    ``fg``, ``bg``, ``out`` are Planes; ``guide`` (Guide) holds the edge model and the
+    block state: runs of all-screen (0) and all-avatar (1) chroma samples are copied row
+    by row. ``screen_y`` is the plate's luma, ``matte`` (Matte) its chroma and the local
+    foreground's, ``axis`` (KeyAxis) the colour difference, ``despill`` (YuvDespill),
+    ``clip`` (Clip, applied to the guided alpha).
     """
     y, u, v = fg
     by, bu, bv = bg
     oy, ou, ov = out
-    py, pu, pv = plate
     ca, cb, blk = guide
+    su_p, sv_p, fu_p, fv_p, _k2, _mn2, _solid2, _off2 = matte
     c1u, c1v, c2u, c2v = axis
     amount, spu, spv, spy = despill
-    lo2, inv2 = clip
     h, w = y.shape
     ch, cw = u.shape
+    zero32 = np.float32(0.0)
     for i in range(r0, r1):
         ya = 2 * i
         yb = min(ya + 1, h - 1)
@@ -499,36 +574,31 @@ def chroma_i420_rows(r0, r1, fg, bg, guide, plate, axis, despill, clip, out, alp
                 if want_alpha:
                     alpha[ya, x0:x1] = 255
                     alpha[yb, x0:x1] = 255
-                if spy == 0.0:  # all avatar: keep it, remove what spill remains (vectorised)
+                if spy == 0.0:  # all avatar: keep it, remove spill beyond its own colour
                     for jj in range(j, j1):
                         fu = np.float32(u[i, jj]) - np.float32(128.0)
                         fv = np.float32(v[i, jj]) - np.float32(128.0)
                         sd = min(c1u * fu + c1v * fv, c2u * fu + c2v * fv)
-                        sd = max(sd, np.float32(0.0)) * amount
-                        ou[i, jj] = np.uint8(
-                            min(
-                                max(
-                                    np.float32(u[i, jj]) + sd * spu + np.float32(0.5),
-                                    np.float32(0.0),
-                                ),
-                                np.float32(255.0),
-                            )
-                        )
-                        ov[i, jj] = np.uint8(
-                            min(
-                                max(
-                                    np.float32(v[i, jj]) + sd * spv + np.float32(0.5),
-                                    np.float32(0.0),
-                                ),
-                                np.float32(255.0),
-                            )
-                        )
+                        pu = fu_p[i, jj]
+                        pv = fv_p[i, jj]
+                        df = min(c1u * pu + c1v * pv, c2u * pu + c2v * pv)
+                        sd = max(sd - max(df, zero32), zero32) * amount
+                        ou[i, jj] = _u8(np.float32(u[i, jj]) + sd * spu)
+                        ov[i, jj] = _u8(np.float32(v[i, jj]) + sd * spv)
                 else:
                     for jj in range(j, j1):
                         fu = np.float64(u[i, jj]) - 128.0
                         fv = np.float64(v[i, jj]) - 128.0
                         sd = _cdiff(fu, fv, c1u, c1v, c2u, c2v)
-                        sd = sd * amount if sd > 0.0 else 0.0
+                        df = _cdiff(
+                            fu_p[i, jj],
+                            fv_p[i, jj],
+                            c1u,
+                            c1v,
+                            c2u,
+                            c2v,
+                        )
+                        sd = max(sd - max(df, 0.0), 0.0) * amount
                         ou[i, jj] = _u8(u[i, jj] + sd * spu)
                         ov[i, jj] = _u8(v[i, jj] + sd * spv)
                         xa = 2 * jj
@@ -543,11 +613,9 @@ def chroma_i420_rows(r0, r1, fg, bg, guide, plate, axis, despill, clip, out, alp
                     ip = min(i + 1, ch - 1)
                     jm = max(jj - 1, 0)
                     jp = min(jj + 1, cw - 1)
-                    ya = 2 * i
-                    yb = min(ya + 1, h - 1)
                     xa = 2 * jj
                     xb = min(xa + 1, w - 1)
-                    sy = py[i, jj]
+                    sy = screen_y[i, jj]
                     # the 3x3 coefficients around this sample, loaded once for the four luma pixels
                     a11 = ca[i, jj]
                     b11 = cb[i, jj]
@@ -563,7 +631,7 @@ def chroma_i420_rows(r0, r1, fg, bg, guide, plate, axis, despill, clip, out, alp
                             ga = 0.5625 * a11 + 0.1875 * (a_n + ca[i, nj]) + 0.0625 * ca[ni, nj]
                             gb = 0.5625 * b11 + 0.1875 * (b_n + cb[i, nj]) + 0.0625 * cb[ni, nj]
                             fy = np.float64(y[yy, xx])
-                            a = _clamp01((ga * fy + gb - lo2) * inv2)
+                            a = _clip(ga * fy + gb, clip)
                             if a < 0.002:
                                 a = 0.0
                             elif a > 0.998:
@@ -581,14 +649,28 @@ def chroma_i420_rows(r0, r1, fg, bg, guide, plate, axis, despill, clip, out, alp
                         ov[i, jj] = bv[i, jj]
                         continue
                     t = 1.0 - ac
-                    mu = np.float64(u[i, jj]) - 128.0 - t * (pu[i, jj] - 128.0)
-                    mv = np.float64(v[i, jj]) - 128.0 - t * (pv[i, jj] - 128.0)
-                    s = _cdiff(mu, mv, c1u, c1v, c2u, c2v)
-                    s = s * amount if s > 0.0 else 0.0
-                    ou[i, jj] = _u8(128.0 + mu + t * (np.float64(bu[i, jj]) - 128.0) + s * spu)
-                    ov[i, jj] = _u8(128.0 + mv + t * (np.float64(bv[i, jj]) - 128.0) + s * spv)
-                    if spy != 0.0 and s > 0.0:
-                        ly = s * spy
+                    su = np.float64(su_p[i, jj])
+                    sv = np.float64(sv_p[i, jj])
+                    mu = np.float64(u[i, jj]) - 128.0 - t * su
+                    mv = np.float64(v[i, jj]) - 128.0 - t * sv
+                    fix = _unmix_fix(
+                        _cdiff(mu, mv, c1u, c1v, c2u, c2v),
+                        ac,
+                        _cdiff(
+                            fu_p[i, jj],
+                            fv_p[i, jj],
+                            c1u,
+                            c1v,
+                            c2u,
+                            c2v,
+                        ),
+                        _cdiff(su, sv, c1u, c1v, c2u, c2v),
+                        amount,
+                    )
+                    ou[i, jj] = _u8(128.0 + mu + t * (np.float64(bu[i, jj]) - 128.0) + fix * spu)
+                    ov[i, jj] = _u8(128.0 + mv + t * (np.float64(bv[i, jj]) - 128.0) + fix * spv)
+                    if spy != 0.0 and fix > 0.0:
+                        ly = fix * spy
                         oy[ya, xa] = _u8(oy[ya, xa] + ly)
                         oy[ya, xb] = _u8(oy[ya, xb] + ly)
                         oy[yb, xa] = _u8(oy[yb, xa] + ly)
@@ -596,15 +678,185 @@ def chroma_i420_rows(r0, r1, fg, bg, guide, plate, axis, despill, clip, out, alp
             j = j1
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def chroma_i420_par(chunks, fg, bg, guide, plate, axis, despill, clip, out, alpha, want_alpha):
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def chroma_i420_par(
+    chunks, fg, bg, guide, screen_y, matte, axis, despill, clip, out, alpha, want_alpha
+):
     """``chroma_i420_rows`` over ``chunks`` bands of chroma rows."""
     ch = fg.u.shape[0]
     step = (ch + chunks - 1) // chunks
     for c in prange(chunks):
         chroma_i420_rows(
-            c * step, min(ch, (c + 1) * step), fg, bg, guide, plate, axis, despill, clip,
-            out, alpha, want_alpha,
+            c * step, min(ch, (c + 1) * step), fg, bg, guide, screen_y, matte, axis, despill,
+            clip, out, alpha, want_alpha,
+        )  # fmt: skip
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def chroma_rgb_rows(
+    r0, r1, fg, bg, blk, matte, screen, prim, clip, temporal, despill, out, alpha, want_alpha
+):
+    """Key + unmix + bounded despill + composite for rows [r0, r1) of an RGB frame.
+
+    ``fg``, ``bg`` and ``out`` are (H, 3 W) views of the (H, W, 3) frames, so that runs
+    copy as plain rows.
+    ``blk`` (chroma resolution) marks runs that are all screen (0, the background is
+    copied) or all avatar (1, copied with spill removed); elsewhere alpha comes per pixel
+    from the compositing equation on the pixel's own chroma against ``matte`` (Matte).
+    ``screen`` (RgbPlate) is the clean plate's colour, ``prim`` (Primary) the key primary,
+    ``clip`` (Clip) and ``temporal`` (Temporal, uint8 ``prev`` at full resolution) shape
+    alpha, ``despill`` (RgbDespill) the spill removal.
+    """
+    w = fg.shape[1] // 3
+    cw = blk.shape[1]
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    big = np.float32(1e6)
+    e0, e1, e2 = prim
+    tk, tinv, prev, have_prev = temporal
+    amount, luma_w = despill
+    su_p, sv_p, fu_p, fv_p, k2, mn2, solid2, off2 = matte
+    for i in range(r0, r1):
+        ci = i >> 1
+        j = 0
+        while j < cw:
+            st = blk[ci, j]
+            j1 = j + 1
+            while j1 < cw and blk[ci, j1] == st:
+                j1 += 1
+            x0 = 2 * j
+            x1 = min(2 * j1, w)
+            j = j1
+            if st == 0:
+                out[i, 3 * x0 : 3 * x1] = bg[i, 3 * x0 : 3 * x1]
+                if want_alpha:
+                    alpha[i, x0:x1] = 0
+                if tk > 0.0:
+                    prev[i, x0:x1] = 0
+                continue
+            if st == 1:
+                for x in range(x0, x1):  # opaque: limit the key primary beyond the avatar's own
+                    c0 = np.float32(fg[i, 3 * x + 0])
+                    c1 = np.float32(fg[i, 3 * x + 1])
+                    c2 = np.float32(fg[i, 3 * x + 2])
+                    sp = (
+                        c0 * e0
+                        + c1 * e1
+                        + c2 * e2
+                        - max(c0 - big * e0, max(c1 - big * e1, c2 - big * e2))
+                    )
+                    pu = fu_p[ci, x >> 1]
+                    pv = fv_p[ci, x >> 1]
+                    fr = np.float32(1.164383) * (np.float32(1.596027) * pv)
+                    fgn = np.float32(1.164383) * (
+                        np.float32(-0.391762) * pu - np.float32(0.812968) * pv
+                    )
+                    fb = np.float32(1.164383) * (np.float32(2.017232) * pu)
+                    df = (
+                        fr * e0
+                        + fgn * e1
+                        + fb * e2
+                        - max(fr - big * e0, max(fgn - big * e1, fb - big * e2))
+                    )
+                    sp = max(sp - max(df, zero), zero) * amount
+                    lift = sp * luma_w
+                    out[i, 3 * x + 0] = _u8(c0 + lift - sp * e0)
+                    out[i, 3 * x + 1] = _u8(c1 + lift - sp * e1)
+                    out[i, 3 * x + 2] = _u8(c2 + lift - sp * e2)
+                if want_alpha:
+                    alpha[i, x0:x1] = 255
+                if tk > 0.0:
+                    prev[i, x0:x1] = 255
+                continue
+            for x in range(x0, x1):
+                cj = x >> 1
+                c0 = np.float32(fg[i, 3 * x + 0])
+                c1 = np.float32(fg[i, 3 * x + 1])
+                c2 = np.float32(fg[i, 3 * x + 2])
+                cu = _UR * c0 + _UG * c1 + _UB * c2
+                cv = _VR * c0 + _VG * c1 + _VB * c2
+                su = su_p[ci, cj]
+                sv = sv_p[ci, cj]
+                pu = fu_p[ci, cj]
+                pv = fv_p[ci, cj]
+                dx = su - pu
+                dy = sv - pv
+                n2 = max(dx * dx + dy * dy, mn2)
+                eu = su - cu
+                ev = sv - cv
+                num = eu * dx + ev * dy
+                a = num / n2 if (num > zero) and (num * num > k2 * n2) else zero
+                d2 = eu * eu + ev * ev
+                if d2 > solid2 and d2 * n2 - num * num > off2 * n2 * n2:
+                    a = one
+                a = np.float32(_clip(a, clip))
+                if tk > 0.0:
+                    if have_prev:
+                        p = prev[i, x] * np.float32(1.0 / 255.0)
+                        k = tk * (one - abs(a - p) * tinv)
+                        if k > zero:
+                            a += k * (p - a)
+                    prev[i, x] = np.uint8(a * np.float32(255.0) + np.float32(0.5))
+                if a < np.float32(0.002):
+                    out[i, 3 * x + 0] = bg[i, 3 * x + 0]
+                    out[i, 3 * x + 1] = bg[i, 3 * x + 1]
+                    out[i, 3 * x + 2] = bg[i, 3 * x + 2]
+                    if want_alpha:
+                        alpha[i, x] = 0
+                    continue
+                if a > np.float32(0.998):
+                    a = one
+                t = one - a
+                m0 = c0 - t * screen.r[ci, cj]
+                m1 = c1 - t * screen.g[ci, cj]
+                m2 = c2 - t * screen.b[ci, cj]
+                s = (
+                    m0 * e0
+                    + m1 * e1
+                    + m2 * e2
+                    - max(m0 - big * e0, max(m1 - big * e1, m2 - big * e2))
+                )
+                # colour differences of the local foreground and of the screen, from chroma
+                fr = np.float32(1.164383) * (np.float32(1.596027) * pv)
+                fgn = np.float32(1.164383) * (
+                    np.float32(-0.391762) * pu - np.float32(0.812968) * pv
+                )
+                fb = np.float32(1.164383) * (np.float32(2.017232) * pu)
+                df = (
+                    fr * e0
+                    + fgn * e1
+                    + fb * e2
+                    - max(fr - big * e0, max(fgn - big * e1, fb - big * e2))
+                )
+                sr = screen.r[ci, cj]
+                sg = screen.g[ci, cj]
+                sb = screen.b[ci, cj]
+                ds = (
+                    sr * e0
+                    + sg * e1
+                    + sb * e2
+                    - max(sr - big * e0, max(sg - big * e1, sb - big * e2))
+                )
+                fix = np.float32(_unmix_fix(s, a, df, ds, amount))
+                lift = fix * luma_w
+                out[i, 3 * x + 0] = _u8(m0 + t * np.float32(bg[i, 3 * x + 0]) + lift - fix * e0)
+                out[i, 3 * x + 1] = _u8(m1 + t * np.float32(bg[i, 3 * x + 1]) + lift - fix * e1)
+                out[i, 3 * x + 2] = _u8(m2 + t * np.float32(bg[i, 3 * x + 2]) + lift - fix * e2)
+                if want_alpha:
+                    alpha[i, x] = _u8(a * np.float32(255.0))
+
+
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def chroma_rgb_par(
+    chunks, fg, bg, blk, matte, screen, prim, clip, temporal, despill, out, alpha, want_alpha
+):
+    """``chroma_rgb_rows`` over ``chunks`` row bands (the same (H, 3 W) views)."""
+    h = fg.shape[0]
+    step = (h + chunks - 1) // chunks
+    for c in prange(chunks):
+        chroma_rgb_rows(
+            c * step, min(h, (c + 1) * step), fg, bg, blk, matte, screen, prim, clip, temporal,
+            despill, out, alpha, want_alpha,
         )  # fmt: skip
 
 
@@ -612,67 +864,39 @@ def chroma_i420_par(chunks, fg, bg, guide, plate, axis, despill, clip, out, alph
 
 
 @njit(cache=True, nogil=True)
-def plate_accumulate_i420(fg, cell, axis, thr, sums):
-    """Sum Y/U/V of confident screen samples of ``fg`` (Planes) per grid cell (cell in
-    chroma pixels); ``axis`` (KeyAxis) gives the colour difference.
+def plate_accumulate(frame, ystep, cell, ku, kv, r2, sums):
+    """Sum Y/U/V of confident screen samples per grid cell (cell in chroma samples).
 
-    A sample counts when its colour difference and that of its four neighbours two
-    chroma pixels away exceed ``thr`` (so edges and spill stay out). sums[..., 3] counts;
-    sums[..., 4:6] add up the colour difference and its square (for the noise level).
+    ``frame`` (Planes): luma is read at ``ystep`` times the chroma position (2 for a
+    full-size Y plane, 1 for luma at chroma resolution). A sample counts when its centred
+    chroma and that of its four neighbours two samples away lie within sqrt(r2) of the
+    key's (ku, kv), so edges, spill and near-key clothes stay out. sums[..., 3] counts;
+    sums[..., 4:6] add up the chroma offset along the key direction and its square
+    (for the noise level).
     """
-    y, u, v = fg
-    c1u, c1v, c2u, c2v = axis
+    y, u, v = frame
     ch, cw = u.shape
+    kn = math.sqrt(ku * ku + kv * kv) + 1e-9
     for i in range(0, ch, 2):
         for j in range(0, cw, 2):
             ok = True
             for ii, jj in ((i, j), (max(i - 2, 0), j), (min(i + 2, ch - 1), j),
                            (i, max(j - 2, 0)), (i, min(j + 2, cw - 1))):  # fmt: skip
-                d = _cdiff(
-                    np.float64(u[ii, jj]) - 128.0, np.float64(v[ii, jj]) - 128.0,
-                    c1u, c1v, c2u, c2v,
-                )  # fmt: skip
-                if d <= thr:
+                du = np.float64(u[ii, jj]) - 128.0 - ku
+                dv = np.float64(v[ii, jj]) - 128.0 - kv
+                if du * du + dv * dv > r2:
                     ok = False
                     break
             if ok:
                 gi = i // cell
                 gj = j // cell
-                d0 = _cdiff(
-                    np.float64(u[i, j]) - 128.0, np.float64(v[i, j]) - 128.0, c1u, c1v, c2u, c2v
-                )
-                sums[gi, gj, 0] += y[2 * i, 2 * j]
+                d0 = (
+                    (np.float64(u[i, j]) - 128.0 - ku) * ku
+                    + (np.float64(v[i, j]) - 128.0 - kv) * kv
+                ) / kn
+                sums[gi, gj, 0] += y[ystep * i, ystep * j]
                 sums[gi, gj, 1] += u[i, j]
                 sums[gi, gj, 2] += v[i, j]
-                sums[gi, gj, 3] += 1.0
-                sums[gi, gj, 4] += d0
-                sums[gi, gj, 5] += d0 * d0
-
-
-@njit(cache=True, nogil=True)
-def plate_accumulate_rgb(rgb, cell, prim, q1, q2, thr, sums):
-    """RGB twin of ``plate_accumulate_i420`` (cell in full-res pixels; sums hold R, G, B)."""
-    h, w = rgb.shape[0], rgb.shape[1]
-    for i in range(0, h, 4):
-        for j in range(0, w, 4):
-            ok = True
-            for ii, jj in ((i, j), (max(i - 4, 0), j), (min(i + 4, h - 1), j),
-                           (i, max(j - 4, 0)), (i, min(j + 4, w - 1))):  # fmt: skip
-                f1 = np.float64(rgb[ii, jj, q1])
-                f2 = np.float64(rgb[ii, jj, q2])
-                d = np.float64(rgb[ii, jj, prim]) - (f1 if f1 > f2 else f2)
-                if d <= thr:
-                    ok = False
-                    break
-            if ok:
-                gi = i // cell
-                gj = j // cell
-                f1 = np.float64(rgb[i, j, q1])
-                f2 = np.float64(rgb[i, j, q2])
-                d0 = np.float64(rgb[i, j, prim]) - (f1 if f1 > f2 else f2)
-                sums[gi, gj, 0] += rgb[i, j, 0]
-                sums[gi, gj, 1] += rgb[i, j, 1]
-                sums[gi, gj, 2] += rgb[i, j, 2]
                 sums[gi, gj, 3] += 1.0
                 sums[gi, gj, 4] += d0
                 sums[gi, gj, 5] += d0 * d0
@@ -1061,14 +1285,12 @@ def resize_bilinear(src, out, tmp):
     sh, sw = src.shape
     oh, ow = out.shape
     fx = sw / ow
-    for j in range(ow):
-        sx = (j + 0.5) * fx - 0.5
-        if sx < 0.0:
-            sx = 0.0
-        x0 = min(int(sx), sw - 1)
-        x1 = min(x0 + 1, sw - 1)
-        wx = np.float32(sx - x0)
-        for i in range(sh):
+    for i in range(sh):
+        for j in range(ow):
+            sx = max((j + 0.5) * fx - 0.5, 0.0)
+            x0 = min(int(sx), sw - 1)
+            x1 = min(x0 + 1, sw - 1)
+            wx = np.float32(sx - x0)
             tmp[i, j] = src[i, x0] + (src[i, x1] - src[i, x0]) * wx
     fy = sh / oh
     for i in range(oh):

@@ -1,16 +1,21 @@
-"""``ChromaKeyer``: a colour-difference keyer against an estimated clean plate.
+"""``ChromaKeyer``: the compositing equation solved against a clean plate and the local foreground.
 
-Per pixel, the raw key is ``1 - d(F) / d(S)`` where ``d`` is the screen primary minus
-the larger of the other two (Vlahos colour difference) of the frame ``F`` and of the
-clean plate ``S`` (the screen's colour in that region, re-estimated every few frames
-from confident screen pixels). Clip points map it to alpha. Compositing subtracts the
-screen that shows through (``F - (1-a) S``, which is also the despill for the soft
-edge), limits what spill remains, and adds the background: one pass per pixel.
+A pixel ``C`` at a soft edge is a mix ``C = a F + (1 - a) S`` of the foreground ``F`` and
+the screen ``S`` behind it. The keyer estimates ``S`` per region (the clean plate,
+re-estimated every few frames from confident screen pixels, so uneven light is keyed as
+screen) and ``F`` per region every frame (the foreground plate: the colour of nearby
+solid avatar pixels), and solves for ``a`` on chroma: ``a = (S - C).(S - F) / |S - F|^2``.
+A linear mix therefore gets the linear alpha, a shirt near the key hue gets alpha 1 (its
+own colour is its ``F``), and faint hair keeps its small alpha above the noise floor.
 
-On I420 the colour difference lives in the chroma planes (luma cancels out of it), so
-alpha is first found at chroma resolution and then carried to full resolution by a
-local linear model on luma (a guided filter over 3x3 chroma windows): edges follow the
-sharp luma instead of the blocky 4:2:0 chroma.
+Compositing unmixes: ``out = C - (1 - a) S + (1 - a) B`` is ``a F + (1 - a) B`` with the
+screen taken out. The unmixed foreground's colour difference is bounded on both sides by
+the local foreground's (spill above it is removed, over-subtraction below it is put back),
+so edges neither stay green nor turn magenta. One fused pass per pixel.
+
+On I420 the chroma is half resolution, so alpha is found at chroma resolution and then
+carried to full resolution by a local linear model on luma (a guided filter over 3x3
+chroma windows): edges follow the sharp luma instead of the blocky 4:2:0 chroma.
 """
 
 from __future__ import annotations
@@ -37,11 +42,26 @@ _U_W = np.array([-0.148223, -0.290993, 0.439216])
 _V_W = np.array([0.439216, -0.367788, -0.071427])
 _Y_W = np.array([0.256788, 0.504129, 0.097906])
 _Y_W601 = np.array([0.299, 0.587, 0.114])
-#: Clip applied at chroma resolution before the luma-guided model: just above the
-#: noise floor (NOISE_CLIP standard deviations of the screen's colour difference, at
-#: least PRE_CLIP_MIN), so the background is exactly 0 there but faint strands survive.
-NOISE_CLIP = 3.5
-PRE_CLIP_MIN = 0.015
+#: Alpha stays 0 until the pull away from the screen exceeds NOISE_CLIP standard
+#: deviations of the screen's chroma noise (at least NOISE_MIN chroma levels).
+NOISE_CLIP = 3.0
+NOISE_MIN = 1.5
+#: A sample is clean screen when its chroma lies within SCREEN_RADIUS x |key chroma| of
+#: the key's; it is solid foreground (for the foreground plate) beyond FG_RADIUS x.
+SCREEN_RADIUS = 0.28
+FG_RADIUS = 0.2
+#: A pixel SOLID_RADIUS x |key chroma| from the screen and OFF_LINE x |S - F| off the
+#: screen-foreground line is another solid colour than the plate's (a shirt beside skin).
+SOLID_RADIUS = 0.4
+OFF_LINE = 0.35
+#: The least screen-to-foreground chroma distance the key divides by (x |key chroma|).
+MIN_CONTRAST = 0.12
+#: Alpha follows the raw key linearly up to KNEE x the clip point, then rises faster.
+KNEE: float | None = None
+#: The RGB path keys per pixel where a 2x2 block's pull exceeds this share of the floor.
+WEAK_RGB = 0.75
+#: Foreground plate: the reach of its box filter (cells of ``K.FG_CELL`` chroma samples).
+FG_REACH = 2
 
 
 def detect_key_color(rgb_samples: np.ndarray) -> tuple[int, int, int] | None:
@@ -70,6 +90,12 @@ def yuv_samples_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarra
     return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
 
 
+def _chroma(rgb: tuple[float, float, float] | np.ndarray) -> tuple[float, float]:
+    """Centred (U, V) of an RGB colour."""
+    c = np.asarray(rgb, np.float64)
+    return float(c @ _U_W), float(c @ _V_W)
+
+
 class _Plate:
     """The clean plate: the screen's colour per region, kept at chroma resolution."""
 
@@ -79,14 +105,14 @@ class _Plate:
         self.gh = -(-self.ch // (cell // 2))
         self.gw = -(-self.cw // (cell // 2))
         self.grid: np.ndarray | None = None  # (gh, gw, 3) RGB float64
-        self.noise = 2.0  # standard deviation of the screen's colour difference
+        self.noise = 1.0  # standard deviation of the screen's chroma along the key direction
         self.planes: dict[str, np.ndarray] = {}
         self.version = 0
         self.built: dict[str, int] = {}
 
-    def update(self, sums: np.ndarray, fallback: tuple[int, int, int], rgb_space: bool) -> None:
+    def update(self, sums: np.ndarray, fallback: tuple[int, int, int]) -> None:
+        """New estimate from ``plate_accumulate``'s sums (Y, U, V), blended with the last."""
         counts = sums[..., 3]
-        # noise: the spread of the screen's colour difference inside each region
         many = counts >= 8
         if many.any():
             n = counts[many]
@@ -97,47 +123,69 @@ class _Plate:
         grid = np.zeros((self.gh, self.gw, 3))
         ok = counts > 0
         grid[ok] = sums[ok, :3] / counts[ok, None]
-        if not rgb_space:  # Y, U, V means -> RGB
-            yy = 1.164383 * (grid[..., 0] - 16.0)
-            uu, vv = grid[..., 1] - 128.0, grid[..., 2] - 128.0
-            grid = np.stack(
-                [yy + _RGB_FROM_UV[i, 0] * uu + _RGB_FROM_UV[i, 1] * vv for i in range(3)], -1
-            )
+        yy = 1.164383 * (grid[..., 0] - 16.0)
+        uu, vv = grid[..., 1] - 128.0, grid[..., 2] - 128.0
+        grid = np.stack(
+            [yy + _RGB_FROM_UV[i, 0] * uu + _RGB_FROM_UV[i, 1] * vv for i in range(3)], -1
+        )
         K.plate_fill(grid, valid, np.asarray(fallback, np.float64))
         if self.grid is not None:
             grid = self.grid + 0.5 * (grid - self.grid)
         self.grid = grid
         self.version += 1
 
-    def get(
-        self, names: tuple[str, ...], prim: int, q: tuple[int, int], d_min: float
-    ) -> list[np.ndarray]:
-        """Planes at chroma resolution: 'r','g','b' | 'y','u','v' and 'inv_d'."""
+    def get(self, *names: str) -> list[np.ndarray]:
+        """Planes at chroma resolution: 'r', 'g', 'b', 'y' and centred 'u', 'v'."""
         assert self.grid is not None
         g = self.grid
-        src = {}
         for name in names:
             if self.built.get(name) == self.version:
                 continue
             if name in "rgb":
-                src[name] = g[..., "rgb".index(name)]
+                src = g[..., "rgb".index(name)]
             elif name == "y":
-                src[name] = 16.0 + g @ _Y_W
-            elif name == "u":
-                src[name] = 128.0 + g @ _U_W
-            elif name == "v":
-                src[name] = 128.0 + g @ _V_W
+                src = 16.0 + g @ _Y_W
             else:
-                d = g[..., prim] - np.maximum(g[..., q[0]], g[..., q[1]])
-                src[name] = 1.0 / np.maximum(d, d_min)
-        for name, grid in src.items():
+                src = g @ (_U_W if name == "u" else _V_W)
             plane = self.planes.get(name)
             if plane is None:
                 plane = self.planes[name] = np.empty((self.ch, self.cw), np.float32)
             tmp = np.empty((self.gh, self.cw), np.float32)
-            K.resize_bilinear(np.ascontiguousarray(grid, np.float32), plane, tmp)
+            K.resize_bilinear(np.ascontiguousarray(src, np.float32), plane, tmp)
             self.built[name] = self.version
         return [self.planes[n] for n in names]
+
+
+class _FgPlate:
+    """The local foreground's chroma per region, re-estimated every frame."""
+
+    def __init__(self, cw: int, ch: int):
+        self.gh = -(-ch // K.FG_CELL)
+        self.gw = -(-cw // K.FG_CELL)
+        self.sums = np.zeros((self.gh, self.gw, 3))
+        self.tmp = np.empty((self.gh, self.gw, 3))
+        self.gu = np.empty((self.gh, self.gw), np.float32)
+        self.gv = np.empty((self.gh, self.gw), np.float32)
+        self.fu = np.empty((ch, cw), np.float32)
+        self.fv = np.empty((ch, cw), np.float32)
+        self.rtmp = np.empty((self.gh, cw), np.float32)
+        self.resid = np.zeros(2)
+        self.noise: float | None = None  # chroma noise of the screen around the plate
+
+    def update(
+        self, u: np.ndarray, v: np.ndarray, su: np.ndarray, sv: np.ndarray, thr: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self.sums.fill(0.0)
+        self.resid.fill(0.0)
+        K.fg_accumulate(u, v, su, sv, thr * thr, K.FG_CELL, self.sums, self.resid)
+        if self.resid[1] >= 16:
+            # mean distance of a 2-D Gaussian is 1.25 sigma
+            noise = float(self.resid[0] / self.resid[1]) / 1.25
+            self.noise = noise if self.noise is None else self.noise + 0.2 * (noise - self.noise)
+        K.fg_grid(self.sums, FG_REACH, self.tmp, self.gu, self.gv)
+        K.resize_bilinear(self.gu, self.fu, self.rtmp)
+        K.resize_bilinear(self.gv, self.fv, self.rtmp)
+        return self.fu, self.fv
 
 
 class ChromaKeyer(RgbKeyerMethods):
@@ -181,6 +229,7 @@ class ChromaKeyer(RgbKeyerMethods):
     def reset(self) -> None:
         """Forget temporal state and the clean plate."""
         self._plate: _Plate | None = None
+        self._fg: _FgPlate | None = None
         self._frames = 0
         self._prev: np.ndarray | None = None
         self._prev_kind = ""
@@ -200,92 +249,145 @@ class ChromaKeyer(RgbKeyerMethods):
             b = self._bufs[name] = np.empty(shape, dtype)
         return b
 
-    def _maybe_update_plate(
-        self,
-        width: int,
-        height: int,
-        sample_rgb: Callable[[], np.ndarray],
-        accumulate: Callable[[int, tuple[int, int], float, np.ndarray], None],
-        rgb_space: bool,
-    ) -> None:
-        """Re-estimate the clean plate every ``plate_interval`` frames.
+    def _clip(self) -> K.Clip:
+        """Raw key -> alpha: linear from ``clip_black`` up to the knee, then steeper so
+        that ``clip_white`` is solid (``choke`` shifts both)."""
+        p = self._params
+        lo = p.clip_black + p.choke
+        hi = min(p.clip_white + p.choke, 1.0)
+        if KNEE is None:
+            return K.Clip(float(lo), 1.0 / (hi - lo), 1.0, 1.0)
+        inv = 1.0 / (1.0 - lo)
+        top = (hi - lo) * inv  # where the linear part would reach ``hi``
+        knee = KNEE * top
+        gain = (1.0 - knee) / max(top - knee, 1e-3)
+        return K.Clip(float(lo), float(inv), float(knee), float(gain))
 
-        ``accumulate(prim, q, threshold, sums)`` adds up confident screen samples per
-        region, as R, G, B when ``rgb_space`` else as Y, U, V.
+    def _prev_buf(self, kind: str, shape: tuple[int, int], dtype: Any) -> tuple[np.ndarray, bool]:
+        """Last frame's alpha for the temporal filter, and whether it may be read."""
+        have = (
+            self._prev is not None
+            and self._prev_kind == kind
+            and self._prev.shape == shape
+            and self._prev_fresh
+        )
+        if self._prev is None or self._prev_kind != kind or self._prev.shape != shape:
+            self._prev = np.zeros(shape, dtype)
+            self._prev_kind = kind
+        self._prev_fresh = self._params.temporal > 0
+        return self._prev, have
+
+    def _lowres(
+        self,
+        frame: K.Planes,
+        ystep: int,
+        size: tuple[int, int],
+        sample_rgb: Callable[[], np.ndarray],
+        temporal: K.Temporal,
+        weak: float,
+    ) -> tuple[K.Matte, np.ndarray, np.ndarray]:
+        """The key at chroma resolution: updates the plates, returns (matte, alpha, cat).
+
+        ``frame`` holds U, V (and Y at ``ystep`` x the chroma position) of the picture.
         """
         p = self._params
-        if self._plate is None or (self._plate.cw, self._plate.ch) != chroma_size(width, height):
-            self._plate = _Plate(width, height, p.plate_cell)
+        w, h = size
+        cw, ch = chroma_size(w, h)
+        if self._plate is None or (self._plate.cw, self._plate.ch) != (cw, ch):
+            self._plate = _Plate(w, h, p.plate_cell)
+            self._fg = _FgPlate(cw, ch)
             self._frames = 0
+        key, _prim, _q = self._key()
+        ku, kv = _chroma(key)
+        kn = float(np.hypot(ku, kv))
         if self._frames % p.plate_interval == 0:
             if p.key_color is None and self._found_key is None:
                 self._found_key = detect_key_color(sample_rgb())
-            key, prim, q = self._key()
-            d_key = key[prim] - max(key[q[0]], key[q[1]])
+                key, _prim, _q = self._key()
+                ku, kv = _chroma(key)
+                kn = float(np.hypot(ku, kv))
             plate = self._plate
             sums = np.zeros((plate.gh, plate.gw, 6))
-            accumulate(prim, q, 0.45 * d_key, sums)
-            plate.update(sums, key, rgb_space=rgb_space)
+            K.plate_accumulate(
+                frame, ystep, p.plate_cell // 2, ku, kv, (SCREEN_RADIUS * kn) ** 2, sums
+            )
+            plate.update(sums, key)
         self._frames += 1
-
-    def _thresholds(self) -> tuple[float, float]:
-        p = self._params
-        lo = p.clip_black + p.choke
-        hi = p.clip_white + p.choke
-        return lo, 1.0 / (hi - lo)
+        su, sv = self._plate.get("u", "v")
+        fg = self._fg
+        sigma = fg.noise if fg.noise is not None else self._plate.noise
+        noise = max(NOISE_CLIP * sigma, NOISE_MIN)
+        fu, fv = fg.update(frame.u, frame.v, su, sv, max(FG_RADIUS * kn, 2.0 * noise))
+        matte = K.Matte(
+            su,
+            sv,
+            fu,
+            fv,
+            np.float32(noise**2),
+            np.float32((MIN_CONTRAST * kn) ** 2),
+            np.float32((SOLID_RADIUS * kn) ** 2),
+            np.float32(OFF_LINE**2),
+        )
+        a_lo = self._buf("a_lo", (ch, cw), np.float32)
+        cat = self._buf("cat", (ch, cw), np.uint8)
+        full = min(p.clip_white + p.choke, 1.0)
+        K.key_lowres(frame.u, frame.v, matte, weak, full, temporal, a_lo, cat)
+        K.despeckle(cat, a_lo)
+        return matte, a_lo, cat
 
     # ---------------------------------------------------------------- RGB path
     def _run_rgb(
         self, frame: np.ndarray, bg: np.ndarray | None, want_alpha: bool
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         h, w = frame.shape[:2]
+        cw, ch = chroma_size(w, h)
+        f32 = np.float32
         with self._lock:
             p = self._params
-
-            def sample() -> np.ndarray:
-                return frame[::8, ::8]
-
-            def acc(prim, q, thr, sums):
-                K.plate_accumulate_rgb(frame, p.plate_cell, prim, q[0], q[1], thr, sums)
-
-            self._maybe_update_plate(w, h, sample, acc, rgb_space=True)
-            key, prim, q = self._key()
-            d_key = key[prim] - max(key[q[0]], key[q[1]])
-            pr, pg, pb, inv_d = self._plate.get(("r", "g", "b", "inv_d"), prim, q, 0.25 * d_key)
-            lo, inv_rng = self._thresholds()
-            have_prev = (
-                self._prev is not None and self._prev_kind == "rgb" and self._prev.shape == (h, w)
+            half = K.Planes(
+                self._buf("half_y", (ch, cw), np.uint8),
+                self._buf("half_u", (ch, cw), np.uint8),
+                self._buf("half_v", (ch, cw), np.uint8),
             )
-            if not have_prev:
-                self._prev = np.zeros((h, w), np.uint8)
-                self._prev_kind = "rgb"
-            use_prev = have_prev and self._prev_fresh
-            self._prev_fresh = p.temporal > 0
+            K.rgb_half(frame, *half)
+            no_temporal = K.Temporal(
+                f32(0.0), f32(1.0), self._buf("no_prev", (1, 1), np.float32), False
+            )
+            # a strand one pixel wide pulls its 2x2 mean below the floor: look closer there
+            matte, _a_lo, cat = self._lowres(
+                half, 1, (w, h), lambda: frame[::8, ::8], no_temporal, WEAK_RGB
+            )
+            blk = self._buf("blk", (ch, cw), np.uint8)
+            K.dilate_same(cat, self._buf("tmp", (ch, cw), np.uint8), blk)
+            _, prim, _q = self._key()
+            clip = self._clip()
+            prev, have_prev = self._prev_buf("rgb", (h, w), np.uint8)
             alpha = np.empty((h, w), np.uint8) if want_alpha else NO_ALPHA
             out = (
                 np.empty_like(frame)
                 if bg is not None
                 else self._buf("rgb_out", frame.shape, np.uint8)
             )
-            bgx = bg if bg is not None else out
-            f32 = np.float32
+            # per-pixel chroma carries twice the noise of the 2x2 means the plate measured
             args = (
-                frame,
-                bgx,
-                K.RgbPlate(pr, pg, pb, inv_d),
+                frame.reshape(h, 3 * w),
+                (bg if bg is not None else out).reshape(h, 3 * w),
+                blk,
+                matte._replace(k2=np.float32(4.0 * matte.k2)),
+                K.RgbPlate(*self._plate.get("r", "g", "b")),
                 K.Primary(*(f32(prim == c) for c in range(3))),
-                K.Clip(f32(lo), f32(inv_rng)),
-                K.Temporal(f32(p.temporal), f32(1.0 / p.temporal_threshold), self._prev, use_prev),
+                K.Clip(*(f32(x) for x in clip)),
+                K.Temporal(f32(p.temporal), f32(1.0 / p.temporal_threshold), prev, have_prev),
                 K.RgbDespill(f32(p.despill), f32(p.despill * p.despill_luma * _Y_W601[prim])),
-                out,
+                out.reshape(h, 3 * w),
                 alpha,
                 want_alpha,
             )
             threads = use_threads(p.threads)
             if threads > 1:
-                K.chroma_rgb_par(threads * 4, *args, np.empty((threads * 4, w), np.float32))
+                K.chroma_rgb_par(threads * 4, *args)
             else:
-                K.chroma_rgb_rows(0, h, *args, self._buf("arow", (w,), np.float32))
+                K.chroma_rgb_rows(0, h, *args)
         return (out if bg is not None else None), (alpha if want_alpha else None)
 
     # ---------------------------------------------------------------- I420 path
@@ -326,6 +428,7 @@ class ChromaKeyer(RgbKeyerMethods):
     ) -> None:
         w, h = frame.size
         cw, ch = chroma_size(w, h)
+        f32 = np.float32
         planes = frame.planes
         with self._lock:
             p = self._params
@@ -333,55 +436,16 @@ class ChromaKeyer(RgbKeyerMethods):
             def sample() -> np.ndarray:
                 return yuv_samples_to_rgb(frame.y[::8, ::8], frame.u[::4, ::4], frame.v[::4, ::4])
 
-            def acc(prim, q, thr, sums):
-                axis = K.KeyAxis(*self._uv_coeffs(prim, q))
-                K.plate_accumulate_i420(planes, p.plate_cell // 2, axis, thr, sums)
-
-            self._maybe_update_plate(w, h, sample, acc, rgb_space=False)
-            key, prim, q = self._key()
-            c1u, c1v, c2u, c2v = self._uv_coeffs(prim, q)
-            d_key = key[prim] - max(key[q[0]], key[q[1]])
-            py, pu, pv, inv_d = self._plate.get(("y", "u", "v", "inv_d"), prim, q, 0.25 * d_key)
-            lo, inv_rng = self._thresholds()
-            have_prev = (
-                self._prev is not None
-                and self._prev_kind == "i420"
-                and self._prev.shape == (ch, cw)
-            )
-            if not have_prev:
-                self._prev = np.zeros((ch, cw), np.float32)
-                self._prev_kind = "i420"
-            a_lo = self._buf("a_lo", (ch, cw), np.float32)
-            ca = self._buf("ca", (ch, cw), np.float32)
-            cb = self._buf("cb", (ch, cw), np.float32)
-            cat = self._buf("cat", (ch, cw), np.uint8)
+            prev, have_prev = self._prev_buf("i420", (ch, cw), np.float32)
+            temporal = K.Temporal(f32(p.temporal), f32(1.0 / p.temporal_threshold), prev, have_prev)
+            matte, a_lo, cat = self._lowres(planes, 2, (w, h), sample, temporal, 1.0)
+            _, prim, q = self._key()
+            axis = K.KeyAxis(*self._uv_coeffs(prim, q))
             tmp = self._buf("tmp", (ch, cw), np.uint8)
             kind = self._buf("kind", (ch, cw), np.uint8)
             blk = self._buf("blk", (ch, cw), np.uint8)
-            # a mild clip at chroma resolution keeps the key linear in the colour mix (so
-            # the luma model can find thin strands); the real clip follows at full res
-            pre = min(max(NOISE_CLIP * self._plate.noise / max(d_key, 1.0), PRE_CLIP_MIN), lo)
-            pre_lo, pre_hi = pre, 1.0 - pre
-            lo2 = (lo - pre_lo) / (pre_hi - pre_lo)
-            inv2 = inv_rng * (pre_hi - pre_lo)
-            f32 = np.float32
-            temporal = K.Temporal(
-                f32(p.temporal),
-                f32(1.0 / p.temporal_threshold),
-                self._prev,
-                have_prev and self._prev_fresh,
-            )
-            K.chroma_lowres(
-                frame.u,
-                frame.v,
-                inv_d,
-                K.KeyAxis(f32(c1u), f32(c1v), f32(c2u), f32(c2v)),
-                K.Clip(f32(pre_lo), f32(1.0 / (pre_hi - pre_lo))),
-                temporal,
-                a_lo,
-                cat,
-            )
-            self._prev_fresh = p.temporal > 0
+            ca = self._buf("ca", (ch, cw), np.float32)
+            cb = self._buf("cb", (ch, cw), np.float32)
             K.dilate_same(cat, tmp, kind)
             K.guided_coeffs(
                 frame.y, a_lo, p.edge_eps, kind, ca, cb, self._buf("ylo", (ch, cw), np.float32)
@@ -394,14 +458,16 @@ class ChromaKeyer(RgbKeyerMethods):
                 float(-_V_W[prim]),
                 float(-_Y_W[prim] * (1.0 - p.despill_luma)),
             )
+            (sy,) = self._plate.get("y")
             args = (
                 planes,
                 bg.planes,
                 K.Guide(ca, cb, blk),
-                K.Planes(py, pu, pv),
-                K.KeyAxis(c1u, c1v, c2u, c2v),
+                sy,
+                matte,
+                axis,
                 despill,
-                K.Clip(lo2, inv2),
+                self._clip(),
                 out.planes,
                 alpha if alpha is not None else NO_ALPHA,
                 alpha is not None,

@@ -48,8 +48,11 @@ class ChromaParams:
     Attributes:
         key_color: screen colour (r, g, b), or None to find it in the picture. The key
             works on the screen's dominant primary (green, blue or red screens).
-        clip_black: raw key value at or below which a pixel is pure screen (alpha 0).
-        clip_white: raw key value at or above which a pixel is pure avatar (alpha 1).
+        clip_black: raw key (the solved mix of screen and foreground, 0..1) at or below
+            which a pixel is pure screen (alpha 0).
+        clip_white: raw key at or above which a pixel is pure avatar (alpha 1); below 1
+            because light wrapping around the avatar (spill) and shading make solid
+            edges look partly mixed.
         choke: shifts both clip points; positive eats into the avatar's edge, negative grows it.
         despill: 0..1, how much remaining screen colour to remove from the avatar.
         despill_luma: 0..1, how much of the brightness the removed spill carried to put back.
@@ -63,15 +66,15 @@ class ChromaParams:
     """
 
     key_color: tuple[int, int, int] | None = None
-    clip_black: float = 0.06
-    clip_white: float = 0.6
+    clip_black: float = 0.0
+    clip_white: float = 0.75
     choke: float = 0.0
     despill: float = 1.0
     despill_luma: float = 1.0
     temporal: float = 0.5
     temporal_threshold: float = 0.05
     edge_eps: float = 1.0
-    plate_interval: int = 15
+    plate_interval: int = 2
     plate_cell: int = 16
     threads: int = 1
 
