@@ -74,7 +74,8 @@ MODES: tuple[str, ...] = ("auto", "chroma", "segment")
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds to wait for the avatar to join and the first composited frame."""
-UNSUBSCRIBE_TIMEOUT = 5.0
+MIC_GRACE = 2.0
+"""Seconds to wait for the avatar's microphone once its camera is there (it may have none)."""
 AUTO_FRAMES = 3
 """Frames looked at to choose the keyer in ``auto`` mode (the first may be a blank)."""
 SCREEN_SHARE = 0.6
@@ -297,14 +298,22 @@ async def _start(
     agent = room.local_participant.identity
     participant = await _find_avatar(room, avatar, agent, deadline)
     camera = await _camera(room, participant, deadline)
-    had = {pub.sid for pub in participant.track_publications.values() if pub.subscribed}
+    await _until(
+        room, lambda: _microphone(participant), min(deadline, time.monotonic() + MIC_GRACE)
+    )
+    pubs = list(participant.track_publications.values())
+    had = {pub.sid for pub in pubs if pub.subscribed}
+    await _subscription(room, pubs, True, deadline)
     chosen: Literal["chroma", "segment"]
     if mode == "auto":
-        chosen = await _choose_mode(room, camera, deadline)
+        chosen = await _choose_mode(camera, deadline)
         logger.info("avatar %r looks like %s keying", participant.identity, chosen)
     else:
         chosen = mode
-    release = await _hand_over(room, participant, had)
+    # The compositor reads the avatar's tracks as they get subscribed: hand them over
+    # unsubscribed (the room's own auto-subscription has settled by now).
+    await _subscription(room, pubs, False, deadline)
+    release = [pub for pub in pubs if pub.sid not in had]  # closing unsubscribes these
 
     base = options or CompositorOptions()
     required = dict(base.avatar_attributes)
@@ -463,14 +472,11 @@ async def _camera(
 
 
 async def _choose_mode(
-    room: rtc.Room, pub: rtc.RemoteTrackPublication, deadline: float
+    pub: rtc.RemoteTrackPublication, deadline: float
 ) -> Literal["chroma", "segment"]:
     """Read a few of the avatar's frames: a coloured screen -> chroma, else segment."""
-    if pub.track is None:
-        pub.set_subscribed(True)
-    track = await _until(room, lambda: pub.track, deadline)
-    if track is None:
-        raise TimeoutError("avatar: its camera could not be subscribed in time")
+    track = pub.track
+    assert track is not None  # subscribed by the caller
     stream = rtc.VideoStream(track, capacity=1, format=rtc.VideoBufferType.RGB24)
     last: np.ndarray | None = None
     try:
@@ -491,25 +497,31 @@ async def _choose_mode(
     return "segment" if classify_frame(last) is None else "chroma"
 
 
-async def _hand_over(
-    room: rtc.Room, p: rtc.RemoteParticipant, had: set[str]
-) -> list[rtc.RemoteTrackPublication]:
-    """Let the compositor subscribe to the avatar's tracks itself.
+async def _subscription(
+    room: rtc.Room, pubs: list[rtc.RemoteTrackPublication], on: bool, deadline: float
+) -> None:
+    """Subscribe (or unsubscribe) ``pubs`` and wait until LiveKit has confirmed it."""
+    for pub in pubs:
+        if pub.subscribed != on:
+            pub.set_subscribed(on)
 
-    It picks tracks up as they get subscribed; one the room subscribed already (agents
-    connect with auto-subscribe on) would never reach it, so such tracks are unsubscribed
-    first. Returns the tracks the room had not subscribed (``had`` lists those it had):
-    closing unsubscribes them again.
-    """
-    was = [pub for pub in p.track_publications.values() if pub.subscribed]
-    release = [pub for pub in p.track_publications.values() if pub.sid not in had]
-    if not was:
-        return release
-    for pub in was:
-        pub.set_subscribed(False)
-    deadline = time.monotonic() + UNSUBSCRIBE_TIMEOUT
-    await _until(room, lambda: None if any(pub.subscribed for pub in was) else True, deadline)
-    return release
+    def settled() -> bool | None:
+        return (
+            True
+            if all(pub.subscribed == on and (pub.track is not None) == on for pub in pubs)
+            else None
+        )
+
+    if await _until(room, settled, deadline) is None:
+        what = "subscribing to" if on else "unsubscribing from"
+        raise TimeoutError(f"avatar: LiveKit did not confirm {what} the avatar's tracks in time")
+
+
+def _microphone(p: rtc.RemoteParticipant) -> rtc.RemoteTrackPublication | None:
+    for pub in p.track_publications.values():
+        if pub.kind == rtc.TrackKind.KIND_AUDIO:
+            return pub
+    return None
 
 
 async def _until(room: rtc.Room, get: Callable[[], T | None], deadline: float) -> T | None:

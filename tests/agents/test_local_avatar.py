@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from livekit import rtc
 from PIL import Image
@@ -85,8 +84,7 @@ async def test_added_again_after_closing(
         async with await add_background(
             agent_room, avatar="presenter-2", background="#ffffff", mode="chroma", timeout=90
         ) as second:
-            frame = await viewer.until(AGENT, is_background((255, 255, 255)), timeout=60)
-            assert frame.shape == (720, 1280, 3)
-            assert np.isfinite(second.metrics()["frames_out"])  # type: ignore[arg-type]
+            await viewer.until(AGENT, is_background((255, 255, 255)), timeout=60)
+            assert second.mode == "chroma" and second.background.color == "#ffffff"
     finally:
         await avatar.aclose()
