@@ -46,10 +46,10 @@ from greenroom.compositor import (
     ATTR_ROLE,
     ROLE_COMPOSITOR,
     Compositor,
+    CompositorClosed,
     CompositorOptions,
 )
 from greenroom.compositor.control import coerce_background
-from greenroom.compositor.tracks import kind_name
 from greenroom.errors import Conflict, InvalidInput, NotFound
 from greenroom.keying import detect_key_color
 
@@ -171,8 +171,6 @@ class BackgroundHandle:
             CompositorClosed: the handle is closed.
         """
         if self.compositor.closed:
-            from greenroom.compositor import CompositorClosed
-
             raise CompositorClosed(
                 f"the background of {self.avatar_identity!r} is closed "
                 f"({self.compositor.closed_reason})"
@@ -322,7 +320,7 @@ async def _start(
     opts = replace(
         base,
         mode=chosen,
-        avatar_kinds=base.avatar_kinds if options else (kind_name(participant.kind),),
+        avatar_kinds=base.avatar_kinds if options else (_kind_name(participant.kind),),
         avatar_attributes=required,
     )
     comp = await Compositor.attach(room, participant.identity, spec, opts)
@@ -515,6 +513,11 @@ async def _subscription(
     if await _until(room, settled, deadline) is None:
         what = "subscribing to" if on else "unsubscribing from"
         raise TimeoutError(f"avatar: LiveKit did not confirm {what} the avatar's tracks in time")
+
+
+def _kind_name(kind: int) -> str:
+    """``agent``, ``standard``... as ``CompositorOptions.avatar_kinds`` names them."""
+    return rtc.ParticipantKind.Name(kind).removeprefix("PARTICIPANT_KIND_").lower()  # type: ignore[arg-type]
 
 
 def _microphone(p: rtc.RemoteParticipant) -> rtc.RemoteTrackPublication | None:
