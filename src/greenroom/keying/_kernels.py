@@ -361,11 +361,11 @@ def despeckle(cat, alpha):
 
 
 @njit(cache=True, nogil=True)
-def fg_accumulate(u, v, su_p, sv_p, thr2, cell, sums, resid):
+def fg_accumulate(u, v, su_p, sv_p, thr2, cell, step, sums, resid):
     """Foreground chroma per grid cell (cell in chroma samples), from confident samples,
     and the screen's residual noise against the plate.
 
-    A sample counts as foreground when it and its four neighbours two samples away are
+    Samples on a lattice of ``step``. A sample counts as foreground when it and its four neighbours two samples away are
     further than sqrt(thr2) from the screen; it is weighted by that distance to the
     fourth power, so a cell's estimate leans to its most solid pixels, not to its
     blurred edge. sums[..., 0:2] add up weighted U, V (centred), sums[..., 2] the weights.
@@ -373,8 +373,8 @@ def fg_accumulate(u, v, su_p, sv_p, thr2, cell, sums, resid):
     resid[1]: what the codec's blocks, noise and the plate's misfit leave on the screen.
     """
     ch, cw = u.shape
-    for i in range(0, ch, 2):
-        for j in range(0, cw, 2):
+    for i in range(0, ch, step):
+        for j in range(0, cw, step):
             ok = True
             d2c = 0.0
             for ii, jj in ((i, j), (max(i - 2, 0), j), (min(i + 2, ch - 1), j),
@@ -549,6 +549,10 @@ def chroma_i420_rows(
     h, w = y.shape
     ch, cw = u.shape
     zero32 = np.float32(0.0)
+    a1u, a1v, a2u, a2v = (np.float32(c1u), np.float32(c1v), np.float32(c2u), np.float32(c2v))
+    amount32 = np.float32(amount)
+    spu32 = np.float32(spu)
+    spv32 = np.float32(spv)
     for i in range(r0, r1):
         ya = 2 * i
         yb = min(ya + 1, h - 1)
@@ -578,13 +582,19 @@ def chroma_i420_rows(
                     for jj in range(j, j1):
                         fu = np.float32(u[i, jj]) - np.float32(128.0)
                         fv = np.float32(v[i, jj]) - np.float32(128.0)
-                        sd = min(c1u * fu + c1v * fv, c2u * fu + c2v * fv)
+                        sd = min(a1u * fu + a1v * fv, a2u * fu + a2v * fv)
                         pu = fu_p[i, jj]
                         pv = fv_p[i, jj]
-                        df = min(c1u * pu + c1v * pv, c2u * pu + c2v * pv)
-                        sd = max(sd - max(df, zero32), zero32) * amount
-                        ou[i, jj] = _u8(np.float32(u[i, jj]) + sd * spu)
-                        ov[i, jj] = _u8(np.float32(v[i, jj]) + sd * spv)
+                        df = min(a1u * pu + a1v * pv, a2u * pu + a2v * pv)
+                        sd = max(sd - max(df, zero32), zero32) * amount32
+                        ou[i, jj] = np.uint8(
+                            min(max(np.float32(u[i, jj]) + sd * spu32 + np.float32(0.5), zero32),
+                                np.float32(255.0))
+                        )  # fmt: skip
+                        ov[i, jj] = np.uint8(
+                            min(max(np.float32(v[i, jj]) + sd * spv32 + np.float32(0.5), zero32),
+                                np.float32(255.0))
+                        )  # fmt: skip
                 else:
                     for jj in range(j, j1):
                         fu = np.float64(u[i, jj]) - 128.0
@@ -864,8 +874,9 @@ def chroma_rgb_par(
 
 
 @njit(cache=True, nogil=True)
-def plate_accumulate(frame, ystep, cell, ku, kv, r2, sums):
-    """Sum Y/U/V of confident screen samples per grid cell (cell in chroma samples).
+def plate_accumulate(frame, ystep, cell, step, ku, kv, r2, sums):
+    """Sum Y/U/V of confident screen samples per grid cell (cell in chroma samples), on a
+    lattice of ``step``.
 
     ``frame`` (Planes): luma is read at ``ystep`` times the chroma position (2 for a
     full-size Y plane, 1 for luma at chroma resolution). A sample counts when its centred
@@ -877,8 +888,8 @@ def plate_accumulate(frame, ystep, cell, ku, kv, r2, sums):
     y, u, v = frame
     ch, cw = u.shape
     kn = math.sqrt(ku * ku + kv * kv) + 1e-9
-    for i in range(0, ch, 2):
-        for j in range(0, cw, 2):
+    for i in range(0, ch, step):
+        for j in range(0, cw, step):
             ok = True
             for ii, jj in ((i, j), (max(i - 2, 0), j), (min(i + 2, ch - 1), j),
                            (i, max(j - 2, 0)), (i, min(j + 2, cw - 1))):  # fmt: skip

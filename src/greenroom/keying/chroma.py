@@ -173,11 +173,11 @@ class _FgPlate:
         self.noise: float | None = None  # chroma noise of the screen around the plate
 
     def update(
-        self, u: np.ndarray, v: np.ndarray, su: np.ndarray, sv: np.ndarray, thr: float
+        self, u: np.ndarray, v: np.ndarray, su: np.ndarray, sv: np.ndarray, thr: float, step: int
     ) -> tuple[np.ndarray, np.ndarray]:
         self.sums.fill(0.0)
         self.resid.fill(0.0)
-        K.fg_accumulate(u, v, su, sv, thr * thr, K.FG_CELL, self.sums, self.resid)
+        K.fg_accumulate(u, v, su, sv, thr * thr, K.FG_CELL, step, self.sums, self.resid)
         if self.resid[1] >= 16:
             # mean distance of a 2-D Gaussian is 1.25 sigma
             noise = float(self.resid[0] / self.resid[1]) / 1.25
@@ -230,6 +230,7 @@ class ChromaKeyer(RgbKeyerMethods):
         """Forget temporal state and the clean plate."""
         self._plate: _Plate | None = None
         self._fg: _FgPlate | None = None
+        self._step = 2
         self._frames = 0
         self._prev: np.ndarray | None = None
         self._prev_kind = ""
@@ -297,6 +298,9 @@ class ChromaKeyer(RgbKeyerMethods):
             self._plate = _Plate(w, h, p.plate_cell)
             self._fg = _FgPlate(cw, ch)
             self._frames = 0
+            # sample the plates on a lattice of about 160 x 90 points (2 chroma samples apart
+            # at 360p, 4 at 720p)
+            self._step = max(2, min(cw // 160, ch // 90) // 2 * 2)
         key, _prim, _q = self._key()
         ku, kv = _chroma(key)
         kn = float(np.hypot(ku, kv))
@@ -309,7 +313,7 @@ class ChromaKeyer(RgbKeyerMethods):
             plate = self._plate
             sums = np.zeros((plate.gh, plate.gw, 6))
             K.plate_accumulate(
-                frame, ystep, p.plate_cell // 2, ku, kv, (SCREEN_RADIUS * kn) ** 2, sums
+                frame, ystep, p.plate_cell // 2, self._step, ku, kv, (SCREEN_RADIUS * kn) ** 2, sums
             )
             plate.update(sums, key)
         self._frames += 1
@@ -317,7 +321,7 @@ class ChromaKeyer(RgbKeyerMethods):
         fg = self._fg
         sigma = fg.noise if fg.noise is not None else self._plate.noise
         noise = max(NOISE_CLIP * sigma, NOISE_MIN)
-        fu, fv = fg.update(frame.u, frame.v, su, sv, max(FG_RADIUS * kn, 2.0 * noise))
+        fu, fv = fg.update(frame.u, frame.v, su, sv, max(FG_RADIUS * kn, 2.0 * noise), self._step)
         matte = K.Matte(
             su,
             sv,
