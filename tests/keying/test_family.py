@@ -114,3 +114,20 @@ def test_bad_arguments_name_the_field():
         family_specs(2, width=63)
     with pytest.raises(ValueError, match="codec"):
         roundtrip([np.zeros((16, 16, 3), np.uint8)], "av1")
+
+
+def test_chromakey_reimplementation_matches_the_ffmpeg_binary():
+    """The bench picks ffmpeg's setting on the re-implementation, so it must agree with the
+    binary (to a level, away from the frame border where ffmpeg reuses stale taps)."""
+    from greenroom.keying import I420Frame
+    from greenroom.keying.ffmpeg_ref import chromakey_alpha, chromakey_diff, ffmpeg_alpha
+
+    spec = family_specs(5, width=320, height=180, frames=1)[4]  # a blue screen
+    clip = render_clip(spec)
+    f = I420Frame.from_rgb(clip.frames[0])
+    planes = (f.y, f.u, f.v)
+    for sim, blend in ((0.05, 0.05), (0.11, 0.1)):
+        theirs = ffmpeg_alpha([planes], spec.screen, sim, blend)[0].astype(int)
+        ours = chromakey_alpha(chromakey_diff(planes, spec.screen), sim, blend).astype(int)
+        diff = np.abs(theirs - ours)[2:-2, 2:-2]
+        assert (diff > 1).mean() < 0.005, (sim, blend, (diff > 1).mean())
