@@ -29,6 +29,7 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "GreenroomError",
+    "InsufficientStorage",
     "InvalidInput",
     "NotFound",
     "ProviderError",
