@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything Greenroom needs on a fresh Debian machine, once; quiet when nothing is missing.
 # Steps: Debian packages -> Python venv (.venv, pinned) -> LiveKit server (go install, cached
-# outside the clone) and run-time assets (`greenroom setup`) -> npm packages for the viewer.
+# outside the clone) and run-time assets (`greenroom setup`) -> npm packages for the viewer and
+# the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,4 +79,18 @@ if [[ -f tests/js/package.json ]]; then
     (cd $js && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed in $js"
     echo "$jwant" > "$jstamp"
   fi
+fi
+
+# 6. npm packages for the agents-frontend tests (LiveKit's React agent hooks) ----------------
+if [[ -f tests/js_agents/package.json ]]; then
+  command -v npm >/dev/null || die "npm is needed for the agents frontend tests (apt-get install npm)"
+  ja=tests/js_agents
+  jastamp=$ja/node_modules/.greenroom-installed
+  jawant=$(cat $ja/package.json $ja/package-lock.json 2>/dev/null | sha256sum | cut -c1-16)
+  if [[ "$(cat "$jastamp" 2>/dev/null)" != "$jawant" ]]; then
+    say "installing npm packages for the agents frontend tests"
+    (cd $ja && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed in $ja"
+    echo "$jawant" > "$jastamp"
+  fi
+  (cd $ja && node build.mjs >/dev/null) || die "building the agents frontend test app failed"
 fi

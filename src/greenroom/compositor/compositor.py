@@ -46,11 +46,17 @@ from greenroom.compositor.control import (
 )
 from greenroom.compositor.frames import FrameLoop
 from greenroom.compositor.link import RoomLink
-from greenroom.compositor.options import CompositorOptions, RoomTargetLike, compositor_identity
+from greenroom.compositor.options import (
+    ATTR_OUTPUT,
+    ATTR_PUBLISH_ON_BEHALF,
+    CompositorOptions,
+    RoomTargetLike,
+    compositor_identity,
+)
 from greenroom.compositor.stats import SessionStats, StatsReporter
 from greenroom.compositor.tracks import AvatarTracks
 from greenroom.compositor.video import bounded
-from greenroom.errors import CompositorClosed, GreenroomError
+from greenroom.errors import CompositorClosed, GreenroomError, InvalidInput
 from greenroom.tokens import agent_token
 
 __all__ = ["BackgroundResolver", "Compositor", "CompositorClosed"]
@@ -95,6 +101,8 @@ class Compositor:
             avatar_identity, opts, self.stats, self._frames.slot, self._audio
         )
         self._control = BackgroundControl(scene, opts, avatar_identity, session, resolve_background)
+        if opts.output != "composite":
+            self._control.extra_attributes[ATTR_OUTPUT] = opts.output
         self._reporter = StatsReporter(self.stats, opts.stats_interval)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
@@ -130,6 +138,8 @@ class Compositor:
             room_name=target.room,
             resolve_background=resolve_background,
         )
+        if comp.options.publish_on_behalf:
+            comp._control.extra_attributes[ATTR_PUBLISH_ON_BEHALF] = comp.options.publish_on_behalf
 
         def token() -> str:
             return agent_token(
@@ -138,7 +148,10 @@ class Compositor:
                 room=target.room,
                 identity=comp.identity,
                 name="Greenroom",
-                attributes=comp.attributes_for(comp.avatar_identity, comp.background),
+                attributes={
+                    **comp.attributes_for(comp.avatar_identity, comp.background),
+                    **comp._control.extra_attributes,
+                },
             )
 
         await comp._begin(comp._link.join(target.url, token))
@@ -157,8 +170,20 @@ class Compositor:
         """Composite in a room that is already connected (for example a LiveKit Agents job).
 
         The room's local participant should already carry this compositor's attributes
-        (:meth:`attributes_for`); reconnecting is left to whoever owns the room.
+        (:meth:`attributes_for`); reconnecting is left to whoever owns the room. Its
+        track is then the room participant's own camera, which is what LiveKit's agents
+        frontends show first when that participant is the agent.
+
+        Raises:
+            InvalidInput: ``options.publish_on_behalf`` is set (the room's own participant,
+                usually the agent itself, would stop being the agent in the frontends' eyes).
         """
+        if options is not None and options.publish_on_behalf:
+            raise InvalidInput(
+                "publish_on_behalf applies to a compositor of its own (start); an attached "
+                "compositor publishes as the room's participant, the agent itself",
+                field="publish_on_behalf",
+            )
         comp = cls(
             avatar_identity,
             coerce_background(background),

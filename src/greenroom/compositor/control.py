@@ -196,6 +196,8 @@ class BackgroundControl:
         self._room: rtc.Room | None = None
         self._key_color_attr = ""  # the key colour the attributes last said
         self._limiter = RateLimiter(*options.rpc_rate)
+        self.extra_attributes: dict[str, str] = {}
+        """Published with the others (``lk.publish_on_behalf`` for a compositor of its own)."""
 
     async def bind(self, room: rtc.Room) -> None:
         """Answer the RPC in ``room`` and publish the attributes there."""
@@ -236,6 +238,7 @@ class BackgroundControl:
         if room is None or not room.isconnected():
             return
         attrs = attributes_for(self._avatar_identity, self._scene.background)
+        attrs.update(self.extra_attributes)
         self._key_color_attr = attrs[ATTR_KEY_COLOR] = self._key_color()
         try:
             await asyncio.wait_for(room.local_participant.set_attributes(attrs), ATTRIBUTE_TIMEOUT)

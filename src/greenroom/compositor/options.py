@@ -20,12 +20,16 @@ ATTR_AVATAR = "greenroom.avatar"
 ATTR_BACKGROUND = "greenroom.background"
 ATTR_KEY_COLOR = "greenroom.key_color"
 ROLE_COMPOSITOR = "compositor"
+ATTR_PUBLISH_ON_BEHALF = "lk.publish_on_behalf"
+"""LiveKit's agents frontends take the video of the participant whose attribute names the agent."""
+ATTR_OUTPUT = "greenroom.output"
 
 IDENTITY_PREFIX = "greenroom-"
 PARTICIPANT_KINDS = ("standard", "ingress", "egress", "sip", "agent", "connector", "bridge")
 
 Codec = Literal["vp8", "h264", "vp9", "av1"]
 Mode = Literal["chroma", "segment"]
+Output = Literal["composite", "alpha_packed"]
 
 
 def compositor_identity(avatar_identity: str) -> str:
@@ -82,6 +86,15 @@ class CompositorOptions:
         avatar_attributes: attributes the avatar must carry with exactly these values
             (what its token was minted with). A participant with the avatar's identity
             that fails either check is ignored, with a warning.
+        publish_on_behalf: identity of the agent the composited track stands for: the
+            compositor carries ``lk.publish_on_behalf`` = this, so LiveKit's agents
+            frontends (``useVoiceAssistant``, ``useAgent``) show its track as the agent's
+            video. Only for a compositor with its own participant (``start``); one attached
+            to the agent's own room already publishes as the agent.
+        output: ``"composite"`` (the avatar over the background) or ``"alpha_packed"``
+            (colour and matte side by side in one track twice as wide, for pages that
+            draw the avatar transparent; the background is not used): see
+            ``docs/compositor.md``.
     """
 
     mode: Mode = "chroma"
@@ -107,6 +120,8 @@ class CompositorOptions:
     rpc_max_payload: int = 8192
     avatar_kinds: tuple[str, ...] = ("agent",)
     avatar_attributes: Mapping[str, str] = field(default_factory=dict)
+    publish_on_behalf: str | None = None
+    output: Output = "composite"
 
     def __post_init__(self) -> None:
         if self.chroma is not None and not isinstance(self.chroma, ChromaParams):
@@ -160,6 +175,19 @@ class CompositorOptions:
             raise InvalidInput(
                 "avatar_attributes must map attribute names to string values",
                 field="avatar_attributes",
+            )
+        on_behalf = self.publish_on_behalf
+        if on_behalf is not None and (not isinstance(on_behalf, str) or not on_behalf.strip()):
+            raise InvalidInput(
+                "publish_on_behalf must be the agent's identity (a non-empty string)",
+                field="publish_on_behalf",
+            )
+        if self.output not in ("composite", "alpha_packed"):
+            raise InvalidInput("output must be 'composite' or 'alpha_packed'", field="output")
+        if self.output == "alpha_packed" and 2 * self.width > 4096:
+            raise InvalidInput(
+                "width must be at most 2048 with output 'alpha_packed' (the track is twice as wide)",
+                field="width",
             )
 
 

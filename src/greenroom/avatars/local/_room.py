@@ -37,6 +37,9 @@ VIDEO_TRACK = "avatar-camera"
 AUDIO_TRACK = "avatar-microphone"
 
 
+PUBLISH_ON_BEHALF = "lk.publish_on_behalf"
+
+
 def bitrate(width: int, height: int, fps: float) -> int:
     """About 3 Mbit/s at 720p30 (at least 400 kbit/s): the picture must survive the encoder
     well enough to be keyed."""
@@ -59,10 +62,19 @@ class RoomAvatar(StateEmitter):
         name: str | None = None,
         voice: str | None = None,
         rate: int | None = None,
+        composited_by: str | None = None,
     ) -> None:
         super().__init__()
         if identity is not None and (not isinstance(identity, str) or not identity.strip()):
             raise InvalidInput("identity must be a non-empty string", field="identity")
+        if composited_by is not None and (
+            not isinstance(composited_by, str) or not composited_by.strip()
+        ):
+            raise InvalidInput(
+                "composited_by must be the compositing participant's identity",
+                field="composited_by",
+            )
+        self.composited_by = composited_by
         self.target = target
         self.identity = identity or f"{self.provider}-avatar-{uuid.uuid4().hex[:6]}"
         self.name = name or "Greenroom avatar"
@@ -81,15 +93,16 @@ class RoomAvatar(StateEmitter):
 
     async def _start(self) -> None:
         await self._prepare()
-        token = self.target.agent_token(
-            self.identity,
-            name=self.name,
-            attributes={
-                STATE_ATTRIBUTE: AvatarState.STARTING.value,
-                "greenroom.role": "avatar",
-                "greenroom.provider": self.provider,
-            },
-        )
+        attributes = {
+            STATE_ATTRIBUTE: AvatarState.STARTING.value,
+            "greenroom.role": "avatar",
+            "greenroom.provider": self.provider,
+        }
+        if self.composited_by:
+            # LiveKit's agents frontends then never take this participant for the agent, nor
+            # (unless the compositor is the agent itself) for the agent's avatar worker
+            attributes[PUBLISH_ON_BEHALF] = self.composited_by
+        token = self.target.agent_token(self.identity, name=self.name, attributes=attributes)
         loop = asyncio.get_running_loop()
         self.room.on("disconnected", self._on_disconnected)
         try:
@@ -104,6 +117,17 @@ class RoomAvatar(StateEmitter):
             self._video_source = rtc.VideoSource(self.width, self.height)
             self._audio_source = rtc.AudioSource(SAMPLE_RATE, 1, queue_size_ms=QUEUE_MS, loop=loop)
             lp = self.room.local_participant
+            if self.composited_by:
+                # the raw green picture is for the compositor alone: set before publishing,
+                # so no viewer can subscribe in between
+                lp.set_track_subscription_permissions(
+                    allow_all_participants=False,
+                    participant_permissions=[
+                        rtc.ParticipantTrackPermission(
+                            participant_identity=self.composited_by, allow_all=True
+                        )
+                    ],
+                )
             await lp.publish_track(
                 rtc.LocalVideoTrack.create_video_track(VIDEO_TRACK, self._video_source),
                 rtc.TrackPublishOptions(

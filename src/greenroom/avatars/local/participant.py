@@ -64,6 +64,11 @@ class LocalAvatar(RoomAvatar):
         voice, rate: espeak-ng voice and words per minute.
         width, height, fps: video format (default 1280x720 at 30).
         avatar_id: any string; it seeds the hair strands and the blink pattern.
+        composited_by: identity of the participant that composites this avatar (the
+            compositor ``greenroom-<identity>``, or the agent a compositor is attached to).
+            Only it may subscribe to the raw tracks, and the avatar carries
+            ``lk.publish_on_behalf`` = it, so LiveKit's agents frontends never show the raw
+            green picture. ``None``: anyone may subscribe (tests, ``greenroom avatar``).
     """
 
     provider = "local"
@@ -81,8 +86,16 @@ class LocalAvatar(RoomAvatar):
         fps: float = 30.0,
         avatar_id: str = "default",
         renderer: AvatarRenderer | None = None,
+        composited_by: str | None = None,
     ) -> None:
-        super().__init__(target, identity=identity, name=name, voice=voice, rate=rate)
+        super().__init__(
+            target,
+            identity=identity,
+            name=name,
+            voice=voice,
+            rate=rate,
+            composited_by=composited_by,
+        )
         if not isinstance(avatar_id, str) or not avatar_id:
             raise InvalidInput("avatar_id must be a non-empty string", field="avatar_id")
         self.avatar_id = avatar_id
@@ -176,7 +189,7 @@ class LocalProvider:
     """
 
     name = "local"
-    OPTIONS = frozenset({"width", "height", "fps", "rate", "name"})
+    OPTIONS = frozenset({"width", "height", "fps", "rate", "name", "composited_by"})
 
     async def start(
         self,
@@ -207,4 +220,5 @@ class LocalProvider:
             fps=options.get("fps", 30.0),
             rate=options.get("rate"),
             name=options.get("name"),
+            composited_by=options.get("composited_by"),
         )
