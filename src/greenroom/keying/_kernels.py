@@ -266,6 +266,8 @@ FG_CELL = 4
 #: the unmixed foreground may sit this far (times the screen's colour difference) below
 #: the local foreground's colour difference before it is pulled back (no magenta fringes)
 _UNMIX_SLACK = 0.2
+#: the most screen light (share of the screen colour) that solid pixels trade for background
+_SPILL_MAX = 0.35
 
 
 @njit(cache=True, nogil=True)
@@ -514,16 +516,20 @@ def guided_coeffs(y, alpha, eps, kind, ca, cb, ylo):
 
 @njit(cache=True, nogil=True, inline="always")
 def _unmix_fix(s, a, d_f, d_s, amount):
-    """How much colour difference to remove from the unmixed, premultiplied foreground
-    ``s`` (negative: to add back): above ``a`` times the local foreground's own (never
-    above 0 for non-key colours) it is spill; far below it the screen was over-subtracted."""
+    """How much more of the screen to take out (and of the background to put in) at an
+    edge, as a share of the screen: the unmixed, premultiplied foreground's colour
+    difference ``s`` above ``a`` times the local foreground's own (never above 0 for
+    non-key colours) is screen that alpha left in, far below it is screen taken out twice.
+    Removing the screen colour as a whole (not only its key primary) leaves no cyan or
+    yellow line where the screen's other primaries showed through."""
     up = a * max(d_f, 0.0)
     lo = a * (min(d_f, 0.0) - _UNMIX_SLACK * d_s)
+    x = 0.0
     if s > up:
-        return (s - up) * amount
-    if s < lo:
-        return s - lo
-    return 0.0
+        x = (s - up) * amount
+    elif s < lo:
+        x = s - lo
+    return min(max(x / max(d_s, 1.0), -(1.0 - a)), a)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -551,8 +557,6 @@ def chroma_i420_rows(
     zero32 = np.float32(0.0)
     a1u, a1v, a2u, a2v = (np.float32(c1u), np.float32(c1v), np.float32(c2u), np.float32(c2v))
     amount32 = np.float32(amount)
-    spu32 = np.float32(spu)
-    spv32 = np.float32(spv)
     for i in range(r0, r1):
         ya = 2 * i
         yb = min(ya + 1, h - 1)
@@ -578,45 +582,36 @@ def chroma_i420_rows(
                 if want_alpha:
                     alpha[ya, x0:x1] = 255
                     alpha[yb, x0:x1] = 255
-                if spy == 0.0:  # all avatar: keep it, remove spill beyond its own colour
-                    for jj in range(j, j1):
-                        fu = np.float32(u[i, jj]) - np.float32(128.0)
-                        fv = np.float32(v[i, jj]) - np.float32(128.0)
-                        sd = min(a1u * fu + a1v * fv, a2u * fu + a2v * fv)
-                        pu = fu_p[i, jj]
-                        pv = fv_p[i, jj]
-                        df = min(a1u * pu + a1v * pv, a2u * pu + a2v * pv)
-                        sd = max(sd - max(df, zero32), zero32) * amount32
-                        ou[i, jj] = np.uint8(
-                            min(max(np.float32(u[i, jj]) + sd * spu32 + np.float32(0.5), zero32),
-                                np.float32(255.0))
-                        )  # fmt: skip
-                        ov[i, jj] = np.uint8(
-                            min(max(np.float32(v[i, jj]) + sd * spv32 + np.float32(0.5), zero32),
-                                np.float32(255.0))
-                        )  # fmt: skip
-                else:
-                    for jj in range(j, j1):
-                        fu = np.float64(u[i, jj]) - 128.0
-                        fv = np.float64(v[i, jj]) - 128.0
-                        sd = _cdiff(fu, fv, c1u, c1v, c2u, c2v)
-                        df = _cdiff(
-                            fu_p[i, jj],
-                            fv_p[i, jj],
-                            c1u,
-                            c1v,
-                            c2u,
-                            c2v,
-                        )
-                        sd = max(sd - max(df, 0.0), 0.0) * amount
-                        ou[i, jj] = _u8(u[i, jj] + sd * spu)
-                        ov[i, jj] = _u8(v[i, jj] + sd * spv)
-                        xa = 2 * jj
-                        xb = min(xa + 1, w - 1)
-                        oy[ya, xa] = _u8(y[ya, xa] + sd * spy)
-                        oy[ya, xb] = _u8(y[ya, xb] + sd * spy)
-                        oy[yb, xa] = _u8(y[yb, xa] + sd * spy)
-                        oy[yb, xb] = _u8(y[yb, xb] + sd * spy)
+                for jj in range(j, j1):  # all avatar: remove spill beyond its own colour
+                    fu = np.float32(u[i, jj]) - np.float32(128.0)
+                    fv = np.float32(v[i, jj]) - np.float32(128.0)
+                    sd = min(a1u * fu + a1v * fv, a2u * fu + a2v * fv)
+                    pu = fu_p[i, jj]
+                    pv = fv_p[i, jj]
+                    df = min(a1u * pu + a1v * pv, a2u * pu + a2v * pv)
+                    ex = max(sd - max(df, zero32), zero32) * amount32
+                    if ex == zero32:
+                        ou[i, jj] = u[i, jj]
+                        ov[i, jj] = v[i, jj]
+                        continue
+                    # spill is screen light: trade up to _SPILL_MAX of the screen for the
+                    # background (no cyan or yellow rims), limit the key primary beyond that
+                    su = su_p[i, jj]
+                    sv = sv_p[i, jj]
+                    ds = max(min(a1u * su + a1v * sv, a2u * su + a2v * sv), np.float32(1.0))
+                    x = min(ex / ds, np.float32(_SPILL_MAX))
+                    rest = ex - x * ds
+                    sy = screen_y[i, jj]
+                    ou[i, jj] = _u8(
+                        fu + 128.0 + x * (np.float64(bu[i, jj]) - 128.0 - su) + rest * spu
+                    )
+                    ov[i, jj] = _u8(
+                        fv + 128.0 + x * (np.float64(bv[i, jj]) - 128.0 - sv) + rest * spv
+                    )
+                    xa = 2 * jj
+                    xb = min(xa + 1, w - 1)
+                    for yy, xx in ((ya, xa), (ya, xb), (yb, xa), (yb, xb)):
+                        oy[yy, xx] = _u8(y[yy, xx] + x * (np.float64(by[yy, xx]) - sy) + rest * spy)
             else:
                 for jj in range(j, j1):  # the soft edge, one chroma sample and its 2x2 luma block
                     im = max(i - 1, 0)
@@ -663,28 +658,21 @@ def chroma_i420_rows(
                     sv = np.float64(sv_p[i, jj])
                     mu = np.float64(u[i, jj]) - 128.0 - t * su
                     mv = np.float64(v[i, jj]) - 128.0 - t * sv
-                    fix = _unmix_fix(
+                    x = _unmix_fix(
                         _cdiff(mu, mv, c1u, c1v, c2u, c2v),
                         ac,
-                        _cdiff(
-                            fu_p[i, jj],
-                            fv_p[i, jj],
-                            c1u,
-                            c1v,
-                            c2u,
-                            c2v,
-                        ),
+                        _cdiff(fu_p[i, jj], fv_p[i, jj], c1u, c1v, c2u, c2v),
                         _cdiff(su, sv, c1u, c1v, c2u, c2v),
                         amount,
                     )
-                    ou[i, jj] = _u8(128.0 + mu + t * (np.float64(bu[i, jj]) - 128.0) + fix * spu)
-                    ov[i, jj] = _u8(128.0 + mv + t * (np.float64(bv[i, jj]) - 128.0) + fix * spv)
-                    if spy != 0.0 and fix > 0.0:
-                        ly = fix * spy
-                        oy[ya, xa] = _u8(oy[ya, xa] + ly)
-                        oy[ya, xb] = _u8(oy[ya, xb] + ly)
-                        oy[yb, xa] = _u8(oy[yb, xa] + ly)
-                        oy[yb, xb] = _u8(oy[yb, xb] + ly)
+                    t += x
+                    mu -= x * su
+                    mv -= x * sv
+                    ou[i, jj] = _u8(128.0 + mu + t * (np.float64(bu[i, jj]) - 128.0))
+                    ov[i, jj] = _u8(128.0 + mv + t * (np.float64(bv[i, jj]) - 128.0))
+                    if x != 0.0:
+                        for yy, xx in ((ya, xa), (ya, xb), (yb, xa), (yb, xb)):
+                            oy[yy, xx] = _u8(oy[yy, xx] + x * (np.float64(by[yy, xx]) - sy))
             j = j1
 
 
@@ -769,10 +757,35 @@ def chroma_rgb_rows(
                         - max(fr - big * e0, max(fgn - big * e1, fb - big * e2))
                     )
                     sp = max(sp - max(df, zero), zero) * amount
+                    if sp == zero:
+                        out[i, 3 * x + 0] = fg[i, 3 * x + 0]
+                        out[i, 3 * x + 1] = fg[i, 3 * x + 1]
+                        out[i, 3 * x + 2] = fg[i, 3 * x + 2]
+                        continue
+                    # spill is screen light: trade up to _SPILL_MAX of the screen for the
+                    # background (no cyan or yellow rims), limit the key primary beyond that
+                    sr = screen.r[ci, x >> 1]
+                    sg = screen.g[ci, x >> 1]
+                    sb = screen.b[ci, x >> 1]
+                    ds = max(
+                        sr * e0
+                        + sg * e1
+                        + sb * e2
+                        - max(sr - big * e0, max(sg - big * e1, sb - big * e2)),
+                        one,
+                    )
+                    fx = min(sp / ds, np.float32(_SPILL_MAX))
+                    sp -= fx * ds
                     lift = sp * luma_w
-                    out[i, 3 * x + 0] = _u8(c0 + lift - sp * e0)
-                    out[i, 3 * x + 1] = _u8(c1 + lift - sp * e1)
-                    out[i, 3 * x + 2] = _u8(c2 + lift - sp * e2)
+                    out[i, 3 * x + 0] = _u8(
+                        c0 + fx * (np.float32(bg[i, 3 * x + 0]) - sr) + lift - sp * e0
+                    )
+                    out[i, 3 * x + 1] = _u8(
+                        c1 + fx * (np.float32(bg[i, 3 * x + 1]) - sg) + lift - sp * e1
+                    )
+                    out[i, 3 * x + 2] = _u8(
+                        c2 + fx * (np.float32(bg[i, 3 * x + 2]) - sb) + lift - sp * e2
+                    )
                 if want_alpha:
                     alpha[i, x0:x1] = 255
                 if tk > 0.0:
@@ -847,11 +860,11 @@ def chroma_rgb_rows(
                     + sb * e2
                     - max(sr - big * e0, max(sg - big * e1, sb - big * e2))
                 )
-                fix = np.float32(_unmix_fix(s, a, df, ds, amount))
-                lift = fix * luma_w
-                out[i, 3 * x + 0] = _u8(m0 + t * np.float32(bg[i, 3 * x + 0]) + lift - fix * e0)
-                out[i, 3 * x + 1] = _u8(m1 + t * np.float32(bg[i, 3 * x + 1]) + lift - fix * e1)
-                out[i, 3 * x + 2] = _u8(m2 + t * np.float32(bg[i, 3 * x + 2]) + lift - fix * e2)
+                fx = np.float32(_unmix_fix(s, a, df, ds, amount))
+                t += fx
+                out[i, 3 * x + 0] = _u8(m0 + t * np.float32(bg[i, 3 * x + 0]) - fx * sr)
+                out[i, 3 * x + 1] = _u8(m1 + t * np.float32(bg[i, 3 * x + 1]) - fx * sg)
+                out[i, 3 * x + 2] = _u8(m2 + t * np.float32(bg[i, 3 * x + 2]) - fx * sb)
                 if want_alpha:
                     alpha[i, x] = _u8(a * np.float32(255.0))
 
