@@ -52,6 +52,7 @@ def roundtrip(
     if not frames:
         raise ValueError("frames must not be empty")
     import av
+    from av.video.stream import VideoStream
 
     name, container, options = CODECS[codec]
     h, w = frames[0].shape[:2]
@@ -61,6 +62,7 @@ def roundtrip(
     buf = io.BytesIO()
     with av.open(buf, "w", format=container) as c:
         st = c.add_stream(name, rate=Fraction(round(fps * 1000), 1000))
+        assert isinstance(st, VideoStream)
         st.width, st.height = w, h
         st.pix_fmt = "yuv420p"
         st.bit_rate = bit_rate
@@ -78,7 +80,7 @@ def roundtrip(
             c.mux(pkt)
     buf.seek(0)
     out: list[Planes] = []
-    with av.open(buf) as c:
+    with av.open(buf, "r") as c:
         for fr in c.decode(video=0):
             arr = fr.reformat(format="yuv420p").to_ndarray()
             out.append((arr[:h].copy(), _plane(arr, h, w, 1), _plane(arr, h, w, 2)))
@@ -97,10 +99,12 @@ def _plane(arr: np.ndarray, h: int, w: int, k: int) -> np.ndarray:
 def h264_crf_roundtrip(frames: list[np.ndarray], fps: float = 30.0, crf: int = 20) -> list[Planes]:
     """libx264 4:2:0 at constant quality ``crf``, one pass (the synthetic bench's condition)."""
     import av
+    from av.video.stream import VideoStream
 
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as c:
         st = c.add_stream("libx264", rate=Fraction(round(fps * 1000), 1000))
+        assert isinstance(st, VideoStream)
         st.width, st.height = frames[0].shape[1], frames[0].shape[0]
         st.pix_fmt = "yuv420p"
         st.options = {"crf": str(crf), "preset": "veryfast"}
@@ -111,7 +115,7 @@ def h264_crf_roundtrip(frames: list[np.ndarray], fps: float = 30.0, crf: int = 2
             c.mux(pkt)
     buf.seek(0)
     out: list[Planes] = []
-    with av.open(buf) as c:
+    with av.open(buf, "r") as c:
         for fr in c.decode(video=0):
             arr = fr.reformat(format="yuv420p").to_ndarray()
             h, w = fr.height, fr.width

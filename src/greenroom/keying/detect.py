@@ -63,7 +63,8 @@ def _samples(frame: np.ndarray | I420Frame) -> np.ndarray:
         rgb = np.stack(
             [yy + 1.596027 * vv, yy - 0.391762 * uu - 0.812968 * vv, yy + 2.017232 * uu], -1
         )
-        return np.clip(rgb, 0.0, 255.0)
+        out: np.ndarray = np.clip(rgb, 0.0, 255.0)
+        return out
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(
             f"frame must be an (H, W, 3) RGB array or an I420Frame, got {getattr(frame, 'shape', frame)!r}"

@@ -202,12 +202,34 @@ def _hair_strands(spec: ClipSpec, rng: np.random.Generator) -> list[_Strand]:
     return strands
 
 
-def _ellipse(cx, cy, rx, ry, th, col, op=1.0, shade=0.0, spill=0.0, clip_v=9.0) -> list[float]:
+def _ellipse(
+    cx: float,
+    cy: float,
+    rx: float,
+    ry: float,
+    th: float,
+    col: tuple[float, ...],
+    op: float = 1.0,
+    shade: float = 0.0,
+    spill: float = 0.0,
+    clip_v: float = 9.0,
+) -> list[float]:
     """clip_v: keep only the part with local v < clip_v * ry (v points down when th = 0)."""
     return [_ELLIPSE, cx, cy, rx, ry, math.cos(th), math.sin(th), clip_v, *col, op, shade, spill]
 
 
-def _capsule(x0, y0, x1, y1, r0, r1, col, op=1.0, shade=0.0, spill=0.0) -> list[float]:
+def _capsule(
+    x0: float,
+    y0: float,
+    x1: float,
+    y1: float,
+    r0: float,
+    r1: float,
+    col: tuple[float, ...],
+    op: float = 1.0,
+    shade: float = 0.0,
+    spill: float = 0.0,
+) -> list[float]:
     return [_CAPSULE, x0, y0, x1, y1, r0, r1, 0.0, *col, op, shade, spill]
 
 
@@ -353,7 +375,7 @@ def _bbox(p: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _inside(p, x, y):
+def _inside(p: np.ndarray, x: float, y: float) -> tuple[bool, float, float]:
     """(inside, signed distance (negative inside, px), shading coordinate -1..1)."""
     if p[0] == 0.0:
         dx = x - p[1]
@@ -381,7 +403,16 @@ def _inside(p, x, y):
 
 
 @njit(cache=True, nogil=True)
-def _shade(p, sd, u, spill_w, s0, s1, s2, acc):
+def _shade(
+    p: np.ndarray,
+    sd: float,
+    u: float,
+    spill_w: float,
+    s0: float,
+    s1: float,
+    s2: float,
+    acc: np.ndarray,
+) -> None:
     """Stack primitive ``p`` over the sample's layers in ``acc`` (a, premult x3, clean x3)."""
     op = p[11]
     sh = 1.0 - p[12] * u
@@ -399,7 +430,18 @@ def _shade(p, sd, u, spill_w, s0, s1, s2, acc):
 
 
 @njit(cache=True, nogil=True)
-def _render(prims, boxes, tile_idx, tile_n, tile, screen, spill_w, alpha, fg_pre, fg_clean):
+def _render(
+    prims: np.ndarray,
+    boxes: np.ndarray,
+    tile_idx: np.ndarray,
+    tile_n: np.ndarray,
+    tile: int,
+    screen: np.ndarray,
+    spill_w: float,
+    alpha: np.ndarray,
+    fg_pre: np.ndarray,
+    fg_clean: np.ndarray,
+) -> None:
     """prims (T, P, NF), boxes (T, P, 4), per-tile candidate lists -> per-pixel means.
 
     Per instant, a pixel whose centre is over 1 px from every candidate's outline (the
@@ -473,7 +515,8 @@ def _screen(spec: ClipSpec) -> np.ndarray:
     r2 = ((xx - lx) ** 2 + (yy - ly) ** 2) / (max(lx, w - lx) ** 2 + max(ly, h - ly) ** 2)
     light = 1.0 - spec.falloff * r2 + spec.tilt * (xx / w - 0.5)
     light += 0.012 * np.sin(xx / w * 9.0 + 1.3) * np.sin(yy / h * 5.0 + 0.4)
-    return np.asarray(spec.screen, np.float32) * light[..., None]
+    out: np.ndarray = np.asarray(spec.screen, np.float32) * light[..., None]
+    return out
 
 
 def render_clip(spec: ClipSpec) -> Clip:
@@ -517,7 +560,7 @@ def render_clip(spec: ClipSpec) -> Clip:
     return Clip(spec, frames, alphas, fgs, screen)
 
 
-def render_family(n: int = 24, seed: int = 0, **kw) -> list[Clip]:
+def render_family(n: int = 24, seed: int = 0, **kw: int) -> list[Clip]:
     """``render_clip`` over ``family_specs(n, seed, **kw)``."""
     return [render_clip(s) for s in family_specs(n, seed, **kw)]
 

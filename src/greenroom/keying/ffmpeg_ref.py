@@ -25,9 +25,10 @@ def hex_color(key: tuple[int, int, int]) -> str:
     return "0x{:02X}{:02X}{:02X}".format(*key)
 
 
-def _input(tmp: Path, frames: list) -> tuple[list[str], int, int]:
-    i420 = isinstance(frames[0], tuple)
-    h, w = frames[0][0].shape if i420 else frames[0].shape[:2]
+def _input(tmp: Path, frames: list[np.ndarray] | list[Planes]) -> tuple[list[str], int, int]:
+    first = frames[0]
+    i420 = isinstance(first, tuple)
+    h, w = first[0].shape if isinstance(first, tuple) else first.shape[:2]
     src = tmp / "in.raw"
     with open(src, "wb") as f:
         for fr in frames:
@@ -106,7 +107,7 @@ def key_uv(key: tuple[int, int, int]) -> tuple[int, int]:
 
 
 @njit(cache=True, nogil=True)
-def _diff(u, v, ku, kv, out):
+def _diff(u: np.ndarray, v: np.ndarray, ku: float, kv: float, out: np.ndarray) -> None:
     h, w = out.shape
     for i in range(h):
         for j in range(w):

@@ -32,7 +32,7 @@ def _gauss_deriv_kernels(sigma: float = 1.4) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def _conv_rows(src, k, out):
+def _conv_rows(src: np.ndarray, k: np.ndarray, out: np.ndarray) -> None:
     h, w = src.shape
     r = k.shape[0] // 2
     for i in range(h):
@@ -44,7 +44,7 @@ def _conv_rows(src, k, out):
 
 
 @njit(cache=True, nogil=True)
-def _conv_cols(src, k, out):
+def _conv_cols(src: np.ndarray, k: np.ndarray, out: np.ndarray) -> None:
     h, w = src.shape
     r = k.shape[0] // 2
     for i in range(h):
@@ -66,7 +66,8 @@ def gradient_magnitude(a: np.ndarray, sigma: float = 1.4) -> np.ndarray:
     _conv_cols(t, g, gx)
     _conv_rows(a, g, t)
     _conv_cols(t, dg, gy)
-    return np.sqrt(gx * gx + gy * gy)
+    out: np.ndarray = np.sqrt(gx * gx + gy * gy)
+    return out
 
 
 def edge_band(gt: np.ndarray, radius: int = 3) -> np.ndarray:

@@ -22,6 +22,7 @@ and the background dropped, not how good the edges are.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -41,12 +42,15 @@ class PersonPhoto:
 
 def astronaut(width: int = 1280, height: int = 720) -> PersonPhoto:
     """The astronaut photograph, 16:9, with its face-detector trimap (needs scikit-image)."""
-    import skimage.data
-    from PIL import Image
-    from skimage.feature import Cascade
+    import importlib
 
-    img = skimage.data.astronaut()
-    det = Cascade(skimage.data.lbp_frontal_face_cascade_filename())
+    from PIL import Image
+
+    # scikit-image is untyped: reach it through Any
+    data: Any = importlib.import_module("skimage.data")
+    feature: Any = importlib.import_module("skimage.feature")
+    img = data.astronaut()
+    det = feature.Cascade(data.lbp_frontal_face_cascade_filename())
     faces = det.detect_multi_scale(
         img=img, scale_factor=1.2, step_ratio=1, min_size=(60, 60), max_size=(300, 300)
     )

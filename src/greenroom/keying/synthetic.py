@@ -25,7 +25,9 @@ STRAND = (96.0, 70.0, 44.0)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _ell(x, y, cx, cy, rx, ry, cos_t, sin_t):
+def _ell(
+    x: float, y: float, cx: float, cy: float, rx: float, ry: float, cos_t: float, sin_t: float
+) -> float:
     """Approximate signed distance to a rotated ellipse (negative inside)."""
     dx = x - cx
     dy = y - cy
@@ -36,7 +38,7 @@ def _ell(x, y, cx, cy, rx, ry, cos_t, sin_t):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _body_sd(x, y, g):
+def _body_sd(x: float, y: float, g: np.ndarray) -> tuple[float, int]:
     """(signed distance, part) for the union head / neck / shoulders; part 0 head 1 neck 2 shirt."""
     d0 = _ell(x, y, g[0], g[1], g[2], g[3], g[4], g[5])
     # neck: a rounded box from the head's centre down to the shoulders
@@ -58,7 +60,7 @@ def _body_sd(x, y, g):
 
 
 @njit(cache=True, nogil=True)
-def _render_body(g, alpha, part, dist):
+def _render_body(g: np.ndarray, alpha: np.ndarray, part: np.ndarray, dist: np.ndarray) -> None:
     h, w = alpha.shape
     for i in range(h):
         for j in range(w):
@@ -80,7 +82,7 @@ def _render_body(g, alpha, part, dist):
 
 
 @njit(cache=True, nogil=True)
-def _render_strands(seg, hair):
+def _render_strands(seg: np.ndarray, hair: np.ndarray) -> None:
     """seg rows: x0, y0, x1, y1, half width, opacity. hair = 1 - prod(1 - cov * op)."""
     h, w = hair.shape
     for k in range(seg.shape[0]):
@@ -111,7 +113,19 @@ def _render_strands(seg, hair):
 
 
 @njit(cache=True, nogil=True)
-def _compose(g, body, part, dist, hair, key, falloff, spill, noise, out, alpha):
+def _compose(
+    g: np.ndarray,
+    body: np.ndarray,
+    part: np.ndarray,
+    dist: np.ndarray,
+    hair: np.ndarray,
+    key: np.ndarray,
+    falloff: float,
+    spill: float,
+    noise: np.ndarray,
+    out: np.ndarray,
+    alpha: np.ndarray,
+) -> None:
     h, w = body.shape
     cx = w * 0.5
     cy = h * 0.5
