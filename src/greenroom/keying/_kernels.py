@@ -59,6 +59,9 @@ class Matte(NamedTuple):
     #: beside skin): alpha 1
     solid2: float
     off2: float
+    #: written by ``key_lowres``: the solved mix before the clip (1 for other solid colours),
+    #: the share of the screen that the colour unmixing takes out
+    lin: np.ndarray
 
 
 class KeyAxis(NamedTuple):
@@ -302,7 +305,7 @@ def key_lowres(u, v, matte, weak, full, temporal, out, cat):
     zero = np.float32(0.0)
     wk2 = np.float32(weak * weak)
     full32 = np.float32(full)
-    su_p, sv_p, fu_p, fv_p, k2, mn2, solid2, off2 = matte
+    su_p, sv_p, fu_p, fv_p, k2, mn2, solid2, off2, lin = matte
     tk, tinv, prev, have_prev = temporal
     for i in range(ch):
         for j in range(cw):  # branch-free, so it vectorises
@@ -318,7 +321,8 @@ def key_lowres(u, v, matte, weak, full, temporal, out, cat):
             a = num / n2 if (num > zero) & (num * num > thr) else zero
             d2 = eu * eu + ev * ev
             solid = (d2 > solid2) & ((d2 * n2 - num * num) > off2 * n2 * n2)
-            a = one if solid else a
+            a = one if solid else min(a, one)
+            lin[i, j] = a
             out[i, j] = one if a >= full32 else a
             cat[i, j] = np.uint8((num > zero) & (num * num > wk2 * thr)) * np.uint8(2)
         if tk > 0.0:
@@ -549,7 +553,7 @@ def chroma_i420_rows(
     by, bu, bv = bg
     oy, ou, ov = out
     ca, cb, blk = guide
-    su_p, sv_p, fu_p, fv_p, _k2, _mn2, _solid2, _off2 = matte
+    su_p, sv_p, fu_p, fv_p, _k2, _mn2, _solid2, _off2, lin = matte
     c1u, c1v, c2u, c2v = axis
     amount, spu, spv, spy = despill
     h, w = y.shape
@@ -583,31 +587,25 @@ def chroma_i420_rows(
                     alpha[ya, x0:x1] = 255
                     alpha[yb, x0:x1] = 255
                 for jj in range(j, j1):  # all avatar: remove spill beyond its own colour
-                    fu = np.float32(u[i, jj]) - np.float32(128.0)
-                    fv = np.float32(v[i, jj]) - np.float32(128.0)
+                    # what the solved mix leaves short of 1 is screen light (spill): trade
+                    # it for the background (no cyan or yellow rims), up to _SPILL_MAX
+                    x = min((np.float32(1.0) - lin[i, jj]) * amount32, np.float32(_SPILL_MAX))
+                    su = su_p[i, jj]
+                    sv = sv_p[i, jj]
+                    fu = np.float32(u[i, jj]) - np.float32(128.0) - x * su
+                    fv = np.float32(v[i, jj]) - np.float32(128.0) - x * sv
                     sd = min(a1u * fu + a1v * fv, a2u * fu + a2v * fv)
                     pu = fu_p[i, jj]
                     pv = fv_p[i, jj]
                     df = min(a1u * pu + a1v * pv, a2u * pu + a2v * pv)
-                    ex = max(sd - max(df, zero32), zero32) * amount32
-                    if ex == zero32:
+                    rest = max(sd - max(df, zero32), zero32) * amount32
+                    if x == zero32 and rest == zero32:
                         ou[i, jj] = u[i, jj]
                         ov[i, jj] = v[i, jj]
                         continue
-                    # spill is screen light: trade up to _SPILL_MAX of the screen for the
-                    # background (no cyan or yellow rims), limit the key primary beyond that
-                    su = su_p[i, jj]
-                    sv = sv_p[i, jj]
-                    ds = max(min(a1u * su + a1v * sv, a2u * su + a2v * sv), np.float32(1.0))
-                    x = min(ex / ds, np.float32(_SPILL_MAX))
-                    rest = ex - x * ds
                     sy = screen_y[i, jj]
-                    ou[i, jj] = _u8(
-                        fu + 128.0 + x * (np.float64(bu[i, jj]) - 128.0 - su) + rest * spu
-                    )
-                    ov[i, jj] = _u8(
-                        fv + 128.0 + x * (np.float64(bv[i, jj]) - 128.0 - sv) + rest * spv
-                    )
+                    ou[i, jj] = _u8(fu + 128.0 + x * (np.float64(bu[i, jj]) - 128.0) + rest * spu)
+                    ov[i, jj] = _u8(fv + 128.0 + x * (np.float64(bv[i, jj]) - 128.0) + rest * spv)
                     xa = 2 * jj
                     xb = min(xa + 1, w - 1)
                     for yy, xx in ((ya, xa), (ya, xb), (yb, xa), (yb, xb)):
@@ -653,14 +651,16 @@ def chroma_i420_rows(
                         ou[i, jj] = bu[i, jj]
                         ov[i, jj] = bv[i, jj]
                         continue
-                    t = 1.0 - ac
+                    # chroma unmixes by the solved mix itself (before the clip), so a
+                    # spill-lit or blurred edge loses its screen colour
+                    t = 1.0 - min(np.float64(lin[i, jj]), ac)
                     su = np.float64(su_p[i, jj])
                     sv = np.float64(sv_p[i, jj])
                     mu = np.float64(u[i, jj]) - 128.0 - t * su
                     mv = np.float64(v[i, jj]) - 128.0 - t * sv
                     x = _unmix_fix(
                         _cdiff(mu, mv, c1u, c1v, c2u, c2v),
-                        ac,
+                        1.0 - t,
                         _cdiff(fu_p[i, jj], fv_p[i, jj], c1u, c1v, c2u, c2v),
                         _cdiff(su, sv, c1u, c1v, c2u, c2v),
                         amount,
@@ -670,9 +670,10 @@ def chroma_i420_rows(
                     mv -= x * sv
                     ou[i, jj] = _u8(128.0 + mu + t * (np.float64(bu[i, jj]) - 128.0))
                     ov[i, jj] = _u8(128.0 + mv + t * (np.float64(bv[i, jj]) - 128.0))
-                    if x != 0.0:
+                    dt = t - (1.0 - ac)  # luma took out 1 - ac of the screen so far
+                    if dt != 0.0:
                         for yy, xx in ((ya, xa), (ya, xb), (yb, xa), (yb, xb)):
-                            oy[yy, xx] = _u8(oy[yy, xx] + x * (np.float64(by[yy, xx]) - sy))
+                            oy[yy, xx] = _u8(oy[yy, xx] + dt * (np.float64(by[yy, xx]) - sy))
             j = j1
 
 
@@ -713,7 +714,7 @@ def chroma_rgb_rows(
     e0, e1, e2 = prim
     tk, tinv, prev, have_prev = temporal
     amount, luma_w = despill
-    su_p, sv_p, fu_p, fv_p, k2, mn2, solid2, off2 = matte
+    su_p, sv_p, fu_p, fv_p, k2, mn2, solid2, off2, lin = matte
     for i in range(r0, r1):
         ci = i >> 1
         j = 0
@@ -756,26 +757,24 @@ def chroma_rgb_rows(
                         + fb * e2
                         - max(fr - big * e0, max(fgn - big * e1, fb - big * e2))
                     )
+                    # what the solved mix leaves short of 1 is screen light (spill): trade
+                    # it for the background (no cyan or yellow rims), up to _SPILL_MAX
+                    fx = min((one - lin[ci, x >> 1]) * amount, np.float32(_SPILL_MAX))
+                    sr = screen.r[ci, x >> 1]
+                    sg = screen.g[ci, x >> 1]
+                    sb = screen.b[ci, x >> 1]
+                    sp -= fx * (
+                        sr * e0
+                        + sg * e1
+                        + sb * e2
+                        - max(sr - big * e0, max(sg - big * e1, sb - big * e2))
+                    )
                     sp = max(sp - max(df, zero), zero) * amount
-                    if sp == zero:
+                    if sp == zero and fx == zero:
                         out[i, 3 * x + 0] = fg[i, 3 * x + 0]
                         out[i, 3 * x + 1] = fg[i, 3 * x + 1]
                         out[i, 3 * x + 2] = fg[i, 3 * x + 2]
                         continue
-                    # spill is screen light: trade up to _SPILL_MAX of the screen for the
-                    # background (no cyan or yellow rims), limit the key primary beyond that
-                    sr = screen.r[ci, x >> 1]
-                    sg = screen.g[ci, x >> 1]
-                    sb = screen.b[ci, x >> 1]
-                    ds = max(
-                        sr * e0
-                        + sg * e1
-                        + sb * e2
-                        - max(sr - big * e0, max(sg - big * e1, sb - big * e2)),
-                        one,
-                    )
-                    fx = min(sp / ds, np.float32(_SPILL_MAX))
-                    sp -= fx * ds
                     lift = sp * luma_w
                     out[i, 3 * x + 0] = _u8(
                         c0 + fx * (np.float32(bg[i, 3 * x + 0]) - sr) + lift - sp * e0
@@ -812,6 +811,7 @@ def chroma_rgb_rows(
                 d2 = eu * eu + ev * ev
                 if d2 > solid2 and d2 * n2 - num * num > off2 * n2 * n2:
                     a = one
+                a_lin = min(a, one)
                 a = np.float32(_clip(a, clip))
                 if tk > 0.0:
                     if have_prev:
@@ -829,7 +829,7 @@ def chroma_rgb_rows(
                     continue
                 if a > np.float32(0.998):
                     a = one
-                t = one - a
+                t = one - min(a_lin, a)  # colour unmixes by the solved mix before the clip
                 m0 = c0 - t * screen.r[ci, cj]
                 m1 = c1 - t * screen.g[ci, cj]
                 m2 = c2 - t * screen.b[ci, cj]
@@ -860,7 +860,7 @@ def chroma_rgb_rows(
                     + sb * e2
                     - max(sr - big * e0, max(sg - big * e1, sb - big * e2))
                 )
-                fx = np.float32(_unmix_fix(s, a, df, ds, amount))
+                fx = np.float32(_unmix_fix(s, one - t, df, ds, amount))
                 t += fx
                 out[i, 3 * x + 0] = _u8(m0 + t * np.float32(bg[i, 3 * x + 0]) - fx * sr)
                 out[i, 3 * x + 1] = _u8(m1 + t * np.float32(bg[i, 3 * x + 1]) - fx * sg)

@@ -331,6 +331,7 @@ class ChromaKeyer(RgbKeyerMethods):
             np.float32((MIN_CONTRAST * kn) ** 2),
             np.float32((SOLID_RADIUS * kn) ** 2),
             np.float32(OFF_LINE**2),
+            self._buf("lin", (ch, cw), np.float32),
         )
         a_lo = self._buf("a_lo", (ch, cw), np.float32)
         cat = self._buf("cat", (ch, cw), np.uint8)
