@@ -1,8 +1,9 @@
-// Bundle the agents-frontend test app (app.jsx) into build/app.js. Run by scripts/setup.sh.
+// Bundle the browser-test pages (app.jsx: LiveKit's agents hooks; transparent.js: the
+// transparent avatar module) into build/. Run by scripts/setup.sh.
 import { build } from "esbuild";
 
 await build({
-  entryPoints: ["app.jsx"],
+  entryPoints: ["app.jsx", "transparent.js"],
   outdir: "build",
   bundle: true,
   format: "esm",

@@ -19,6 +19,7 @@ import numpy as np
 from livekit import rtc
 
 from greenroom.backgrounds import BackgroundSpec, Scene
+from greenroom.compositor.alpha_pack import blank_packed, pack, packed_size
 from greenroom.compositor.options import CompositorOptions
 from greenroom.compositor.stats import SessionStats
 from greenroom.compositor.video import FpsCap, InFrame, LatestFrameSlot, VideoOutput, bounded
@@ -79,6 +80,8 @@ class FrameLoop:
         self._errors = 0  # consecutive failed frames
         self._reset_keyer = False  # set by waiting frames; read on the worker thread
         self._waiting: tuple[tuple[int, int, tuple[int, int, int]], I420Frame] | None = None
+        self._packed = options.output == "alpha_packed"
+        self._pack_scratch: tuple[I420Frame, np.ndarray, I420Frame] | None = None
 
     def warm_up(self) -> None:
         """Compile/load the keyer's kernels on the worker thread while we connect."""
@@ -87,6 +90,9 @@ class FrameLoop:
             scene = Scene(background=BackgroundSpec.parse("#000000"), mode=self._options.mode)
             scene.render_i420(I420Frame.blank(64, 64, DEFAULT_KEY), 0.0)
             scene.close()
+            if self._packed:
+                blank = I420Frame.blank(64, 64)
+                pack(blank, np.zeros((64, 64), np.uint8), I420Frame.empty(128, 64))
 
         fut = asyncio.get_running_loop().run_in_executor(self._pool, warm)
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())
@@ -126,12 +132,13 @@ class FrameLoop:
         self._last_frame_at = now
         self._stats.resolution = (frame.width, frame.height)
         w, h = frame.width, frame.height
+        ow, oh = packed_size(w, h) if self._packed else (w, h)
         try:
-            await self.output.ensure(room, w, h)
+            await self.output.ensure(room, ow, oh)
             data, keying_ms = await asyncio.get_running_loop().run_in_executor(
                 self._pool, self._render, frame.data, w, h, now - self._t0
             )
-            self.output.capture(data, w, h, frame.capture_us or _now_us())
+            self.output.capture(data, ow, oh, frame.capture_us or _now_us())
         except Exception as exc:
             self._failed(exc)
             return
@@ -142,7 +149,7 @@ class FrameLoop:
             e2e = _now_us() - frame.capture_us
             e2e = e2e / 1000 if 0 <= e2e < 10_000_000 else None
         self._stats.frame_out(done, keying_ms, (done - frame.received) * 1000, e2e)
-        self.last = (data, w, h)
+        self.last = (data, ow, oh)
         if not self.first_frame.is_set():
             self.first_frame.set()
             logger.info("first composited frame published", extra={"session": self._stats.session})
@@ -166,10 +173,31 @@ class FrameLoop:
         if self._reset_keyer:
             self._reset_keyer = False
             self.scene.keyer.reset()  # forget what the waiting frames taught it
+        if self._packed:
+            return self._render_packed(data, width, height), (time.perf_counter() - t0) * 1000
         buf = bytearray(I420Frame.nbytes_for(width, height))
         out = I420Frame.from_buffer(buf, width, height)
         self.scene.render_i420(I420Frame.from_buffer(data, width, height), t, out=out)
         return buf, (time.perf_counter() - t0) * 1000
+
+    def _render_packed(self, data: bytearray, width: int, height: int) -> bytearray:
+        """Key over black (premultiplied colour) with the matte from the same pass, then
+        pack both side by side (see ``alpha_pack``)."""
+        scratch = self._pack_scratch
+        if scratch is None or scratch[0].size != (width, height):
+            scratch = (
+                I420Frame.empty(width, height),
+                np.empty((height, width), np.uint8),
+                I420Frame.blank(width, height),
+            )
+            self._pack_scratch = scratch
+        keyed, alpha, black = scratch
+        self.scene.keyer.composite_i420(
+            I420Frame.from_buffer(data, width, height), black, keyed, alpha_out=alpha
+        )
+        buf = bytearray(I420Frame.nbytes_for(*packed_size(width, height)))
+        pack(keyed, alpha, I420Frame.from_buffer(buf, *packed_size(width, height)))
+        return buf
 
     def _failed(self, exc: Exception) -> None:
         """One bad frame (render or publish) is dropped; failing every frame ends the session."""
@@ -189,11 +217,16 @@ class FrameLoop:
         """While the avatar is away: the background alone (through the scene, so
         background switches and crossfades still show)."""
         w, h = self.output.size or (self._options.width, self._options.height)
+        if self._packed and self.output.size is None:
+            w, h = packed_size(w, h)
         try:
             await self.output.ensure(room, w, h)
-            data = await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._render_waiting, w, h, time.monotonic() - self._t0
-            )
+            if self._packed:  # nothing to show: matte 0 everywhere
+                data = blank_packed(w // 2, h)
+            else:
+                data = await asyncio.get_running_loop().run_in_executor(
+                    self._pool, self._render_waiting, w, h, time.monotonic() - self._t0
+                )
             self.output.capture(data, w, h, _now_us())
         except Exception as exc:
             self._failed(exc)
