@@ -45,7 +45,7 @@ _Y_W601 = np.array([0.299, 0.587, 0.114])
 #: Alpha stays 0 until the pull away from the screen exceeds NOISE_CLIP standard
 #: deviations of the screen's chroma noise (at least NOISE_MIN chroma levels).
 NOISE_CLIP = 3.0
-NOISE_MIN = 1.5
+NOISE_MIN = 3.0
 #: A sample is clean screen when its chroma lies within SCREEN_RADIUS x |key chroma| of
 #: the key's; it is solid foreground (for the foreground plate) beyond FG_RADIUS x.
 SCREEN_RADIUS = 0.28
@@ -231,6 +231,7 @@ class ChromaKeyer(RgbKeyerMethods):
         self._plate: _Plate | None = None
         self._fg: _FgPlate | None = None
         self._step = 2
+        self._sigma = 1.0
         self._frames = 0
         self._prev: np.ndarray | None = None
         self._prev_kind = ""
@@ -320,6 +321,7 @@ class ChromaKeyer(RgbKeyerMethods):
         su, sv = self._plate.get("u", "v")
         fg = self._fg
         sigma = fg.noise if fg.noise is not None else self._plate.noise
+        self._sigma = sigma
         noise = max(NOISE_CLIP * sigma, NOISE_MIN)
         fu, fv = fg.update(frame.u, frame.v, su, sv, max(FG_RADIUS * kn, 2.0 * noise), self._step)
         matte = K.Matte(
@@ -373,12 +375,13 @@ class ChromaKeyer(RgbKeyerMethods):
                 if bg is not None
                 else self._buf("rgb_out", frame.shape, np.uint8)
             )
-            # per-pixel chroma carries twice the noise of the 2x2 means the plate measured
+            # per-pixel chroma carries twice the noise of the 2x2 means measured (the floor
+            # for codec blocks stays)
             args = (
                 frame.reshape(h, 3 * w),
                 (bg if bg is not None else out).reshape(h, 3 * w),
                 blk,
-                matte._replace(k2=np.float32(4.0 * matte.k2)),
+                matte._replace(k2=np.float32(max(2.0 * NOISE_CLIP * self._sigma, NOISE_MIN) ** 2)),
                 K.RgbPlate(*self._plate.get("r", "g", "b")),
                 K.Primary(*(f32(prim == c) for c in range(3))),
                 K.Clip(*(f32(x) for x in clip)),
