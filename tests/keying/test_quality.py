@@ -90,14 +90,17 @@ def _family_clip(pred) -> object:
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("screen", sorted(SCREENS))
 def test_linear_mixes_get_linear_alpha(screen, path):
-    """Every ramp pixel is a F + (1 - a) S: the matte must give back a (within 0.06 on
-    average, 0.12 for nine pixels in ten), for skin, shirt, white, red and hair colours."""
+    """Every ramp pixel is a F + (1 - a) S (ramps 4-32 px wide beside solid colour, like
+    motion-blurred edges): the matte must give back a (within 0.06 on average, 0.12 for nine
+    pixels in ten), for skin, shirt, white, red and hair colours."""
     colours = [SKINS[1], SHIRTS["navy"], SHIRTS["white"], SHIRTS["red"], (90, 60, 35)]
     rgb, a = mix_chart(SCREENS[screen], colours)
     k = ChromaKeyer(key_color=SCREENS[screen])
     for _ in range(3):
         p = _matte(k, rgb, path)
-    ramp = _erode((a > 0.05) & (a < 0.95), 2)
+    ramp = (a > 0.05) & (a < 0.95)
+    ramp[2:-2] &= ramp[:-4] & ramp[4:]  # not the band's top and bottom rows
+    ramp[:2] = ramp[-2:] = False
     err = np.abs(p - a)[ramp]
     assert err.mean() <= 0.06, f"mean |alpha - a| on the ramps is {err.mean():.3f}"
     assert np.percentile(err, 90) <= 0.12

@@ -572,25 +572,36 @@ def mix_chart(
     height: int = 240,
     noise: float = 1.0,
     seed: int = 0,
+    ramps: tuple[int, ...] = (4, 8, 16, 32),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A screen with one horizontal band per colour: a linear ramp from screen to the colour
-    (alpha 0 -> 1 over half the width), then the solid colour. Returns (RGB uint8, true alpha).
+    """A screen with one horizontal band per colour; along each band, bars of the solid
+    colour (24 px) whose sides ramp linearly from the screen over ``ramps`` pixels, the
+    widths of motion-blurred edges. Returns (RGB uint8, true alpha).
 
     Every ramp pixel is exactly ``a F + (1 - a) S``: a matte grounded in the compositing
     equation returns ``a`` there.
     """
-    if width < 64 or height < 16 * (len(colours) + 1):
-        raise ValueError(f"{width}x{height} is too small for {len(colours)} bands")
+    need = 8 + sum(2 * r + 24 + 12 for r in ramps)
+    if width < need or height < 16 * (len(colours) + 1):
+        raise ValueError(
+            f"{width}x{height} is too small for {len(colours)} bands of ramps {ramps} "
+            f"(needs {need} px wide)"
+        )
+    profile = np.zeros(width, np.float32)
+    x = 8
+    for r in ramps:
+        up = (np.arange(r, dtype=np.float32) + 0.5) / r
+        profile[x : x + r] = up
+        profile[x + r : x + r + 24] = 1.0
+        profile[x + r + 24 : x + 2 * r + 24] = up[::-1]
+        x += 2 * r + 24 + 12
     alpha = np.zeros((height, width), np.float32)
     fg = np.zeros((height, width, 3), np.float32)
     band = height // (len(colours) + 1)
-    x0, x1 = width // 8, width // 8 + width // 2
-    ramp = np.clip((np.arange(width) + 0.5 - x0) / (x1 - x0), 0.0, 1.0)
-    ramp[width - width // 8 :] = 0.0  # screen again at the right edge
     for k, col in enumerate(colours):
         y0 = band // 2 + k * band + band // 4
         y1 = y0 + band // 2
-        alpha[y0:y1] = ramp
+        alpha[y0:y1] = profile
         fg[y0:y1] = col
     s = np.asarray(screen, np.float32)
     img = alpha[..., None] * fg + (1.0 - alpha[..., None]) * s
