@@ -2,7 +2,8 @@
 
 Greenroom's own errors carry their status; FastAPI's validation errors become 422 naming the
 first bad field; Starlette's HTTP errors (unknown route, wrong method) keep their status.
-Anything else is a 500 whose message says nothing about the internals (it is logged).
+A database that cannot be reached or stays locked is ``503 database_unavailable`` with
+``Retry-After``, on any route; the SQL statement stays in the server log. Anything else is a 500 whose message says nothing about the internals (it is logged).
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from greenroom.errors import GreenroomError
+from greenroom.store.errors import DatabaseUnavailable, is_unavailable
+from greenroom.store.errors import reason as db_reason
 
 log = logging.getLogger("greenroom.api")
 
@@ -75,7 +79,11 @@ def install(app: FastAPI) -> None:
     async def _greenroom(_: Request, exc: GreenroomError) -> JSONResponse:
         if exc.status >= 500:
             log.error("request failed: %s (%s)", exc.message, exc.code)
-        return error_response(exc.status, exc.code, exc.message, getattr(exc, "field", None))
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return error_response(
+            exc.status, exc.code, exc.message, getattr(exc, "field", None), headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -106,3 +114,15 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal_error", "internal error; the server log has details")
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not is_unavailable(exc):
+            return await _unexpected(request, exc)
+        log.error(
+            "database unavailable on %s %s: %s", request.method, request.url.path, db_reason(exc)
+        )
+        err = DatabaseUnavailable()
+        return error_response(
+            err.status, err.code, err.message, headers={"Retry-After": str(err.retry_after)}
+        )

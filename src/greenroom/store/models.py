@@ -94,6 +94,12 @@ class SessionRow(Base):
     idle_timeout: Mapped[int] = mapped_column(Integer)
     max_duration: Mapped[int | None] = mapped_column(Integer, nullable=True)
     first_frame_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The paid vendor session behind the avatar, recorded the moment the vendor names it and
+    # cleared once it is known to be stopped: after a crash, the next start stops what is left.
+    # ``vendor_stop_token`` is a session-scoped secret; it never leaves the store.
+    vendor: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    vendor_session_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    vendor_stop_token: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -16,6 +16,12 @@ from greenroom.store.models import BackgroundRow, Base, SessionRow, TemplateRow,
 RowT = TypeVar("RowT", bound=Base)
 
 OPEN_STATUSES = ("starting", "started")
+# ``update_session(id, **VENDOR_CLEARED)``: the vendor session is known to be stopped
+VENDOR_CLEARED: dict[str, None] = {
+    "vendor": None,
+    "vendor_session_id": None,
+    "vendor_stop_token": None,
+}
 
 
 def new_id(prefix: str) -> str:
@@ -115,6 +121,12 @@ class Repo:
         """Sessions the database believes are running (starting or started)."""
         with self._session() as db:
             return db.scalars(select(SessionRow).where(SessionRow.status.in_(OPEN_STATUSES))).all()
+
+    def vendor_sessions(self) -> Sequence[SessionRow]:
+        """Sessions whose vendor session may still be running (recorded, never cleared)."""
+        with self._session() as db:
+            q = select(SessionRow).where(SessionRow.vendor_session_id.is_not(None))
+            return db.scalars(q).all()
 
     def update_session(self, session_id: str, **fields: Any) -> SessionRow:
         with self._session() as db:

@@ -4,6 +4,10 @@ Order matters for what a failure leaves behind. The session row exists (``starti
 anything runs; the room is created next and marked in the row at once (so a restart can
 delete it); then avatar and compositor join together. If any step fails, everything started
 so far is closed, the room deleted, and the row marked ``failed`` (:meth:`Launcher.roll_back`).
+
+A vendor avatar's session (a paid one) is recorded in the row the moment the vendor names it,
+before the avatar joins, so that a process killed mid-start leaves the next process enough to
+stop it (:meth:`~greenroom.api.services.sessions.SessionManager.reconcile`).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from greenroom.api.metrics import Metrics
 from greenroom.api.services import background_values, pipeline
@@ -25,11 +30,20 @@ from greenroom.backgrounds.library import BackgroundLibrary
 from greenroom.config import Settings
 from greenroom.errors import GreenroomError, InvalidInput, ProviderError, StartFailed
 from greenroom.store import Repo
+from greenroom.store.errors import DatabaseUnavailable, is_unavailable
+from greenroom.store.errors import reason as db_reason
 from greenroom.store.models import SessionRow, TemplateRow
+from greenroom.store.repo import VENDOR_CLEARED
+
+if TYPE_CHECKING:
+    from greenroom.avatars.base import VendorSessionRef
 
 log = logging.getLogger("greenroom.sessions")
 
 CLOSE_TIMEOUT = 10.0  # seconds an avatar or compositor gets to leave the room
+# A failed start whose row cannot be written (database down) is written again in the
+# background: every RECORD_RETRY seconds (doubling up to RECORD_RETRY_MAX) for RECORD_GIVE_UP s.
+RECORD_RETRY, RECORD_RETRY_MAX, RECORD_GIVE_UP = 1.0, 10.0, 600.0
 
 
 @dataclass
@@ -70,6 +84,7 @@ class Launcher:
         self.rooms = rooms
         self.metrics = metrics
         self.resolve_background = resolve_background
+        self._pending: set[asyncio.Task[None]] = set()  # rows still to be written (see roll_back)
 
     async def launch(self, row: SessionRow, tpl: TemplateRow, req: StartRequest) -> Launch:
         """Create the room and start avatar and compositor in it; roll back on failure.
@@ -95,6 +110,8 @@ class Launcher:
             self.metrics.sessions_failed.labels(tpl.provider).inc()
             if isinstance(exc, InvalidInput | ProviderError | StartFailed):
                 raise
+            if is_unavailable(exc):  # never the SQL statement in an answer
+                raise DatabaseUnavailable() from exc
             if isinstance(exc, GreenroomError):
                 raise StartFailed(
                     f"could not start the {tpl.provider!r} avatar: {exc.message}"
@@ -121,9 +138,13 @@ class Launcher:
         from greenroom.avatars import RoomTarget, get_provider
 
         target = RoomTarget.from_settings(self.settings, row.room)
+        from greenroom.avatars.base import VendorProvider
+
         provider = get_provider(tpl.provider)
-        options = dict(tpl.provider_options or {})
+        options: dict[str, Any] = dict(tpl.provider_options or {})
         identity = str(options.pop("identity", f"avatar-{row.id[4:16]}"))
+        if isinstance(provider, VendorProvider):
+            options["on_vendor_session"] = lambda ref: self._record_vendor_session(row.id, ref)
         joined: dict[str, float] = {}
         avatar_res, compositor_res = await asyncio.gather(
             pipeline.timed(
@@ -160,6 +181,24 @@ class Launcher:
             parts.append(compositor)
         return Launch(t0=t0, room=room, avatar=avatar, compositor=compositor, joined=joined)
 
+    async def _record_vendor_session(self, sid: str, ref: VendorSessionRef) -> None:
+        """Store the vendor's session before the avatar joins. If the store refuses, the
+        provider stops the vendor session and the start fails: nothing paid runs unrecorded."""
+        await asyncio.to_thread(
+            self.repo.update_session,
+            sid,
+            vendor=ref.vendor,
+            vendor_session_id=ref.session_id,
+            vendor_stop_token=ref.stop_token,
+        )
+        log.info(
+            "session %s: %s session %s recorded",
+            sid,
+            ref.vendor,
+            ref.session_id,
+            extra={"session": sid, "event": "vendor_session", "vendor": ref.vendor},
+        )
+
     async def _compositor(
         self, target: object, identity: str, spec: object, tpl: TemplateRow, sid: str
     ) -> SessionCompositor:
@@ -179,31 +218,79 @@ class Launcher:
         parts: list[AvatarSession | SessionCompositor],
         exc: BaseException,
     ) -> None:
-        """Close what started, delete the room if Greenroom created it, mark the row failed."""
+        """Close what started, delete the room if Greenroom created it, mark the row failed.
+
+        A vendor session the provider started is stopped by the provider itself when the
+        avatar's start fails, or by the avatar's ``aclose``; the row keeps the vendor reference
+        only if that close failed, for the next restart to stop. If the database refuses the
+        row, it is written again in the background until it answers (bounded, logged).
+        """
+        closed = True
         for part in reversed(parts):
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(part.aclose(), CLOSE_TIMEOUT)
+            except Exception as close_exc:
+                closed = False
+                log.warning("session %s: a part did not close cleanly: %r", row.id, close_exc)
         if room_created:
             with contextlib.suppress(Exception):
                 await self.rooms.delete(row.room)
-        message = exc.message if isinstance(exc, GreenroomError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, GreenroomError):
+            message = exc.message
+        elif is_unavailable(exc):
+            message = f"the database was unavailable: {db_reason(exc)}"
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        fields: dict[str, object] = {
+            "status": "failed",
+            "stop_reason": StopReason.START_FAILED,
+            "error": message[:2000],
+            "stopped_at": _now(),
+            **(VENDOR_CLEARED if closed else {}),
+        }
         try:
-            await asyncio.to_thread(
-                self.repo.update_session,
+            await asyncio.to_thread(self.repo.update_session, row.id, **fields)
+        except Exception as db_exc:
+            log.error(
+                "session %s: could not record the failed start (%s); retrying in the background",
                 row.id,
-                status="failed",
-                stop_reason=StopReason.START_FAILED,
-                error=message[:2000],
-                stopped_at=_now(),
+                db_reason(db_exc),
             )
-        except Exception as db_exc:  # a restart's reconcile corrects the row
-            log.error("session %s: could not record the failed start: %r", row.id, db_exc)
+            task = asyncio.create_task(self._record_later(row.id, fields))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
         log.warning(
             "session %s failed to start: %s",
             row.id,
             message,
             extra={"session": row.id, "event": "failed"},
         )
+
+    async def _record_later(self, sid: str, fields: dict[str, object]) -> None:
+        """Write a failed start's row once the database answers again (a row left
+        ``starting`` would show a session that never runs); gives up after RECORD_GIVE_UP s,
+        leaving it to the next restart's reconcile."""
+        deadline = time.monotonic() + RECORD_GIVE_UP
+        wait = RECORD_RETRY
+        tries = 1
+        while time.monotonic() < deadline:
+            await asyncio.sleep(wait)
+            tries += 1
+            try:
+                await asyncio.to_thread(self.repo.update_session, sid, **fields)
+            except Exception as exc:
+                log.debug("session %s: failed start still not recorded: %s", sid, db_reason(exc))
+                wait = min(wait * 2, RECORD_RETRY_MAX)
+                continue
+            log.info("session %s: failed start recorded after %d tries", sid, tries)
+            return
+        log.error("session %s: failed start not recorded; a restart will correct it", sid)
+
+    async def aclose(self) -> None:
+        """Stop retrying rows (on shutdown; the next start's reconcile corrects them)."""
+        for task in list(self._pending):
+            task.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
 
 
 def _now() -> datetime:

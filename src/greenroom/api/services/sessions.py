@@ -34,10 +34,10 @@ from greenroom.api.services.views import background_in_use, session_view
 from greenroom.api.services.watch import SessionWatch
 from greenroom.backgrounds.library import BackgroundLibrary
 from greenroom.config import Settings
-from greenroom.errors import Conflict, GreenroomError, InvalidInput
+from greenroom.errors import Conflict, GreenroomError, InvalidInput, NotFound
 from greenroom.store import Repo
 from greenroom.store.models import SessionRow, TemplateRow
-from greenroom.store.repo import OPEN_STATUSES, new_id
+from greenroom.store.repo import OPEN_STATUSES, VENDOR_CLEARED, new_id
 
 if TYPE_CHECKING:
     from greenroom.backgrounds.spec import BackgroundSpec
@@ -48,6 +48,7 @@ log = logging.getLogger("greenroom.sessions")
 T = TypeVar("T")
 
 CLOSE_TIMEOUT = 10.0  # seconds an avatar or compositor gets to leave the room
+VENDOR_STOP_TIMEOUT = 30.0  # seconds one leftover vendor session's stop may take on start
 
 
 def _now() -> datetime:
@@ -83,8 +84,11 @@ class SessionManager:
 
     # lifecycle ---------------------------------------------------------------------------
     async def reconcile(self) -> list[str]:
-        """Mark sessions the database thinks are running, but this process does not run, as
-        stopped (``service_restarted``) and delete the rooms Greenroom created for them."""
+        """Stop the vendor sessions an earlier process left running (see
+        :meth:`stop_vendor_sessions`), then mark sessions the database thinks are running, but
+        this process does not run, as stopped (``service_restarted``) and delete the rooms
+        Greenroom created for them."""
+        await self.stop_vendor_sessions()
         fixed = []
         for row in await self._db(self.repo.open_sessions):
             if row.id in self.live:
@@ -92,6 +96,48 @@ class SessionManager:
             await self._close_row(row, StopReason.SERVICE_RESTARTED)
             fixed.append(row.id)
         return fixed
+
+    async def stop_vendor_sessions(self) -> list[str]:
+        """Stop every vendor session the database says may be running and no session of this
+        process owns (a process killed between the vendor's create and the session's stop),
+        and clear it from its row. One the vendor cannot stop now (unreachable, no key) stays
+        recorded for the next restart. Returns the session ids whose vendor session was
+        cleared."""
+        from greenroom.avatars import VendorSessionRef, stop_vendor_session
+
+        cleared = []
+        for row in await self._db(self.repo.vendor_sessions):
+            if row.id in self.live or row.vendor is None or row.vendor_session_id is None:
+                continue
+            ref = VendorSessionRef(row.vendor, row.vendor_session_id, row.vendor_stop_token)
+            try:
+                was_running = await asyncio.wait_for(
+                    stop_vendor_session(ref, settings=self.settings), VENDOR_STOP_TIMEOUT
+                )
+            except NotFound as exc:  # no such vendor provider any more: nothing can stop it
+                log.warning("session %s: %s", row.id, exc.message)
+                was_running = False
+            except Exception as exc:  # kept: the next restart tries again
+                why = exc.message if isinstance(exc, GreenroomError) else type(exc).__name__
+                log.warning(
+                    "session %s: could not stop %s session %s: %s",
+                    row.id,
+                    ref.vendor,
+                    ref.session_id,
+                    why,
+                )
+                continue
+            await self._db(self.repo.update_session, row.id, **VENDOR_CLEARED)
+            cleared.append(row.id)
+            log.info(
+                "session %s: %s session %s %s",
+                row.id,
+                ref.vendor,
+                ref.session_id,
+                "stopped after a restart" if was_running else "had already ended",
+                extra={"session": row.id, "event": "vendor_stopped", "vendor": ref.vendor},
+            )
+        return cleared
 
     async def warm_up(self) -> None:
         """Load the frame kernels once, off the event loop (see :func:`pipeline.warm_up`)."""
@@ -103,6 +149,7 @@ class SessionManager:
         for sid in list(self.live):
             with contextlib.suppress(GreenroomError):
                 await self.stop(sid, reason=reason)
+        await self.launcher.aclose()
         await self.rooms.aclose()
 
     # start: record, launch, then finish or roll back ---------------------------------------
@@ -308,16 +355,20 @@ class SessionManager:
         live.stopping = True
         final = background_in_use(live, self.library.root)
         await live.cancel_tasks()
+        avatar_closed = False
         for part, what in ((live.compositor, "compositor"), (live.avatar, "avatar")):
             try:
                 # bounded: a participant stuck on a dead connection must not hold up the stop
                 await asyncio.wait_for(part.aclose(), CLOSE_TIMEOUT)
+                avatar_closed = part is live.avatar
             except Exception as exc:
                 log.warning("session %s: %s did not close cleanly: %r", session_id, what, exc)
         self.live.pop(session_id, None)
         self.slots.give_back(session_id)
         row = await self._db(self.repo.get_session, session_id)
-        await self._close_row(row, reason, error=error, background=final)
+        # the avatar's close stopped its vendor session; if it failed, a restart stops it
+        vendor = VENDOR_CLEARED if avatar_closed else {}
+        await self._close_row(row, reason, error=error, background=final, **vendor)
         return await self.get(session_id)
 
     async def _close_row(self, row: SessionRow, reason: str, **fields: object) -> None:
