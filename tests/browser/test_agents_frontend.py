@@ -15,7 +15,7 @@ on green and a compositor on blue:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ from livekit import rtc
 
 from greenroom.avatars import RoomTarget
 from greenroom.avatars.local import LocalAvatar
+from greenroom.avatars.local._room import VIDEO_TRACK
 from greenroom.compositor import TRACK_NAME, Compositor, CompositorOptions
 from greenroom.livekit_server import LiveKitServer
 from greenroom.tokens import agent_token, viewer_token
@@ -96,6 +97,22 @@ async def _open(page: BrowserPage, server: ThreadServer, target: RoomTarget) -> 
         raise AssertionError(f"the frontend shows {picked} with corners {rgb}") from None
 
 
+async def _raw_refused(page: BrowserPage) -> None:
+    """LiveKit tells the page it may not subscribe to the avatar's raw camera."""
+    js = (
+        f"() => window.lkRoom.remoteParticipants.get({AVATAR!r})"
+        f"?.getTrackPublicationByName({VIDEO_TRACK!r})?.permissionStatus"
+    )
+    try:
+        await wait_for(lambda: _is(page.page.evaluate(js), "not_allowed"), 60)
+    except TimeoutError:
+        raise AssertionError(f"raw camera: {await page.page.evaluate(js)}") from None
+
+
+async def _is(value: Awaitable[object], want: object) -> bool:
+    return await value == want
+
+
 async def test_hooks_pick_a_compositor_of_its_own(
     livekit: LiveKitServer, room_name: str, viewer_page: BrowserPage, app_server: ThreadServer
 ) -> None:
@@ -116,6 +133,7 @@ async def test_hooks_pick_a_compositor_of_its_own(
 
         picked = await _open(viewer_page, app_server, target)
         assert picked == {"agent": AGENT, "participant": comp.identity, "track": TRACK_NAME}
+        await _raw_refused(viewer_page)
         assert not viewer_page.log.errors
 
 
@@ -134,4 +152,5 @@ async def test_hooks_pick_a_compositor_attached_to_the_agent(
 
         picked = await _open(viewer_page, app_server, target)
         assert picked == {"agent": AGENT, "participant": AGENT, "track": TRACK_NAME}
+        await _raw_refused(viewer_page)
         assert not viewer_page.log.errors

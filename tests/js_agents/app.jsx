@@ -1,11 +1,18 @@
 // A LiveKit agents frontend as app builders write it: LiveKitRoom + useVoiceAssistant, and the
 // agent's video drawn with <VideoTrack>. The browser tests open it against a Greenroom room and
 // read window.picked (what the hook chose) and the <video> element's pixels.
-import { LiveKitRoom, VideoTrack, useVoiceAssistant } from "@livekit/components-react";
+import {
+  LiveKitRoom,
+  VideoTrack,
+  useRoomContext,
+  useVoiceAssistant,
+} from "@livekit/components-react";
 import { useEffect } from "react";
 import { createRoot } from "react-dom/client";
 
 function Agent() {
+  const room = useRoomContext();
+  window.lkRoom = room; // the tests read publications' permissionStatus from it
   const { agent, videoTrack } = useVoiceAssistant();
   useEffect(() => {
     window.picked = {
