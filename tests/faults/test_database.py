@@ -47,22 +47,6 @@ def watch_for_starting(
     return t
 
 
-DB_ERROR_BUG = (
-    "a store error during a start answers 503 session_start_failed whose message carries the "
-    "raw SQL statement and its parameters (launch.py wraps any Exception as "
-    "f'{type(exc).__name__}: {exc}') and no Retry-After; expected 503 database_unavailable, "
-    "a plain message and Retry-After"
-)
-
-
-PG_BUGS = (
-    "while PostgreSQL is down, requests get 500 internal_error (no mapping of the store's "
-    "OperationalError); a start whose failed row cannot be written (database down) stays "
-    "'starting' in GET until a process restart reconciles it (launch.py roll_back logs and "
-    "gives up); and " + DB_ERROR_BUG
-)
-
-
 def assert_database_unavailable(r: Any) -> None:
     """What a caller should be told when the database fails under a request: it is
     unavailable, try again later; never the SQL."""
@@ -156,7 +140,6 @@ async def test_sqlite_lock_shorter_than_busy_timeout_only_delays(
     assert (await svc.session(sid))["background"] == RED
 
 
-@pytest.mark.xfail(strict=True, reason=DB_ERROR_BUG)
 async def test_sqlite_locked_past_busy_timeout_during_start(
     service: Service, data_dir: Path
 ) -> None:
@@ -296,7 +279,6 @@ async def pg_service(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=True, reason=PG_BUGS)
 async def test_postgres_restarted(pg_service: Service, own_postgres: OwnPostgres) -> None:
     """PostgreSQL crashes and comes back: first while a session runs (requests meanwhile get
     a clear 503, the session and its picture go on), then during a start."""
