@@ -5,7 +5,7 @@
 // matte as grey (R = G = B = alpha). This module puts them back together on a 2D canvas, so the
 // page under the canvas shows wherever the matte is 0.
 //
-//   import { drawTransparent } from "/static/greenroom-transparent.js";
+//   import { drawTransparent } from "/web/greenroom-transparent.js";   // as the service serves it
 //   const stop = drawTransparent(mediaStreamTrack, canvas);   // stop() to end
 //
 //   <greenroom-avatar></greenroom-avatar>                       // or the element:
