@@ -1,6 +1,6 @@
 """``bench/keying.py --family N --report DIR``: PNG sheets that show where mattes fail.
 
-One sheet per (clip, condition): the input the keyers saw, the true alpha, Greenroom's
+One sheet per (clip, condition), of the frame where Greenroom does worst: the input the keyers saw, the true alpha, Greenroom's
 (I420 live path) and ffmpeg's alpha, their error maps (red: alpha too high, the screen
 kept; blue: too low, holes; brightness = size of the error, x2) and each composite over a
 contrasting colour. ``*-crop.png`` is the same sheet cut to the worst region at full scale.
@@ -50,33 +50,38 @@ def _tiles(spec: ClipSpec, cond: str, kbps: float, setting: tuple[float, float])
 
     clip = render_clip(spec)
     rgb, i420 = _inputs(clip, cond, kbps)
-    n = len(clip.frames) // 2
     k = ChromaKeyer(key_color=spec.screen)
     bg_rgb = np.empty_like(clip.frames[0])
     bg_rgb[:] = contrast(spec.screen)
     bg = I420Frame.from_rgb(bg_rgb)
-    ours = comp = None
-    for f in i420[: n + 1]:  # run the stream up to frame n, as live
+    alphas, comps = [], []
+    for f in i420:  # the whole stream, as live; the sheet shows our worst frame
         alpha = np.empty((f.height, f.width), np.uint8)
-        comp = k.composite_i420(f, bg, alpha_out=alpha)
-        ours = alpha
-    assert ours is not None and comp is not None
-    ff = ffmpeg_alpha([(f.y, f.u, f.v) for f in i420[: n + 1]], spec.screen, *setting)[n]
+        comps.append(k.composite_i420(f, bg, alpha_out=alpha).to_rgb())
+        alphas.append(alpha)
+    errs = [np.abs(a / 255.0 - g).mean() for a, g in zip(alphas, clip.alphas, strict=True)]
+    n = int(np.argmax(errs))
+    ours, comp = alphas[n], comps[n]
+    ff = ffmpeg_alpha([(f.y, f.u, f.v) for f in i420], spec.screen, *setting)[n]
     gt = clip.alphas[n]
     a = ff.astype(np.float32)[..., None] / 255.0
     blue = int(np.argmax(spec.screen)) == 2
     ff_comp = np.clip(a * despill_green(rgb[n], blue) + (1 - a) * bg_rgb, 0, 255).astype(np.uint8)
-    return [
-        ("input (as decoded)", rgb[n]),
-        ("true alpha", _gray(gt)),
-        ("Greenroom alpha (I420 path)", _gray(ours)),
-        (f"ffmpeg alpha ({setting[0]}/{setting[1]})", _gray(ff)),
-        ("truth composite", _truth_comp(clip, n, bg_rgb)),
-        ("Greenroom error (red high, blue low)", _error(ours, gt)),
-        ("ffmpeg error", _error(ff, gt)),
-        ("Greenroom composite", comp.to_rgb()),
-        ("ffmpeg composite (+despill)", ff_comp),
-    ], np.abs(ours.astype(np.float32) / 255 - gt) + np.abs(ff.astype(np.float32) / 255 - gt)
+    return (
+        [
+            ("input (as decoded)", rgb[n]),
+            ("true alpha", _gray(gt)),
+            ("Greenroom alpha (I420 path)", _gray(ours)),
+            (f"ffmpeg alpha ({setting[0]}/{setting[1]})", _gray(ff)),
+            ("truth composite", _truth_comp(clip, n, bg_rgb)),
+            ("Greenroom error (red high, blue low)", _error(ours, gt)),
+            ("ffmpeg error", _error(ff, gt)),
+            ("Greenroom composite", comp),
+            ("ffmpeg composite (+despill)", ff_comp),
+        ],
+        np.abs(ours.astype(np.float32) / 255 - gt) + np.abs(ff.astype(np.float32) / 255 - gt),
+        n,
+    )
 
 
 def _truth_comp(clip, n: int, bg: np.ndarray) -> np.ndarray:
@@ -112,11 +117,11 @@ def write_sheets(out: Path, specs, per, best, conds, kbps: float, n: int) -> lis
     written = []
     for spec, cond in _worst(specs, per, conds, n):
         setting = GRID[best[cond][spec.family]]
-        tiles, err = _tiles(spec, cond, kbps, setting)
+        tiles, err, frame = _tiles(spec, cond, kbps, setting)
         r = per[cond][spec.name]
         title = (
             f"{spec.name}, {cond}: MAD e-3 Greenroom I420 {r['ours_i420']['mad'] * 1e3:.2f}, "
-            f"ffmpeg {r['ffmpeg']['mad'] * 1e3:.2f} (middle frame)"
+            f"ffmpeg {r['ffmpeg']['mad'] * 1e3:.2f} (clip means); frame {frame}, our worst"
         )
         path = out / f"keying-{spec.name}-{cond}.png"
         _sheet(tiles, title).save(path, optimize=True)
