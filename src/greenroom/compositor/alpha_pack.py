@@ -18,39 +18,40 @@ The packing is one fused pass over the keyed frame and its matte.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from greenroom.keying.frame import I420Frame, chroma_size
 
 NEUTRAL = 128
 
 
-@njit(cache=True, nogil=True, parallel=True)
+ALPHA_TO_Y = np.array([16 + (a * 219 + 127) // 255 for a in range(256)], np.uint8)
+"""Matte 0..255 -> studio-range luma 16..235."""
+
+
+@njit(cache=True, nogil=True)
 def _pack(
     y: np.ndarray,
     u: np.ndarray,
     v: np.ndarray,
     alpha: np.ndarray,
+    lut: np.ndarray,
     oy: np.ndarray,
     ou: np.ndarray,
     ov: np.ndarray,
 ) -> None:
     h, w = y.shape
     ch, cw = u.shape
-    ocw = ou.shape[1]
-    for r in prange(h):
+    for r in range(h):
+        oy[r, :w] = y[r]
         for c in range(w):
-            oy[r, c] = y[r, c]
-            oy[r, w + c] = np.uint8(16 + (np.int32(alpha[r, c]) * 219 + 127) // 255)
+            oy[r, w + c] = lut[alpha[r, c]]
         if r < ch:
-            # right-half chroma starts at luma column w: chroma column w // 2 (w even)
-            for c in range(ocw):
-                if c < cw and 2 * c < w:
-                    ou[r, c] = u[r, c]
-                    ov[r, c] = v[r, c]
-                else:
-                    ou[r, c] = NEUTRAL
-                    ov[r, c] = NEUTRAL
+            # chroma column cw onwards covers luma columns w.. (the matte): neutral
+            ou[r, :cw] = u[r]
+            ov[r, :cw] = v[r]
+            ou[r, cw:] = NEUTRAL
+            ov[r, cw:] = NEUTRAL
 
 
 def packed_size(width: int, height: int) -> tuple[int, int]:
@@ -66,7 +67,7 @@ def pack(keyed: I420Frame, alpha: np.ndarray, out: I420Frame) -> I420Frame:
         raise ValueError(f"alpha must be ({h}, {w}) uint8")
     if out.size != packed_size(w, h):
         raise ValueError(f"out must be {2 * w}x{h}")
-    _pack(keyed.y, keyed.u, keyed.v, alpha, out.y, out.u, out.v)
+    _pack(keyed.y, keyed.u, keyed.v, alpha, ALPHA_TO_Y, out.y, out.u, out.v)
     return out
 
 
