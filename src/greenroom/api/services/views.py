@@ -9,14 +9,8 @@ from pathlib import Path
 from greenroom.api.services import background_values
 from greenroom.api.services.lifetime import describe
 from greenroom.api.services.live import LiveSession
+from greenroom.backgrounds.spec import hex_color
 from greenroom.store.models import SessionRow
-
-
-def hex_color(rgb: tuple[int, int, int] | str | None) -> str | None:
-    if rgb is None or isinstance(rgb, str):
-        return rgb
-    r, g, b = (int(c) for c in rgb)
-    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def background_in_use(live: LiveSession, library_root: Path) -> str:
@@ -66,7 +60,8 @@ def session_view(
         view["time_left"] = round(max(left, 0.0), 1)
         view["time_left_reason"] = str(why)
         with contextlib.suppress(Exception):
-            view["key_color"] = hex_color(live.compositor.key_color)
+            key = live.compositor.key_color
+            view["key_color"] = None if key is None else hex_color(key)
         with contextlib.suppress(Exception):
             view["metrics"] = dict(live.compositor.metrics())
     return view

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from greenroom.api.metrics import Metrics
-from greenroom.api.services.lifetime import StopReason
+from greenroom.api.services.lifetime import StopReason, room_timeout
 from greenroom.api.services.live import LiveSession
 from greenroom.api.services.rooms import LiveKitUnreachable, Rooms
 from greenroom.config import Settings
@@ -92,13 +92,21 @@ class SessionWatch:
             await asyncio.sleep(min(left, 1.0))
 
     async def _watch_livekit(self, live: LiveSession) -> None:
-        """Stop when the LiveKit server has not answered for ``livekit_unreachable_timeout``."""
+        """Stop when the LiveKit server has not answered for ``livekit_unreachable_timeout``.
+
+        After a LiveKit restart the room is re-created by the first participant to rejoin,
+        with the server's default timeouts. LiveKit offers no call that changes a live room's
+        timeouts (``CreateRoom`` on an existing room keeps them), so a session whose room now
+        has timeouts shorter than it may live is logged once with a warning (docs/api.md)."""
         limit = self.settings.livekit_unreachable_timeout
         failing_since: float | None = None
+        warned = False
         while not live.stopping:
             await asyncio.sleep(min(LIVEKIT_CHECK, limit / 3))
             try:
-                await self.rooms.find(live.room)
+                room = await self.rooms.find(live.room)
+                if room is not None and not warned:
+                    warned = self._warn_short_room(live, room.empty_timeout, room.departure_timeout)
                 failing_since = None
             except LiveKitUnreachable as exc:
                 failing_since = failing_since or time.monotonic()
@@ -106,6 +114,27 @@ class SessionWatch:
                     log.warning("session %s: %s", live.id, exc.message)
                     await self._stop_quietly(live.id, StopReason.LIVEKIT_UNREACHABLE)
                     return
+
+    def _warn_short_room(self, live: LiveSession, empty: int, departure: int) -> bool:
+        """Log (and return True) if the room's timeouts are shorter than the session may live;
+        0 is the server's default, which cannot be read."""
+        need = room_timeout(
+            self.settings.room_timeout, live.lifetime.idle_timeout, live.lifetime.max_duration
+        )
+        short = 0 < min(empty, departure) < need
+        if short:
+            log.warning(
+                "session %s: room %s has empty_timeout %d s and "
+                "departure_timeout %d s, shorter than the session may live (%d s); LiveKit may "
+                "close it early (stop_reason room_closed)",
+                live.id,
+                live.room,
+                empty,
+                departure,
+                need,
+                extra={"session": live.id, "event": "room_timeouts"},
+            )
+        return short
 
     def _on_avatar_state(self, live: LiveSession, state: str) -> None:
         if state == "stopped" and not (live.stopping or self.closing):
