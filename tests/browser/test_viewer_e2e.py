@@ -420,6 +420,8 @@ def test_viewer_api_validates_input(service: Service) -> None:
         assert r.status_code == 422 and r.json()["error"]["field"] == "file", r.text
         r = httpx.post(f"{base}/speak", json={"text": "   "}, headers=auth)
         assert r.status_code == 422 and r.json()["error"]["field"] == "text"
+        r = httpx.post(f"{base}/speak", json={"text": "a" * 2001}, headers=auth)
+        assert r.status_code == 422 and r.json()["error"]["field"] == "text"  # MAX_TEXT
         r = httpx.post(f"{base}/speak", json={"text": "hi", "mode": "sing"}, headers=auth)
         assert r.status_code == 422 and r.json()["error"]["field"] == "mode"
         r = httpx.post(f"{base}/link", headers=auth)  # a viewer token is not the API key
