@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import inspect
 
 from greenroom.errors import Conflict, NotFound
 from greenroom.store import Repo, connect, migrate
+from greenroom.store.db import alembic_config
 from greenroom.store.models import BackgroundRow, SessionRow
+from greenroom.store.repo import VENDOR_CLEARED
 
 
 @pytest.fixture(
@@ -98,6 +101,55 @@ def test_sessions_and_open_sessions(repo: Repo) -> None:
     assert {s.id for s in repo.list_sessions(status="stopped")} == {"ses_a", "ses_b"}
     with pytest.raises(NotFound, match="session 'ses_zzz' not found"):
         repo.get_session("ses_zzz")
+
+
+def test_vendor_sessions_are_listed_until_cleared(repo: Repo) -> None:
+    """A recorded vendor session is listed, whatever the row's status, until it is cleared
+    (a stopped row may still name one its process could not stop)."""
+    base = {
+        "template_id": "tpl_x",
+        "template_name": "kiosk",
+        "provider": "liveavatar",
+        "room": "r",
+        "room_created": True,
+        "viewer_identity": "v",
+        "background": "#0044ff",
+        "idle_timeout": 30,
+    }
+    repo.add_session(SessionRow(id="ses_a", status="starting", **base))
+    repo.add_session(SessionRow(id="ses_b", status="stopped", **base))
+    repo.add_session(SessionRow(id="ses_c", status="started", **base))
+    assert repo.vendor_sessions() == []
+    token = "t" * 600  # LiveAvatar's session tokens are long JWTs
+    repo.update_session(
+        "ses_a", vendor="liveavatar", vendor_session_id="la-1", vendor_stop_token=token
+    )
+    repo.update_session("ses_b", vendor="heygen", vendor_session_id="hg-1")
+    rows = {r.id: r for r in repo.vendor_sessions()}
+    assert set(rows) == {"ses_a", "ses_b"}
+    assert (rows["ses_a"].vendor_session_id, rows["ses_a"].vendor_stop_token) == ("la-1", token)
+    assert rows["ses_b"].vendor_stop_token is None
+    repo.update_session("ses_a", **VENDOR_CLEARED)
+    assert [r.id for r in repo.vendor_sessions()] == ["ses_b"]
+    assert repo.get_session("ses_a").vendor is None
+
+
+@pytest.mark.unit
+def test_migrations_downgrade_and_upgrade_the_vendor_columns(tmp_path: Path) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate(engine)
+    columns = {c["name"] for c in inspect(engine).get_columns("sessions")}
+    assert {"vendor", "vendor_session_id", "vendor_stop_token"} <= columns
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")
+    columns = {c["name"] for c in inspect(engine).get_columns("sessions")}
+    assert "vendor_session_id" not in columns and "max_duration" in columns
+    migrate(engine)
+    columns = {c["name"] for c in inspect(engine).get_columns("sessions")}
+    assert "vendor_stop_token" in columns
+    engine.dispose()
 
 
 def test_backgrounds(repo: Repo) -> None:

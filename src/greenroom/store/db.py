@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -15,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 def connect(url: str) -> Engine:
     """An engine for ``url``; for SQLite files the folder is created and WAL is switched on."""
     parsed = make_url(url)
-    kwargs: dict = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response, status
 
 from greenroom.api.deps import Authorized, ServicesDep
@@ -13,7 +15,7 @@ from greenroom.api.schemas import (
     TemplateUpdate,
 )
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
     404: {"model": ErrorResponse, "description": "Unknown template"},
     409: {"model": ErrorResponse, "description": "Name taken"},
