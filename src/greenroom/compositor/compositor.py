@@ -140,6 +140,8 @@ class Compositor:
         )
         if comp.options.publish_on_behalf:
             comp._control.extra_attributes[ATTR_PUBLISH_ON_BEHALF] = comp.options.publish_on_behalf
+        else:  # an avatar that publishes for an agent: so does its compositor
+            comp._control.follow_on_behalf = comp._avatar_on_behalf
 
         def token() -> str:
             return agent_token(
@@ -294,6 +296,15 @@ class Compositor:
         await self._shutdown("closed")
 
     # ----------------------------------------------------------------- room set-up
+    def _avatar_on_behalf(self) -> str | None:
+        """The agent the (genuine) avatar names in ``lk.publish_on_behalf``, unless it is us."""
+        room = self._link.room
+        p = room.remote_participants.get(self.avatar_identity) if room is not None else None
+        if p is None or not self._tracks.is_avatar(p):
+            return None
+        agent = p.attributes.get(ATTR_PUBLISH_ON_BEHALF)
+        return agent if agent and agent != self.identity else None
+
     async def _joined(self, room: rtc.Room) -> None:
         """After each join: RPC and attributes, our audio track, then the avatar's tracks."""
         await self._control.bind(room)

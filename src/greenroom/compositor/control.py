@@ -30,6 +30,7 @@ from greenroom.compositor.options import (
     ATTR_AVATAR,
     ATTR_BACKGROUND,
     ATTR_KEY_COLOR,
+    ATTR_PUBLISH_ON_BEHALF,
     ATTR_ROLE,
     ROLE_COMPOSITOR,
     RPC_SET_BACKGROUND,
@@ -198,6 +199,8 @@ class BackgroundControl:
         self._limiter = RateLimiter(*options.rpc_rate)
         self.extra_attributes: dict[str, str] = {}
         """Published with the others (``lk.publish_on_behalf`` for a compositor of its own)."""
+        self.follow_on_behalf: Callable[[], str | None] | None = None
+        """Where to read the agent the avatar publishes for (mirrored once a second)."""
 
     async def bind(self, room: rtc.Room) -> None:
         """Answer the RPC in ``room`` and publish the attributes there."""
@@ -227,10 +230,16 @@ class BackgroundControl:
         return background
 
     async def run(self) -> None:
-        """Once a second: mirror a newly found key colour into the attributes."""
+        """Once a second: mirror a newly found key colour (and the avatar's agent, see
+        ``follow_on_behalf``) into the attributes."""
         while True:
             await asyncio.sleep(1.0)
-            if self._key_color() != self._key_color_attr:
+            changed = self._key_color() != self._key_color_attr
+            agent = self.follow_on_behalf() if self.follow_on_behalf else None
+            if agent and self.extra_attributes.get(ATTR_PUBLISH_ON_BEHALF) != agent:
+                self.extra_attributes[ATTR_PUBLISH_ON_BEHALF] = agent
+                changed = True
+            if changed:
                 await self.publish_attributes()
 
     async def publish_attributes(self) -> None:
