@@ -271,6 +271,8 @@ FG_CELL = 4
 _UNMIX_SLACK = 0.2
 #: the most screen light (share of the screen colour) that solid pixels trade for background
 _SPILL_MAX = 0.35
+#: ... and at most this many times the key colour it carries beyond the avatar's own
+_SPILL_GAIN = 4.0
 
 
 @njit(cache=True, nogil=True)
@@ -587,22 +589,31 @@ def chroma_i420_rows(
                     alpha[ya, x0:x1] = 255
                     alpha[yb, x0:x1] = 255
                 for jj in range(j, j1):  # all avatar: remove spill beyond its own colour
-                    # what the solved mix leaves short of 1 is screen light (spill): trade
-                    # it for the background (no cyan or yellow rims), up to _SPILL_MAX
-                    x = min((np.float32(1.0) - lin[i, jj]) * amount32, np.float32(_SPILL_MAX))
-                    su = su_p[i, jj]
-                    sv = sv_p[i, jj]
-                    fu = np.float32(u[i, jj]) - np.float32(128.0) - x * su
-                    fv = np.float32(v[i, jj]) - np.float32(128.0) - x * sv
-                    sd = min(a1u * fu + a1v * fv, a2u * fu + a2v * fv)
+                    cu = np.float32(u[i, jj]) - np.float32(128.0)
+                    cv = np.float32(v[i, jj]) - np.float32(128.0)
                     pu = fu_p[i, jj]
                     pv = fv_p[i, jj]
-                    df = min(a1u * pu + a1v * pv, a2u * pu + a2v * pv)
-                    rest = max(sd - max(df, zero32), zero32) * amount32
-                    if x == zero32 and rest == zero32:
+                    df = max(min(a1u * pu + a1v * pv, a2u * pu + a2v * pv), zero32)
+                    ex = min(a1u * cu + a1v * cv, a2u * cu + a2v * cv) - df
+                    if ex <= zero32:  # no more key colour than the avatar's own: keep it
                         ou[i, jj] = u[i, jj]
                         ov[i, jj] = v[i, jj]
                         continue
+                    # screen light (spill): what the solved mix leaves short of 1 is traded
+                    # for the background (no cyan or yellow rims), up to _SPILL_MAX and to
+                    # a few times the key colour in excess; beyond that the primary is limited
+                    su = su_p[i, jj]
+                    sv = sv_p[i, jj]
+                    ds = max(min(a1u * su + a1v * sv, a2u * su + a2v * sv), np.float32(1.0))
+                    x = min(
+                        (np.float32(1.0) - lin[i, jj]) * amount32,
+                        np.float32(_SPILL_GAIN) * ex / ds,
+                        np.float32(_SPILL_MAX),
+                    )
+                    fu = cu - x * su
+                    fv = cv - x * sv
+                    sd = min(a1u * fu + a1v * fv, a2u * fu + a2v * fv)
+                    rest = max(sd - df, zero32) * amount32
                     sy = screen_y[i, jj]
                     ou[i, jj] = _u8(fu + 128.0 + x * (np.float64(bu[i, jj]) - 128.0) + rest * spu)
                     ov[i, jj] = _u8(fv + 128.0 + x * (np.float64(bv[i, jj]) - 128.0) + rest * spv)
@@ -757,24 +768,31 @@ def chroma_rgb_rows(
                         + fb * e2
                         - max(fr - big * e0, max(fgn - big * e1, fb - big * e2))
                     )
-                    # what the solved mix leaves short of 1 is screen light (spill): trade
-                    # it for the background (no cyan or yellow rims), up to _SPILL_MAX
-                    fx = min((one - lin[ci, x >> 1]) * amount, np.float32(_SPILL_MAX))
-                    sr = screen.r[ci, x >> 1]
-                    sg = screen.g[ci, x >> 1]
-                    sb = screen.b[ci, x >> 1]
-                    sp -= fx * (
-                        sr * e0
-                        + sg * e1
-                        + sb * e2
-                        - max(sr - big * e0, max(sg - big * e1, sb - big * e2))
-                    )
-                    sp = max(sp - max(df, zero), zero) * amount
-                    if sp == zero and fx == zero:
+                    ex = sp - max(df, zero)
+                    if ex <= zero:  # no more key colour than the avatar's own: keep it
                         out[i, 3 * x + 0] = fg[i, 3 * x + 0]
                         out[i, 3 * x + 1] = fg[i, 3 * x + 1]
                         out[i, 3 * x + 2] = fg[i, 3 * x + 2]
                         continue
+                    # screen light (spill): what the solved mix leaves short of 1 is traded
+                    # for the background (no cyan or yellow rims), up to _SPILL_MAX and to
+                    # a few times the key colour in excess; beyond that the primary is limited
+                    sr = screen.r[ci, x >> 1]
+                    sg = screen.g[ci, x >> 1]
+                    sb = screen.b[ci, x >> 1]
+                    ds = max(
+                        sr * e0
+                        + sg * e1
+                        + sb * e2
+                        - max(sr - big * e0, max(sg - big * e1, sb - big * e2)),
+                        one,
+                    )
+                    fx = min(
+                        (one - lin[ci, x >> 1]) * amount,
+                        np.float32(_SPILL_GAIN) * ex / ds,
+                        np.float32(_SPILL_MAX),
+                    )
+                    sp = max(ex - fx * ds, zero) * amount
                     lift = sp * luma_w
                     out[i, 3 * x + 0] = _u8(
                         c0 + fx * (np.float32(bg[i, 3 * x + 0]) - sr) + lift - sp * e0
