@@ -144,10 +144,10 @@ class FrameLoop:
             return
         self._errors = 0
         done = time.monotonic()
-        e2e = None
+        e2e: float | None = None
         if frame.capture_us:
-            e2e = _now_us() - frame.capture_us
-            e2e = e2e / 1000 if 0 <= e2e < 10_000_000 else None
+            e2e_us = _now_us() - frame.capture_us
+            e2e = e2e_us / 1000 if 0 <= e2e_us < 10_000_000 else None
         self._stats.frame_out(done, keying_ms, (done - frame.received) * 1000, e2e)
         self.last = (data, ow, oh)
         if not self.first_frame.is_set():
@@ -163,7 +163,7 @@ class FrameLoop:
             self.output.capture(*self.last, _now_us())
 
     def _render(
-        self, data: bytearray, width: int, height: int, t: float
+        self, data: bytearray | memoryview, width: int, height: int, t: float
     ) -> tuple[bytearray, float]:
         """Worker thread: key + composite one I420 frame into a fresh buffer.
 
@@ -180,7 +180,7 @@ class FrameLoop:
         self.scene.render_i420(I420Frame.from_buffer(data, width, height), t, out=out)
         return buf, (time.perf_counter() - t0) * 1000
 
-    def _render_packed(self, data: bytearray, width: int, height: int) -> bytearray:
+    def _render_packed(self, data: bytearray | memoryview, width: int, height: int) -> bytearray:
         """Key over black (premultiplied colour) with the matte from the same pass, then
         pack both side by side (see ``alpha_pack``)."""
         scratch = self._pack_scratch

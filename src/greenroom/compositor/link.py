@@ -48,7 +48,7 @@ class RoomLink:
         self._url = ""
         self._token: Callable[[], str] | None = None  # set by join: the link owns its rooms
         self._disconnected = asyncio.Event()
-        self._reason: int = rtc.DisconnectReason.UNKNOWN_REASON
+        self._reason: rtc.DisconnectReason.ValueType = rtc.DisconnectReason.UNKNOWN_REASON
 
     @property
     def owns_room(self) -> bool:
@@ -135,6 +135,8 @@ class RoomLink:
             await self.leave()  # a half-set-up room is not kept (or leaked by a rejoin)
             raise
 
-    def _on_disconnected(self, reason: int = rtc.DisconnectReason.UNKNOWN_REASON) -> None:
+    def _on_disconnected(
+        self, reason: rtc.DisconnectReason.ValueType = rtc.DisconnectReason.UNKNOWN_REASON
+    ) -> None:
         self._reason = reason
         self._disconnected.set()

@@ -63,7 +63,8 @@ class DiscScene:
         a2 = self.alpha(t, scale=2)
         u = np.rint(gu + (fu - gu) * a2).astype(np.uint8)
         v = np.rint(gv + (fv - gv) * a2).astype(np.uint8)
-        return y.tobytes() + u.tobytes() + v.tobytes()
+        planes: bytes = y.tobytes() + u.tobytes() + v.tobytes()
+        return planes
 
 
 @dataclass

@@ -16,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from livekit import rtc
+from livekit.rtc.room import EventTypes
 
 from greenroom.compositor.audio import AudioOutput, AudioRetimer
 from greenroom.compositor.options import ATTR_ROLE, ROLE_COMPOSITOR, CompositorOptions
@@ -86,7 +89,7 @@ class AvatarTracks:
         """Stop reading and stop following the room's events."""
         room, self._room = self._room, None
         if room is not None:
-            for event, handler in (
+            handlers: tuple[tuple[EventTypes, Callable[..., object]], ...] = (
                 ("track_published", self._on_track_published),
                 ("track_subscribed", self._on_track_subscribed),
                 ("track_unsubscribed", self._on_track_gone),
@@ -94,7 +97,8 @@ class AvatarTracks:
                 ("participant_disconnected", self._on_participant_disconnected),
                 ("participant_attributes_changed", self._on_attributes_changed),
                 ("reconnected", self.rescan),
-            ):
+            )
+            for event, handler in handlers:
                 room.off(event, handler)
         await self._stop_video()
         await self._stop_audio()
@@ -263,8 +267,8 @@ class AvatarTracks:
         p50 = self._stats.latency_p50_ms()
         return 0.0 if p50 is None else p50 / 1000
 
-    def _later(self, coro: object) -> None:
+    def _later(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a stop step from a (synchronous) room event; ``unbind`` waits for it."""
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)

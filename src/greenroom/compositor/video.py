@@ -58,7 +58,7 @@ _CODECS = {
 class InFrame:
     """One avatar frame as received: I420 bytes, size, receive time, capture timestamp."""
 
-    data: bytearray
+    data: bytearray | memoryview  # the SDK's frame buffer, read once by the keyer
     width: int
     height: int
     received: float  # time.monotonic()
@@ -129,7 +129,8 @@ def publish_options(options: CompositorOptions, *, audio: bool = False) -> rtc.T
             max_bitrate=options.max_bitrate, max_framerate=options.max_fps
         ),
         # under CPU pressure WebRTC should drop frames, not shrink the picture
-        degradation_preference=rtc.DegradationPreference.MAINTAIN_RESOLUTION,
+        # the SDK's IntEnum is the proto's value; its stub names only the proto type
+        degradation_preference=rtc.DegradationPreference.MAINTAIN_RESOLUTION,  # type: ignore[arg-type]
         frame_metadata_features=[
             rtc.FrameMetadataFeature.FMF_USER_TIMESTAMP,
             rtc.FrameMetadataFeature.FMF_FRAME_ID,
