@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # the segmentation keyer loads the TFLite runtime lazily
+def __getattr__(name: str) -> type:  # the segmentation keyer loads the TFLite runtime lazily
     if name == "SegmentationKeyer":
         from greenroom.keying.segment import SegmentationKeyer
 

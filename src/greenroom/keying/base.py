@@ -64,7 +64,9 @@ def check_pair_i420(frame: I420Frame, background: I420Frame, out: I420Frame | No
 
 def use_threads(threads: int) -> int:
     """Set numba's thread count for this calling thread; returns the count in effect."""
-    n = max(1, min(threads, numba.config.NUMBA_NUM_THREADS))
+    # numba.config sets its attributes from the environment at import; no stub names them
+    ceiling: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    n = max(1, min(threads, ceiling))
     if n > 1:
         numba.set_num_threads(n)
     return n

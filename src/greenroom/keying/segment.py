@@ -102,7 +102,10 @@ class SegmentationKeyer(RgbKeyerMethods):
                    self._prev, self._have_prev and p.temporal > 0, m)  # fmt: skip
         self._have_prev = True
         t = self._tmp
-        K.guided_lowres(self._lum, m, p.radius, float(p.eps), *t, self._integ, self._ma, self._mb)
+        # numba's stub cannot count a dispatcher call's arguments through ``*t``
+        K.guided_lowres(  # type: ignore[call-arg]
+            self._lum, m, p.radius, float(p.eps), *t, self._integ, self._ma, self._mb
+        )
 
     def _tables(self, w: int, h: int) -> K.Tables:
         t = self._tabs.get((w, h))
@@ -111,7 +114,9 @@ class SegmentationKeyer(RgbKeyerMethods):
         return t
 
     # ---------------------------------------------------------------- RGB
-    def _run_rgb(self, frame: np.ndarray, bg: np.ndarray | None, want_alpha: bool):
+    def _run_rgb(
+        self, frame: np.ndarray, bg: np.ndarray | None, want_alpha: bool
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
         h, w = frame.shape[:2]
         with self._lock:
             K.rgb_to_model_input(frame, self._inp, self._lum)
