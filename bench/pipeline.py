@@ -8,8 +8,15 @@ Run::
 Layout (three processes, so CPU is attributed honestly):
 
 - this process: the LiveKit server (a child), and the N compositors, as a worker would;
-- an ``avatars`` child process: N built-in avatars (``LocalAvatar``, 1280x720@30), one
-  room each; its CPU is reported but not charged to the compositor;
+- an ``avatars`` child process: the built-in avatars (``LocalAvatar``, 1280x720@30) and
+  the viewers; its CPU is reported but not charged to the compositor. Two sources:
+
+  - ``--source session`` (default): N avatars, one room each, one compositor each, as in
+    production: the avatars' own cost (render + encode) shares the machine;
+  - ``--source shared``: ONE avatar, published once into one room, and N compositors in
+    that room (distinct identities, each attached to a connection of its own) all keying
+    it; the avatar costs the same at any N (the server forwards its track N times), so
+    the compositors are measured almost alone. One viewer watches all N composited tracks;
 - the A/V probe: one synthetic avatar (capture timestamps in frame metadata, a white
   flash + a 1 kHz beep once a second) and a viewer in the child process, measuring
   capture -> viewer latency and the audio/video offset the viewer gets.
@@ -34,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 W, H, FPS = 1280, 720, 30
+BACKGROUND = "#0044ff"
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -88,7 +96,7 @@ async def run_avatars(args: argparse.Namespace) -> None:
     for i in range(args.count):
         target = RoomTarget(args.url, args.key, args.secret, f"{args.prefix}-{i}")
         avatars.append(await LocalAvatar.start(target, identity=f"avatar-{i}"))
-        viewers.append(await BenchViewer.join(args, f"{args.prefix}-{i}"))
+        viewers.append(await BenchViewer.join(args, f"{args.prefix}-{i}", args.tracks))
     print("READY", flush=True)
     await _wait_stdin("START")  # the parent's measured window starts...
     for v in viewers:
@@ -108,7 +116,7 @@ async def run_avatars(args: argparse.Namespace) -> None:
                 "avatar_cpu_pct": cpu,
                 "frames": frames,
                 "skipped": skipped,
-                "viewer_fps_min": min(v.frames / wall for v in viewers),
+                "viewer_fps_min": min(v.fps_min(wall) for v in viewers),
                 "viewer_latency_ms_p50": _p(lat, 50),
                 "viewer_latency_ms_p95": _p(lat, 95),
             }
@@ -127,25 +135,27 @@ async def _wait_stdin(word: str) -> None:
 
 
 class BenchViewer:
-    """Watches the compositor's track; latency = compositor's receive of the avatar frame
-    (its ``user_timestamp`` when the avatar sends none) -> this viewer's receive."""
+    """Watches the compositors' tracks in one room (``tracks`` of them); latency =
+    compositor's receive of the avatar frame (its ``user_timestamp`` when the avatar sends
+    none) -> this viewer's receive."""
 
-    def __init__(self) -> None:
+    def __init__(self, tracks: int) -> None:
         from livekit import rtc
 
         self.room = rtc.Room()
-        self.frames = 0
+        self.tracks = tracks
+        self.frames: dict[str, int] = {}  # per composited track
         self.latency_ms: list[float] = []
-        self.task: asyncio.Task[None] | None = None
+        self.tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    async def join(cls, args: argparse.Namespace, room_name: str) -> BenchViewer:
+    async def join(cls, args: argparse.Namespace, room_name: str, tracks: int) -> BenchViewer:
         from livekit import rtc
 
         from greenroom.compositor import ATTR_ROLE, ROLE_COMPOSITOR, TRACK_NAME
         from greenroom.tokens import viewer_token
 
-        v = cls()
+        v = cls(tracks)
 
         def maybe(pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant) -> None:
             if p.attributes.get(ATTR_ROLE) == ROLE_COMPOSITOR and pub.name == TRACK_NAME:
@@ -157,7 +167,7 @@ class BenchViewer:
 
         @v.room.on("track_subscribed")
         def _sub(track: rtc.Track, *_: object) -> None:
-            v.task = asyncio.create_task(v._drain(track))
+            v.tasks.append(asyncio.create_task(v._drain(track)))
 
         token = viewer_token(args.key, args.secret, room=room_name, identity="bench-viewer")
         await v.room.connect(args.url, token, rtc.RoomOptions(auto_subscribe=False))
@@ -166,19 +176,26 @@ class BenchViewer:
     async def _drain(self, track: object) -> None:
         from livekit import rtc
 
+        sid: str = track.sid  # type: ignore[attr-defined]
         async for ev in rtc.VideoStream(track, capacity=1):  # type: ignore[arg-type]
-            self.frames += 1
+            self.frames[sid] = self.frames.get(sid, 0) + 1
             meta = ev.metadata
             if meta is not None and meta.user_timestamp:
                 self.latency_ms.append(time.time_ns() / 1e6 - meta.user_timestamp / 1e3)
 
     def reset(self) -> None:
-        self.frames = 0
+        self.frames = dict.fromkeys(self.frames, 0)
         self.latency_ms.clear()
 
+    def fps_min(self, wall: float) -> float:
+        """The slowest composited track's frame rate (a track never seen counts as 0)."""
+        counts = list(self.frames.values())
+        counts += [0] * (self.tracks - len(counts))
+        return min(counts) / wall
+
     async def aclose(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
+        for t in self.tasks:
+            t.cancel()
         await self.room.disconnect()
 
 
@@ -327,9 +344,95 @@ def _child_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-async def run_size(server, n: int, seconds: float, warmup: float, opts: dict) -> dict:
+async def _shared_compositor(server, room_name: str, i: int, options) -> tuple:
+    """Compositor ``i`` of N on the one shared avatar ``avatar-0``: a connection of its own
+    with a distinct identity (``Compositor.start`` would give all N the same one)."""
+    from livekit import rtc
+
+    from greenroom.backgrounds import BackgroundSpec
+    from greenroom.compositor import Compositor
+    from greenroom.tokens import agent_token
+
+    bg = BackgroundSpec.parse(BACKGROUND)
+    token = agent_token(
+        server.api_key,
+        server.api_secret,
+        room=room_name,
+        identity=f"greenroom-avatar-0-{i}",
+        name="Greenroom",
+        attributes=Compositor.attributes_for("avatar-0", bg),
+    )
+    room = rtc.Room()
+    # the compositor subscribes to what it reads; auto-subscribe would do it before attach
+    await room.connect(server.url, token, rtc.RoomOptions(auto_subscribe=False))
+    return await Compositor.attach(room, "avatar-0", bg, options), room
+
+
+def _spy_input(comp, keep: list) -> None:
+    """Keep one avatar frame as the compositor received it (for the keying anchor)."""
+    frames = comp._frames
+    render = frames._render
+
+    def spy(data, width, height, t):  # same signature as FrameLoop._render
+        if not keep:
+            keep.append((bytes(data), width, height))
+        return render(data, width, height, t)
+
+    frames._render = spy
+
+
+def keying_anchor(sample: tuple[bytes, int, int], n: int = 60) -> dict:
+    """Anchors for the keying thread, same run, one thread, CPU ms per frame:
+
+    - ``scene_reused_buffer``: the live path's work (``Scene.render_i420``) alone, on a
+      frame the compositor received, into a reused output buffer (the compositor now);
+    - ``scene_fresh_buffer``: the same into a fresh buffer per frame (the compositor before);
+    - ``keyer_synthetic_clip``: what bench/keying.py times, ``ChromaKeyer.composite_i420``
+      on its clean synthetic frame (so live/microbenchmark splits into content vs path).
+    """
+    from greenroom.backgrounds import BackgroundSpec, Scene
+    from greenroom.keying import ChromaKeyer, I420Frame
+    from greenroom.keying.synthetic import SyntheticClip
+
+    data, w, h = sample
+    src = I420Frame.from_buffer(bytearray(data), w, h)
+    scene = Scene(background=BackgroundSpec.parse(BACKGROUND), mode="chroma")
+    nbytes = I420Frame.nbytes_for(w, h)
+    reused = bytearray(nbytes)
+    clip = I420Frame.from_rgb(SyntheticClip(w, h).frame(0)[0])
+    bg = I420Frame.blank(w, h, (40, 70, 160))
+    keyer, kout = ChromaKeyer(key_color=(0, 177, 64)), I420Frame.empty(w, h)
+
+    def reuse() -> None:
+        scene.render_i420(src, 0.0, out=I420Frame.from_buffer(reused, w, h))
+
+    def fresh() -> None:
+        scene.render_i420(src, 0.0, out=I420Frame.from_buffer(bytearray(nbytes), w, h))
+
+    def micro() -> None:
+        keyer.composite_i420(clip, bg, kout)
+
+    out = {}
+    runs = (("scene_reused_buffer", reuse), ("scene_fresh_buffer", fresh))
+    for name, fn in (*runs, ("keyer_synthetic_clip", micro)):
+        for _ in range(5):
+            fn()
+        samples = []
+        for _ in range(n):
+            c0 = time.thread_time()
+            fn()
+            samples.append((time.thread_time() - c0) * 1000)
+        out[name] = round(statistics.median(samples), 2)
+    scene.close()
+    return out
+
+
+async def run_size(
+    server, n: int, seconds: float, warmup: float, opts: dict, source: str = "session"
+) -> dict:
     from greenroom.compositor import Compositor, CompositorOptions
 
+    shared = source == "shared"
     prefix = f"bench{n}-{int(time.time())}"
     child = Child(
         [
@@ -341,7 +444,9 @@ async def run_size(server, n: int, seconds: float, warmup: float, opts: dict) ->
             "--secret",
             server.api_secret,
             "--count",
-            str(n),
+            "1" if shared else str(n),
+            "--tracks",
+            str(n) if shared else "1",
             "--prefix",
             prefix,
             "--seconds",
@@ -349,20 +454,25 @@ async def run_size(server, n: int, seconds: float, warmup: float, opts: dict) ->
         ]
     )
     await asyncio.to_thread(child.wait_line, "READY", 120)
-    comps = []
+    comps, rooms = [], []
     for i in range(n):
-        target = _Target(server.url, server.api_key, server.api_secret, f"{prefix}-{i}")
-        comps.append(
-            await Compositor.start(
-                target, f"avatar-{i}", "#0044ff", CompositorOptions(stats_interval=0, **opts)
-            )
-        )
+        options = CompositorOptions(stats_interval=0, **opts)
+        if shared:
+            comp, room = await _shared_compositor(server, f"{prefix}-0", i, options)
+            rooms.append(room)
+        else:
+            target = _Target(server.url, server.api_key, server.api_secret, f"{prefix}-{i}")
+            comp = await Compositor.start(target, f"avatar-{i}", BACKGROUND, options)
+        comps.append(comp)
+    sample: list = []
+    _spy_input(comps[0], sample)
     try:
         for c in comps:
             await c.wait_first_frame(60)
     except TimeoutError as exc:  # the machine cannot even start N sessions
         child.proc.kill()
         await asyncio.gather(*(c.aclose() for c in comps))
+        await asyncio.gather(*(r.disconnect() for r in rooms))
         return {"n": n, "error": str(exc), "dropped": -1, "output_fps_min": 0.0}
     await asyncio.sleep(warmup)
     before = [c.metrics() for c in comps]
@@ -378,13 +488,18 @@ async def run_size(server, n: int, seconds: float, warmup: float, opts: dict) ->
     avatars = json.loads(result_line)
     await asyncio.to_thread(child.finish)
     await asyncio.gather(*(c.aclose() for c in comps))
+    await asyncio.gather(*(r.disconnect() for r in rooms))
+    anchor = keying_anchor(sample[0]) if sample else {}
     fps = [
         (a["frames_out"] - b["frames_out"]) / elapsed for a, b in zip(after, before, strict=True)
     ]
     fin = [(a["frames_in"] - b["frames_in"]) / elapsed for a, b in zip(after, before, strict=True)]
     dropped = sum(a["dropped"] - b["dropped"] for a, b in zip(after, before, strict=True))
+    per_frame = {k: round(v * 10 / max(sum(fps), 1e-9), 2) for k, v in by_class.items()}
     return {
         "n": n,
+        "source": source,
+        "load_avg_1m": round(os.getloadavg()[0], 1),
         "latency_ms_p50": round(statistics.median(a["latency_ms_p50"] for a in after), 1),
         "latency_ms_p95": round(max(a["latency_ms_p95"] for a in after), 1),
         "keying_ms_p50": round(statistics.median(a["keying_ms_p50"] for a in after), 2),
@@ -397,9 +512,10 @@ async def run_size(server, n: int, seconds: float, warmup: float, opts: dict) ->
         "cpu_pct_per_session": round(cpu / n, 1),
         "cpu_by_stage_pct": by_class,
         # CPU ms per composited frame (all sessions): what each stage costs, load-independent
-        "cpu_ms_per_frame_by_stage": {
-            k: round(v * 10 / max(sum(fps), 1e-9), 2) for k, v in by_class.items()
-        },
+        "cpu_ms_per_frame_by_stage": per_frame,
+        # the keying thread live vs the same work alone on a received frame, same run
+        "keying_cpu_ms_live": per_frame.get("keying"),
+        "keying_anchor": anchor,
         "cpu_by_thread_pct": by_name,
         "avatar_process_cpu_pct": round(avatars["avatar_cpu_pct"], 1),
         "avatar_frames_skipped": avatars["skipped"],
@@ -471,6 +587,7 @@ async def main_parent(args: argparse.Namespace) -> None:
             "codec": args.codec,
             "simulcast": not args.no_simulcast,
             "dynacast": args.dynacast,
+            "source": args.source,
         },
     }
     try:
@@ -481,7 +598,7 @@ async def main_parent(args: argparse.Namespace) -> None:
                 "simulcast": not args.no_simulcast,
                 "dynacast": args.dynacast,
             }
-            row = await run_size(server, n, args.seconds, args.warmup, opts)
+            row = await run_size(server, n, args.seconds, args.warmup, opts, args.source)
             rows.append(row)
             print(json.dumps(row), flush=True)
             if "error" in row:
@@ -493,11 +610,15 @@ async def main_parent(args: argparse.Namespace) -> None:
             # if compositors had the 2 cores to themselves (avatars and viewers elsewhere)
             # CPU per composited frame x 30 fps (per frame, so starved runs do not look cheap)
             per = min(
-                sum(r["cpu_ms_per_frame_by_stage"].values()) * FPS / 10
-                for r in rows
-                if "error" not in r
+                (
+                    sum(r["cpu_ms_per_frame_by_stage"].values()) * FPS / 10
+                    for r in rows
+                    if "error" not in r
+                ),
+                default=None,
             )
-            results["sessions_per_machine_by_cpu"] = round((os.cpu_count() or 1) * 100 / per, 1)
+            if per:
+                results["sessions_per_machine_by_cpu"] = round((os.cpu_count() or 1) * 100 / per, 1)
         if not args.no_probe:
             results["av_probe"] = await run_av_probe(server, args.seconds)
             print(json.dumps(results["av_probe"]), flush=True)
@@ -525,6 +646,10 @@ def _print_table(results: dict) -> None:
         print("    CPU by stage (% of one core):", r["cpu_by_stage_pct"])
         print("    CPU ms per frame by stage:", r["cpu_ms_per_frame_by_stage"])
         print(
+            f"    keying CPU ms/frame live {r['keying_cpu_ms_live']} vs alone (same frame, "
+            f"same run) {r['keying_anchor']}; load {r['load_avg_1m']}"
+        )
+        print(
             f"    viewer: fps min {r['viewer_fps_min']}, compositor-in -> viewer latency "
             f"p50 {r['viewer_latency_ms_p50']} / p95 {r['viewer_latency_ms_p95']} ms"
         )
@@ -549,7 +674,14 @@ def main() -> None:
         p.add_argument("--seconds", type=float, required=True)
         p.add_argument("--count", type=int, default=1)
         p.add_argument("--warmup", type=float, default=0.0)
+        p.add_argument("--tracks", type=int, default=1, help="composited tracks per room")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
+    parser.add_argument(
+        "--source",
+        choices=["session", "shared"],
+        default="session",
+        help="session: one avatar per compositor; shared: one avatar keyed by N compositors",
+    )
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per N")
     parser.add_argument("--warmup", type=float, default=4.0)
     parser.add_argument("--no-probe", action="store_true")

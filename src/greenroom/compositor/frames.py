@@ -82,6 +82,7 @@ class FrameLoop:
         self._waiting: tuple[tuple[int, int, tuple[int, int, int]], I420Frame] | None = None
         self._packed = options.output == "alpha_packed"
         self._pack_scratch: tuple[I420Frame, np.ndarray, I420Frame] | None = None
+        self._out_bufs: list[bytearray] = []  # two output buffers, used in turn
 
     def warm_up(self) -> None:
         """Compile/load the keyer's kernels on the worker thread while we connect."""
@@ -162,20 +163,33 @@ class FrameLoop:
             # alive with the last picture rather than flash the background
             self.output.capture(*self.last, _now_us())
 
+    def _out_buffer(self, nbytes: int) -> bytearray:
+        """Worker thread: an output buffer that is not the published snapshot.
+
+        Two buffers in turn: the encoder copies a frame when it is captured, so only
+        ``self.last`` (the snapshot, read on the loop) must stay untouched. A fresh
+        zero-filled 1.4 MB buffer per 720p frame cost the keying thread page faults and a
+        memset on every frame.
+        """
+        last = self.last[0] if self.last is not None else None
+        for buf in self._out_bufs:
+            if buf is not last and len(buf) == nbytes:
+                return buf
+        buf = bytearray(nbytes)
+        self._out_bufs = [b for b in self._out_bufs if b is last and len(b) == nbytes] + [buf]
+        return buf
+
     def _render(
         self, data: bytearray | memoryview, width: int, height: int, t: float
     ) -> tuple[bytearray, float]:
-        """Worker thread: key + composite one I420 frame into a fresh buffer.
-
-        The buffer goes to the encoder and stays as the snapshot, so it is never reused.
-        """
+        """Worker thread: key + composite one I420 frame into the spare output buffer."""
         t0 = time.perf_counter()
         if self._reset_keyer:
             self._reset_keyer = False
             self.scene.keyer.reset()  # forget what the waiting frames taught it
         if self._packed:
             return self._render_packed(data, width, height), (time.perf_counter() - t0) * 1000
-        buf = bytearray(I420Frame.nbytes_for(width, height))
+        buf = self._out_buffer(I420Frame.nbytes_for(width, height))
         out = I420Frame.from_buffer(buf, width, height)
         self.scene.render_i420(I420Frame.from_buffer(data, width, height), t, out=out)
         return buf, (time.perf_counter() - t0) * 1000
