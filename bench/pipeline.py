@@ -495,7 +495,8 @@ async def run_size(
     ]
     fin = [(a["frames_in"] - b["frames_in"]) / elapsed for a, b in zip(after, before, strict=True)]
     dropped = sum(a["dropped"] - b["dropped"] for a, b in zip(after, before, strict=True))
-    per_frame = {k: round(v * 10 / max(sum(fps), 1e-9), 2) for k, v in by_class.items()}
+    # (no frame out in the window: no per-frame figure rather than a division by ~0)
+    per_frame = {k: round(v * 10 / sum(fps), 2) for k, v in by_class.items()} if sum(fps) else {}
     return {
         "n": n,
         "source": source,
@@ -588,6 +589,7 @@ async def main_parent(args: argparse.Namespace) -> None:
             "simulcast": not args.no_simulcast,
             "dynacast": args.dynacast,
             "source": args.source,
+            "fresh_buffers": args.fresh_buffers,
         },
     }
     try:
@@ -613,7 +615,7 @@ async def main_parent(args: argparse.Namespace) -> None:
                 (
                     sum(r["cpu_ms_per_frame_by_stage"].values()) * FPS / 10
                     for r in rows
-                    if "error" not in r
+                    if "error" not in r and r["cpu_ms_per_frame_by_stage"]
                 ),
                 default=None,
             )
@@ -692,7 +694,16 @@ def main() -> None:
         "--dynacast", action="store_true", help="encode only the simulcast layers viewers take"
     )
     parser.add_argument("--json", help="write all results to this file")
+    parser.add_argument(
+        "--fresh-buffers",
+        action="store_true",
+        help="key into a fresh output buffer per frame, as the compositor did before (A/B)",
+    )
     args = parser.parse_args()
+    if getattr(args, "fresh_buffers", False):
+        from greenroom.compositor.frames import FrameLoop
+
+        FrameLoop._out_buffer = lambda self, nbytes: bytearray(nbytes)  # type: ignore[method-assign]
     if args.role == "avatars":
         asyncio.run(run_avatars(args))
     elif args.role == "probe":
