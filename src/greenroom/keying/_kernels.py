@@ -275,6 +275,49 @@ _SPILL_MAX = 0.35
 _SPILL_GAIN = 4.0
 
 
+_ONES8 = np.uint64(0x0101010101010101)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _run_end(row, j, st):
+    """First index at or after ``j`` where the uint8 ``row`` differs from ``st``: whole
+    8-byte words are compared at once (runs of screen and solid avatar are long)."""
+    n = row.shape[0]
+    while j < n and (j & 7) != 0 and row[j] == st:
+        j += 1
+    if j < n and (j & 7) == 0:
+        w8 = row[: n & ~7].view(np.uint64)
+        pat = np.uint64(st) * _ONES8
+        q = j >> 3
+        nq = n >> 3
+        while q < nq and w8[q] == pat:
+            q += 1
+        j = q << 3
+    while j < n and row[j] == st:
+        j += 1
+    return j
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _next_edge(row, j):
+    """First index at or after ``j`` where the category ``row`` holds 2 (edge); words of
+    8 samples without one are skipped at once."""
+    n = row.shape[0]
+    while j < n and (j & 7) != 0 and row[j] != 2:
+        j += 1
+    if j < n and (j & 7) == 0:
+        w8 = row[: n & ~7].view(np.uint64)
+        mask = np.uint64(2) * _ONES8
+        q = j >> 3
+        nq = n >> 3
+        while q < nq and (w8[q] & mask) == 0:
+            q += 1
+        j = q << 3
+    while j < n and row[j] != 2:
+        j += 1
+    return j
+
+
 @njit(cache=True, nogil=True)
 def rgb_half(rgb, y, u, v):
     """Luma, U and V of each 2x2 block's mean RGB (BT.601 limited), at chroma resolution."""
@@ -350,20 +393,29 @@ def key_lowres(u, v, matte, weak, full, temporal, out, cat):
 @njit(cache=True, nogil=True)
 def despeckle(cat, alpha):
     """Lone edge samples (category 2 with only screen around, 8-neighbourhood) are noise:
-    they become screen (alpha 0). Strands and edges are connected, so they stay."""
+    they become screen (alpha 0). Strands and edges are connected, so they stay.
+
+    Words of 8 samples without an edge sample are skipped at once; a sample with a row
+    neighbour (most edges) is decided by those two reads."""
     ch, cw = cat.shape
     for i in range(ch):
-        if cat[i].max() < 2:
-            continue
-        for j in range(cw):
-            if cat[i, j] != 2:
+        i0 = max(i - 1, 0)
+        i2 = min(i + 1, ch - 1)
+        row = cat[i]
+        j = -1
+        while True:
+            j = _next_edge(row, j + 1)
+            if j >= cw:
+                break
+            j0 = max(j - 1, 0)
+            j2 = min(j + 1, cw - 1)
+            if (cat[i, j0] != 0 and j0 != j) or (cat[i, j2] != 0 and j2 != j):
                 continue
-            lone = True
-            for ii in range(max(i - 1, 0), min(i + 2, ch)):
-                for jj in range(max(j - 1, 0), min(j + 2, cw)):
-                    if (ii != i or jj != j) and cat[ii, jj] != 0:
-                        lone = False
-            if lone:
+            n = 0
+            for jj in range(j0, j2 + 1):
+                n += (i0 != i) & (cat[i0, jj] != 0)
+                n += (i2 != i) & (cat[i2, jj] != 0)
+            if n == 0:
                 cat[i, j] = 0
                 alpha[i, j] = 0.0
 
@@ -494,9 +546,12 @@ def guided_coeffs(y, alpha, eps, kind, ca, cb, ylo):
     for i in range(ch):
         i0 = max(i - 1, 0)
         i2 = min(i + 1, ch - 1)
-        for j in range(cw):
-            if kind[i, j] != 2:
-                continue
+        row = kind[i]
+        j = -1
+        while True:
+            j = _next_edge(row, j + 1)
+            if j >= cw:
+                break
             j0 = max(j - 1, 0)
             j2 = min(j + 1, cw - 1)
             si = 0.0
@@ -570,8 +625,7 @@ def chroma_i420_rows(
         while j < cw:
             st = blk[i, j]
             j1 = j + 1
-            while j1 < cw and blk[i, j1] == st:
-                j1 += 1
+            j1 = _run_end(blk[i], j1, st)
             x0 = 2 * j
             x1 = min(2 * j1, w)
             if st == 0:
@@ -732,8 +786,7 @@ def chroma_rgb_rows(
         while j < cw:
             st = blk[ci, j]
             j1 = j + 1
-            while j1 < cw and blk[ci, j1] == st:
-                j1 += 1
+            j1 = _run_end(blk[ci], j1, st)
             x0 = 2 * j
             x1 = min(2 * j1, w)
             j = j1

@@ -317,13 +317,18 @@ class ChromaKeyer(RgbKeyerMethods):
                 frame, ystep, p.plate_cell // 2, self._step, ku, kv, (SCREEN_RADIUS * kn) ** 2, sums
             )
             plate.update(sums, key)
+        # the foreground plate is refreshed on the frames between clean-plate refreshes
+        # (every frame at plate_interval 1), so no frame pays for both
+        fg_due = self._frames == 0 or self._frames % p.plate_interval == p.plate_interval // 2
         self._frames += 1
         su, sv = self._plate.get("u", "v")
         fg = self._fg
         sigma = fg.noise if fg.noise is not None else self._plate.noise
         self._sigma = sigma
         noise = max(NOISE_CLIP * sigma, NOISE_MIN)
-        fu, fv = fg.update(frame.u, frame.v, su, sv, max(FG_RADIUS * kn, 2.0 * noise), self._step)
+        if fg_due:
+            fg.update(frame.u, frame.v, su, sv, max(FG_RADIUS * kn, 2.0 * noise), self._step)
+        fu, fv = fg.fu, fg.fv
         matte = K.Matte(
             su,
             sv,
