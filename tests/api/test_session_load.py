@@ -112,13 +112,16 @@ async def test_the_per_key_limit_is_its_own(
 
 
 class WriteLock:
-    """Another client of the database takes its write lock and keeps it ``seconds``; the
-    times it held it are kept, to check what finished while it was held."""
+    """Another client of the database takes its write lock and keeps it at least ``seconds``
+    and until ``release`` is set (at most ``longest`` seconds: a slow machine stretches the
+    stall instead of closing the window the test watches); the times it held it are kept."""
 
-    def __init__(self, db: Path, seconds: float) -> None:
+    def __init__(self, db: Path, seconds: float, longest: float = 60.0) -> None:
         self.db = db
         self.seconds = seconds
+        self.longest = longest
         self.locked = threading.Event()
+        self.release = threading.Event()
         self.held_from = self.held_until = 0.0
 
     def hold(self) -> None:
@@ -128,6 +131,7 @@ class WriteLock:
             self.held_from = time.perf_counter()
             self.locked.set()
             time.sleep(self.seconds)
+            self.release.wait(self.longest - self.seconds)
             self.held_until = time.perf_counter()
             con.execute("COMMIT")
         finally:
@@ -178,7 +182,10 @@ async def test_a_stalled_database_does_not_delay_another_sessions_control_calls(
         a_waits = time.perf_counter()
         while not switch_a.done():
             await control_b()
+            if not stall.release.is_set() and a_waits <= calls[-1][0]:
+                stall.release.set()  # one of B's calls went through while A waited
             await asyncio.sleep(0.05)
+        stall.release.set()
         r = await switch_a
         a_answered = time.perf_counter()
         await holder
