@@ -23,7 +23,11 @@ Layout (three processes, so CPU is attributed honestly):
 
 Per N it reports: compositor added latency p50/p95 (avatar frame received -> composited
 frame handed to the encoder), output fps, dropped frames, compositor CPU per session,
-and where the compositor process's CPU goes, by thread (decode / keying / encode / rest).
+and where the compositor process's CPU goes, by thread (decode / keying / encode / rest),
+and two anchors timed in the same run (``keying_anchor``): the keying thread's work alone on
+a frame the compositor received, and the work bench/keying.py times.
+
+    .venv/bin/python bench/pipeline.py --source shared --sizes 1 2 3 --no-probe
 """
 
 from __future__ import annotations
