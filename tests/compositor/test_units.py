@@ -192,3 +192,40 @@ def test_dispatch_metadata_errors_name_the_field() -> None:
     with pytest.raises(InvalidInput) as err:
         parse_dispatch_metadata('{"avatar_identity": "a", "options": {"chroma": {"nope": 1}}}')
     assert err.value.field == "options.chroma"
+
+
+def test_keying_the_next_frames_never_overwrites_the_snapshot() -> None:
+    """Output buffers are reused; the published snapshot must still show its own frame."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from greenroom.backgrounds import BackgroundSpec, Scene
+    from greenroom.compositor.frames import FrameLoop
+    from greenroom.keying import I420Frame
+
+    w, h = 64, 48
+    scene = Scene(background=BackgroundSpec.parse("#0044ff"), mode="chroma")
+    frames = FrameLoop(
+        scene, CompositorOptions(), SessionStats("s", "a"), lambda: None, lambda: True
+    )
+    colours = [(200, 30, 30), (30, 200, 200), (220, 220, 40), (200, 30, 30), (230, 120, 20)]
+    try:
+        for i, colour in enumerate(colours):
+            rgb = np.empty((h, w, 3), np.uint8)
+            rgb[:] = (0, 177, 64)  # green screen, the avatar's block in the middle
+            rgb[12:36, 16:48] = colour
+            src = bytearray(I420Frame.from_rgb(rgb).to_bytes())
+            snapshot = frames.snapshot_png()
+            data, _ = frames._render(src, w, h, i / 30)
+            if snapshot is not None:  # keying this frame left the published one alone
+                assert frames.snapshot_png() == snapshot
+            frames.last = (data, w, h)  # published
+            png = frames.snapshot_png()
+            assert png is not None
+            seen = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))[h // 2, w // 2]
+            assert np.abs(seen.astype(int) - colour).max() < 16, (i, seen, colour)
+    finally:
+        frames._pool.shutdown()
+        scene.close()
