@@ -62,6 +62,9 @@ KNEE: float | None = None
 WEAK_RGB = 0.75
 #: Foreground plate: the reach of its box filter (cells of ``K.FG_CELL`` chroma samples).
 FG_REACH = 2
+#: Frames at the start of a stream (or after a size change) with both plates refreshed
+#: on every frame.
+WARMUP = 4
 
 
 def detect_key_color(rgb_samples: np.ndarray) -> tuple[int, int, int] | None:
@@ -181,7 +184,12 @@ class _FgPlate:
         if self.resid[1] >= 16:
             # mean distance of a 2-D Gaussian is 1.25 sigma
             noise = float(self.resid[0] / self.resid[1]) / 1.25
-            self.noise = noise if self.noise is None else self.noise + 0.2 * (noise - self.noise)
+            # more noise is taken at once (a codec's blocks appear from one frame to the
+            # next), less only slowly
+            if self.noise is None or noise > self.noise:
+                self.noise = noise
+            else:
+                self.noise += 0.2 * (noise - self.noise)
         K.fg_grid(self.sums, FG_REACH, self.tmp, self.gu, self.gv)
         K.resize_bilinear(self.gu, self.fu, self.rtmp)
         K.resize_bilinear(self.gv, self.fv, self.rtmp)
@@ -305,7 +313,10 @@ class ChromaKeyer(RgbKeyerMethods):
         key, _prim, _q = self._key()
         ku, kv = _chroma(key)
         kn = float(np.hypot(ku, kv))
-        if self._frames % p.plate_interval == 0:
+        # while the stream settles (a codec's first frames after its key frame shift the
+        # screen's colour and noise) both plates are refreshed every frame
+        warm = self._frames < WARMUP
+        if warm or self._frames % p.plate_interval == 0:
             if p.key_color is None and self._found_key is None:
                 self._found_key = detect_key_color(sample_rgb())
                 key, _prim, _q = self._key()
@@ -319,7 +330,7 @@ class ChromaKeyer(RgbKeyerMethods):
             plate.update(sums, key)
         # the foreground plate is refreshed on the frames between clean-plate refreshes
         # (every frame at plate_interval 1), so no frame pays for both
-        fg_due = self._frames == 0 or self._frames % p.plate_interval == p.plate_interval // 2
+        fg_due = warm or self._frames % p.plate_interval == p.plate_interval // 2
         self._frames += 1
         su, sv = self._plate.get("u", "v")
         fg = self._fg
