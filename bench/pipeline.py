@@ -458,7 +458,7 @@ async def run_size(
         ]
     )
     await asyncio.to_thread(child.wait_line, "READY", 120)
-    comps, rooms = [], []
+    comps, rooms, sample = [], [], []
     for i in range(n):
         options = CompositorOptions(stats_interval=0, **opts)
         if shared:
@@ -467,9 +467,8 @@ async def run_size(
         else:
             target = _Target(server.url, server.api_key, server.api_secret, f"{prefix}-{i}")
             comp = await Compositor.start(target, f"avatar-{i}", BACKGROUND, options)
+        _spy_input(comp, sample)  # the first frame any of them keys
         comps.append(comp)
-    sample: list = []
-    _spy_input(comps[0], sample)
     try:
         for c in comps:
             await c.wait_first_frame(60)
