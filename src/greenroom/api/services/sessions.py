@@ -26,15 +26,16 @@ from greenroom.api.metrics import Metrics
 from greenroom.api.services import background_values, pipeline
 from greenroom.api.services.contracts import AvatarSession, SessionCompositor
 from greenroom.api.services.launch import Launch, Launcher
-from greenroom.api.services.lifetime import Lifetime, StopReason, room_timeout
+from greenroom.api.services.lifetime import Lifetime, StopReason
 from greenroom.api.services.limits import SessionSlots
 from greenroom.api.services.live import LiveSession, StartedSession, StartRequest
 from greenroom.api.services.rooms import Rooms
+from greenroom.api.services.vendor_records import stop_leftover_vendor_sessions
 from greenroom.api.services.views import background_in_use, session_view
 from greenroom.api.services.watch import SessionWatch
 from greenroom.backgrounds.library import BackgroundLibrary
 from greenroom.config import Settings
-from greenroom.errors import Conflict, GreenroomError, InvalidInput, NotFound
+from greenroom.errors import Conflict, GreenroomError, InvalidInput
 from greenroom.store import Repo
 from greenroom.store.models import SessionRow, TemplateRow
 from greenroom.store.repo import OPEN_STATUSES, VENDOR_CLEARED, new_id
@@ -48,7 +49,6 @@ log = logging.getLogger("greenroom.sessions")
 T = TypeVar("T")
 
 CLOSE_TIMEOUT = 10.0  # seconds an avatar or compositor gets to leave the room
-VENDOR_STOP_TIMEOUT = 30.0  # seconds one leftover vendor session's stop may take on start
 
 
 def _now() -> datetime:
@@ -75,7 +75,7 @@ class SessionManager:
         self.rooms = Rooms(settings)
         self.slots = SessionSlots(settings.max_sessions, settings.max_sessions_per_key)
         self.launcher = Launcher(settings, repo, library, self.rooms, metrics, self._rpc_background)
-        self.watch = SessionWatch(settings, repo, self.rooms, metrics, self._stop_for)
+        self.watch = SessionWatch(settings, repo, self.rooms, metrics, self.stop)
         self.live: dict[str, LiveSession] = {}
 
     async def _db(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
@@ -85,10 +85,10 @@ class SessionManager:
     # lifecycle ---------------------------------------------------------------------------
     async def reconcile(self) -> list[str]:
         """Stop the vendor sessions an earlier process left running (see
-        :meth:`stop_vendor_sessions`), then mark sessions the database thinks are running, but
+        :func:`.vendor_records.stop_leftover_vendor_sessions`), then mark sessions the database thinks are running, but
         this process does not run, as stopped (``service_restarted``) and delete the rooms
         Greenroom created for them."""
-        await self.stop_vendor_sessions()
+        await stop_leftover_vendor_sessions(self.repo, self.settings, owned=self.live)
         fixed = []
         for row in await self._db(self.repo.open_sessions):
             if row.id in self.live:
@@ -96,48 +96,6 @@ class SessionManager:
             await self._close_row(row, StopReason.SERVICE_RESTARTED)
             fixed.append(row.id)
         return fixed
-
-    async def stop_vendor_sessions(self) -> list[str]:
-        """Stop every vendor session the database says may be running and no session of this
-        process owns (a process killed between the vendor's create and the session's stop),
-        and clear it from its row. One the vendor cannot stop now (unreachable, no key) stays
-        recorded for the next restart. Returns the session ids whose vendor session was
-        cleared."""
-        from greenroom.avatars import VendorSessionRef, stop_vendor_session
-
-        cleared = []
-        for row in await self._db(self.repo.vendor_sessions):
-            if row.id in self.live or row.vendor is None or row.vendor_session_id is None:
-                continue
-            ref = VendorSessionRef(row.vendor, row.vendor_session_id, row.vendor_stop_token)
-            try:
-                was_running = await asyncio.wait_for(
-                    stop_vendor_session(ref, settings=self.settings), VENDOR_STOP_TIMEOUT
-                )
-            except NotFound as exc:  # no such vendor provider any more: nothing can stop it
-                log.warning("session %s: %s", row.id, exc.message)
-                was_running = False
-            except Exception as exc:  # kept: the next restart tries again
-                why = exc.message if isinstance(exc, GreenroomError) else type(exc).__name__
-                log.warning(
-                    "session %s: could not stop %s session %s: %s",
-                    row.id,
-                    ref.vendor,
-                    ref.session_id,
-                    why,
-                )
-                continue
-            await self._db(self.repo.update_session, row.id, **VENDOR_CLEARED)
-            cleared.append(row.id)
-            log.info(
-                "session %s: %s session %s %s",
-                row.id,
-                ref.vendor,
-                ref.session_id,
-                "stopped after a restart" if was_running else "had already ended",
-                extra={"session": row.id, "event": "vendor_stopped", "vendor": ref.vendor},
-            )
-        return cleared
 
     async def warm_up(self) -> None:
         """Load the frame kernels once, off the event loop (see :func:`pipeline.warm_up`)."""
@@ -242,9 +200,6 @@ class SessionManager:
             warnings=launch.room.warnings,
         )
 
-    def room_timeout(self, idle_timeout: float, max_duration: float | None) -> int:
-        return room_timeout(self.settings.room_timeout, idle_timeout, max_duration)
-
     def _soonest_end(self) -> float | None:
         lefts = [s.lifetime.time_left()[0] for s in self.live.values() if not s.stopping]
         return min(lefts) if lefts else None
@@ -332,9 +287,6 @@ class SessionManager:
         if not png:
             raise Conflict(f"session {session_id} has no composited frame yet; try again shortly")
         return png
-
-    async def _stop_for(self, session_id: str, reason: str, error: str | None) -> None:
-        await self.stop(session_id, reason, error)
 
     # stop --------------------------------------------------------------------------------
     async def stop(
