@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from greenroom.errors import InvalidInput
 
@@ -12,6 +12,9 @@ _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
 #: The screen colour used until one is found in the picture.
 DEFAULT_KEY = (0, 177, 64)
+
+#: Which keyer a stream uses: a colour key against a screen, or person segmentation.
+Mode = Literal["chroma", "segment"]
 
 
 def parse_color(value: str | tuple[int, int, int], *, field: str = "color") -> tuple[int, int, int]:
@@ -60,7 +63,9 @@ class ChromaParams:
         temporal_threshold: alpha changes larger than this are motion and pass unfiltered.
         edge_eps: regularisation of the luma-guided edge model (luma levels squared);
             larger is softer.
-        plate_interval: re-estimate the clean plate (screen colour per region) every N frames.
+        plate_interval: re-estimate the clean plate (screen colour per region) every N
+            frames, and the local foreground plate halfway between (both on each of the
+            first 4 frames of a stream).
         plate_cell: size of a clean-plate region in pixels (even).
         threads: rows are split across this many threads (1 = the calling thread only).
     """
@@ -74,7 +79,7 @@ class ChromaParams:
     temporal: float = 0.5
     temporal_threshold: float = 0.05
     edge_eps: float = 1.0
-    plate_interval: int = 2
+    plate_interval: int = 4
     plate_cell: int = 16
     threads: int = 1
 
