@@ -50,8 +50,10 @@ from greenroom.compositor import (
     CompositorOptions,
 )
 from greenroom.compositor.control import coerce_background
+from greenroom.compositor.options import ATTR_PUBLISH_ON_BEHALF as PUBLISH_ON_BEHALF
 from greenroom.errors import Conflict, InvalidInput, NotFound
 from greenroom.keying import detect_key_color
+from greenroom.keying.params import Mode as KeyerMode
 
 __all__ = [
     "PUBLISH_ON_BEHALF",
@@ -66,10 +68,7 @@ __all__ = [
 
 logger = logging.getLogger("greenroom.agents")
 
-PUBLISH_ON_BEHALF = "lk.publish_on_behalf"
-"""The attribute LiveKit's avatar plugins give the avatar: the identity of its agent."""
-
-Mode = Literal["auto", "chroma", "segment"]
+Mode = Literal["auto"] | KeyerMode
 MODES: tuple[str, ...] = ("auto", "chroma", "segment")
 
 DEFAULT_TIMEOUT = 60.0
@@ -136,7 +135,7 @@ class BackgroundHandle:
         self,
         room: rtc.Room,
         compositor: Compositor,
-        mode: Literal["chroma", "segment"],
+        mode: KeyerMode,
         release: list[rtc.RemoteTrackPublication],
     ) -> None:
         self.room = room
@@ -302,7 +301,7 @@ async def _start(
     pubs = list(participant.track_publications.values())
     had = {pub.sid for pub in pubs if pub.subscribed}
     await _subscription(room, pubs, True, deadline)
-    chosen: Literal["chroma", "segment"]
+    chosen: KeyerMode
     if mode == "auto":
         chosen = await _choose_mode(camera, deadline)
         logger.info("avatar %r looks like %s keying", participant.identity, chosen)
@@ -469,9 +468,7 @@ async def _camera(
     return pub
 
 
-async def _choose_mode(
-    pub: rtc.RemoteTrackPublication, deadline: float
-) -> Literal["chroma", "segment"]:
+async def _choose_mode(pub: rtc.RemoteTrackPublication, deadline: float) -> KeyerMode:
     """Read a few of the avatar's frames: a coloured screen -> chroma, else segment."""
     track = pub.track
     assert track is not None  # subscribed by the caller

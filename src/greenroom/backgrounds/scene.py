@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -20,9 +20,9 @@ from greenroom.errors import InvalidInput
 from greenroom.keying import _kernels as K
 from greenroom.keying.base import Keyer
 from greenroom.keying.frame import I420Frame, _check_rgb
-from greenroom.keying.params import ChromaParams
+from greenroom.keying.params import ChromaParams, Mode
 
-Mode = Literal["chroma", "segment"]
+#: Longest crossfade between two backgrounds, in seconds.
 MAX_TRANSITION = 10.0
 
 

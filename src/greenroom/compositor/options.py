@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from greenroom.backgrounds.scene import MAX_TRANSITION
 from greenroom.errors import InvalidInput
 from greenroom.keying import ChromaParams
+from greenroom.keying.params import Mode
 
 TRACK_NAME = "greenroom"
 """The composited video track every viewer should pick."""
@@ -28,7 +30,6 @@ IDENTITY_PREFIX = "greenroom-"
 PARTICIPANT_KINDS = ("standard", "ingress", "egress", "sip", "agent", "connector", "bridge")
 
 Codec = Literal["vp8", "h264", "vp9", "av1"]
-Mode = Literal["chroma", "segment"]
 Output = Literal["composite", "alpha_packed"]
 
 
@@ -189,9 +190,6 @@ class CompositorOptions:
                 "width must be at most 2048 with output 'alpha_packed' (the track is twice as wide)",
                 field="width",
             )
-
-
-MAX_TRANSITION = 10.0
 
 
 def check_transition(value: object) -> float:

@@ -17,13 +17,12 @@ else), with a confidence, so ``mode=auto`` can choose per stream. A screen is:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 import numpy as np
 
 from greenroom.keying.frame import I420Frame
+from greenroom.keying.params import Mode
 
-Mode = Literal["chroma", "segment"]
 #: Samples across the frame's width (the sample grid keeps the frame's aspect).
 GRID_W = 160
 
