@@ -54,8 +54,8 @@ from greenroom.compositor.options import (
     compositor_identity,
 )
 from greenroom.compositor.stats import SessionStats, StatsReporter
+from greenroom.compositor.tasks import TaskSet
 from greenroom.compositor.tracks import AvatarTracks
-from greenroom.compositor.video import bounded
 from greenroom.errors import CompositorClosed, GreenroomError, InvalidInput
 from greenroom.tokens import agent_token
 
@@ -104,7 +104,7 @@ class Compositor:
         if opts.output != "composite":
             self._control.extra_attributes[ATTR_OUTPUT] = opts.output
         self._reporter = StatsReporter(self.stats, opts.stats_interval)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet(session, self._spawn_shutdown)
         self._closed = asyncio.Event()
         self._shutdown_task: asyncio.Task[None] | None = None
         self._close_callbacks: list[Callable[[str], object]] = []
@@ -141,7 +141,7 @@ class Compositor:
         if comp.options.publish_on_behalf:
             comp._control.extra_attributes[ATTR_PUBLISH_ON_BEHALF] = comp.options.publish_on_behalf
         else:  # an avatar that publishes for an agent: so does its compositor
-            comp._control.follow_on_behalf = comp._avatar_on_behalf
+            comp._control.follow_on_behalf = lambda: comp._tracks.agent_of_avatar(comp.identity)
 
         def token() -> str:
             return agent_token(
@@ -205,11 +205,11 @@ class Compositor:
         except BaseException:
             await self._shutdown("could not connect")
             raise
-        self._spawn(self._frames.run(), "greenroom-process")
-        self._spawn(self._control.run(), "greenroom-attributes")
-        self._spawn(self._supervise(), "greenroom-supervise")
+        self._tasks.spawn(self._frames.run(), "greenroom-process")
+        self._tasks.spawn(self._control.run(), "greenroom-attributes")
+        self._tasks.spawn(self._supervise(), "greenroom-supervise")
         if self.options.stats_interval > 0:
-            self._spawn(self._reporter.run(), "greenroom-stats")
+            self._tasks.spawn(self._reporter.run(), "greenroom-stats")
 
     @staticmethod
     def attributes_for(avatar_identity: str, background: BackgroundSpec) -> dict[str, str]:
@@ -263,16 +263,7 @@ class Compositor:
             TimeoutError: no avatar frame within ``timeout`` seconds.
             CompositorClosed: the compositor ended first.
         """
-        waiter = asyncio.ensure_future(self._frames.first_frame.wait())
-        closer = asyncio.ensure_future(self._closed.wait())
-        try:
-            await asyncio.wait(
-                {waiter, closer}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            waiter.cancel()
-            closer.cancel()
-        if self._frames.first_frame.is_set():
+        if await self._frames.wait_first(timeout, until=self._closed):
             return
         if self._closed.is_set():
             raise CompositorClosed(f"compositor ended: {self.closed_reason}")
@@ -296,15 +287,6 @@ class Compositor:
         await self._shutdown("closed")
 
     # ----------------------------------------------------------------- room set-up
-    def _avatar_on_behalf(self) -> str | None:
-        """The agent the (genuine) avatar names in ``lk.publish_on_behalf``, unless it is us."""
-        room = self._link.room
-        p = room.remote_participants.get(self.avatar_identity) if room is not None else None
-        if p is None or not self._tracks.is_avatar(p):
-            return None
-        agent = p.attributes.get(ATTR_PUBLISH_ON_BEHALF)
-        return agent if agent and agent != self.identity else None
-
     async def _joined(self, room: rtc.Room) -> None:
         """After each join: RPC and attributes, our audio track, then the avatar's tracks."""
         await self._control.bind(room)
@@ -345,11 +327,7 @@ class Compositor:
         self._closed.set()
         level = logging.INFO if reason == "closed" else logging.ERROR
         logger.log(level, "compositor ended: %s", reason, extra={"session": self.stats.session})
-        tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            await bounded(t)
+        await self._tasks.cancel_all()
         await self._link.leave()
         await self._frames.close()
         self.stats.close()
@@ -358,22 +336,3 @@ class Compositor:
                 cb(reason)
             except Exception:  # a callback must not break shutdown
                 logger.exception("close callback failed")
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled() or self._closed.is_set():
-            return
-        exc = task.exception()
-        if exc is not None:
-            logger.error(
-                "compositor task %s failed",
-                task.get_name(),
-                exc_info=exc,
-                extra={"session": self.stats.session},
-            )
-            self._spawn_shutdown(f"internal error in {task.get_name()}: {exc}")

@@ -261,6 +261,20 @@ class FrameLoop:
         self._reset_keyer = True
         return buf
 
+    async def wait_first(self, timeout: float, *, until: asyncio.Event) -> bool:
+        """Wait up to ``timeout`` s for the first published avatar frame, or for ``until``;
+        returns whether the first frame is out."""
+        waiter = asyncio.ensure_future(self.first_frame.wait())
+        other = asyncio.ensure_future(until.wait())
+        try:
+            await asyncio.wait(
+                {waiter, other}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waiter.cancel()
+            other.cancel()
+        return self.first_frame.is_set()
+
     def snapshot_png(self) -> bytes | None:
         """The latest published frame as PNG, or None before the first one."""
         if self.last is None:

@@ -23,7 +23,12 @@ from livekit import rtc
 from livekit.rtc.room import EventTypes
 
 from greenroom.compositor.audio import AudioOutput, AudioRetimer
-from greenroom.compositor.options import ATTR_ROLE, ROLE_COMPOSITOR, CompositorOptions
+from greenroom.compositor.options import (
+    ATTR_PUBLISH_ON_BEHALF,
+    ATTR_ROLE,
+    ROLE_COMPOSITOR,
+    CompositorOptions,
+)
 from greenroom.compositor.stats import SessionStats
 from greenroom.compositor.video import InFrame, LatestFrameSlot, bounded
 
@@ -117,6 +122,15 @@ class AvatarTracks:
                     self._on_track_published(pub, p)
 
     # ----------------------------------------------------------------- who is the avatar
+    def agent_of_avatar(self, exclude: str) -> str | None:
+        """The agent the (genuine) avatar names in ``lk.publish_on_behalf``, unless ``exclude``."""
+        room = self._room
+        p = room.remote_participants.get(self.avatar_identity) if room is not None else None
+        if p is None or not self.is_avatar(p):
+            return None
+        agent = p.attributes.get(ATTR_PUBLISH_ON_BEHALF)
+        return agent if agent and agent != exclude else None
+
     def is_avatar(self, p: rtc.RemoteParticipant) -> bool:
         """Exact identity, the kind and attributes we minted, and never a compositor."""
         if p.identity != self.avatar_identity or p.attributes.get(ATTR_ROLE) == ROLE_COMPOSITOR:
