@@ -14,6 +14,7 @@ setup:
 lint: setup
 	.venv/bin/ruff check src tests bench
 	.venv/bin/ruff format --check src tests bench
+	.venv/bin/mypy
 
 bench: setup
 	.venv/bin/python bench/keying.py

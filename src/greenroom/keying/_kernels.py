@@ -15,7 +15,7 @@ Units: pixels are uint8; colour differences are in 8-bit RGB units; alpha is flo
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit, prange, types
@@ -24,6 +24,11 @@ from numba.extending import overload
 # --------------------------------------------------------------------------- argument groups
 # Kernels take these small typed tuples instead of long positional lists (numba compiles
 # NamedTuples as structs), so a misplaced argument is a type error, not a wrong picture.
+
+
+#: A scalar field of a kernel argument group: a Python float or a numpy float32 (what the
+#: kernels are compiled for; a float64 would make numba compile another specialisation).
+Real = float | np.floating[Any]
 
 
 class Planes(NamedTuple):
@@ -52,13 +57,13 @@ class Matte(NamedTuple):
     sv: np.ndarray
     fu: np.ndarray
     fv: np.ndarray
-    k2: float
-    min_n2: float
+    k2: Real
+    min_n2: Real
     #: a pixel further than sqrt(solid2) from the screen and off the screen-foreground
     #: line by more than sqrt(off2) x |S - F| is a different solid colour (a teal shirt
     #: beside skin): alpha 1
-    solid2: float
-    off2: float
+    solid2: Real
+    off2: Real
     #: written by ``key_lowres``: the solved mix before the clip (1 for other solid colours),
     #: the share of the screen that the colour unmixing takes out
     lin: np.ndarray
@@ -70,18 +75,18 @@ class KeyAxis(NamedTuple):
     (c1u, c1v) and (c2u, c2v) give the key primary minus each other primary.
     """
 
-    c1u: float
-    c1v: float
-    c2u: float
-    c2v: float
+    c1u: Real
+    c1v: Real
+    c2u: Real
+    c2v: Real
 
 
 class Primary(NamedTuple):
     """The key primary of an RGB screen as a one-hot float vector (branch-free selects)."""
 
-    e0: float
-    e1: float
-    e2: float
+    e0: Real
+    e1: Real
+    e2: Real
 
 
 class Clip(NamedTuple):
@@ -89,10 +94,10 @@ class Clip(NamedTuple):
     so mixes keep their linear alpha; above ``knee`` the slope becomes ``knee_gain`` so
     that the clip point of alpha 1 is reached (a shaded or spill-lit avatar is solid)."""
 
-    lo: float
-    inv_rng: float
-    knee: float
-    knee_gain: float
+    lo: Real
+    inv_rng: Real
+    knee: Real
+    knee_gain: Real
 
 
 class Temporal(NamedTuple):
@@ -102,8 +107,8 @@ class Temporal(NamedTuple):
     ``have_prev``. ``k == 0`` turns the filter off.
     """
 
-    k: float
-    inv_threshold: float
+    k: Real
+    inv_threshold: Real
     prev: np.ndarray
     have_prev: bool
 
@@ -111,17 +116,17 @@ class Temporal(NamedTuple):
 class RgbDespill(NamedTuple):
     """Spill removal strength and the share of the removed light put back as grey."""
 
-    amount: float
-    luma_w: float
+    amount: Real
+    luma_w: Real
 
 
 class YuvDespill(NamedTuple):
     """Spill removal strength and the U, V, Y step per unit of removed colour difference."""
 
-    amount: float
-    su: float
-    sv: float
-    sy: float
+    amount: Real
+    su: Real
+    sv: Real
+    sy: Real
 
 
 class Tables(NamedTuple):

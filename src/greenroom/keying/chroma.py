@@ -212,6 +212,9 @@ class ChromaKeyer(RgbKeyerMethods):
         self._params = params.__class__(**{**params.__dict__, **overrides}) if overrides else params
         self._lock = threading.Lock()
         self._found_key: tuple[int, int, int] | None = None
+        self._plate: _Plate | None = None  # the clean screen, per region (see reset)
+        self._fg: _FgPlate | None = None  # the local foreground, per region
+        self._i420_scratch: I420Frame | None = None
         self.reset()
 
     # ---------------------------------------------------------------- settings
@@ -236,8 +239,8 @@ class ChromaKeyer(RgbKeyerMethods):
 
     def reset(self) -> None:
         """Forget temporal state and the clean plate."""
-        self._plate: _Plate | None = None
-        self._fg: _FgPlate | None = None
+        self._plate = None
+        self._fg = None
         self._step = 2
         self._sigma = 1.0
         self._frames = 0
@@ -247,6 +250,11 @@ class ChromaKeyer(RgbKeyerMethods):
         self._bufs: dict[str, np.ndarray] = {}
 
     # ---------------------------------------------------------------- internals
+    def _clean_plate(self) -> _Plate:
+        """The clean plate, once the matte step of this frame has made it."""
+        assert self._plate is not None, "the matte step makes the plate first"
+        return self._plate
+
     def _key(self) -> tuple[tuple[int, int, int], int, tuple[int, int]]:
         key = self.key_color or DEFAULT_KEY
         prim = int(np.argmax(key))
@@ -334,6 +342,7 @@ class ChromaKeyer(RgbKeyerMethods):
         self._frames += 1
         su, sv = self._plate.get("u", "v")
         fg = self._fg
+        assert fg is not None  # made with the clean plate above
         sigma = fg.noise if fg.noise is not None else self._plate.noise
         self._sigma = sigma
         noise = max(NOISE_CLIP * sigma, NOISE_MIN)
@@ -398,7 +407,7 @@ class ChromaKeyer(RgbKeyerMethods):
                 (bg if bg is not None else out).reshape(h, 3 * w),
                 blk,
                 matte._replace(k2=np.float32(max(2.0 * NOISE_CLIP * self._sigma, NOISE_MIN) ** 2)),
-                K.RgbPlate(*self._plate.get("r", "g", "b")),
+                K.RgbPlate(*self._clean_plate().get("r", "g", "b")),
                 K.Primary(*(f32(prim == c) for c in range(3))),
                 K.Clip(*(f32(x) for x in clip)),
                 K.Temporal(f32(p.temporal), f32(1.0 / p.temporal_threshold), prev, have_prev),
@@ -440,10 +449,9 @@ class ChromaKeyer(RgbKeyerMethods):
     def matte_i420(self, frame: I420Frame) -> np.ndarray:
         """(H, W) uint8 alpha of an I420 frame, 255 = avatar."""
         alpha = np.empty((frame.height, frame.width), np.uint8)
-        scratch = self._bufs.get("i420_scratch")
+        scratch = self._i420_scratch
         if scratch is None or scratch.size != frame.size:
-            scratch = I420Frame.empty(frame.width, frame.height)
-            self._bufs["i420_scratch"] = scratch  # type: ignore[assignment]
+            scratch = self._i420_scratch = I420Frame.empty(frame.width, frame.height)
         self._run_i420(frame, scratch, scratch, alpha)
         return alpha
 
@@ -482,7 +490,7 @@ class ChromaKeyer(RgbKeyerMethods):
                 float(-_V_W[prim]),
                 float(-_Y_W[prim] * (1.0 - p.despill_luma)),
             )
-            (sy,) = self._plate.get("y")
+            (sy,) = self._clean_plate().get("y")
             args = (
                 planes,
                 bg.planes,
