@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from greenroom.keying.ffmpeg_ref import THREADS
-from greenroom.keying.ffmpeg_ref import hex_color as _hex
+from greenroom.keying.ffmpeg_ref import ffmpeg_color as _hex
 
 
 def ffmpeg_composite_ms(

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from greenroom.errors import InvalidInput
+from greenroom.keying.params import format_color
 
 Kind = Literal["color", "image", "video", "blur", "none"]
 Fit = Literal["cover", "contain"]
@@ -128,7 +129,7 @@ class BackgroundSpec(BaseModel):
 def hex_color(rgb: tuple[int, int, int]) -> str:
     """``(0, 177, 64)`` -> ``"#00b140"``: lower case, as ``BackgroundSpec`` stores colours."""
     r, g, b = (int(c) for c in rgb)
-    return f"#{r:02x}{g:02x}{b:02x}"
+    return format_color((r, g, b)).lower()
 
 
 def _split_fit(path: str) -> tuple[str, Fit]:

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+from greenroom.keying.params import format_color
+
 THREADS = ["-threads", "1", "-filter_threads", "1", "-filter_complex_threads", "1"]
 #: similarity x blend pairs tried by ``ffmpeg_alpha_grid`` (ffmpeg's default is 0.01 / 0).
 GRID = tuple((s, b) for s in (0.03, 0.05, 0.08, 0.11, 0.15, 0.2) for b in (0.02, 0.05, 0.1, 0.16))
@@ -21,8 +23,9 @@ GRID = tuple((s, b) for s in (0.03, 0.05, 0.08, 0.11, 0.15, 0.2) for b in (0.02,
 Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def hex_color(key: tuple[int, int, int]) -> str:
-    return "0x{:02X}{:02X}{:02X}".format(*key)
+def ffmpeg_color(key: tuple[int, int, int]) -> str:
+    """ffmpeg's colour syntax, ``0xRRGGBB``."""
+    return "0x" + format_color(key)[1:]
 
 
 def _input(tmp: Path, frames: list[np.ndarray] | list[Planes]) -> tuple[list[str], int, int]:
@@ -58,7 +61,7 @@ def ffmpeg_alpha_grid(
         chains = [f"[0:v]format=yuva420p,split={len(grid)}{labels}"]
         outs: list[str] = []
         for k, (sim, blend) in enumerate(grid):
-            chains.append(f"[s{k}]chromakey={hex_color(key)}:{sim}:{blend},alphaextract[a{k}]")
+            chains.append(f"[s{k}]chromakey={ffmpeg_color(key)}:{sim}:{blend},alphaextract[a{k}]")
             outs += [
                 "-map",
                 f"[a{k}]",
