@@ -175,6 +175,10 @@ def create_app(config: EmulatorConfig, backend: AvatarBackend | None = None) -> 
             log.exception("emulated HeyGen start failed")
             await book.close(session, "start_failed")
             raise EmulatorError(500, f"avatar failed to start: {exc}") from exc
+        if session.status == "closed":  # stopped while its avatar was joining: no revival
+            with contextlib.suppress(Exception):
+                await avatar.aclose()
+            raise EmulatorError(400, "session was stopped while it was starting")
         session.avatar = avatar
         session.status = "connected"
         _wire_talking_events(session, avatar)

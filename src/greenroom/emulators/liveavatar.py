@@ -266,6 +266,10 @@ async def _start_lite(
         voice=None,
         identity="",
     )
+    if session.status == "closed":  # stopped while its avatar was joining: no revival
+        with contextlib.suppress(Exception):
+            await avatar.aclose()
+        raise EmulatorError(400, "session was stopped while it was starting")
     session.avatar = avatar
     session.status = "connected"
     session.extra["ws"] = set()
