@@ -78,6 +78,24 @@ async def test_create_that_did_not_happen_is_retried_after_a_lookup(cfg, vendor)
     assert app.state.book.sessions[made].status == "closed"  # the failed start stopped it
 
 
+async def test_a_session_made_just_before_does_not_look_like_the_lost_one(cfg) -> None:
+    """The vendor lists ``created_at`` in whole seconds, so a session this process made a moment
+    earlier (same avatar) is as new as the lost create's would be; it was handed to us, so it
+    is not mistaken for it: the create is sent again and succeeds."""
+    from greenroom.avatars.liveavatar.api import LiveAvatarAPI
+    from greenroom.avatars.liveavatar.models import AvatarPersona, TokenRequest
+
+    request = TokenRequest(mode="FULL", avatar_id="a", avatar_persona=AvatarPersona())
+    app = liveavatar_emu.create_app(cfg)
+    async with serve(app) as url, httpx.AsyncClient() as client:
+        first = await LiveAvatarAPI(url, "dev", client, retry=FAST).create_token(request)
+        cfg.fail_next(1, 504, message="gateway timeout", path=CREATE_PATHS["liveavatar"])
+        second = await LiveAvatarAPI(url, "dev", client, retry=FAST).create_token(request)
+    assert not cfg.faults
+    assert second.session_id != first.session_id
+    assert sorted(_ids(app)) == sorted([first.session_id, second.session_id])
+
+
 @pytest.mark.parametrize("shared_client", [True, False])
 @pytest.mark.parametrize("vendor", ["heygen", "liveavatar"])
 async def test_a_failing_id_callback_stops_the_vendor_session(cfg, vendor, shared_client) -> None:

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
@@ -328,6 +329,32 @@ class VendorHTTP:
 LIVE_STATES = frozenset({"new", "connecting", "connected", "active", "started", "running"})
 
 
+class CreatedSessions:
+    """The vendor session ids this process has been handed back by create calls (bounded).
+
+    A create call whose answer was lost asks the vendor's list what happened; a session this
+    process was already given cannot be that call's doing, however close in time (vendors
+    list ``created_at`` in whole seconds), so it is left out of the search.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._ids: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._limit = limit
+
+    def add(self, base_url: str, session_id: str) -> None:
+        self._ids[(base_url, session_id)] = None
+        self._ids.move_to_end((base_url, session_id))
+        while len(self._ids) > self._limit:
+            self._ids.popitem(last=False)
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._ids
+
+
+#: shared by every vendor client of the process (one per session, one per reconciliation)
+CREATED = CreatedSessions()
+
+
 class VendorAPI:
     """What both vendor clients share: the HTTP edge, the account key, the outcome lookups.
 
@@ -391,7 +418,10 @@ class VendorAPI:
     async def _create(self, path: str, request: BaseModel, avatar_id: str | None) -> Any:
         """A call that creates a session: sent once, a lost answer settled by a lookup."""
         body = request.model_dump(mode="json", exclude_none=True)
-        return await self._call(path, body, once=True, lookup=self._created_lookup(path, avatar_id))
+        data = await self._call(path, body, once=True, lookup=self._created_lookup(path, avatar_id))
+        if isinstance(data, dict) and data.get("session_id"):
+            CREATED.add(self.http.base_url, str(data["session_id"]))
+        return data
 
     async def list_sessions(self) -> list[dict[str, Any]]:
         """The account's sessions as the vendor lists them (``session_id``, ``status``...)."""
@@ -410,12 +440,14 @@ class VendorAPI:
 
     def _created_lookup(self, what: str, avatar_id: str | None) -> Lookup:
         """For a call that creates a session: it had no effect if no live session that could
-        be ours (same avatar where listed, created since now) appears in the account's list."""
+        be ours (same avatar where listed, created since now, not one this process was already
+        given) appears in the account's list."""
         since = int(time.time()) - 1  # vendors list whole seconds
 
         def maybe_ours(s: dict[str, Any]) -> bool:
             return (
-                str(s.get("status", "new")).lower() in LIVE_STATES
+                (self.http.base_url, str(s.get("session_id"))) not in CREATED
+                and str(s.get("status", "new")).lower() in LIVE_STATES
                 and _as_number(s.get("created_at"), since) >= since
                 and s.get("avatar_id", avatar_id) == avatar_id
             )
