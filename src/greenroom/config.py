@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
@@ -69,6 +70,24 @@ class Settings(BaseSettings):
     )
     max_sessions: int = Field(20, ge=1, description="Concurrent sessions per process")
     max_sessions_per_key: int = Field(10, ge=1, description="Concurrent sessions per API key")
+    # scale-out (docs/deploy.md)
+    compositor: Literal["inprocess", "dispatch"] = Field(
+        "inprocess",
+        description="Where each session's compositor (and built-in avatar) runs: in this "
+        "process, or as a LiveKit Agents job on a `greenroom worker` (explicit dispatch)",
+    )
+    replica_id: str | None = Field(
+        None,
+        max_length=100,
+        description="This API process's name in session leases (default: host name and pid)",
+    )
+    lease_seconds: float = Field(
+        30.0,
+        ge=3.0,
+        le=3600.0,
+        description="How long a replica's claim on its sessions lasts unless renewed (renewed "
+        "every third of it); another replica takes over a session only once it has expired",
+    )
     viewer_can_restart: bool = Field(
         False, description="The viewer page offers to start a new session when one ends (demo)"
     )
