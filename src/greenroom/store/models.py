@@ -100,6 +100,11 @@ class SessionRow(Base):
     vendor: Mapped[str | None] = mapped_column(String(40), nullable=True)
     vendor_session_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     vendor_stop_token: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The replica (API process) that runs the session, and until when its claim holds: renewed
+    # while it runs, released when it stops (see api/services/leases.py). Another replica takes
+    # a session over only once the lease has ended. No owner: a row from before leases.
+    owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, select
+from sqlalchemy import ColumnElement, Engine, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -117,10 +118,15 @@ class Repo:
                 q = q.where(SessionRow.status == status)
             return db.scalars(q).all()
 
-    def open_sessions(self) -> Sequence[SessionRow]:
-        """Sessions the database believes are running (starting or started)."""
+    def open_sessions(self, *, expired_at: datetime | None = None) -> Sequence[SessionRow]:
+        """Sessions the database believes are running (starting or started); with
+        ``expired_at``, only those no replica holds a lease on at that time (expired, released,
+        or from before leases)."""
+        q = select(SessionRow).where(SessionRow.status.in_(OPEN_STATUSES))
+        if expired_at is not None:
+            q = q.where(_unclaimed(expired_at))
         with self._session() as db:
-            return db.scalars(select(SessionRow).where(SessionRow.status.in_(OPEN_STATUSES))).all()
+            return db.scalars(q).all()
 
     def vendor_sessions(self) -> Sequence[SessionRow]:
         """Sessions whose vendor session may still be running (recorded, never cleared)."""
@@ -135,6 +141,62 @@ class Repo:
                 setattr(row, key, value)
             db.commit()
             return row
+
+    # leases (see api/services/leases.py) ---------------------------------------------------
+    def renew_leases(self, owner: str, session_ids: Collection[str], until: datetime) -> set[str]:
+        """Extend ``owner``'s leases on ``session_ids`` to ``until``, in one UPDATE. Returns the
+        ids ``owner`` still holds: one missing was taken over by another replica."""
+        if not session_ids:
+            return set()
+        stmt = (
+            update(SessionRow)
+            .where(SessionRow.owner == owner, SessionRow.id.in_(list(session_ids)))
+            .values(lease_expires_at=until)
+            .returning(SessionRow.id)
+            .execution_options(synchronize_session=False)
+        )
+        with self._session() as db:
+            held = set(db.scalars(stmt))
+            db.commit()
+        return held
+
+    def release_leases(self, owner: str, session_ids: Collection[str] | None = None) -> int:
+        """End ``owner``'s leases on its open sessions (all of them, or ``session_ids``), so any
+        replica may take them over at once. Returns how many were released."""
+        stmt = update(SessionRow).where(
+            SessionRow.owner == owner, SessionRow.status.in_(OPEN_STATUSES)
+        )
+        if session_ids is not None:
+            stmt = stmt.where(SessionRow.id.in_(list(session_ids)))
+        stmt = stmt.values(lease_expires_at=None).execution_options(synchronize_session=False)
+        with self._session() as db:
+            count = int(db.execute(stmt).rowcount)  # type: ignore[attr-defined]
+            db.commit()
+        return count
+
+    def take_over(
+        self,
+        session_id: str,
+        new_owner: str,
+        now: datetime,
+        until: datetime,
+        *,
+        open_only: bool = True,
+    ) -> SessionRow | None:
+        """Make ``new_owner`` the holder of a session no replica holds at ``now`` (lease expired,
+        released, or none), with a lease to ``until``. One conditional UPDATE: of replicas
+        trying at once exactly one gets the row. Returns it, or None when another replica holds
+        it (or, with ``open_only``, it is no longer starting or started)."""
+        stmt = update(SessionRow).where(SessionRow.id == session_id, _unclaimed(now))
+        if open_only:
+            stmt = stmt.where(SessionRow.status.in_(OPEN_STATUSES))
+        stmt = stmt.values(owner=new_owner, lease_expires_at=until).execution_options(
+            synchronize_session=False
+        )
+        with self._session() as db:
+            won = db.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+            db.commit()
+            return self._get(db, SessionRow, session_id, "session") if won else None
 
     # helpers -----------------------------------------------------------------------------
     def _add(self, row: Base, *, name: str | None = None) -> None:
@@ -151,3 +213,12 @@ class Repo:
         err = Conflict(f"a template named {name!r} already exists; pick another name")
         err.field = "name"  # type: ignore[attr-defined]
         return err
+
+
+def _unclaimed(now: datetime) -> ColumnElement[bool]:
+    """No replica holds the row at ``now``: no owner, a released lease, or an expired one."""
+    return or_(
+        SessionRow.owner.is_(None),
+        SessionRow.lease_expires_at.is_(None),
+        SessionRow.lease_expires_at <= now,
+    )
