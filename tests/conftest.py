@@ -15,7 +15,7 @@ import pytest
 from greenroom.config import get_settings
 from greenroom.livekit_server import LiveKitServer, ensure_binary, free_port
 
-pytest_plugins = ["fixtures.postgres"]
+pytest_plugins = ["fixtures.postgres", "fixtures.redis"]
 
 CATEGORIES = {"unit", "livekit", "browser", "postgres"}
 

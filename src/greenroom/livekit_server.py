@@ -5,6 +5,10 @@ The binary is looked up on ``PATH`` (``livekit-server``), then in the cache fold
 builds it once with ``go install``. :class:`LiveKitServer` starts it bound to loopback
 with ``node_ip: 127.0.0.1`` (so it never reaches for public STUN servers), picks free
 ports when the defaults are taken, waits until the RoomService answers, and stops it.
+
+Given a Redis address it runs as one node of several: each node has its own HTTP, ICE-TCP
+and UDP ports, rooms are pinned to one node, and any node routes a client to the room's
+node through Redis (see ``docs/deploy.md``).
 """
 
 from __future__ import annotations
@@ -118,7 +122,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise RuntimeError("no free port found")
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: ask Linux to kill it when the parent dies, even by SIGKILL.
 
     Without this a killed test run or demo leaves a LiveKit server holding its ports. SIGKILL,
@@ -135,6 +139,22 @@ def _die_with_parent() -> None:
 EMPTY_TIMEOUT = 60
 DEPARTURE_TIMEOUT = 5
 
+NODE_SELECTORS = ("any", "sysload", "cpuload")
+"""LiveKit's ``node_selector`` kinds that make sense without regions: which node gets a new
+room. ``sysload`` and ``cpuload`` skip nodes above 0.9 load per CPU and then take the
+least-loaded one; ``any`` (LiveKit's default) picks at random."""
+
+
+def _cluster_yaml(redis: str | None, node_selector: str | None) -> str:
+    """The ``redis:`` and ``node_selector:`` sections (empty for a single node)."""
+    text = ""
+    if redis is not None:
+        text += f"redis:\n  address: {redis}\n"
+    if node_selector is not None:
+        sort_by = "random" if node_selector == "any" else node_selector
+        text += f"node_selector:\n  kind: {node_selector}\n  sort_by: {sort_by}\n"
+    return text
+
 
 def _config_yaml(
     port: int,
@@ -143,6 +163,8 @@ def _config_yaml(
     keys: dict[str, str],
     empty_timeout: int = EMPTY_TIMEOUT,
     departure_timeout: int = DEPARTURE_TIMEOUT,
+    redis: str | None = None,
+    node_selector: str | None = None,
 ) -> str:
     key_lines = "\n".join(f"  {k}: {v}" for k, v in keys.items())
     return f"""\
@@ -161,7 +183,20 @@ room:
   departure_timeout: {departure_timeout}
 logging:
   level: info
-"""
+""" + _cluster_yaml(redis, node_selector)
+
+
+def _check_cluster_options(redis: str | None, node_selector: str | None) -> None:
+    if redis is not None:
+        host, sep, port = redis.rpartition(":")
+        if not (sep and host and port.isdigit() and 0 < int(port) < 65536) or any(
+            c.isspace() for c in redis
+        ):
+            raise ValueError(f"redis: expected 'host:port', got {redis!r}")
+    if node_selector is not None and node_selector not in NODE_SELECTORS:
+        raise ValueError(
+            f"node_selector: expected one of {', '.join(NODE_SELECTORS)}, got {node_selector!r}"
+        )
 
 
 @dataclass
@@ -172,6 +207,11 @@ class LiveKitServer:
 
         with LiveKitServer.start() as lk:
             print(lk.url)           # ws://127.0.0.1:7880
+
+    Several nodes on one machine share a Redis (each on free ports of its own)::
+
+        a = LiveKitServer.start(port=free_port(), redis="127.0.0.1:6379")
+        b = LiveKitServer.start(port=free_port(), redis="127.0.0.1:6379")
     """
 
     url: str
@@ -194,12 +234,23 @@ class LiveKitServer:
         timeout: float = 30.0,
         empty_timeout: int = EMPTY_TIMEOUT,
         departure_timeout: int = DEPARTURE_TIMEOUT,
+        redis: str | None = None,
+        node_selector: str | None = None,
     ) -> LiveKitServer:
         """Start a server; ``port=None`` means 7880 if free, else any free port.
 
         ``empty_timeout``/``departure_timeout`` are the server's defaults for rooms it
         creates when someone joins (rooms created through the API set their own).
+
+        ``redis`` (``host:port``) makes this server one node of the LiveKit deployment that
+        shares that Redis; give every node the same key pair. ``node_selector`` (one of
+        :data:`NODE_SELECTORS`) is how that deployment places new rooms on nodes.
+
+        Raises:
+            SetupError: the binary is missing, or the server exited or did not answer.
+            ValueError: ``redis`` or ``node_selector`` is malformed.
         """
+        _check_cluster_options(redis, node_selector)
         binary = binary or find_binary()
         if binary is None:
             raise SetupError("The LiveKit server is not installed.\n" + INSTALL_HELP)
@@ -225,6 +276,8 @@ class LiveKitServer:
                 {api_key: api_secret},
                 empty_timeout=empty_timeout,
                 departure_timeout=departure_timeout,
+                redis=redis,
+                node_selector=node_selector,
             )
         )
         log_path = log_path or workdir / "livekit.log"
@@ -235,7 +288,7 @@ class LiveKitServer:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, not the server directly
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         log_file.close()
         server = cls(
