@@ -17,6 +17,7 @@ declare -A NEED=(
   [chromium]=chromium
   [/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf]=fonts-dejavu-core
   [pg_ctlcluster]=postgresql
+  [redis-server]=redis-server  # multi-node LiveKit tests (tests/scale)
 )
 missing=()
 for what in "${!NEED[@]}"; do
