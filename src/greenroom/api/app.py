@@ -79,6 +79,7 @@ def create_app(
         if swept:
             log.info("removed %d unfinished upload(s) left by an earlier run", swept)
         warming = asyncio.create_task(manager.warm_up()) if warm_up else None
+        await manager.leases.start()  # session leases: heartbeat and sweep (leases.py)
         fixed = await manager.reconcile()
         if fixed:
             log.info("reconciled %d session(s) left open by an earlier run", len(fixed))

@@ -3,8 +3,12 @@
 ``SessionManager`` owns the running sessions of this process. The database row is the record
 users see; the in-memory :class:`LiveSession` holds the avatar and compositor. Every state
 change is written to the row (in a worker thread: a slow database never stalls the event
-loop), so what ``GET`` reports stays true across restarts: :meth:`SessionManager.reconcile`
-marks sessions this process does not run as stopped (``service_restarted``).
+loop), so what ``GET`` reports stays true across restarts.
+
+Several processes (replicas) may share one database: each row is owned by a lease (see
+:mod:`.leases`) that the replica running the session renews. :meth:`SessionManager.reconcile`
+(on start, then every ``lease_seconds``) takes over sessions no replica holds any more and
+marks them stopped (``service_restarted``); a session another replica holds is left to it.
 
 The service owns the room's lifetime (see :mod:`.rooms`) and ends a session for one
 :class:`~.lifetime.StopReason`: idle or maximum duration reached, the room closed, the avatar
@@ -26,6 +30,7 @@ from greenroom.api.metrics import Metrics
 from greenroom.api.services import background_values, pipeline
 from greenroom.api.services.contracts import AvatarSession, SessionCompositor
 from greenroom.api.services.launch import Launch, Launcher
+from greenroom.api.services.leases import Leases, replica_id
 from greenroom.api.services.lifetime import Lifetime, StopReason
 from greenroom.api.services.limits import SessionSlots
 from greenroom.api.services.live import LiveSession, StartedSession, StartRequest
@@ -77,6 +82,17 @@ class SessionManager:
         self.launcher = Launcher(settings, repo, library, self.rooms, metrics, self._rpc_background)
         self.watch = SessionWatch(settings, repo, self.rooms, metrics, self.stop)
         self.live: dict[str, LiveSession] = {}
+        self.replica = replica_id(settings)
+        self.owned: set[str] = set()  # sessions whose lease this replica holds: starting or live
+        self.leases = Leases(
+            settings,
+            repo,
+            self.replica,
+            owned=lambda: self.owned,
+            lost=self._lost,
+            sweep=self.reconcile,
+        )
+        self._reconciling = asyncio.Lock()
 
     async def _db(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         """Run a store call in a worker thread."""
@@ -84,29 +100,56 @@ class SessionManager:
 
     # lifecycle ---------------------------------------------------------------------------
     async def reconcile(self) -> list[str]:
-        """Stop the vendor sessions an earlier process left running (see
-        :func:`.vendor_records.stop_leftover_vendor_sessions`), then mark sessions the database thinks are running, but
-        this process does not run, as stopped (``service_restarted``) and delete the rooms
-        Greenroom created for them."""
-        await stop_leftover_vendor_sessions(self.repo, self.settings, owned=self.live)
-        fixed = []
-        for row in await self._db(self.repo.open_sessions):
-            if row.id in self.live:
-                continue
-            await self._close_row(row, StopReason.SERVICE_RESTARTED)
-            fixed.append(row.id)
-        return fixed
+        """Close the sessions no replica holds any more (lease expired or released, or from
+        before leases): take each over (:meth:`Repo.take_over`, so one replica only acts on
+        it), mark it stopped (``service_restarted``) and delete the room Greenroom created.
+        Then stop the vendor sessions left running on rows this replica took over (see
+        :func:`.vendor_records.stop_leftover_vendor_sessions`). Returns the closed ids."""
+        async with self._reconciling:
+            await self.leases.release_ended()
+            now = _now()
+            fixed = []
+            for row in await self._db(self.repo.open_sessions, expired_at=now):
+                if row.id in self.owned:
+                    continue
+                taken = await self._take_over(row.id, now)
+                if taken is not None:
+                    await self._close_row(taken, StopReason.SERVICE_RESTARTED)
+                    fixed.append(row.id)
+            vendor_rows = []
+            for row in await self._db(self.repo.vendor_sessions):
+                if row.id in self.owned:
+                    continue
+                if await self._take_over(row.id, now, open_only=False) is not None:
+                    vendor_rows.append(row.id)
+            if vendor_rows:
+                await stop_leftover_vendor_sessions(self.repo, self.settings, only=vendor_rows)
+            return fixed
+
+    async def _take_over(
+        self, session_id: str, now: datetime, *, open_only: bool = True
+    ) -> SessionRow | None:
+        until = self.leases.until(now)
+        return await self._db(
+            self.repo.take_over, session_id, self.replica, now, until, open_only=open_only
+        )
 
     async def warm_up(self) -> None:
         """Load the frame kernels once, off the event loop (see :func:`pipeline.warm_up`)."""
         await asyncio.to_thread(pipeline.warm_up)
 
     async def aclose(self, reason: str = StopReason.SERVICE_STOPPED) -> None:
-        """Stop every running session (on shutdown)."""
+        """Stop every running session (on shutdown) and release the leases left."""
         self.watch.closing = True
         for sid in list(self.live):
             with contextlib.suppress(GreenroomError):
                 await self.stop(sid, reason=reason)
+        await self.leases.aclose()
+        if self.owned:  # a stop whose row could not be written: any replica may close it now
+            try:
+                await self._db(self.repo.release_leases, self.replica, set(self.owned))
+            except Exception as exc:
+                log.warning("could not release %d session lease(s): %r", len(self.owned), exc)
         await self.launcher.aclose()
         await self.rooms.aclose()
 
@@ -122,6 +165,7 @@ class SessionManager:
         """
         sid = new_id("ses")
         self.slots.take(sid, req.caller, self._soonest_end())
+        self.owned.add(sid)  # before the row exists: no sweep here may take it
         try:
             row, tpl = await self._record(sid, req)
             launch = await self.launcher.launch(row, tpl, req)
@@ -129,9 +173,10 @@ class SessionManager:
         finally:
             if sid not in self.live:
                 self.slots.give_back(sid)
+                self.owned.discard(sid)
 
     async def _record(self, sid: str, req: StartRequest) -> tuple[SessionRow, TemplateRow]:
-        """Step 1: the row, status ``starting``, before anything runs."""
+        """Step 1: the row, status ``starting``, claimed by this replica, before anything runs."""
         tpl = await self._db(self.repo.get_template, req.template_id)
         short = sid[4:16]
         idle = req.idle_timeout if req.idle_timeout is not None else tpl.idle_timeout
@@ -150,6 +195,8 @@ class SessionManager:
             background=tpl.background,
             idle_timeout=idle,
             max_duration=max_duration,
+            owner=self.replica,
+            lease_expires_at=self.leases.until(),
         )
         row = await self._db(self.repo.add_session, row)
         log.info(
@@ -232,10 +279,14 @@ class SessionManager:
                 raise Conflict(f"session {session_id} is stopping; start a new session")
             return live
         row = await self._db(self.repo.get_session, session_id)  # NotFound for unknown ids
+        self._check_not_held(row)
         if row.status == "starting":
             raise Conflict(f"session {session_id} is still starting; try again in a moment")
         if row.status in OPEN_STATUSES:
-            raise Conflict(f"session {session_id} is not run by this server process")
+            raise Conflict(
+                f"session {session_id} is not run by any server process any more; it is marked "
+                f"stopped ({StopReason.SERVICE_RESTARTED}) shortly"
+            )
         why = f" ({row.stop_reason})" if row.stop_reason else ""
         raise Conflict(f"session {session_id} is {row.status}{why}; start a new session")
 
@@ -253,6 +304,21 @@ class SessionManager:
         live = await self._running(session_id)
         live.touch()
         await live.avatar.keep_alive()
+
+    def _check_not_held(self, row: SessionRow) -> None:
+        """Conflict if another replica holds a live lease on this open session (it runs it)."""
+        if row.status not in OPEN_STATUSES or row.owner in (None, self.replica):
+            return
+        if row.lease_expires_at is None or row.lease_expires_at <= _now():
+            return
+        if row.status == "starting":
+            raise Conflict(
+                f"session {row.id} is still starting on replica {row.owner}; try again in a moment"
+            )
+        raise Conflict(
+            f"session {row.id} is run by another replica ({row.owner}); send the request to "
+            "that replica"
+        )
 
     def _rpc_background(self, value: object) -> BackgroundSpec:
         """What a room participant may switch to over the compositor's RPC: the same values
@@ -302,11 +368,32 @@ class SessionManager:
                 raise Conflict(f"session {session_id} is still starting; try again in a moment")
             if row.status not in OPEN_STATUSES:
                 raise Conflict(f"session {session_id} is already {row.status} ({row.stop_reason})")
-            await self._close_row(row, reason)  # a row no process runs: correct it
+            self._check_not_held(row)
+            if row.status == "starting" and session_id in self.owned:
+                raise Conflict(f"session {session_id} is still starting; try again in a moment")
+            # a row no process runs: take it over (exclusive), then correct it
+            taken = await self._take_over(session_id, _now())
+            if taken is None:
+                raise Conflict(f"session {session_id} is being stopped by another replica")
+            await self._close_row(taken, reason)
             return await self.get(session_id)
         live.stopping = True
         final = background_in_use(live, self.library.root)
         await live.cancel_tasks()
+        avatar_closed = await self._close_parts(live)
+        self.live.pop(session_id, None)
+        self.slots.give_back(session_id)
+        try:
+            row = await self._db(self.repo.get_session, session_id)
+            # the avatar's close stopped its vendor session; if it failed, a sweep stops it
+            vendor = VENDOR_CLEARED if avatar_closed else {}
+            await self._close_row(row, reason, error=error, background=final, **vendor)
+        finally:  # written or not, this replica no longer runs it (unrenewed, the lease ends)
+            self.owned.discard(session_id)
+        return await self.get(session_id)
+
+    async def _close_parts(self, live: LiveSession) -> bool:
+        """Close compositor, then avatar; True if the avatar closed cleanly."""
         avatar_closed = False
         for part, what in ((live.compositor, "compositor"), (live.avatar, "avatar")):
             try:
@@ -314,17 +401,31 @@ class SessionManager:
                 await asyncio.wait_for(part.aclose(), CLOSE_TIMEOUT)
                 avatar_closed = part is live.avatar
             except Exception as exc:
-                log.warning("session %s: %s did not close cleanly: %r", session_id, what, exc)
+                log.warning("session %s: %s did not close cleanly: %r", live.id, what, exc)
+        return avatar_closed
+
+    async def _lost(self, session_id: str) -> None:
+        """Another replica took this session over (this replica's lease lapsed while the
+        database was unreachable) and has recorded its stop: close what still runs here and
+        write nothing. A start still in flight is seen again by the next heartbeat."""
+        live = self.live.get(session_id)
+        if live is None or live.stopping:
+            return
+        live.stopping = True
         self.live.pop(session_id, None)
+        self.owned.discard(session_id)
+        log.warning(
+            "session %s was taken over by another replica after this replica's lease lapsed; "
+            "closing its avatar and compositor here",
+            session_id,
+            extra={"session": session_id, "event": "lease_lost"},
+        )
+        await live.cancel_tasks()
+        await self._close_parts(live)
         self.slots.give_back(session_id)
-        row = await self._db(self.repo.get_session, session_id)
-        # the avatar's close stopped its vendor session; if it failed, a restart stops it
-        vendor = VENDOR_CLEARED if avatar_closed else {}
-        await self._close_row(row, reason, error=error, background=final, **vendor)
-        return await self.get(session_id)
 
     async def _close_row(self, row: SessionRow, reason: str, **fields: object) -> None:
-        """Delete the room if it is Greenroom's, then record the stop."""
+        """Delete the room if it is Greenroom's, then record the stop (and end the lease)."""
         if row.room_created:
             try:
                 await self.rooms.delete(row.room)
@@ -336,6 +437,7 @@ class SessionManager:
             status="stopped",
             stop_reason=str(reason),
             stopped_at=_now(),
+            lease_expires_at=None,
             **fields,
         )
         self.metrics.sessions_stopped.labels(str(reason)).inc()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Container
+from collections.abc import Collection
 
 from greenroom.config import Settings
 from greenroom.errors import GreenroomError, NotFound
@@ -23,16 +23,17 @@ VENDOR_STOP_TIMEOUT = 30.0  # seconds one leftover vendor session's stop may tak
 
 
 async def stop_leftover_vendor_sessions(
-    repo: Repo, settings: Settings, *, owned: Container[str]
+    repo: Repo, settings: Settings, *, only: Collection[str]
 ) -> list[str]:
-    """Stop every vendor session the database says may be running and no session in ``owned``
-    runs, and clear it from its row. One the vendor cannot stop now (unreachable, no key) stays
-    recorded for the next restart. Returns the session ids whose vendor session was cleared."""
+    """Stop the vendor sessions the database says may still be running on the rows ``only``
+    (which the caller took over: no process runs them), and clear them from their row. One the
+    vendor cannot stop now (unreachable, no key) stays recorded for a later sweep. Returns the
+    session ids whose vendor session was cleared."""
     from greenroom.avatars import VendorSessionRef, stop_vendor_session
 
     cleared = []
     for row in await asyncio.to_thread(repo.vendor_sessions):
-        if row.id in owned or row.vendor is None or row.vendor_session_id is None:
+        if row.id not in only or row.vendor is None or row.vendor_session_id is None:
             continue
         ref = VendorSessionRef(row.vendor, row.vendor_session_id, row.vendor_stop_token)
         try:
