@@ -8,13 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from livekit import api
 
+from fixtures.worker import running_worker
 from greenroom.compositor import compositor_identity
 from greenroom.compositor.worker import AGENT_NAME
 from greenroom.livekit_server import LiveKitServer
@@ -28,41 +28,8 @@ pytestmark = pytest.mark.livekit
 @pytest.fixture(scope="module")
 def worker_process(livekit: LiveKitServer, tmp_path_factory) -> Iterator[Path]:
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = {
-        **os.environ,
-        "GREENROOM_LIVEKIT_URL": livekit.url,
-        "GREENROOM_LIVEKIT_API_KEY": livekit.api_key,
-        "GREENROOM_LIVEKIT_API_SECRET": livekit.api_secret,
-    }
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from greenroom.cli import main; main()",
-                "worker",
-                "--max-sessions",
-                "2",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while "registered worker" not in log.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("worker did not register:\n" + log.read_text()[-3000:])
-            time.sleep(0.2)
+    with running_worker(livekit, log):
         yield log
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 async def test_dispatched_job_publishes_composited_track(

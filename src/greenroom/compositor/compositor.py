@@ -243,6 +243,12 @@ class Compositor:
         """
         return await self._control.set_background(spec, transition)
 
+    async def publish_status(self, attributes: dict[str, str]) -> None:
+        """Add ``attributes`` to the ones this compositor publishes (a dispatched job's state
+        and replies, see :mod:`greenroom.compositor.commands`) and publish them now."""
+        self._control.extra_attributes.update(attributes)
+        await self._control.publish_attributes()
+
     def metrics(self) -> dict[str, object]:
         """Counters and p50/p95 figures of this session (see ``docs/compositor.md``)."""
         m = self.stats.snapshot(time.monotonic())

@@ -8,10 +8,13 @@ automatically; the API (or anyone) asks for a compositor in a room with::
         metadata=json.dumps({"avatar_identity": "avatar-1", "background": "#0044ff"})))
 
 Metadata: ``avatar_identity`` (required), ``background`` (spec string or object, default
-``"none"``) and ``options`` (``CompositorOptions`` fields, optional). The job joins as
-``greenroom-<avatar_identity>`` with ``SUBSCRIBE_NONE`` and runs a :class:`Compositor`
-on the job's room until the room or the compositor ends. A second dispatch for the same
-avatar replaces the first (LiveKit keeps one participant per identity).
+``"none"``), ``options`` (``CompositorOptions`` fields, optional) and ``avatar`` (optional:
+``{"provider": "local", "avatar_id", "voice", "quality"}`` runs the built-in avatar in the
+same job, as ``avatar_identity``). The job joins as ``greenroom-<avatar_identity>`` with
+``SUBSCRIBE_NONE`` and runs a :class:`Compositor` on the job's room until the room or the
+compositor ends, or the service sends ``stop``. The Greenroom service drives it with the
+commands of :mod:`greenroom.compositor.commands`. A second dispatch for the same avatar
+replaces the first (LiveKit keeps one participant per identity).
 
 Load is the number of running compositors over ``max_sessions``, so LiveKit spreads
 sessions by what a worker can carry rather than by a CPU average.
@@ -19,26 +22,73 @@ sessions by what a worker can carry rather than by a CPU average.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import sys
 import warnings
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobProcess, JobRequest, cli
 
 from greenroom.backgrounds import BackgroundSpec
+from greenroom.compositor.command_receiver import CommandReceiver
+from greenroom.compositor.commands import (
+    ATTR_ERROR,
+    ATTR_STATE,
+    STATE_FAILED,
+    STATE_JOINED,
+    STATE_LIVE,
+)
 from greenroom.compositor.compositor import Compositor
 from greenroom.compositor.control import coerce_background
 from greenroom.compositor.options import CompositorOptions, compositor_identity
-from greenroom.errors import InvalidInput
+from greenroom.errors import GreenroomError, InvalidInput
+
+if TYPE_CHECKING:
+    from greenroom.avatars.base import AvatarSession
 
 logger = logging.getLogger("greenroom.compositor.worker")
 
 AGENT_NAME = "greenroom-compositor"
 DEFAULT_MAX_SESSIONS = 4
+FIRST_FRAME_TIMEOUT = 300.0  # s a job waits for its avatar's first frame before it says so
+
+
+#: avatars a job can run itself (vendor avatars are HTTP sessions the service holds)
+JOB_AVATARS = frozenset({"local"})
+
+
+@dataclass(frozen=True)
+class AvatarRequest:
+    """The built-in avatar a job runs beside its compositor."""
+
+    provider: str = "local"
+    avatar_id: str = "default"
+    voice: str | None = None
+    quality: str = "high"
+    options: dict[str, Any] = field(default_factory=dict)  # the provider's own options
+
+    @classmethod
+    def parse(cls, raw: object) -> AvatarRequest:
+        if not isinstance(raw, dict):
+            raise InvalidInput("avatar must be an object", field="avatar")
+        unknown = set(raw) - {f.name for f in fields(cls)}
+        if unknown:
+            raise InvalidInput(f"unknown avatar keys: {', '.join(sorted(unknown))}", field="avatar")
+        provider = raw.get("provider", "local")
+        if provider not in JOB_AVATARS:
+            raise InvalidInput(
+                f"a job runs only the built-in avatar ({', '.join(sorted(JOB_AVATARS))}), "
+                f"not {provider!r}",
+                field="avatar.provider",
+            )
+        try:
+            return cls(**raw)
+        except TypeError as exc:
+            raise InvalidInput(f"avatar: {exc}", field="avatar") from None
 
 
 @dataclass(frozen=True)
@@ -48,14 +98,20 @@ class DispatchRequest:
     avatar_identity: str
     background: BackgroundSpec
     options: CompositorOptions
+    avatar: AvatarRequest | None = None
 
-    def to_metadata(self) -> str:
-        return json.dumps(
-            {
-                "avatar_identity": self.avatar_identity,
-                "background": json.loads(self.background.to_attribute()),
-            }
-        )
+    def to_metadata(self, options: dict[str, Any] | None = None) -> str:
+        """The metadata that asks for this; ``options`` as JSON-able ``CompositorOptions``
+        fields (only those that differ from the defaults need be sent)."""
+        data: dict[str, Any] = {
+            "avatar_identity": self.avatar_identity,
+            "background": json.loads(self.background.to_attribute()),
+        }
+        if options:
+            data["options"] = options
+        if self.avatar is not None:
+            data["avatar"] = asdict(self.avatar)
+        return json.dumps(data)
 
 
 def parse_dispatch_metadata(metadata: str) -> DispatchRequest:
@@ -100,7 +156,8 @@ def parse_dispatch_metadata(metadata: str) -> DispatchRequest:
         options = CompositorOptions(**raw)
     except TypeError as exc:
         raise InvalidInput(f"options: {exc}", field="options") from None
-    return DispatchRequest(avatar, background, options)
+    job_avatar = None if data.get("avatar") is None else AvatarRequest.parse(data["avatar"])
+    return DispatchRequest(avatar, background, options, job_avatar)
 
 
 async def on_request(req: JobRequest) -> None:
@@ -119,24 +176,81 @@ async def on_request(req: JobRequest) -> None:
 
 
 async def entrypoint(ctx: JobContext) -> None:
-    """One job = one compositor on the job's room."""
+    """One job = one compositor on the job's room (and the built-in avatar, if asked)."""
     request = parse_dispatch_metadata(ctx.job.metadata)
     await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
-    comp = await Compositor.attach(
-        ctx.room, request.avatar_identity, request.background, request.options
-    )
+    avatar = None
+    try:
+        if request.avatar is not None:
+            avatar = await _start_avatar(request.avatar, request.avatar_identity, ctx.room.name)
+            ctx.add_shutdown_callback(avatar.aclose)
+        comp = await Compositor.attach(
+            ctx.room, request.avatar_identity, request.background, request.options
+        )
+    except GreenroomError as exc:  # tell the service why, then end the job
+        field = exc.field if isinstance(exc, InvalidInput) else None
+        error = {"code": exc.code, "message": exc.message, "field": field}
+        with contextlib.suppress(Exception):
+            await ctx.room.local_participant.set_attributes(
+                {ATTR_STATE: STATE_FAILED, ATTR_ERROR: json.dumps(error)}
+            )
+        ctx.shutdown(exc.message)
+        return
+    receiver = CommandReceiver(ctx.room, comp, avatar, ctx.shutdown)
+    receiver.start()
+    ctx.add_shutdown_callback(receiver.aclose)
     ctx.add_shutdown_callback(comp.aclose)
+    await comp.publish_status({ATTR_STATE: STATE_JOINED})
 
     def _ended(reason: str) -> None:
         if reason != "closed":  # it ended by itself: end the job too, with the reason
             ctx.shutdown(reason)
 
     comp.on_close(_ended)
+    if avatar is not None:
+        avatar.on_state(
+            lambda state: ctx.shutdown("avatar stopped") if state == "stopped" else None
+        )
+    await _announce_live(comp)
+
+
+async def _announce_live(comp: Compositor) -> None:
+    """``greenroom.state`` = live once the first composited frame is out (the service's
+    first-frame wait reads it)."""
+    try:
+        await comp.wait_first_frame(FIRST_FRAME_TIMEOUT)
+    except (TimeoutError, GreenroomError) as exc:
+        logger.warning("no composited frame yet: %s", exc)
+        return
+    await comp.publish_status({ATTR_STATE: STATE_LIVE})
+
+
+async def _start_avatar(req: AvatarRequest, identity: str, room: str) -> AvatarSession:
+    """The built-in avatar, joined to the job's room with the worker's LiveKit credentials."""
+    from greenroom.avatars import RoomTarget, get_provider
+    from greenroom.config import get_settings
+
+    settings = get_settings()
+    return await get_provider(req.provider).start(
+        RoomTarget.from_settings(settings, room),
+        avatar_id=req.avatar_id,
+        voice=req.voice,
+        identity=identity,
+        quality=req.quality,
+        settings=settings,
+        **req.options,
+    )
 
 
 def prewarm(proc: JobProcess) -> None:
-    """Load the keyer's compiled kernels before a job needs them."""
+    """Load the keyer's compiled kernels before a job needs them; ``kill -USR1`` on a job
+    process prints every thread's stack to the worker's log (for a job that seems stuck)."""
+    import faulthandler
+    import signal
+
     import numpy as np
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     from greenroom.backgrounds import Scene
     from greenroom.keying import I420Frame

@@ -36,7 +36,7 @@ from greenroom.store.models import SessionRow, TemplateRow
 from greenroom.store.repo import VENDOR_CLEARED
 
 if TYPE_CHECKING:
-    from greenroom.avatars.base import VendorSessionRef
+    from greenroom.avatars.base import RoomTarget, VendorSessionRef
 
 log = logging.getLogger("greenroom.sessions")
 
@@ -140,9 +140,11 @@ class Launcher:
         target = RoomTarget.from_settings(self.settings, row.room)
         from greenroom.avatars.base import VendorProvider
 
-        provider = get_provider(tpl.provider)
         options: dict[str, Any] = dict(tpl.provider_options or {})
         identity = str(options.pop("identity", f"avatar-{row.id[4:16]}"))
+        if self.settings.compositor == "dispatch" and tpl.provider in _job_avatars():
+            return await self._join_one_job(row, tpl, req, spec, room, t0, parts, identity, options)
+        provider = get_provider(tpl.provider)
         if isinstance(provider, VendorProvider):
             options["on_vendor_session"] = lambda ref: self._record_vendor_session(row.id, ref)
         joined: dict[str, float] = {}
@@ -181,6 +183,55 @@ class Launcher:
             parts.append(compositor)
         return Launch(t0=t0, room=room, avatar=avatar, compositor=compositor, joined=joined)
 
+    async def _join_one_job(
+        self,
+        row: SessionRow,
+        tpl: TemplateRow,
+        req: StartRequest,
+        spec: object,
+        room: RoomReady,
+        t0: float,
+        parts: list[AvatarSession | SessionCompositor],
+        identity: str,
+        options: dict[str, Any],
+    ) -> Launch:
+        """Dispatch mode with the built-in avatar: one job on a worker runs both."""
+        from greenroom.api.services.dispatched import DispatchedCompositor, dispatch_options
+        from greenroom.compositor.worker import AvatarRequest
+
+        avatar = AvatarRequest(
+            provider=tpl.provider,
+            avatar_id=tpl.avatar_id,
+            voice=req.voice_id or tpl.voice,
+            quality=tpl.quality,
+            options=options,
+        )
+        joined: dict[str, float] = {}
+        compositor = await pipeline.timed(
+            DispatchedCompositor.start(
+                self.settings,
+                self.rooms.client(),
+                row.room,
+                identity,
+                spec,  # type: ignore[arg-type]  # a BackgroundSpec
+                dispatch_options(self._keying(tpl), row.id),
+                avatar=avatar,
+            ),
+            joined,
+            "compositor_ms",
+            t0,
+        )
+        parts.append(compositor)
+        assert compositor.avatar is not None  # asked for above
+        joined["avatar_ms"] = joined["compositor_ms"]
+        return Launch(
+            t0=t0, room=room, avatar=compositor.avatar, compositor=compositor, joined=joined
+        )
+
+    @staticmethod
+    def _keying(tpl: TemplateRow) -> dict[str, object]:
+        return {**tpl.keying, "viewer_control": tpl.viewer_control}
+
     async def _record_vendor_session(self, sid: str, ref: VendorSessionRef) -> None:
         """Store the vendor's session before the avatar joins. If the store refuses, the
         provider stops the vendor session and the start fails: nothing paid runs unrecorded."""
@@ -200,13 +251,25 @@ class Launcher:
         )
 
     async def _compositor(
-        self, target: object, identity: str, spec: object, tpl: TemplateRow, sid: str
+        self, target: RoomTarget, identity: str, spec: object, tpl: TemplateRow, sid: str
     ) -> SessionCompositor:
+        """In this process, or (``GREENROOM_COMPOSITOR=dispatch``) as a job on a worker."""
+        if self.settings.compositor == "dispatch":
+            from greenroom.api.services.dispatched import DispatchedCompositor, dispatch_options
+
+            return await DispatchedCompositor.start(
+                self.settings,
+                self.rooms.client(),
+                target.room,
+                identity,
+                spec,  # type: ignore[arg-type]  # a BackgroundSpec
+                dispatch_options(self._keying(tpl), sid),
+            )
         return await pipeline.start_compositor(
-            target,  # type: ignore[arg-type]  # a RoomTarget
+            target,
             identity,
             spec,  # type: ignore[arg-type]  # a BackgroundSpec
-            {**tpl.keying, "viewer_control": tpl.viewer_control},
+            self._keying(tpl),
             sid,
             self.resolve_background,
         )
@@ -291,6 +354,13 @@ class Launcher:
         for task in list(self._pending):
             task.cancel()
         await asyncio.gather(*self._pending, return_exceptions=True)
+
+
+def _job_avatars() -> frozenset[str]:
+    """Providers a compositor job runs itself in dispatch mode (the built-in avatar)."""
+    from greenroom.compositor.worker import JOB_AVATARS
+
+    return JOB_AVATARS
 
 
 def _now() -> datetime:

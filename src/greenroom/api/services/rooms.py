@@ -43,7 +43,8 @@ class Rooms:
         self.settings = settings
         self._api: lkapi.LiveKitAPI | None = None
 
-    def _client(self) -> lkapi.LiveKitAPI:
+    def client(self) -> lkapi.LiveKitAPI:
+        """The LiveKit server API client (opened on first use, closed by :meth:`aclose`)."""
         if self._api is None:
             self._api = lkapi.LiveKitAPI(
                 url=self.settings.livekit_url,
@@ -60,7 +61,7 @@ class Rooms:
             LiveKitUnreachable: the server did not answer.
         """
         try:
-            res = await self._client().room.list_rooms(lkapi.ListRoomsRequest(names=[room]))
+            res = await self.client().room.list_rooms(lkapi.ListRoomsRequest(names=[room]))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise LiveKitUnreachable(
                 f"the LiveKit server at {self.settings.livekit_url} did not answer: "
@@ -74,7 +75,7 @@ class Rooms:
         """
         existing = await self.find(room)
         if existing is None:
-            await self._client().room.create_room(
+            await self.client().room.create_room(
                 lkapi.CreateRoomRequest(name=room, empty_timeout=timeout, departure_timeout=timeout)
             )
             return RoomReady(created=True)
@@ -95,7 +96,7 @@ class Rooms:
     async def delete(self, room: str) -> None:
         """Delete ``room``; a room that is already gone is fine."""
         try:
-            await self._client().room.delete_room(lkapi.DeleteRoomRequest(room=room))
+            await self.client().room.delete_room(lkapi.DeleteRoomRequest(room=room))
         except lkapi.TwirpError as exc:
             if exc.code != lkapi.TwirpErrorCode.NOT_FOUND:
                 raise
