@@ -11,6 +11,7 @@ its room. A clean shutdown and restart of A never touches B's sessions.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -154,10 +155,15 @@ async def test_a_session_is_left_to_its_replica_until_that_replica_dies(
 
         # A dies; B's sweep closes the session once A's lease has ended
         left = await crash(a.manager)
+        died = time.monotonic()
         lease_end = (await asyncio.to_thread(b.manager.repo.get_session, str(sid))).lease_expires_at
         assert lease_end is not None
         try:
             s = await wait_stopped(b, sid, timeout=120)
+            print(
+                f"\nreplica B closed dead A's session {time.monotonic() - died:.1f} s after A "
+                f"died (lease {LEASE:.0f} s, load {os.getloadavg()[0]:.1f})"
+            )
             assert s["stop_reason"] == "service_restarted", s
             row = await asyncio.to_thread(b.manager.repo.get_session, str(sid))
             assert row.stopped_at is not None and row.stopped_at >= lease_end

@@ -228,7 +228,10 @@ class Leases:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.seconds / 3)
-            await self.renew()
+            try:
+                await self.renew()
+            except Exception:  # never let one bad beat end the heartbeat
+                log.exception("session lease heartbeat failed; trying again")
 
     async def _sweeping(self) -> None:
         while True:
