@@ -234,3 +234,38 @@ async def test_a_dead_replica_s_session_can_be_deleted_once_its_lease_ended(
             for live in left:
                 await live.compositor.aclose()
                 await live.avatar.aclose()
+
+
+async def test_a_replica_whose_lease_lapsed_gives_up_the_session_another_took(
+    tmp_path: Path, livekit: LiveKitServer, database_url: str
+) -> None:
+    """A's renewals stop getting through (as when A cannot reach the database) for longer
+    than the lease: B takes the session over and closes it. A then closes its avatar and
+    compositor and leaves the row as B wrote it."""
+    disc_provider.register()
+    async with (
+        replica("replica-a", tmp_path / "a", livekit, database_url) as a,
+        replica("replica-b", tmp_path / "b", livekit, database_url) as b,
+    ):
+        started = await start(a, await template(a, "disc", provider="disc"))
+        sid = str(started["session_id"])
+        await snapshot(a.client, sid)
+        live = a.manager.live[sid]
+        await a.manager.leases.aclose()  # no more renewals from A
+        s = await wait_stopped(b, sid, timeout=120)
+        assert s["stop_reason"] == "service_restarted", s
+        # A hears of it from its heartbeat, once that gets through again, or sooner from the
+        # room's deletion; either way it closes its parts and writes nothing
+        await a.manager.leases.renew()
+        deadline = time.monotonic() + 60  # a hang bound
+        while sid in a.manager.live or sid in a.manager.owned:
+            assert time.monotonic() < deadline, "A still runs the session"
+            await asyncio.sleep(0.2)
+        assert str(live.avatar.state) == "stopped" and live.compositor.closed
+        row = await asyncio.to_thread(a.manager.repo.get_session, sid)
+        assert (row.status, row.stop_reason, row.owner) == (
+            "stopped",
+            "service_restarted",
+            "replica-b",
+        )
+        assert started["room"] not in await room_names(livekit)

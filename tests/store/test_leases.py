@@ -18,7 +18,7 @@ from alembic import command
 from sqlalchemy import text
 
 from greenroom.api.services.leases import ReplicaLocks
-from greenroom.errors import ConfigError
+from greenroom.errors import ConfigError, NotFound
 from greenroom.store import Repo, connect, migrate
 from greenroom.store.db import alembic_config
 from greenroom.store.models import SessionRow
@@ -127,6 +127,18 @@ def test_take_over_only_what_no_replica_holds(repo: Repo) -> None:
     assert repo.take_over("ses_done", "b", t, until) is None  # closed rows only when asked
     done = repo.take_over("ses_done", "b", t, until, open_only=False)
     assert done is not None and done.owner == "b"
+
+
+def test_a_stop_is_written_only_by_the_holder(repo: Repo) -> None:
+    add(repo, "ses_mine", "a", 30)
+    add(repo, "ses_taken", "b", 30)  # a's lease lapsed and b took it
+    add(repo, "ses_legacy", None, None)
+    assert repo.close_session("ses_mine", "a", status="stopped", stop_reason="stopped_by_user")
+    assert not repo.close_session("ses_taken", "a", status="stopped", stop_reason="room_closed")
+    assert repo.close_session("ses_legacy", "a", status="stopped", stop_reason="idle_timeout")
+    assert [r.id for r in repo.open_sessions()] == ["ses_taken"]
+    with pytest.raises(NotFound):
+        repo.close_session("ses_zzz", "a", status="stopped")
 
 
 def test_concurrent_takers_exactly_one_wins(repo: Repo) -> None:

@@ -143,6 +143,25 @@ class Repo:
             return row
 
     # leases (see api/services/leases.py) ---------------------------------------------------
+    def close_session(self, session_id: str, owner: str, **fields: Any) -> bool:
+        """Write ``fields`` (a stop) if ``owner`` holds the session or nobody does, in one
+        conditional UPDATE. False: another replica took it over and records its own stop."""
+        stmt = (
+            update(SessionRow)
+            .where(
+                SessionRow.id == session_id,
+                or_(SessionRow.owner == owner, SessionRow.owner.is_(None)),
+            )
+            .values(**fields)
+            .execution_options(synchronize_session=False)
+        )
+        with self._session() as db:
+            written = db.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+            db.commit()
+        if not written:
+            self._get_exists(session_id)
+        return written
+
     def renew_leases(self, owner: str, session_ids: Collection[str], until: datetime) -> set[str]:
         """Extend ``owner``'s leases on ``session_ids`` to ``until``, in one UPDATE. Returns the
         ids ``owner`` still holds: one missing was taken over by another replica."""
@@ -199,6 +218,10 @@ class Repo:
             return self._get(db, SessionRow, session_id, "session") if won else None
 
     # helpers -----------------------------------------------------------------------------
+    def _get_exists(self, session_id: str) -> None:
+        with self._session() as db:
+            self._get(db, SessionRow, session_id, "session")  # NotFound for unknown ids
+
     def _add(self, row: Base, *, name: str | None = None) -> None:
         with self._session() as db:
             db.add(row)

@@ -191,6 +191,8 @@ class Leases:
     async def start(self) -> None:
         """Claim this replica's name on this host, release the leases an earlier process of
         the same name left, then heartbeat and sweep until :meth:`aclose`."""
+        if self._tasks:
+            return
         await asyncio.to_thread(self.locks.hold, self.replica)
         left = await asyncio.to_thread(self.repo.release_leases, self.replica)
         if left:

@@ -431,15 +431,24 @@ class SessionManager:
                 await self.rooms.delete(row.room)
             except Exception as exc:  # LiveKit down: the row is still corrected
                 log.warning("session %s: could not delete room %s: %r", row.id, row.room, exc)
-        await self._db(
-            self.repo.update_session,
+        written = await self._db(
+            self.repo.close_session,
             row.id,
+            self.replica,
             status="stopped",
             stop_reason=str(reason),
             stopped_at=_now(),
             lease_expires_at=None,
             **fields,
         )
+        if not written:  # its lease lapsed and another replica took it: that one records it
+            log.warning(
+                "session %s: taken over by another replica, which records its stop (not %s)",
+                row.id,
+                reason,
+                extra={"session": row.id, "event": "lease_lost"},
+            )
+            return
         self.metrics.sessions_stopped.labels(str(reason)).inc()
         log.info(
             "session %s stopped: %s",
