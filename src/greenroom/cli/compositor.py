@@ -120,8 +120,18 @@ def worker(
     log_level: str = typer.Option("INFO", help="TRACE, DEBUG, INFO, WARN, ERROR."),
     dev: bool = typer.Option(False, help="Agents development mode (no load limit)."),
     http_port: int = typer.Option(0, help="Health-check port of the worker (0 = any free)."),
+    http_host: str = typer.Option("127.0.0.1", help="Address the health check listens on."),
+    cpu_full: float = typer.Option(
+        0.85, help="CPU use (0..1) at which the worker takes no more sessions; 0: no CPU limit."
+    ),
+    drain_timeout: int = typer.Option(
+        1800, help="On SIGTERM: seconds to let running sessions end before exiting."
+    ),
 ) -> None:
-    """Run a LiveKit Agents worker (agent name 'greenroom-compositor', explicit dispatch)."""
+    """Run a LiveKit Agents worker (agent name 'greenroom-compositor', explicit dispatch).
+
+    It takes sessions until it runs --max-sessions or its CPU reaches --cpu-full; SIGTERM
+    stops it taking new ones and lets the running ones end (--drain-timeout)."""
     from greenroom.compositor.worker import build_server, run_worker
 
     settings = get_settings()
@@ -132,7 +142,10 @@ def worker(
             api_key=settings.livekit_api_key,
             api_secret=settings.livekit_api_secret.get_secret_value(),
             max_sessions=max_sessions,
+            cpu_full=cpu_full,
             http_port=http_port,
+            http_host=http_host,
+            drain_timeout=drain_timeout,
         )
     except GreenroomError as exc:
         console.print(f"[red]error:[/red] {exc.message}")

@@ -23,10 +23,10 @@ sessions by what a worker can carry rather than by a CPU average.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import sys
+import threading
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,8 @@ logger = logging.getLogger("greenroom.compositor.worker")
 
 AGENT_NAME = "greenroom-compositor"
 DEFAULT_MAX_SESSIONS = 4
+DEFAULT_CPU_FULL = 0.85  # CPU use (0..1) at which a worker takes no more jobs
+DEFAULT_DRAIN_TIMEOUT = 1800  # s a stopping worker waits for its sessions to end
 FIRST_FRAME_TIMEOUT = 300.0  # s a job waits for its avatar's first frame before it says so
 
 
@@ -262,8 +264,50 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["warm"] = bool(np.any(frame.y))
 
 
-def _load(server: AgentServer, max_sessions: int) -> float:
-    return min(1.0, len(server.active_jobs) / max_sessions)
+class WorkerLoad:
+    """The load a worker reports to LiveKit: full once it runs ``max_sessions`` compositors
+    or once the machine's CPU (a 2.5 s moving average, container-aware) reaches ``cpu_full``,
+    whichever comes first (``cpu_full=0``: sessions only). LiveKit gives new jobs to workers by ``1 - load`` and none to a
+    worker at its threshold, so a machine shared with other work takes fewer sessions."""
+
+    def __init__(self, max_sessions: int, cpu_full: float = DEFAULT_CPU_FULL) -> None:
+        if max_sessions < 1:
+            raise InvalidInput("max_sessions must be at least 1", field="max_sessions")
+        if cpu_full != 0 and not 0.1 <= cpu_full <= 1.0:
+            raise InvalidInput("cpu_full must be 0 (off) or between 0.1 and 1.0", field="cpu_full")
+        self.max_sessions = max_sessions
+        self.cpu_full = cpu_full
+        self.threshold = (max_sessions - 0.5) / max_sessions  # reached only at max_sessions
+        self._cpu: list[float] = []
+        self._lock = threading.Lock()
+        self._sampler: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        from livekit.agents.utils.hw import get_cpu_monitor
+
+        monitor = get_cpu_monitor()
+        while True:
+            value = monitor.cpu_percent(interval=0.5)  # 0..1 of the CPUs this process may use
+            with self._lock:
+                self._cpu = [*self._cpu[-4:], value]
+
+    def cpu(self) -> float:
+        """The CPU moving average, 0..1 (0 until the first sample)."""
+        if self._sampler is None:
+            self._sampler = threading.Thread(target=self._sample, daemon=True, name="cpu-load")
+            self._sampler.start()
+        with self._lock:
+            return sum(self._cpu) / len(self._cpu) if self._cpu else 0.0
+
+    def of(self, running: int, cpu: float) -> float:
+        """Load for ``running`` compositors at CPU use ``cpu``: ``cpu_full`` maps onto the
+        same threshold as ``max_sessions``."""
+        by_sessions = running / self.max_sessions
+        by_cpu = cpu / self.cpu_full * self.threshold if self.cpu_full else 0.0
+        return min(1.0, max(by_sessions, by_cpu))
+
+    def __call__(self, server: AgentServer) -> float:
+        return self.of(len(server.active_jobs), self.cpu() if self.cpu_full else 0.0)
 
 
 def build_server(
@@ -272,22 +316,27 @@ def build_server(
     api_key: str,
     api_secret: str,
     max_sessions: int = DEFAULT_MAX_SESSIONS,
+    cpu_full: float = DEFAULT_CPU_FULL,
     http_port: int = 0,
+    http_host: str = "127.0.0.1",
+    drain_timeout: int = DEFAULT_DRAIN_TIMEOUT,
 ) -> AgentServer:
-    """An ``AgentServer`` that runs compositors for explicit dispatches."""
-    if max_sessions < 1:
-        raise InvalidInput("max_sessions must be at least 1", field="max_sessions")
+    """An ``AgentServer`` that runs compositors for explicit dispatches (see :class:`WorkerLoad`
+    for when it is full). On SIGTERM it takes no new jobs and waits up to ``drain_timeout``
+    seconds for its running sessions to end before it exits."""
+    load = WorkerLoad(max_sessions, cpu_full)
     server = AgentServer(
         ws_url=url,
         api_key=api_key,
         api_secret=api_secret,
         setup_fnc=prewarm,
-        load_fnc=functools.partial(_load, max_sessions=max_sessions),
-        # full once max_sessions run: load = n/max reaches 1.0 only then
-        load_threshold=(max_sessions - 0.5) / max_sessions,
+        load_fnc=load,
+        load_threshold=load.threshold,
         num_idle_processes=1,
         initialize_process_timeout=60.0,
+        host=http_host,
         port=http_port,
+        drain_timeout=drain_timeout,
     )
     server.rtc_session(entrypoint, agent_name=AGENT_NAME, on_request=on_request)
     return server
