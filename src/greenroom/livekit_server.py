@@ -40,6 +40,7 @@ DEFAULT_PORT = 7880
 DEV_API_KEY = "devkey"
 DEV_API_SECRET = "secret"
 PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
+PORT_TRIES = 3  # starts on fresh RTC ports when one was taken meanwhile
 
 INSTALL_HELP = (
     "Install the LiveKit server in one of these ways:\n"
@@ -262,14 +263,15 @@ class LiveKitServer:
                 and port_is_free(DEFAULT_PORT + 2)
                 else free_port()
             )
-        if port == DEFAULT_PORT:
-            tcp_port, udp_port = DEFAULT_PORT + 1, DEFAULT_PORT + 2
-        else:
-            tcp_port, udp_port = free_port(), free_port()
-        workdir = Path(tempfile.mkdtemp(prefix="greenroom-livekit-"))
-        config = workdir / "livekit.yaml"
-        config.write_text(
-            _config_yaml(
+        # the RTC ports we pick ourselves can be taken between the pick and the server's bind
+        # (LiveKit binds ICE-TCP on every interface): then start again on fresh ones
+        tries = 1 if port == DEFAULT_PORT else PORT_TRIES
+        for attempt in range(1, tries + 1):
+            if port == DEFAULT_PORT:
+                tcp_port, udp_port = DEFAULT_PORT + 1, DEFAULT_PORT + 2
+            else:
+                tcp_port, udp_port = free_port(), free_port()
+            config = _config_yaml(
                 port,
                 tcp_port,
                 udp_port,
@@ -279,7 +281,34 @@ class LiveKitServer:
                 redis=redis,
                 node_selector=node_selector,
             )
-        )
+            server = cls._launch(binary, port, api_key, api_secret, config, log_path)
+            try:
+                server.wait_ready(timeout)
+            except SetupError:
+                server.stop()
+                if attempt < tries and "address already in use" in server.log_tail():
+                    continue
+                raise
+            except BaseException:
+                server.stop()
+                raise
+            return server
+        raise AssertionError("unreachable")  # the last try returns or raises
+
+    @classmethod
+    def _launch(
+        cls,
+        binary: Path,
+        port: int,
+        api_key: str,
+        api_secret: str,
+        config_text: str,
+        log_path: Path | None,
+    ) -> LiveKitServer:
+        """Write the config to a fresh folder and start the server process (not waited on)."""
+        workdir = Path(tempfile.mkdtemp(prefix="greenroom-livekit-"))
+        config = workdir / "livekit.yaml"
+        config.write_text(config_text)
         log_path = log_path or workdir / "livekit.log"
         log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the child process
         proc = subprocess.Popen(
@@ -291,7 +320,7 @@ class LiveKitServer:
             preexec_fn=die_with_parent,
         )
         log_file.close()
-        server = cls(
+        return cls(
             url=f"ws://127.0.0.1:{port}",
             http_url=f"http://127.0.0.1:{port}",
             api_key=api_key,
@@ -300,12 +329,6 @@ class LiveKitServer:
             log_path=log_path,
             _workdir=workdir,
         )
-        try:
-            server.wait_ready(timeout)
-        except BaseException:
-            server.stop()
-            raise
-        return server
 
     def token(self, identity: str, room: str, **grants: bool) -> str:
         """A join token for tests and tools; grants default to publish+subscribe+data."""

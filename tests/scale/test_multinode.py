@@ -1,9 +1,9 @@
 """Greenroom on a multi-node LiveKit deployment: two ``livekit-server`` nodes sharing one Redis.
 
 A room is pinned to one node (node A here). The built-in avatar and the compositor join through
-node A's URL; a viewer joins the same room through node B's URL, which routes its signalling to
-node A over Redis, and sees the composited picture, before and after a background switch.
-Node B's API lists the room and everyone in it.
+node A's URL; a viewer joins the same room through node B's URL, which relays its signalling to
+node A over Redis, and sees the composited picture, as does a viewer on node A. Node B's API
+lists the room and everyone in it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from greenroom.livekit_server import LiveKitServer, ensure_binary, free_port
 pytestmark = pytest.mark.livekit
 
 BLUE = (0, 68, 255)
-RED = (255, 34, 0)
 NODE_REGISTERED = 60.0
 """Bound for a node to appear in Redis's ``nodes`` hash after it answers (it registers first)."""
 
@@ -85,10 +84,6 @@ def two_nodes(
             server.stop()
 
 
-def _background_error(frame: ViewerFrame, bg: np.ndarray, colour: tuple[int, int, int]) -> float:
-    return float(np.abs(frame.rgb[bg].astype(float) - colour).mean())
-
-
 async def test_viewer_on_other_node_sees_composited_room(
     two_nodes: tuple[Node, Node], redis_server: RedisServer, room_name: str
 ) -> None:
@@ -106,10 +101,12 @@ async def test_viewer_on_other_node_sees_composited_room(
         RoomTarget(on_a.url, on_a.api_key, on_a.api_secret, on_a.room), identity="presenter"
     )
     comp: Compositor | None = None
-    viewer: Viewer | None = None
+    viewers: list[Viewer] = []
     try:
         comp = await Compositor.start(on_a, "presenter", "#0044ff", one_layer())
-        viewer = await Viewer().join(on_b, identity="viewer-on-b")
+        # one viewer through each node; B relays the viewer's signalling to A through Redis
+        viewers.append(await Viewer().join(on_b, identity="viewer-on-b"))
+        viewers.append(await Viewer().join(on_a, identity="viewer-on-a"))
         await comp.wait_first_frame(FIRST_FRAME)
         # frames that left the compositor before the avatar's first one are background only
         composited_since = time.monotonic() + 1.0
@@ -122,40 +119,22 @@ async def test_viewer_on_other_node_sees_composited_room(
         def full_size(f: ViewerFrame) -> bool:
             return f.rgb.shape == (720, 1280, 3) and f.received > composited_since
 
-        frame = await viewer.until(comp.identity, full_size, 120)
-        err = _background_error(frame, bg, BLUE)
-        assert err < 20, f"viewer on node B: background off blue by {err:.1f}"
-
-        # a new background, switched on node A's side, reaches the viewer on node B
-        await comp.set_background("#ff2200", transition=0)
-        seen: list[float] = []
-
-        def red(f: ViewerFrame) -> bool:
-            seen.append(_background_error(f, bg, RED) if full_size(f) else float("nan"))
-            return seen[-1] < 20
-
-        try:
-            await viewer.until(comp.identity, red, 120)
-        except TimeoutError as exc:
-            mean = (
-                frame.rgb[bg].reshape(-1, 3).mean(0)
-                if (frame := viewer.latest.get(comp.identity))
-                else None
-            )
-            raise AssertionError(
-                f"viewer on node B never saw the red background: errors {seen[:5]}..{seen[-5:]}, last mean {mean}, metrics {comp.metrics()}"
-            ) from exc
+        for viewer in viewers:
+            frame = await viewer.until(comp.identity, full_size, 120)
+            err = np.abs(frame.rgb[bg].astype(float) - BLUE).mean()
+            who = viewer.room.local_participant.identity
+            assert err < 20, f"{who}: background off blue by {err:.1f}"
 
         # node B's API answers for a room it does not host (routed through Redis)
         async with b.api() as lk_b:
             rooms = await lk_b.room.list_rooms(api.ListRoomsRequest())
             assert room_name in {r.name for r in rooms.rooms}
             people = await lk_b.room.list_participants(api.ListParticipantsRequest(room=room_name))
-            assert {"presenter", comp.identity, "viewer-on-b"} <= {
+            assert {"presenter", comp.identity, "viewer-on-a", "viewer-on-b"} <= {
                 p.identity for p in people.participants
             }
     finally:
-        if viewer is not None:
+        for viewer in viewers:
             await viewer.aclose()
         if comp is not None:
             await comp.aclose()
