@@ -28,6 +28,7 @@ from greenroom.compositor import compositor_identity
 from greenroom.livekit_server import LiveKitServer
 
 from .support import make_settings, open_client
+from .test_replicas import crash, replica, status, template
 from .test_sessions import avatar_visible, close_to, corners, snapshot
 
 pytestmark = [pytest.mark.livekit, pytest.mark.slow]
@@ -167,3 +168,54 @@ async def test_a_worker_killed_mid_session_ends_it_with_a_reason(
     assert body["stop_reason"] in ("compositor_failed", "avatar_stopped"), body
     identity = compositor_identity(str(body.get("avatar_identity") or ""))
     assert identity not in await participants(livekit, str(body["room"]))
+
+
+async def test_a_dead_replica_s_dispatched_session_is_adopted_and_goes_on(
+    tmp_path: Path, livekit: LiveKitServer, worker: Worker
+) -> None:
+    """Two API replicas on one database, compositors dispatched: replica A dies (as when its
+    process is killed); its session's job runs on in the worker, so replica B takes the
+    session over once A's lease has ended, and the session goes on: same room, B switches
+    the background and stops it."""
+    db = f"sqlite:///{tmp_path / 'shared' / 'greenroom.db'}"
+    (tmp_path / "shared").mkdir()
+    async with (
+        replica("replica-a", tmp_path / "a", livekit, db, compositor="dispatch") as a,
+        replica("replica-b", tmp_path / "b", livekit, db, compositor="dispatch") as b,
+    ):
+        tid = await template(a, "kiosk")
+        r = await a.client.post(SESSIONS, json={"template_id": tid}, timeout=START_TIMEOUT)
+        assert r.status_code == 200, r.text + "\n" + worker.stacks()
+        sid, room = r.json()["session_id"], r.json()["room"]
+        await snapshot(a.client, sid, timeout=START_TIMEOUT)
+        job = compositor_identity(str((await status(a, sid))["avatar_identity"]))
+
+        left = await crash(a.manager)
+        died = time.monotonic()
+        try:
+            deadline = died + 120  # a hang bound: two lease lengths, on a loaded machine
+            while sid not in b.manager.live:
+                assert time.monotonic() < deadline, await status(b, sid)
+                await asyncio.sleep(0.5)
+            print(f"\nreplica B adopted dead A's session {time.monotonic() - died:.1f} s after")
+            assert (await status(b, sid))["status"] == "started"
+            assert job in await participants(livekit, room)  # the same job, never restarted
+
+            r = await b.client.put(f"{SESSIONS}/{sid}/background", json={"background": "#ff8800"})
+            assert r.status_code == 200, r.text
+            deadline = time.monotonic() + 60
+            while not all(
+                close_to(c, ORANGE, tol=25) for c in corners(await snapshot(b.client, sid))
+            ):
+                assert time.monotonic() < deadline, "the switch never showed:\n" + worker.stacks()
+                await asyncio.sleep(0.5)
+            r = await b.client.delete(f"{SESSIONS}/{sid}")
+            assert r.status_code == 200, r.text
+            assert r.json()["stop_reason"] == "stopped_by_user"
+        finally:
+            for live in left:
+                await live.compositor.detach()  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 60
+        while await participants(livekit, room):
+            assert time.monotonic() < deadline, await participants(livekit, room)
+            await asyncio.sleep(0.5)

@@ -68,12 +68,18 @@ def local() -> None:
 
 @asynccontextmanager
 async def replica(
-    name: str, folder: Path, livekit: LiveKitServer, database_url: str, lease: float = LEASE
+    name: str,
+    folder: Path,
+    livekit: LiveKitServer,
+    database_url: str,
+    lease: float = LEASE,
+    **extra: object,
 ) -> AsyncIterator[Replica]:
-    """A running replica named ``name`` with its own data folder (one machine)."""
+    """A running replica named ``name`` with its own data folder (one machine); ``extra``:
+    more settings."""
     folder.mkdir(parents=True, exist_ok=True)
     settings = make_settings(
-        folder, livekit, replica_id=name, lease_seconds=lease, database_url=database_url
+        folder, livekit, replica_id=name, lease_seconds=lease, database_url=database_url, **extra
     )
     app = create_app(settings, warm_up=False)
     async with app.router.lifespan_context(app):

@@ -35,6 +35,12 @@ STATE_ATTRIBUTE = "greenroom.avatar.state"
 MAX_TEXT_CHARS = 100_000
 
 
+JOB_AVATARS = frozenset({"local"})
+"""Providers whose avatar a dispatched compositor job runs itself, beside the compositor
+(``GREENROOM_COMPOSITOR=dispatch``): the built-in avatar. Vendor avatars are HTTP sessions
+the service holds."""
+
+
 class AvatarState(StrEnum):
     STARTING = "starting"
     IDLE = "idle"

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobProcess, JobRequest, cli
 
+from greenroom.avatars.base import JOB_AVATARS
 from greenroom.backgrounds import BackgroundSpec
 from greenroom.compositor.command_receiver import CommandReceiver
 from greenroom.compositor.commands import (
@@ -57,10 +58,6 @@ DEFAULT_MAX_SESSIONS = 4
 DEFAULT_CPU_FULL = 0.85  # CPU use (0..1) at which a worker takes no more jobs
 DEFAULT_DRAIN_TIMEOUT = 1800  # s a stopping worker waits for its sessions to end
 FIRST_FRAME_TIMEOUT = 300.0  # s a job waits for its avatar's first frame before it says so
-
-
-#: avatars a job can run itself (vendor avatars are HTTP sessions the service holds)
-JOB_AVATARS = frozenset({"local"})
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,35 @@ class DispatchedCompositor:
         )
         return comp
 
+    @classmethod
+    async def adopt(
+        cls,
+        settings: Settings,
+        lk: lkapi.LiveKitAPI,
+        room: str,
+        avatar_identity: str,
+        background: BackgroundSpec,
+        *,
+        job_avatar: str | None = None,
+    ) -> DispatchedCompositor | None:
+        """A handle on a job that is already running (another replica started it, then
+        died), or None if its participant is not in the room. ``job_avatar``: the provider
+        of the built-in avatar the job runs, if any."""
+        comp = cls(settings, lk, room, avatar_identity, background, dispatch_id="")
+        try:
+            me = (await comp._participants()).get(comp.identity)
+        except lkapi.TwirpError:
+            return None
+        if me is None or me.attributes.get(ATTR_STATE) not in (STATE_JOINED, STATE_LIVE):
+            return None
+        comp._see(dict(me.attributes))
+        if job_avatar is not None:
+            comp.avatar = DispatchedAvatar(comp, job_avatar)
+        comp._watcher = asyncio.get_running_loop().create_task(
+            comp._watch(), name=f"greenroom-dispatch-{room}"
+        )
+        return comp
+
     async def _wait_joined(self, timeout: float) -> None:
         """Until the job says its compositor (and avatar) run, or why they could not."""
         deadline = time.monotonic() + timeout
@@ -159,8 +188,9 @@ class DispatchedCompositor:
         )
 
     async def _withdraw(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._lk.agent_dispatch.delete_dispatch(self.dispatch_id, self.room)
+        if self.dispatch_id:
+            with contextlib.suppress(Exception):
+                await self._lk.agent_dispatch.delete_dispatch(self.dispatch_id, self.room)
         with contextlib.suppress(Exception):
             await self._lk.room.remove_participant(
                 lkapi.RoomParticipantIdentity(room=self.room, identity=self.identity)
@@ -365,6 +395,14 @@ class DispatchedCompositor:
     def on_close(self, callback: Callable[[str], object]) -> None:
         self._close_callbacks.append(callback)
 
+    async def detach(self) -> None:
+        """Stop watching the job and leave it running (another replica may adopt it)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+
     async def aclose(self) -> None:
         """Tell the job to stop (it takes its avatar along), then make sure it left."""
         if not self._ended.is_set():
@@ -374,10 +412,7 @@ class DispatchedCompositor:
                 )
             await self._withdraw()
             self._end("closed")
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        await self.detach()
 
 
 class DispatchedAvatar(StateEmitter):

@@ -26,6 +26,7 @@ from greenroom.api.services.contracts import AvatarSession, BackgroundResolver, 
 from greenroom.api.services.lifetime import StopReason, room_timeout
 from greenroom.api.services.live import StartRequest
 from greenroom.api.services.rooms import RoomReady, Rooms
+from greenroom.avatars.base import JOB_AVATARS
 from greenroom.backgrounds.library import BackgroundLibrary
 from greenroom.config import Settings
 from greenroom.errors import GreenroomError, InvalidInput, ProviderError, StartFailed
@@ -142,7 +143,7 @@ class Launcher:
 
         options: dict[str, Any] = dict(tpl.provider_options or {})
         identity = str(options.pop("identity", f"avatar-{row.id[4:16]}"))
-        if self.settings.compositor == "dispatch" and tpl.provider in _job_avatars():
+        if self.settings.compositor == "dispatch" and tpl.provider in JOB_AVATARS:
             return await self._join_one_job(row, tpl, req, spec, room, t0, parts, identity, options)
         provider = get_provider(tpl.provider)
         if isinstance(provider, VendorProvider):
@@ -354,13 +355,6 @@ class Launcher:
         for task in list(self._pending):
             task.cancel()
         await asyncio.gather(*self._pending, return_exceptions=True)
-
-
-def _job_avatars() -> frozenset[str]:
-    """Providers a compositor job runs itself in dispatch mode (the built-in avatar)."""
-    from greenroom.compositor.worker import JOB_AVATARS
-
-    return JOB_AVATARS
 
 
 def _now() -> datetime:

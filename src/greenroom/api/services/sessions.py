@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
@@ -38,6 +39,7 @@ from greenroom.api.services.rooms import Rooms
 from greenroom.api.services.vendor_records import stop_leftover_vendor_sessions
 from greenroom.api.services.views import background_in_use, session_view
 from greenroom.api.services.watch import SessionWatch
+from greenroom.avatars.base import JOB_AVATARS
 from greenroom.backgrounds.library import BackgroundLibrary
 from greenroom.config import Settings
 from greenroom.errors import Conflict, GreenroomError, InvalidInput
@@ -113,7 +115,7 @@ class SessionManager:
                 if row.id in self.owned:
                     continue
                 taken = await self._take_over(row.id, now)
-                if taken is not None:
+                if taken is not None and not await self._adopt(taken):
                     await self._close_row(taken, StopReason.SERVICE_RESTARTED)
                     fixed.append(row.id)
             vendor_rows = []
@@ -125,6 +127,53 @@ class SessionManager:
             if vendor_rows:
                 await stop_leftover_vendor_sessions(self.repo, self.settings, only=vendor_rows)
             return fixed
+
+    async def _adopt(self, row: SessionRow) -> bool:
+        """Carry on a session taken over from a replica that is gone, if its parts outlived
+        it: a dispatched job running the built-in avatar and the compositor (nothing of it
+        was in the dead process). Its idle clock starts again; ``max_duration`` still counts
+        from the session's start. False: close it instead."""
+        if (
+            self.settings.compositor != "dispatch"
+            or row.status != "started"
+            or row.provider not in JOB_AVATARS
+            or not row.avatar_identity
+        ):
+            return False
+        from greenroom.api.services.dispatched import DispatchedCompositor
+
+        try:
+            spec = await self._db(
+                background_values.to_spec, row.background, self.repo, self.library.root
+            )
+            compositor = await DispatchedCompositor.adopt(
+                self.settings,
+                self.rooms.client(),
+                row.room,
+                row.avatar_identity,
+                spec,
+                job_avatar=row.provider,
+            )
+            if compositor is None or compositor.avatar is None:
+                return False
+            self.slots.take(row.id, "adopted", self._soonest_end())
+        except Exception as exc:
+            log.warning("session %s: could not adopt its running job: %r", row.id, exc)
+            return False
+        lifetime = Lifetime(float(row.idle_timeout), row.max_duration)
+        if row.started_at is not None:
+            lifetime.started -= max(0.0, (_now() - row.started_at).total_seconds())
+        live = LiveSession(row, compositor.avatar, compositor, lifetime, requested=time.monotonic())
+        self.owned.add(row.id)
+        self.live[row.id] = live
+        self.watch.start(live, None, adopted=True)
+        log.info(
+            "session %s adopted: its job in room %s runs on",
+            row.id,
+            row.room,
+            extra={"session": row.id, "event": "adopted", "room": row.room},
+        )
+        return True
 
     async def _take_over(
         self, session_id: str, now: datetime, *, open_only: bool = True

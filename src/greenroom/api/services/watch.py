@@ -42,11 +42,14 @@ class SessionWatch:
         self._stop = stop
         self.closing = False  # the service is shutting down: parts end because we end them
 
-    def start(self, live: LiveSession, text: str | None) -> None:
+    def start(self, live: LiveSession, text: str | None, *, adopted: bool = False) -> None:
+        """Watch ``live``; ``text`` is spoken after the first frame. ``adopted``: a session
+        taken over from another replica, whose first frame is long past."""
         sid = live.id
         live.avatar.on_state(lambda state: self._on_avatar_state(live, str(state)))
         live.compositor.on_close(lambda why: self._on_compositor_closed(live, why))
-        live.spawn(self._after_first_frame(live, text))
+        if not adopted:
+            live.spawn(self._after_first_frame(live, text))
         live.spawn(self._watch_clock(live))
         live.spawn(self._watch_livekit(live))
         log.debug("session %s watched", sid)
