@@ -12,7 +12,6 @@ load=${2:-0.5}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 out=${SOAK_DIR:-/tmp/greenroom-soak}
 mkdir -p "$out"
-commit=$(git -C "$repo" rev-parse --short HEAD)
 python3 "$repo/scripts/cpu_burner.py" --cores "$(nproc)" --load "$load" --seconds $((runs * 3600)) &
 burner=$!
 trap 'kill $burner 2>/dev/null' EXIT
@@ -20,12 +19,13 @@ failed=0
 for i in $(seq 1 "$runs"); do
     clone="$out/clone-$i"
     rm -rf "$clone" && git clone -q "$repo" "$clone"
+    commit=$(git -C "$clone" rev-parse --short HEAD)
     start=$(date +%s)
     (cd "$clone" && CI=true bash .ci/run) >"$out/run-$i.log" 2>&1
     rc=$?
     mins=$(( ($(date +%s) - start) / 60 ))
     tail_line=$(grep -E '^=+ .*(passed|failed).* in ' "$out/run-$i.log" | tail -1)
-    line="run $i of $runs (commit $commit, load $load): exit $rc after ${mins} min: $tail_line"
+    line="run $i of $runs (commit $commit, burner $load): exit $rc after ${mins} min: $tail_line"
     echo "$line" | tee -a "$out/summary.txt"
     [[ $rc -eq 0 ]] || failed=$((failed + 1))
 done

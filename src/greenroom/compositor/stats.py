@@ -109,6 +109,7 @@ class SessionStats:
         self.audio_offset_ms: float | None = None
         self.audio_delay_ms: float | None = None
         self.audio_frames = 0
+        self.video_restarts = 0  # camera streams opened again after a stall
         self.resolution: tuple[int, int] | None = None
         self.avatar_present = False
         self._m_in = FRAMES_IN.labels(**self._labels)
@@ -199,6 +200,7 @@ class SessionStats:
                 "audio_delay_ms": self.audio_delay_ms,
                 "audio_offset_ms": self.audio_offset_ms,
                 "audio_frames": self.audio_frames,
+                "video_restarts": self.video_restarts,
             }
 
     def close(self) -> None:

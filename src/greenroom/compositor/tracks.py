@@ -34,6 +34,7 @@ from greenroom.compositor.video import InFrame, LatestFrameSlot, bounded
 
 logger = logging.getLogger("greenroom.compositor")
 
+VIDEO_STALL = 5.0  # s without a camera frame before the stream is opened again
 _CAMERA = (rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_UNKNOWN)
 _MICROPHONE = (rtc.TrackSource.SOURCE_MICROPHONE, rtc.TrackSource.SOURCE_UNKNOWN)
 
@@ -245,21 +246,62 @@ class AvatarTracks:
     def _start_video(self, track: rtc.Track) -> None:
         if self._video_reader is not None:
             self._video_reader.cancel()
-        stream = rtc.VideoStream(track, capacity=2, format=rtc.VideoBufferType.I420)
-        self._video_stream = stream
         self._video_reader = asyncio.get_running_loop().create_task(
-            self._read_video(stream), name="greenroom-video-read"
+            self._read_video(track), name="greenroom-video-read"
         )
         self._stats.set_avatar_present(True)
         logger.info("subscribed to avatar camera", extra={"session": self._stats.session})
 
-    async def _read_video(self, stream: rtc.VideoStream) -> None:
-        async for ev in stream:
+    def _open_stream(self, track: rtc.Track) -> rtc.VideoStream:
+        stream = rtc.VideoStream(track, capacity=2, format=rtc.VideoBufferType.I420)
+        self._video_stream = stream
+        return stream
+
+    async def _read_video(self, track: rtc.Track) -> None:
+        """Read the camera into the mailbox. A stream that delivers nothing for
+        ``VIDEO_STALL`` seconds (or ends while the track is still subscribed) is opened
+        again; after two such stalls in a row the subscription itself is renewed. Seen on
+        loaded machines: the SDK's stream stops delivering while the track's frames still
+        arrive, and the picture froze for good."""
+        stalls = 0
+        stream = self._open_stream(track)
+        while True:
+            try:
+                ev = await asyncio.wait_for(anext(stream), VIDEO_STALL)
+            except (TimeoutError, StopAsyncIteration) as exc:
+                stalls += 1
+                why = "ended" if isinstance(exc, StopAsyncIteration) else "stalled"
+                logger.warning(
+                    "avatar video %s (no frame for %.0f s); reopening the stream",
+                    why,
+                    VIDEO_STALL,
+                    extra={"session": self._stats.session, "stalls": stalls},
+                )
+                self._stats.video_restarts += 1
+                await bounded(stream.aclose())
+                if stalls >= 2:
+                    self._renew_subscription()
+                    stalls = 0
+                stream = self._open_stream(track)
+                continue
+            stalls = 0
             now = time.monotonic()
             self._stats.frame_in()
             f, meta = ev.frame, ev.metadata
             capture_us = meta.user_timestamp if meta is not None and meta.user_timestamp else None
             self._slot.put(InFrame(f.data, f.width, f.height, now, capture_us))
+
+    def _renew_subscription(self) -> None:
+        """Unsubscribe and subscribe the camera again (``track_subscribed`` then starts a
+        fresh reader)."""
+        room, sid = self._room, self._video_sid
+        if room is None or sid is None:
+            return
+        for p in room.remote_participants.values():
+            pub = p.track_publications.get(sid)
+            if pub is not None:
+                pub.set_subscribed(False)
+                pub.set_subscribed(True)
 
     async def _stop_video(self) -> None:
         reader, self._video_reader = self._video_reader, None
