@@ -6,8 +6,10 @@ builds it once with ``go install``. :class:`LiveKitServer` starts it bound to lo
 with ``node_ip: 127.0.0.1`` (so it never reaches for public STUN servers), picks free
 ports when the defaults are taken, waits until the RoomService answers, and stops it.
 
-Given a Redis address it runs as one node of several: each node has its own HTTP, ICE-TCP
-and UDP ports, rooms are pinned to one node, and any node routes a client to the room's
+Media stays on loopback too: ICE-TCP is off and UDP is bound to 127.0.0.1 only.
+
+Given a Redis address it runs as one node of several: each node has its own HTTP and UDP
+ports, rooms are pinned to one node, and any node routes a client to the room's
 node through Redis (see ``docs/deploy.md``).
 """
 
@@ -159,7 +161,6 @@ def _cluster_yaml(redis: str | None, node_selector: str | None) -> str:
 
 def _config_yaml(
     port: int,
-    tcp_port: int,
     udp_port: int,
     keys: dict[str, str],
     empty_timeout: int = EMPTY_TIMEOUT,
@@ -172,8 +173,11 @@ def _config_yaml(
 port: {port}
 bind_addresses: [127.0.0.1]
 rtc:
-  tcp_port: {tcp_port}
+  # media on loopback only: no ICE-TCP (LiveKit binds it on every interface), UDP on 127.0.0.1
+  tcp_port: 0
   udp_port: {udp_port}
+  ips:
+    includes: [127.0.0.1/32]
   use_external_ip: false
   node_ip: 127.0.0.1
   enable_loopback_candidate: true
@@ -263,17 +267,13 @@ class LiveKitServer:
                 and port_is_free(DEFAULT_PORT + 2)
                 else free_port()
             )
-        # the RTC ports we pick ourselves can be taken between the pick and the server's bind
-        # (LiveKit binds ICE-TCP on every interface): then start again on fresh ones
+        # the RTC port we pick ourselves can be taken between the pick and the server's bind:
+        # then start again on a fresh one
         tries = 1 if port == DEFAULT_PORT else PORT_TRIES
         for attempt in range(1, tries + 1):
-            if port == DEFAULT_PORT:
-                tcp_port, udp_port = DEFAULT_PORT + 1, DEFAULT_PORT + 2
-            else:
-                tcp_port, udp_port = free_port(), free_port()
+            udp_port = DEFAULT_PORT + 2 if port == DEFAULT_PORT else free_port()
             config = _config_yaml(
                 port,
-                tcp_port,
                 udp_port,
                 {api_key: api_secret},
                 empty_timeout=empty_timeout,
