@@ -219,3 +219,45 @@ async def test_a_dead_replica_s_dispatched_session_is_adopted_and_goes_on(
         while await participants(livekit, room):
             assert time.monotonic() < deadline, await participants(livekit, room)
             await asyncio.sleep(0.5)
+
+
+async def test_any_replica_acts_on_a_dispatched_session(
+    tmp_path: Path, livekit: LiveKitServer, worker: Worker
+) -> None:
+    """Replica B reaches the job of a session replica A holds over LiveKit: B switches the
+    background (A reports it too), makes the avatar speak and stops the session; A, which
+    holds it, records the stop with B's reason."""
+    db = f"sqlite:///{tmp_path / 'shared' / 'greenroom.db'}"
+    (tmp_path / "shared").mkdir()
+    async with (
+        replica("replica-a", tmp_path / "a", livekit, db, compositor="dispatch") as a,
+        replica("replica-b", tmp_path / "b", livekit, db, compositor="dispatch") as b,
+    ):
+        tid = await template(a, "kiosk")
+        r = await a.client.post(SESSIONS, json={"template_id": tid}, timeout=START_TIMEOUT)
+        assert r.status_code == 200, r.text + "\n" + worker.stacks()
+        sid, room = r.json()["session_id"], r.json()["room"]
+        await snapshot(a.client, sid, timeout=START_TIMEOUT)
+        assert sid not in b.manager.live  # A holds it
+
+        r = await b.client.put(f"{SESSIONS}/{sid}/background", json={"background": "#ff8800"})
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 60
+        while not all(close_to(c, ORANGE, tol=25) for c in corners(await snapshot(b.client, sid))):
+            assert time.monotonic() < deadline, "the switch never showed:\n" + worker.stacks()
+            await asyncio.sleep(0.5)
+        while (await status(a, sid))["background"] != "#ff8800":  # the holder reports it too
+            assert time.monotonic() < deadline, await status(a, sid)
+            await asyncio.sleep(0.5)
+        r = await b.client.post(f"{SESSIONS}/{sid}/speak", json={"text": "Hello from B"})
+        assert r.status_code in (200, 202), r.text
+
+        r = await b.client.delete(f"{SESSIONS}/{sid}")
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "stopped", r.json()
+        assert r.json()["stop_reason"] == "stopped_by_user", r.json()
+        assert sid not in a.manager.live
+        deadline = time.monotonic() + 60
+        while await participants(livekit, room):
+            assert time.monotonic() < deadline, await participants(livekit, room)
+            await asyncio.sleep(0.5)

@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from livekit import rtc
 
-from greenroom.compositor.commands import ATTR_REPLY, TOPIC, Command, Reply
+from greenroom.compositor.commands import (
+    ATTR_REPLY,
+    ATTR_STATE,
+    ATTR_STOP_REASON,
+    STATE_STOPPED,
+    TOPIC,
+    Command,
+    Reply,
+)
 from greenroom.compositor.control import coerce_background
 from greenroom.errors import GreenroomError, InvalidInput
 
@@ -28,6 +36,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("greenroom.compositor.worker")
 
+STOP_LINGER = 2.5  # s the job stays after a stop, its reason published (see _run)
 QUEUE_LIMIT = 64  # commands waiting; more are refused (the service waits for each reply)
 
 
@@ -82,9 +91,17 @@ class CommandReceiver:
         while True:
             command = await self._queue.get()
             reply = await self._carry_out(command)
-            await self._compositor.publish_status({ATTR_REPLY: reply.to_attribute()})
-            if command.op == "stop" and reply.ok:
-                self._on_stop(str(command.args.get("reason") or "stopped by the service"))
+            status = {ATTR_REPLY: reply.to_attribute()}
+            stopping = command.op == "stop" and reply.ok
+            reason = str(command.args.get("reason") or "stopped by the service")
+            if stopping:
+                status.update({ATTR_STATE: STATE_STOPPED, ATTR_STOP_REASON: reason})
+            await self._compositor.publish_status(status)
+            if stopping:
+                # stay a moment, so the replica holding the session reads why before the
+                # avatar's departure could read as the avatar leaving on its own
+                await asyncio.sleep(STOP_LINGER)
+                self._on_stop(reason)
                 return
 
     async def _carry_out(self, command: Command) -> Reply:

@@ -12,7 +12,9 @@ connection to the room of its own:
   :class:`Reply` as JSON, read back with ``RoomService.ListParticipants``.
 - **State**: attribute :data:`ATTR_STATE`, ``"joined"`` once compositor (and avatar) run,
   ``"live"`` once the first composited frame has been published, ``"failed"`` (with
-  :data:`ATTR_ERROR`) when the job could not start what it was asked to.
+  :data:`ATTR_ERROR`) when the job could not start what it was asked to, ``"stopped"``
+  (with :data:`ATTR_STOP_REASON`) when a ``stop`` command ends it: the replica that holds
+  the session records that reason, whichever replica sent the command.
 
 Any API replica can therefore switch, speak or stop any session; nothing is held in the
 process that started it.
@@ -31,7 +33,9 @@ TOPIC = "greenroom.command"
 ATTR_REPLY = "greenroom.reply"
 ATTR_STATE = "greenroom.state"
 ATTR_ERROR = "greenroom.error"  # why the job failed to start: {"code", "message", "field"}
+ATTR_STOP_REASON = "greenroom.stop_reason"  # the reason a ``stop`` command gave
 STATE_JOINED, STATE_LIVE, STATE_FAILED = "joined", "live", "failed"
+STATE_STOPPED = "stopped"  # a ``stop`` command was obeyed; the job is leaving
 
 Op = Literal["set_background", "speak", "interrupt", "stop"]
 OPS: frozenset[str] = frozenset({"set_background", "speak", "interrupt", "stop"})

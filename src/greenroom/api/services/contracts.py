@@ -16,7 +16,12 @@ from greenroom.avatars.base import AvatarSession
 if TYPE_CHECKING:  # the backgrounds package loads the frame kernels: only for the checker
     from greenroom.backgrounds.spec import BackgroundSpec
 
-__all__ = ["AvatarSession", "BackgroundResolver", "SessionCompositor"]
+__all__ = ["STOP_REQUESTED", "AvatarSession", "BackgroundResolver", "SessionCompositor"]
+
+STOP_REQUESTED = "stop requested: "
+"""How a compositor's close reason starts when it ended because a stop was asked of it (by
+another replica, for a dispatched job); the session's stop reason follows, e.g.
+``stop requested: stopped_by_user``."""
 
 BackgroundResolver: TypeAlias = "Callable[[object], BackgroundSpec]"
 """Maps a background value sent over the compositor's RPC to a spec; raises to refuse it."""

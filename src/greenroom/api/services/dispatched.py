@@ -20,19 +20,22 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from livekit import api as lkapi
 from livekit import rtc
 
+from greenroom.api.services.contracts import STOP_REQUESTED
 from greenroom.avatars.base import AvatarState, SpeakMode, StateEmitter, check_speech
 from greenroom.compositor.commands import (
     ATTR_ERROR,
     ATTR_REPLY,
     ATTR_STATE,
+    ATTR_STOP_REASON,
     STATE_FAILED,
     STATE_JOINED,
     STATE_LIVE,
+    STATE_STOPPED,
     TOPIC,
     Command,
     Reply,
@@ -44,7 +47,7 @@ from greenroom.compositor.options import (
     compositor_identity,
 )
 from greenroom.config import Settings
-from greenroom.errors import CompositorClosed, GreenroomError, InvalidInput, StartFailed
+from greenroom.errors import CompositorClosed, Conflict, GreenroomError, InvalidInput, StartFailed
 from greenroom.tokens import viewer_token
 
 if TYPE_CHECKING:
@@ -81,6 +84,7 @@ class DispatchedCompositor:
         self.identity = compositor_identity(avatar_identity)
         self.dispatch_id = dispatch_id
         self._background = background
+        self._background_attr = ""  # the attribute value _background was read from
         self._attributes: dict[str, str] = {}
         self._closed_reason: str | None = None
         self._close_callbacks: list[Callable[[str], object]] = []
@@ -142,10 +146,12 @@ class DispatchedCompositor:
         background: BackgroundSpec,
         *,
         job_avatar: str | None = None,
+        watch: bool = True,
     ) -> DispatchedCompositor | None:
-        """A handle on a job that is already running (another replica started it, then
-        died), or None if its participant is not in the room. ``job_avatar``: the provider
-        of the built-in avatar the job runs, if any."""
+        """A handle on a job that is already running (another replica started it), or None
+        if its participant is not in the room. ``job_avatar``: the provider of the built-in
+        avatar the job runs, if any. ``watch=False``: a handle for one command (the session
+        is held by another replica, which watches it)."""
         comp = cls(settings, lk, room, avatar_identity, background, dispatch_id="")
         try:
             me = (await comp._participants()).get(comp.identity)
@@ -156,9 +162,10 @@ class DispatchedCompositor:
         comp._see(dict(me.attributes))
         if job_avatar is not None:
             comp.avatar = DispatchedAvatar(comp, job_avatar)
-        comp._watcher = asyncio.get_running_loop().create_task(
-            comp._watch(), name=f"greenroom-dispatch-{room}"
-        )
+        if watch:
+            comp._watcher = asyncio.get_running_loop().create_task(
+                comp._watch(), name=f"greenroom-dispatch-{room}"
+            )
         return comp
 
     async def _wait_joined(self, timeout: float) -> None:
@@ -224,6 +231,10 @@ class DispatchedCompositor:
             else:
                 missing = 0
                 self._see(dict(me.attributes))
+                if me.attributes.get(ATTR_STATE) == STATE_STOPPED:
+                    reason = me.attributes.get(ATTR_STOP_REASON) or "stopped"
+                    self._end(STOP_REQUESTED + reason)
+                    return
             if self.avatar is not None:
                 them = people.get(self.avatar_identity)
                 state = them.attributes.get(ATTR_AVATAR_STATE) if them is not None else "stopped"
@@ -271,6 +282,8 @@ class DispatchedCompositor:
             while time.monotonic() < deadline:
                 people = await self._participants()
                 me = people.get(self.identity)
+                if me is None and op == "stop":  # obeyed and gone before we read the reply
+                    return {}
                 if me is not None:
                     self._see(dict(me.attributes))
                     reply = Reply.from_attribute(me.attributes.get(ATTR_REPLY, ""))
@@ -282,6 +295,14 @@ class DispatchedCompositor:
     # ----------------------------------------------------------------- SessionCompositor
     @property
     def background(self) -> BackgroundSpec:
+        """The background the job says it shows (another replica may have switched it)."""
+        raw = self._attributes.get(ATTR_BACKGROUND, "")
+        if raw and raw != self._background_attr:
+            from greenroom.compositor.control import coerce_background
+
+            with contextlib.suppress(GreenroomError, ValueError):
+                self._background = coerce_background(json.loads(raw))
+            self._background_attr = raw
         return self._background
 
     @property
@@ -302,7 +323,7 @@ class DispatchedCompositor:
         if transition is not None:
             args["transition"] = transition
         await self.command("set_background", args)
-        self._background = spec
+        self._background, self._background_attr = spec, ""
         return spec
 
     def metrics(self) -> dict[str, object]:
@@ -447,6 +468,34 @@ class DispatchedAvatar(StateEmitter):
             )
 
 
+class AvatarElsewhere(StateEmitter):
+    """A vendor avatar held by another replica: its vendor session lives there, so speech
+    must go through that replica."""
+
+    def __init__(self, provider: str, identity: str, owner: str) -> None:
+        super().__init__()
+        self.provider, self.identity, self._owner = provider, identity, owner
+        self.state = AvatarState.IDLE
+
+    def _refuse(self) -> NoReturn:
+        raise Conflict(
+            f"this session's {self.provider} avatar is held by replica {self._owner}; send "
+            "speech to that replica"
+        )
+
+    async def speak(self, text: str, *, mode: SpeakMode = "repeat") -> None:
+        self._refuse()
+
+    async def interrupt(self) -> None:
+        self._refuse()
+
+    async def keep_alive(self) -> None:
+        self._refuse()
+
+    async def aclose(self) -> None:
+        """Nothing of it is here."""
+
+
 def _outcome(reply: Reply) -> Any:
     if reply.ok:
         return reply.result
@@ -486,4 +535,9 @@ def dispatch_options(keying: dict[str, object], session_id: str) -> dict[str, An
     return out
 
 
-__all__ = ["DispatchedAvatar", "DispatchedCompositor", "dispatch_options"]
+__all__ = [
+    "AvatarElsewhere",
+    "DispatchedAvatar",
+    "DispatchedCompositor",
+    "dispatch_options",
+]

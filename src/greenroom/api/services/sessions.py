@@ -56,6 +56,8 @@ log = logging.getLogger("greenroom.sessions")
 T = TypeVar("T")
 
 CLOSE_TIMEOUT = 10.0  # seconds an avatar or compositor gets to leave the room
+COMMAND_WAIT = 20.0  # s for another replica's job to confirm a stop
+HELD_STOP_WAIT = 30.0  # s for the holding replica to record a stop asked through another
 
 
 def _now() -> datetime:
@@ -328,6 +330,9 @@ class SessionManager:
                 raise Conflict(f"session {session_id} is stopping; start a new session")
             return live
         row = await self._db(self.repo.get_session, session_id)  # NotFound for unknown ids
+        remote = await self._held_job(row)
+        if remote is not None:
+            return remote
         self._check_not_held(row)
         if row.status == "starting":
             raise Conflict(f"session {session_id} is still starting; try again in a moment")
@@ -353,6 +358,41 @@ class SessionManager:
         live = await self._running(session_id)
         live.touch()
         await live.avatar.keep_alive()
+
+    async def _held_job(self, row: SessionRow) -> LiveSession | None:
+        """For a session another replica holds whose compositor is a dispatched job: a
+        handle that reaches the job over LiveKit for one call (the holder keeps watching the
+        session and its clocks). None when that does not apply or the job is not there."""
+        held = (
+            row.status == "started"
+            and row.owner not in (None, self.replica)
+            and row.lease_expires_at is not None
+            and row.lease_expires_at > _now()
+        )
+        if not held or self.settings.compositor != "dispatch" or not row.avatar_identity:
+            return None
+        from greenroom.api.services.dispatched import AvatarElsewhere, DispatchedCompositor
+
+        spec = await self._db(
+            background_values.to_spec, row.background, self.repo, self.library.root
+        )
+        job_avatar = row.provider if row.provider in JOB_AVATARS else None
+        compositor = await DispatchedCompositor.adopt(
+            self.settings,
+            self.rooms.client(),
+            row.room,
+            row.avatar_identity,
+            spec,
+            job_avatar=job_avatar,
+            watch=False,
+        )
+        if compositor is None:
+            return None
+        avatar = compositor.avatar or AvatarElsewhere(
+            row.provider, row.avatar_identity, str(row.owner)
+        )
+        lifetime = Lifetime(float(row.idle_timeout), row.max_duration)
+        return LiveSession(row, avatar, compositor, lifetime, requested=time.monotonic())
 
     def _check_not_held(self, row: SessionRow) -> None:
         """Conflict if another replica holds a live lease on this open session (it runs it)."""
@@ -417,6 +457,9 @@ class SessionManager:
                 raise Conflict(f"session {session_id} is still starting; try again in a moment")
             if row.status not in OPEN_STATUSES:
                 raise Conflict(f"session {session_id} is already {row.status} ({row.stop_reason})")
+            remote = await self._held_job(row)
+            if remote is not None:  # the holder records the stop once its job has left
+                return await self._stop_held(remote, reason)
             self._check_not_held(row)
             if row.status == "starting" and session_id in self.owned:
                 raise Conflict(f"session {session_id} is still starting; try again in a moment")
@@ -440,6 +483,23 @@ class SessionManager:
         finally:  # written or not, this replica no longer runs it (unrenewed, the lease ends)
             self.owned.discard(session_id)
         return await self.get(session_id)
+
+    async def _stop_held(self, remote: LiveSession, reason: str) -> dict[str, object]:
+        """Stop a session another replica holds: tell its job to stop with ``reason``; the
+        holder sees the job leave with that reason and records the stop. Returns the
+        session once it is recorded (within ``HELD_STOP_WAIT`` s, else as it stands)."""
+        from greenroom.api.services.dispatched import DispatchedCompositor
+
+        compositor = remote.compositor
+        assert isinstance(compositor, DispatchedCompositor)  # what _held_job hands out
+        await compositor.command("stop", {"reason": str(reason)}, timeout=COMMAND_WAIT)
+        deadline = time.monotonic() + HELD_STOP_WAIT
+        while time.monotonic() < deadline:
+            row = await self._db(self.repo.get_session, remote.id)
+            if row.status not in OPEN_STATUSES:
+                break
+            await asyncio.sleep(0.5)
+        return await self.get(remote.id)
 
     async def _close_parts(self, live: LiveSession) -> bool:
         """Close compositor, then avatar; True if the avatar closed cleanly."""

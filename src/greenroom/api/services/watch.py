@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from greenroom.api.metrics import Metrics
+from greenroom.api.services.contracts import STOP_REQUESTED
 from greenroom.api.services.lifetime import StopReason, room_timeout
 from greenroom.api.services.live import LiveSession
 from greenroom.api.services.rooms import LiveKitUnreachable, Rooms
@@ -145,6 +146,11 @@ class SessionWatch:
 
     def _on_compositor_closed(self, live: LiveSession, why: str) -> None:
         if live.stopping or self.closing:
+            return
+        if why.startswith(STOP_REQUESTED):  # another replica stopped it, with this reason
+            asked = why.removeprefix(STOP_REQUESTED)
+            reason = asked if asked in set(StopReason) else StopReason.STOPPED_BY_USER
+            live.spawn(self._stop_quietly(live.id, reason))
             return
         live.compositor_ended = why
         live.spawn(self._ended(live, StopReason.COMPOSITOR_FAILED))
