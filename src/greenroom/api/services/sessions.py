@@ -356,6 +356,12 @@ class SessionManager:
 
     async def keep_alive(self, session_id: str) -> None:
         live = await self._running(session_id)
+        if session_id not in self.live:  # a dispatched job held by another replica
+            row = await self._db(self.repo.get_session, session_id)
+            raise Conflict(
+                f"session {session_id} is held by replica {row.owner}, which keeps its idle "
+                "clock; send keep_alive there"
+            )
         live.touch()
         await live.avatar.keep_alive()
 
