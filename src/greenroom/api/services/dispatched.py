@@ -210,7 +210,7 @@ class DispatchedCompositor:
 
     async def _watch(self) -> None:
         """Read the room once a second: attributes, the avatar's state, the job's presence."""
-        missing = 0
+        missing = avatar_missing = 0
         while not self._ended.is_set():
             await asyncio.sleep(WATCH_INTERVAL)
             try:
@@ -237,8 +237,11 @@ class DispatchedCompositor:
                     return
             if self.avatar is not None:
                 them = people.get(self.avatar_identity)
-                state = them.attributes.get(ATTR_AVATAR_STATE) if them is not None else "stopped"
-                self.avatar.see(state or "")
+                avatar_missing = 0 if them is not None else avatar_missing + 1
+                if them is not None:
+                    self.avatar.see(them.attributes.get(ATTR_AVATAR_STATE) or "")
+                elif avatar_missing >= GONE_AFTER:  # a read can miss a participant briefly
+                    self.avatar.see("stopped")
 
     def _see(self, attributes: dict[str, str]) -> None:
         self._attributes = attributes
