@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from greenroom.compositor import compositor_identity
 from greenroom.livekit_server import LiveKitServer
 
 from .support import make_settings, open_client
-from .test_replicas import crash, replica, status, template
+from .test_replicas import Replica, crash, replica, status, template
 from .test_sessions import avatar_visible, close_to, corners, snapshot
 
 pytestmark = [pytest.mark.livekit, pytest.mark.slow]
@@ -170,6 +171,30 @@ async def test_a_worker_killed_mid_session_ends_it_with_a_reason(
     assert identity not in await participants(livekit, str(body["room"]))
 
 
+@asynccontextmanager
+async def two_replicas(
+    tmp_path: Path, livekit: LiveKitServer
+) -> AsyncIterator[tuple[Replica, Replica]]:
+    """Replicas A and B on one SQLite file, compositors dispatched."""
+    db = f"sqlite:///{tmp_path / 'shared' / 'greenroom.db'}"
+    (tmp_path / "shared").mkdir()
+    async with (
+        replica("replica-a", tmp_path / "a", livekit, db, compositor="dispatch") as a,
+        replica("replica-b", tmp_path / "b", livekit, db, compositor="dispatch") as b,
+    ):
+        yield a, b
+
+
+async def start_on(rep: Replica, worker: Worker) -> tuple[str, str]:
+    """A built-in-avatar session started through ``rep``, once its picture is out."""
+    tid = await template(rep, "kiosk")
+    r = await rep.client.post(SESSIONS, json={"template_id": tid}, timeout=START_TIMEOUT)
+    assert r.status_code == 200, r.text + "\n" + worker.stacks()
+    sid, room = str(r.json()["session_id"]), str(r.json()["room"])
+    await snapshot(rep.client, sid, timeout=START_TIMEOUT)
+    return sid, room
+
+
 async def test_a_dead_replica_s_dispatched_session_is_adopted_and_goes_on(
     tmp_path: Path, livekit: LiveKitServer, worker: Worker
 ) -> None:
@@ -177,17 +202,8 @@ async def test_a_dead_replica_s_dispatched_session_is_adopted_and_goes_on(
     process is killed); its session's job runs on in the worker, so replica B takes the
     session over once A's lease has ended, and the session goes on: same room, B switches
     the background and stops it."""
-    db = f"sqlite:///{tmp_path / 'shared' / 'greenroom.db'}"
-    (tmp_path / "shared").mkdir()
-    async with (
-        replica("replica-a", tmp_path / "a", livekit, db, compositor="dispatch") as a,
-        replica("replica-b", tmp_path / "b", livekit, db, compositor="dispatch") as b,
-    ):
-        tid = await template(a, "kiosk")
-        r = await a.client.post(SESSIONS, json={"template_id": tid}, timeout=START_TIMEOUT)
-        assert r.status_code == 200, r.text + "\n" + worker.stacks()
-        sid, room = r.json()["session_id"], r.json()["room"]
-        await snapshot(a.client, sid, timeout=START_TIMEOUT)
+    async with two_replicas(tmp_path, livekit) as (a, b):
+        sid, room = await start_on(a, worker)
         job = compositor_identity(str((await status(a, sid))["avatar_identity"]))
 
         left = await crash(a.manager)
@@ -227,17 +243,8 @@ async def test_any_replica_acts_on_a_dispatched_session(
     """Replica B reaches the job of a session replica A holds over LiveKit: B switches the
     background (A reports it too), makes the avatar speak and stops the session; A, which
     holds it, records the stop with B's reason."""
-    db = f"sqlite:///{tmp_path / 'shared' / 'greenroom.db'}"
-    (tmp_path / "shared").mkdir()
-    async with (
-        replica("replica-a", tmp_path / "a", livekit, db, compositor="dispatch") as a,
-        replica("replica-b", tmp_path / "b", livekit, db, compositor="dispatch") as b,
-    ):
-        tid = await template(a, "kiosk")
-        r = await a.client.post(SESSIONS, json={"template_id": tid}, timeout=START_TIMEOUT)
-        assert r.status_code == 200, r.text + "\n" + worker.stacks()
-        sid, room = r.json()["session_id"], r.json()["room"]
-        await snapshot(a.client, sid, timeout=START_TIMEOUT)
+    async with two_replicas(tmp_path, livekit) as (a, b):
+        sid, room = await start_on(a, worker)
         assert sid not in b.manager.live  # A holds it
 
         r = await b.client.put(f"{SESSIONS}/{sid}/background", json={"background": "#ff8800"})

@@ -131,9 +131,7 @@ class DispatchedCompositor:
         except BaseException:
             await comp._withdraw()
             raise
-        comp._watcher = asyncio.get_running_loop().create_task(
-            comp._watch(), name=f"greenroom-dispatch-{room}"
-        )
+        comp._start_watching()
         return comp
 
     @classmethod
@@ -163,9 +161,7 @@ class DispatchedCompositor:
         if job_avatar is not None:
             comp.avatar = DispatchedAvatar(comp, job_avatar)
         if watch:
-            comp._watcher = asyncio.get_running_loop().create_task(
-                comp._watch(), name=f"greenroom-dispatch-{room}"
-            )
+            comp._start_watching()
         return comp
 
     async def _wait_joined(self, timeout: float) -> None:
@@ -204,6 +200,11 @@ class DispatchedCompositor:
             )
 
     # ----------------------------------------------------------------- watching
+    def _start_watching(self) -> None:
+        self._watcher = asyncio.get_running_loop().create_task(
+            self._watch(), name=f"greenroom-dispatch-{self.room}"
+        )
+
     async def _participants(self) -> dict[str, lkapi.ParticipantInfo]:
         res = await self._lk.room.list_participants(lkapi.ListParticipantsRequest(room=self.room))
         return {p.identity: p for p in res.participants}

@@ -48,6 +48,7 @@ from greenroom.store.models import SessionRow, TemplateRow
 from greenroom.store.repo import OPEN_STATUSES, VENDOR_CLEARED, new_id
 
 if TYPE_CHECKING:
+    from greenroom.api.services.dispatched import DispatchedCompositor
     from greenroom.backgrounds.spec import BackgroundSpec
 
 __all__ = ["SessionManager", "StartRequest", "StartedSession"]
@@ -142,20 +143,8 @@ class SessionManager:
             or not row.avatar_identity
         ):
             return False
-        from greenroom.api.services.dispatched import DispatchedCompositor
-
         try:
-            spec = await self._db(
-                background_values.to_spec, row.background, self.repo, self.library.root
-            )
-            compositor = await DispatchedCompositor.adopt(
-                self.settings,
-                self.rooms.client(),
-                row.room,
-                row.avatar_identity,
-                spec,
-                job_avatar=row.provider,
-            )
+            compositor = await self._job_of(row, watch=True)
             if compositor is None or compositor.avatar is None:
                 return False
             self.slots.take(row.id, "adopted", self._soonest_end())
@@ -365,6 +354,24 @@ class SessionManager:
         live.touch()
         await live.avatar.keep_alive()
 
+    async def _job_of(self, row: SessionRow, *, watch: bool) -> DispatchedCompositor | None:
+        """A handle on the session's running compositor job (None: it is not in the room)."""
+        from greenroom.api.services.dispatched import DispatchedCompositor
+
+        assert row.avatar_identity  # callers check: a started session has one
+        spec = await self._db(
+            background_values.to_spec, row.background, self.repo, self.library.root
+        )
+        return await DispatchedCompositor.adopt(
+            self.settings,
+            self.rooms.client(),
+            row.room,
+            row.avatar_identity,
+            spec,
+            job_avatar=row.provider if row.provider in JOB_AVATARS else None,
+            watch=watch,
+        )
+
     async def _held_job(self, row: SessionRow) -> LiveSession | None:
         """For a session another replica holds whose compositor is a dispatched job: a
         handle that reaches the job over LiveKit for one call (the holder keeps watching the
@@ -377,21 +384,9 @@ class SessionManager:
         )
         if not held or self.settings.compositor != "dispatch" or not row.avatar_identity:
             return None
-        from greenroom.api.services.dispatched import AvatarElsewhere, DispatchedCompositor
+        from greenroom.api.services.dispatched import AvatarElsewhere
 
-        spec = await self._db(
-            background_values.to_spec, row.background, self.repo, self.library.root
-        )
-        job_avatar = row.provider if row.provider in JOB_AVATARS else None
-        compositor = await DispatchedCompositor.adopt(
-            self.settings,
-            self.rooms.client(),
-            row.room,
-            row.avatar_identity,
-            spec,
-            job_avatar=job_avatar,
-            watch=False,
-        )
+        compositor = await self._job_of(row, watch=False)
         if compositor is None:
             return None
         avatar = compositor.avatar or AvatarElsewhere(
