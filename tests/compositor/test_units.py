@@ -229,3 +229,32 @@ def test_keying_the_next_frames_never_overwrites_the_snapshot() -> None:
     finally:
         frames._pool.shutdown()
         scene.close()
+
+
+async def test_within_does_not_wait_for_a_step_that_ignores_cancel() -> None:
+    """A step that swallows its cancellation (an SDK call whose answer never comes) must not
+    hold its caller: a cancelled caller ends at once, and a timeout raises at its bound."""
+    import asyncio
+
+    from greenroom.compositor.video import within
+
+    release = asyncio.Event()
+
+    async def stubborn() -> str:
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue  # ignores the cancel
+        return "late"
+
+    caller = asyncio.ensure_future(within(stubborn(), 60))
+    await asyncio.sleep(0.05)
+    caller.cancel()
+    done, _ = await asyncio.wait({caller}, timeout=5)
+    assert caller in done and caller.cancelled()
+
+    with pytest.raises(TimeoutError):
+        await within(stubborn(), 0.1)
+    assert await within(asyncio.sleep(0, "ok"), 5) == "ok"
+    release.set()

@@ -18,7 +18,7 @@ from livekit import rtc
 
 from greenroom.compositor.options import AUDIO_TRACK_NAME
 from greenroom.compositor.stats import SessionStats
-from greenroom.compositor.video import PUBLISH_TIMEOUT, bounded
+from greenroom.compositor.video import PUBLISH_TIMEOUT, bounded, within
 
 logger = logging.getLogger("greenroom.compositor")
 
@@ -48,7 +48,7 @@ class AudioOutput:
         track = rtc.LocalAudioTrack.create_audio_track(AUDIO_TRACK_NAME, self.source)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         publishing = room.local_participant.publish_track(track, options)
-        pub = await asyncio.wait_for(publishing, PUBLISH_TIMEOUT)
+        pub = await within(publishing, PUBLISH_TIMEOUT)
         self.sid = pub.sid
 
     async def close(self, room: rtc.Room | None) -> None:

@@ -37,6 +37,7 @@ from greenroom.compositor.options import (
     CompositorOptions,
     check_transition,
 )
+from greenroom.compositor.video import within
 from greenroom.errors import GreenroomError, InvalidInput
 
 logger = logging.getLogger("greenroom.compositor")
@@ -250,7 +251,7 @@ class BackgroundControl:
         attrs.update(self.extra_attributes)
         self._key_color_attr = attrs[ATTR_KEY_COLOR] = self._key_color()
         try:
-            await asyncio.wait_for(room.local_participant.set_attributes(attrs), ATTRIBUTE_TIMEOUT)
+            await within(room.local_participant.set_attributes(attrs), ATTRIBUTE_TIMEOUT)
         except Exception as exc:  # attributes are a mirror, not the picture
             logger.warning("could not update attributes: %s", exc, extra={"session": self._session})
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from livekit import rtc
 
 from greenroom.compositor.options import CompositorOptions
-from greenroom.compositor.video import bounded
+from greenroom.compositor.video import bounded, within
 
 logger = logging.getLogger("greenroom.compositor")
 
@@ -119,7 +119,7 @@ class RoomLink:
         room = rtc.Room()
         options = rtc.RoomOptions(auto_subscribe=False, dynacast=self._options.dynacast)
         try:
-            await asyncio.wait_for(room.connect(self._url, self._token(), options), CONNECT_TIMEOUT)
+            await within(room.connect(self._url, self._token(), options), CONNECT_TIMEOUT)
         except BaseException:
             await bounded(room.disconnect())  # a join that finished late must not linger
             raise

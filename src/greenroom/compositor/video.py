@@ -11,11 +11,14 @@ import asyncio
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from livekit import rtc
 
 from greenroom.compositor.options import TRACK_NAME, CompositorOptions
 from greenroom.compositor.stats import SessionStats
+
+T = TypeVar("T")
 
 CLOSE_TIMEOUT = 5.0
 PUBLISH_TIMEOUT = 20.0  # s; a publication the server never confirms counts as failed
@@ -40,7 +43,32 @@ async def bounded(aw: Awaitable[object], timeout: float = CLOSE_TIMEOUT) -> None
     task.add_done_callback(_discard)  # runs at once when the step is already done
 
 
-def _discard(task: asyncio.Future[object]) -> None:
+async def within(aw: Awaitable[T], timeout: float) -> T:
+    """``asyncio.wait_for`` that never waits for a step it gave up on.
+
+    ``wait_for`` cancels the step on timeout, and when its own task is cancelled, and then
+    waits without a bound for the step to finish; an SDK call whose answer never comes
+    (publishing into a room that is going away) then holds the caller for ever. Here the
+    step is cancelled and left to finish on its own.
+
+    Raises:
+        TimeoutError: the step did not finish within ``timeout`` seconds.
+    """
+    task = asyncio.ensure_future(aw)
+    try:
+        await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        task.cancel()
+        task.add_done_callback(_discard)
+        raise
+    if not task.done():
+        task.cancel()
+        task.add_done_callback(_discard)
+        raise TimeoutError(f"no answer within {timeout:g} s")
+    return task.result()
+
+
+def _discard(task: asyncio.Future[Any]) -> None:
     """Retrieve a finished teardown step's outcome (a failed step has nothing to undo)."""
     if not task.cancelled():
         task.exception()
@@ -157,7 +185,7 @@ class VideoOutput:
         source = rtc.VideoSource(width, height)
         track = rtc.LocalVideoTrack.create_video_track(TRACK_NAME, source)
         publishing = room.local_participant.publish_track(track, publish_options(self._options))
-        pub = await asyncio.wait_for(publishing, PUBLISH_TIMEOUT)
+        pub = await within(publishing, PUBLISH_TIMEOUT)
         self.source, self.track, self.sid, self.size = source, track, pub.sid, (width, height)
 
     async def unpublish(self, room: rtc.Room | None) -> None:
