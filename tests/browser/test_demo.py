@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -70,25 +70,30 @@ def test_demo_runs_refuses_a_second_and_stops_cleanly(tmp_path: Path) -> None:
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
     )
     out: list[str] = []
+
+    # a thread reads the output line by line: select() on a buffered pipe misses lines
+    # already read into the buffer, and the wait then ran out with the line in hand
+    def read() -> None:
+        assert demo.stdout is not None
+        for line in iter(demo.stdout.readline, ""):
+            out.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 120
         viewer = key = livekit_url = None
-        assert demo.stdout is not None
         while time.monotonic() < deadline and not (viewer and key and livekit_url):
-            ready, _, _ = select.select([demo.stdout], [], [], 1.0)
-            if not ready:
-                assert demo.poll() is None, "".join(out)
-                continue
-            line = demo.stdout.readline()
-            if not line:
-                break
-            out.append(line)
-            if m := re.search(r"Viewer:\s+(\S+)", line):
+            text = "".join(out)
+            if m := re.search(r"Viewer:\s+(\S+)", text):
                 viewer = m.group(1)
-            if m := re.search(r"API key: ([\w-]+)\)", line):
+            if m := re.search(r"API key: ([\w-]+)\)", text):
                 key = m.group(1)
-            if m := re.search(r"LiveKit:\s+(ws://\S+)", line):
+            if m := re.search(r"LiveKit:\s+(ws://\S+)", text):
                 livekit_url = m.group(1)
+            if demo.poll() is not None and not reader.is_alive():
+                break
+            time.sleep(0.2)
         if not (viewer and key):
             log = tmp_path / "data" / "demo.log"
             tail = log.read_text()[-3000:] if log.exists() else ""
@@ -121,10 +126,10 @@ def test_demo_runs_refuses_a_second_and_stops_cleanly(tmp_path: Path) -> None:
         children = _children(demo.pid)
         assert children, "the demo should have started the LiveKit server"
         demo.send_signal(signal.SIGINT)
-        rest, _ = demo.communicate(timeout=60)
-        out.append(rest)
+        demo.wait(timeout=60)
+        reader.join(10)
         assert demo.returncode == 0, "".join(out)
-        assert "Demo stopped." in rest
+        assert "Demo stopped." in "".join(out)
         left = [p for p in children if _alive(p)]
         assert left == [], f"processes left behind: {left}"
         assert not (tmp_path / "data" / "demo.lock").exists()

@@ -30,7 +30,7 @@ from greenroom.compositor.options import (
     CompositorOptions,
 )
 from greenroom.compositor.stats import SessionStats
-from greenroom.compositor.video import InFrame, LatestFrameSlot, bounded
+from greenroom.compositor.video import InFrame, LatestFrameSlot, bounded, within
 
 logger = logging.getLogger("greenroom.compositor")
 
@@ -267,7 +267,9 @@ class AvatarTracks:
         stream = self._open_stream(track)
         while True:
             try:
-                ev = await asyncio.wait_for(anext(stream), VIDEO_STALL)
+                # not asyncio.wait_for: a frame that lands as the reader is cancelled can make
+                # it swallow the cancel (Python 3.11), and this loop would never end
+                ev = await within(anext(stream), VIDEO_STALL)
             except (TimeoutError, StopAsyncIteration) as exc:
                 stalls += 1
                 why = "ended" if isinstance(exc, StopAsyncIteration) else "stalled"

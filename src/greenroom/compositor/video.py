@@ -48,8 +48,10 @@ async def within(aw: Awaitable[T], timeout: float) -> T:
 
     ``wait_for`` cancels the step on timeout, and when its own task is cancelled, and then
     waits without a bound for the step to finish; an SDK call whose answer never comes
-    (publishing into a room that is going away) then holds the caller for ever. Here the
-    step is cancelled and left to finish on its own.
+    (publishing into a room that is going away) then holds the caller for ever. And in
+    Python 3.11 a step that finishes just as the caller is cancelled makes ``wait_for``
+    return its result and drop the cancel, so a loop around it never ends. Here the step is
+    cancelled and left to finish on its own, and a cancel is never lost.
 
     Raises:
         TimeoutError: the step did not finish within ``timeout`` seconds.
@@ -107,11 +109,11 @@ class LatestFrameSlot:
         self._frame = frame
         self._event.set()
 
-    async def get(self, timeout: float | None) -> InFrame | None:
+    async def get(self, timeout: float) -> InFrame | None:
         """The newest frame, or None after ``timeout`` seconds without one."""
         if self._frame is None:
-            try:
-                await asyncio.wait_for(self._event.wait(), timeout)
+            try:  # within, not wait_for: a cancel that meets a new frame must not be lost
+                await within(self._event.wait(), timeout)
             except TimeoutError:
                 return None
         frame, self._frame = self._frame, None
