@@ -26,7 +26,13 @@ from livekit import api as lkapi
 from livekit import rtc
 
 from greenroom.api.services.contracts import STOP_REQUESTED
-from greenroom.avatars.base import AvatarState, SpeakMode, StateEmitter, check_speech
+from greenroom.avatars.base import (
+    STATE_ATTRIBUTE,
+    AvatarState,
+    SpeakMode,
+    StateEmitter,
+    check_speech,
+)
 from greenroom.compositor.commands import (
     ATTR_ERROR,
     ATTR_REPLY,
@@ -62,7 +68,6 @@ WATCH_INTERVAL = 1.0  # s between reads of the room's participants
 STOP_TIMEOUT = 5.0  # s for the job to confirm a stop before it is removed from the room
 POLL = 0.2  # s between reads while waiting for a reply
 GONE_AFTER = 3  # reads in a row without the job's participant before it counts as gone
-ATTR_AVATAR_STATE = "greenroom.avatar.state"  # what the built-in avatar says of itself
 
 
 class DispatchedCompositor:
@@ -240,7 +245,7 @@ class DispatchedCompositor:
                 them = people.get(self.avatar_identity)
                 avatar_missing = 0 if them is not None else avatar_missing + 1
                 if them is not None:
-                    self.avatar.see(them.attributes.get(ATTR_AVATAR_STATE) or "")
+                    self.avatar.see(them.attributes.get(STATE_ATTRIBUTE) or "")
                 elif avatar_missing >= GONE_AFTER:  # a read can miss a participant briefly
                     self.avatar.see("stopped")
 
