@@ -171,6 +171,46 @@ async def test_a_worker_killed_mid_session_ends_it_with_a_reason(
     assert identity not in await participants(livekit, str(body["room"]))
 
 
+async def test_a_draining_worker_keeps_its_session_and_takes_no_new_one(
+    client: httpx.AsyncClient,
+    livekit: LiveKitServer,
+    worker: Worker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGTERM to the worker (a deploy replacing it): the running session goes on, a new one
+    is not given to it, and the worker exits by itself once its session has ended."""
+    tid = await local_template(client, "draining")
+    r = await client.post(SESSIONS, json={"template_id": tid}, timeout=START_TIMEOUT)
+    assert r.status_code == 200, r.text + "\n" + worker.stacks()
+    sid = r.json()["session_id"]
+    await snapshot(client, sid, timeout=START_TIMEOUT)
+
+    os.kill(worker.proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while "draining worker" not in worker.log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, worker.log.read_text()[-3000:]
+        await asyncio.sleep(0.2)
+
+    # the session is still live and still obeys
+    r = await client.put(f"{SESSIONS}/{sid}/background", json={"background": "#ff8800"})
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 60
+    while not all(close_to(c, ORANGE, tol=25) for c in corners(await snapshot(client, sid))):
+        assert time.monotonic() < deadline, "the switch never showed:\n" + worker.stacks()
+        await asyncio.sleep(0.5)
+
+    # no new job for a draining worker: with no other worker the start says so
+    monkeypatch.setattr(dispatched, "JOIN_TIMEOUT", 10.0)
+    r = await client.post(SESSIONS, json={"template_id": tid}, timeout=120)
+    assert r.status_code >= 500, r.text
+    assert "greenroom worker" in r.json()["error"]["message"], r.text
+    assert worker.proc.poll() is None  # still there for the running session
+
+    r = await client.delete(f"{SESSIONS}/{sid}")
+    assert r.status_code == 200, r.text
+    assert worker.proc.wait(60) == 0, worker.log.read_text()[-3000:]
+
+
 @asynccontextmanager
 async def two_replicas(
     tmp_path: Path, livekit: LiveKitServer
