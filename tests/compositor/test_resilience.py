@@ -111,3 +111,29 @@ async def test_two_compositors_do_not_process_each_other(
     finally:
         for c in (c1, c2, c3):
             await asyncio.wait_for(c.aclose(), 60)
+
+
+async def test_camera_keeps_coming_after_the_subscription_is_renewed(
+    target: Target, viewer: Viewer, synthetic_avatar
+) -> None:
+    """What the stall watchdog does after two stalls in a row (unsubscribe, subscribe again)
+    must bring frames back, not leave the compositor with no reader and a frozen picture."""
+    avatar = await synthetic_avatar("avatar-n", motion=False, flash=False, audio=False)
+    comp = await Compositor.start(target, "avatar-n", "#0044ff", one_layer())
+    try:
+        await comp.wait_first_frame(FIRST_FRAME)
+        await viewer.until(comp.identity, center_is(SKIN))
+        for _ in range(3):
+            before = comp.metrics()["frames_in"]
+            comp._tracks.renew_video_subscription()  # the watchdog's step after two stalls
+            deadline = asyncio.get_running_loop().time() + 60
+            while comp.metrics()["frames_in"] < before + 30:
+                assert asyncio.get_running_loop().time() < deadline, comp.metrics()
+                await asyncio.sleep(0.2)
+        # and the picture follows the avatar: it changes size, the viewer sees the new size
+        avatar.scene.width, avatar.scene.height = 960, 540
+        await viewer.until(
+            comp.identity, lambda f: f.rgb.shape[:2] == (540, 960) and center_is(SKIN)(f)
+        )
+    finally:
+        await comp.aclose()

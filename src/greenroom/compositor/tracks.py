@@ -35,6 +35,7 @@ from greenroom.compositor.video import InFrame, LatestFrameSlot, bounded, within
 logger = logging.getLogger("greenroom.compositor")
 
 VIDEO_STALL = 5.0  # s without a camera frame before the stream is opened again
+RESUBSCRIBE_AFTER = 1.0  # s between unsubscribing a stalled camera and subscribing it again
 _CAMERA = (rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_UNKNOWN)
 _MICROPHONE = (rtc.TrackSource.SOURCE_MICROPHONE, rtc.TrackSource.SOURCE_UNKNOWN)
 
@@ -68,6 +69,7 @@ class AvatarTracks:
         self._avatar_sid: str | None = None  # the participant it belongs to
         self._video_reader: asyncio.Task[None] | None = None
         self._video_stream: rtc.VideoStream | None = None
+        self._renewing: str | None = None  # the camera we unsubscribed to subscribe it again
         self._retimer: AudioRetimer | None = None
         self._warned: set[str] = set()  # participant sids already reported as impostors
         self._background: set[asyncio.Task[None]] = set()
@@ -183,6 +185,7 @@ class AvatarTracks:
         if not self.is_avatar(p):
             return
         if track.kind == rtc.TrackKind.KIND_VIDEO and pub.sid == self._video_sid:
+            self._renewing = None
             self._start_video(track)
         elif track.kind == rtc.TrackKind.KIND_AUDIO and self._retimer is None:
             source = self._audio_out.source
@@ -196,10 +199,12 @@ class AvatarTracks:
         self._on_track_gone(None, pub, p)
 
     def _on_track_gone(
-        self, _track: rtc.Track | None, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
+        self, track: rtc.Track | None, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
     ) -> None:
         if p.identity != self.avatar_identity:
             return
+        if track is not None and pub.sid == self._renewing:
+            return  # our own unsubscription: the camera comes back in RESUBSCRIBE_AFTER
         if pub.sid == self._video_sid:
             self._video_sid = None
             self._later(self._stop_video())
@@ -282,7 +287,7 @@ class AvatarTracks:
                 self._stats.video_restarts += 1
                 await bounded(stream.aclose())
                 if stalls >= 2:
-                    self._renew_subscription()
+                    self.renew_video_subscription()
                     stalls = 0
                 stream = self._open_stream(track)
                 continue
@@ -293,19 +298,27 @@ class AvatarTracks:
             capture_us = meta.user_timestamp if meta is not None and meta.user_timestamp else None
             self._slot.put(InFrame(f.data, f.width, f.height, now, capture_us))
 
-    def _renew_subscription(self) -> None:
-        """Unsubscribe and subscribe the camera again (``track_subscribed`` then starts a
-        fresh reader)."""
+    def renew_video_subscription(self) -> None:
+        """Unsubscribe the camera, and subscribe it again ``RESUBSCRIBE_AFTER`` seconds later
+        (``track_subscribed`` then starts a fresh reader). The camera stays the one we read
+        meanwhile, and the current reader keeps watching: if the new subscription never
+        delivers either, it stalls again and renews again."""
         room, sid = self._room, self._video_sid
         if room is None or sid is None:
             return
         for p in room.remote_participants.values():
             pub = p.track_publications.get(sid)
             if pub is not None:
+                self._renewing = sid
                 pub.set_subscribed(False)
-                pub.set_subscribed(True)
+                asyncio.get_running_loop().call_later(RESUBSCRIBE_AFTER, self._resubscribe, pub)
+
+    def _resubscribe(self, pub: rtc.RemoteTrackPublication) -> None:
+        if self._room is not None and self._video_sid == pub.sid:
+            pub.set_subscribed(True)
 
     async def _stop_video(self) -> None:
+        self._renewing = None
         reader, self._video_reader = self._video_reader, None
         stream, self._video_stream = self._video_stream, None
         self._slot.clear()
