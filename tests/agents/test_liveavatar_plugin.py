@@ -61,8 +61,8 @@ async def test_background_on_the_official_liveavatar_plugin(
                 assert bg.avatar_identity == avatar.avatar_identity
                 await viewer.until(AGENT, is_background(BLUE), timeout=60)
                 await bg.set_background(f"#{ORANGE[0]:02x}{ORANGE[1]:02x}{ORANGE[2]:02x}")
-                await viewer.until(AGENT, is_background(ORANGE), timeout=30)
-            await wait_for(lambda: not viewer.compositors(), timeout=15)
+                await viewer.until(AGENT, is_background(ORANGE), timeout=60)
+            await wait_for(lambda: not viewer.compositors(), timeout=60)
 
             # no avatar named: the participant publishing on behalf of this agent
             raw = viewer.room.remote_participants[avatar.avatar_identity]
