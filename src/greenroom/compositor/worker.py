@@ -22,11 +22,14 @@ sessions by what a worker can carry rather than by a CPU average.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 import threading
+import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -177,15 +180,35 @@ async def on_request(req: JobRequest) -> None:
 async def entrypoint(ctx: JobContext) -> None:
     """One job = one compositor on the job's room (and the built-in avatar, if asked)."""
     request = parse_dispatch_metadata(ctx.job.metadata)
-    await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
+    t0 = time.monotonic()
+    took: dict[str, float] = {}
+    # the avatar joins while the job connects (it has its own connection): the first frame
+    # comes sooner by the time of one join
+    starting = (
+        asyncio.create_task(
+            _start_avatar(request.avatar, request.avatar_identity, ctx.room.name),
+            name="greenroom-avatar-start",
+        )
+        if request.avatar is not None
+        else None
+    )
+    try:
+        await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_NONE)
+        took["connected_ms"] = (time.monotonic() - t0) * 1000
+    except BaseException:
+        if starting is not None:
+            await _abandon(starting)
+        raise
     avatar = None
     try:
-        if request.avatar is not None:
-            avatar = await _start_avatar(request.avatar, request.avatar_identity, ctx.room.name)
+        if starting is not None:
+            avatar = await starting
             ctx.add_shutdown_callback(avatar.aclose)
+            took["avatar_ms"] = (time.monotonic() - t0) * 1000
         comp = await Compositor.attach(
             ctx.room, request.avatar_identity, request.background, request.options
         )
+        took["compositor_ms"] = (time.monotonic() - t0) * 1000
     except GreenroomError as exc:  # tell the service why, then end the job
         field = exc.field if isinstance(exc, InvalidInput) else None
         error = {"code": exc.code, "message": exc.message, "field": field}
@@ -200,6 +223,11 @@ async def entrypoint(ctx: JobContext) -> None:
     ctx.add_shutdown_callback(receiver.aclose)
     ctx.add_shutdown_callback(comp.aclose)
     await comp.publish_status({ATTR_STATE: STATE_JOINED})
+    logger.info(
+        "job started: %s",
+        ", ".join(f"{k[:-3]} after {v:.0f} ms" for k, v in took.items()),
+        extra={k: round(v) for k, v in took.items()},
+    )
 
     def _ended(reason: str) -> None:
         if reason != "closed":  # it ended by itself: end the job too, with the reason
@@ -211,6 +239,16 @@ async def entrypoint(ctx: JobContext) -> None:
             lambda state: ctx.shutdown("avatar stopped") if state == "stopped" else None
         )
     await _announce_live(comp)
+
+
+async def _abandon(starting: asyncio.Task[AvatarSession]) -> None:
+    """Stop an avatar start whose job failed to connect, and the avatar if it had started."""
+    starting.cancel()
+    try:
+        avatar = await starting
+    except (asyncio.CancelledError, Exception):
+        return  # it had not started, or failed: nothing to stop
+    await avatar.aclose()
 
 
 async def _announce_live(comp: Compositor) -> None:
@@ -242,23 +280,29 @@ async def _start_avatar(req: AvatarRequest, identity: str, room: str) -> AvatarS
 
 
 def prewarm(proc: JobProcess) -> None:
-    """Load the keyer's compiled kernels before a job needs them; ``kill -USR1`` on a job
-    process prints every thread's stack to the worker's log (for a job that seems stuck)."""
+    """Load the keyer's and the built-in avatar's compiled kernels before a job needs them
+    (a job that loads them itself starts about a second later); ``kill -USR1`` on a job
+    process prints every thread's stack to the worker's log (for a job that seems stuck).
+
+    LiveKit Agents starts the next idle process the moment a job takes the current one, so
+    this runs beside a session that is starting: at the lowest CPU priority, it waits for
+    that session instead of slowing its first frame."""
     import faulthandler
     import signal
 
-    import numpy as np
+    from greenroom.warmup import warm_up
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)
 
-    from greenroom.backgrounds import Scene
-    from greenroom.keying import I420Frame
-    from greenroom.keying.params import DEFAULT_KEY
+    def politely() -> None:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only
+        warm_up()
 
-    scene = Scene(BackgroundSpec.parse("#000000"), mode="chroma")
-    frame = I420Frame.blank(64, 64, DEFAULT_KEY)
-    scene.render_i420(frame, 0.0)
-    proc.userdata["warm"] = bool(np.any(frame.y))
+    warming = threading.Thread(target=politely, name="greenroom-warm-up")
+    warming.start()
+    warming.join()
+    proc.userdata["warm"] = True
 
 
 class WorkerLoad:

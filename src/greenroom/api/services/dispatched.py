@@ -188,7 +188,7 @@ class DispatchedCompositor:
                     raise StartFailed(
                         f"the compositor job could not start: {exc.message}"
                     ) from None
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(POLL)
         raise StartFailed(
             f"no compositor worker joined room {self.room!r} within {timeout:g} s; "
             "GREENROOM_COMPOSITOR=dispatch needs `greenroom worker` running against this "

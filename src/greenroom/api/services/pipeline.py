@@ -21,29 +21,6 @@ log = logging.getLogger("greenroom.sessions")
 T = TypeVar("T")
 
 
-def warm_up() -> None:
-    """Load the frame kernels (keyer, compositing, built-in avatar) once; runs in a thread."""
-    t0 = time.perf_counter()
-    try:
-        import greenroom.compositor  # noqa: F401
-        from greenroom.backgrounds import BackgroundSpec, Scene
-        from greenroom.keying import I420Frame
-
-        scene = Scene(background=BackgroundSpec.parse("#0044ff"), mode="chroma")
-        scene.render_i420(I420Frame.blank(1280, 720, (0, 177, 64)), 0.0)
-    except Exception as exc:
-        log.warning("compositing warm-up failed: %s", exc)
-    try:
-        from greenroom.avatars import get_provider
-        from greenroom.avatars.local import AvatarRenderer
-
-        get_provider("local")
-        AvatarRenderer().render_i420(0.0, 0.0, want_alpha=False)
-    except Exception as exc:
-        log.warning("local avatar warm-up failed: %s", exc)
-    log.info("warm-up done in %.0f ms", (time.perf_counter() - t0) * 1000)
-
-
 async def timed(aw: Awaitable[T], out: dict[str, float], key: str, t0: float) -> T:
     """Await ``aw``; record when it finished (ms after ``t0``) in ``out[key]``."""
     try:

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 from greenroom import tokens
 from greenroom.api.metrics import Metrics
-from greenroom.api.services import background_values, pipeline
+from greenroom.api.services import background_values
 from greenroom.api.services.contracts import AvatarSession, SessionCompositor
 from greenroom.api.services.launch import Launch, Launcher
 from greenroom.api.services.leases import Leases, replica_id
@@ -46,6 +46,7 @@ from greenroom.errors import Conflict, GreenroomError, InvalidInput
 from greenroom.store import Repo
 from greenroom.store.models import SessionRow, TemplateRow
 from greenroom.store.repo import OPEN_STATUSES, VENDOR_CLEARED, new_id
+from greenroom.warmup import warm_up
 
 if TYPE_CHECKING:
     from greenroom.api.services.dispatched import DispatchedCompositor
@@ -175,8 +176,8 @@ class SessionManager:
         )
 
     async def warm_up(self) -> None:
-        """Load the frame kernels once, off the event loop (see :func:`pipeline.warm_up`)."""
-        await asyncio.to_thread(pipeline.warm_up)
+        """Load the frame kernels once, off the event loop (see :func:`greenroom.warmup.warm_up`)."""
+        await asyncio.to_thread(warm_up)
 
     async def aclose(self, reason: str = StopReason.SERVICE_STOPPED) -> None:
         """Stop every running session (on shutdown) and release the leases left."""

@@ -120,11 +120,11 @@ class LocalAvatar(RoomAvatar):
             if not isinstance(avatar_id, str) or not avatar_id:
                 raise InvalidInput("avatar_id must be a non-empty string", field="avatar_id")
             kwargs["renderer"] = await asyncio.to_thread(
-                AvatarRenderer,
+                renderer_for,
+                avatar_id,
                 kwargs.pop("width", 1280),
                 kwargs.pop("height", 720),
                 kwargs.pop("fps", 30.0),
-                seed=_seed(avatar_id),
             )
         self = cls(target, **kwargs)
         await self._start()
@@ -178,6 +178,14 @@ class LocalAvatar(RoomAvatar):
 
 def _seed(avatar_id: str) -> int:
     return zlib.crc32(avatar_id.encode()) & 0xFFFF
+
+
+def renderer_for(
+    avatar_id: str = "default", width: int = 1280, height: int = 720, fps: float = 30.0
+) -> AvatarRenderer:
+    """A renderer with ``avatar_id``'s look. Its layers take about a second to draw the first
+    time; later renderers of the same look and size in this process share them."""
+    return AvatarRenderer(width, height, fps, seed=_seed(avatar_id))
 
 
 class LocalProvider:
