@@ -26,16 +26,14 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import uvicorn
 from livekit import rtc
 from pydantic import SecretStr
 
+from _frames import shows_avatar
 from greenroom.api import create_app
 from greenroom.config import Settings
 from greenroom.livekit_server import LiveKitServer, free_port
-
-BACKGROUND = (0, 68, 255)
 
 
 class StartTimes(logging.Handler):
@@ -54,14 +52,6 @@ class StartTimes(logging.Handler):
 
 
 KEY = "bench-key"
-
-
-def shows_avatar(frame: rtc.VideoFrame) -> bool:
-    rgba = frame.convert(rtc.VideoBufferType.RGBA)
-    img = np.frombuffer(rgba.data, np.uint8).reshape(rgba.height, rgba.width, 4)[..., :3]
-    h, w, _ = img.shape
-    centre = img[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3].astype(np.int16)
-    return bool((np.abs(centre - np.array(BACKGROUND)).max(axis=2) > 60).mean() > 0.2)
 
 
 async def watch(url: str, token: str, compositor: str, avatar: str, t0: float) -> dict[str, float]:

@@ -54,15 +54,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import psutil
 from livekit import rtc
 
+from _frames import BACKGROUND, shows_avatar
 from greenroom.compositor.options import TRACK_NAME
 from greenroom.livekit_server import LiveKitServer, free_port
 
 KEY = "bench-key"
-BACKGROUND = (0, 68, 255)  # #0044ff
 MODES = ("inprocess", "dispatch")
 HOLD_FPS = 25.0
 READY_TIMEOUT = 240.0  # s for an API's warm-up or a worker's registration on a loaded machine
@@ -162,15 +161,6 @@ async def wait_idle(root: psutil.Process) -> None:
 
 
 # ---------------------------------------------------------------- viewers
-
-
-def shows_avatar(frame: rtc.VideoFrame) -> bool:
-    """The rule of ``bench/first_frame.py``: the centre of the picture is not the background."""
-    rgba = frame.convert(rtc.VideoBufferType.RGBA)
-    img = np.frombuffer(rgba.data, np.uint8).reshape(rgba.height, rgba.width, 4)[..., :3]
-    h, w, _ = img.shape
-    centre = img[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3].astype(np.int16)
-    return bool((np.abs(centre - np.array(BACKGROUND)).max(axis=2) > 60).mean() > 0.2)
 
 
 class Viewer:
