@@ -103,6 +103,15 @@ class PageLog:
     def on_error(self, exc: Exception) -> None:
         self.errors.append(f"uncaught: {exc}")
 
+    def unexpected(self) -> list[str]:
+        """The errors, less what the LiveKit client logs as an error when the server ends the
+        room under it (its data channels are aborted): seen when a session stops while the page
+        watches, more often on a loaded machine."""
+        return [e for e in self.errors if not any(n in e for n in ROOM_CLOSED_NOISE)]
+
+
+ROOM_CLOSED_NOISE = ("User-Initiated Abort", "data channel '")
+
 
 @dataclass
 class BrowserPage:

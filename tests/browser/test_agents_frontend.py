@@ -134,7 +134,7 @@ async def test_hooks_pick_a_compositor_of_its_own(
         picked = await _open(viewer_page, app_server, target)
         assert picked == {"agent": AGENT, "participant": comp.identity, "track": TRACK_NAME}
         await _raw_refused(viewer_page)
-        assert not viewer_page.log.errors
+        assert not viewer_page.log.unexpected(), viewer_page.log.lines
 
 
 async def test_hooks_pick_a_compositor_attached_to_the_agent(
@@ -153,4 +153,4 @@ async def test_hooks_pick_a_compositor_attached_to_the_agent(
         picked = await _open(viewer_page, app_server, target)
         assert picked == {"agent": AGENT, "participant": AGENT, "track": TRACK_NAME}
         await _raw_refused(viewer_page)
-        assert not viewer_page.log.errors
+        assert not viewer_page.log.unexpected(), viewer_page.log.lines

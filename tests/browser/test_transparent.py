@@ -100,7 +100,7 @@ async def test_transparent_avatar_over_the_page(
         green = (shot[..., 1] > shot[..., 0] + 40) & (shot[..., 1] > shot[..., 2] + 40)
         assert green.sum() < 50, f"{green.sum()} green pixels"
         assert await viewer_page.page.evaluate("() => window.packedFrom") == comp.identity
-        assert not viewer_page.log.errors
+        assert not viewer_page.log.unexpected(), viewer_page.log.lines
 
 
 class _Target:

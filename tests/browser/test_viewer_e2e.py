@@ -118,7 +118,7 @@ def service(livekit: LiveKitServer, tmp_path_factory: pytest.TempPathFactory) ->
 
 async def _live(page: Page) -> list[tuple[float, float, float]]:
     """Wait for the first composited frames to be on screen; return centre + corner means."""
-    return await wait_for(lambda: sample(page, CENTRE + CORNERS), timeout=30)
+    return await wait_for(lambda: sample(page, CENTRE + CORNERS), timeout=60)
 
 
 async def test_start_from_home_then_view_switch_speak_and_end(
@@ -131,13 +131,13 @@ async def test_start_from_home_then_view_switch_speak_and_end(
     await page.locator("#template option", has_text="e2e").wait_for(state="attached")
     await page.select_option("#template", service.template_id)
     await page.click("#start-go")
-    await page.wait_for_url(f"{service.url}/viewer/**", timeout=30000)
+    await page.wait_for_url(f"{service.url}/viewer/**", timeout=60000)
     session_id = page.url.split("/viewer/")[1].split("#")[0]
     try:
         await _view_switch_speak_and_end(service, page, session_id)
     finally:
         service.client.delete(f"/v2/streaming/sessions/{session_id}")
-    assert viewer_page.log.errors == [], viewer_page.log.lines
+    assert viewer_page.log.unexpected() == [], viewer_page.log.lines
 
 
 async def _view_switch_speak_and_end(service: Service, page: Page, session_id: str) -> None:
@@ -148,7 +148,7 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
     t0 = time.monotonic()
     await _live(page)
     print(f"viewer: first frame {(time.monotonic() - t0) * 1000:.0f} ms after the page opened")
-    await wait_for(lambda: page.evaluate("() => window.greenroom.timings.first_frame"), timeout=5)
+    await wait_for(lambda: page.evaluate("() => window.greenroom.timings.first_frame"), timeout=60)
     print(
         f"viewer: page timings (ms since navigation) {await page.evaluate('() => window.greenroom.timings')}"
     )
@@ -158,13 +158,13 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
         got = await sample(page, CORNERS)
         return bool(got) and all(near(g, w) for g, w in zip(got, studio[1:], strict=True))
 
-    await wait_for(shows_studio, timeout=10)
+    await wait_for(shows_studio, timeout=60)
 
     async def avatar_in_front() -> bool:
         centre = (await sample(page, CENTRE))[0]
         return not near(centre, studio[0], tol=40) and not near(centre, GREEN, tol=60)
 
-    await wait_for(avatar_in_front, timeout=10)
+    await wait_for(avatar_in_front, timeout=60)
     st = await state(page)
     assert st["state"] == "live"
     assert st["compositor"] == session["compositor_identity"]
@@ -188,9 +188,9 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
         got = await sample(page, CORNERS)
         return bool(got) and all(near(g, w) for g, w in zip(got, office, strict=True))
 
-    await wait_for(shows_office, timeout=5)
+    await wait_for(shows_office, timeout=60)
     selected = f'[data-spec="{service.backgrounds["Office"]}"][aria-selected="true"]'
-    await page.locator(selected).wait_for(timeout=3000)
+    await page.locator(selected).wait_for(timeout=60000)
     assert await page.inner_text("#bg-current") == "current: image Office"
 
     # Upload from the page: it joins the library and goes on screen.
@@ -200,22 +200,22 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
     await page.set_input_files(
         "#bg-upload", {"name": "pink.png", "mimeType": "image/png", "buffer": upload.getvalue()}
     )
-    await page.locator("#bg-library button").nth(swatches).wait_for(timeout=10000)
+    await page.locator("#bg-library button").nth(swatches).wait_for(timeout=60000)
 
     async def shows_pink() -> bool:
         got = await sample(page, CORNERS)
         return bool(got) and all(near(g, np.array([200, 40, 160])) for g in got)
 
-    await wait_for(shows_pink, timeout=10)
+    await wait_for(shows_pink, timeout=60)
     assert await page.inner_text("#bg-current") == "current: image pink.png"
     await page.click(f'[data-spec="{service.backgrounds["Office"]}"]')  # back to Office
-    await wait_for(shows_office, timeout=5)
+    await wait_for(shows_office, timeout=60)
 
     # Speak: the attribute shows speaking and sound reaches the page.
     await page.fill("#say-text", "Hello from the viewer test. One two three four five.")
     await page.click("#say-go")
     await wait_for(
-        lambda: page.evaluate("() => window.greenroom.avatarState === 'speaking'"), timeout=10
+        lambda: page.evaluate("() => window.greenroom.avatarState === 'speaking'"), timeout=60
     )
     assert await page.inner_text("#speaking") == "avatar speaking"
     levels = []
@@ -225,7 +225,7 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
         return levels[-1] > 0.01
 
     t_speak = time.monotonic()
-    await wait_for(loud, timeout=10, interval=0.05)
+    await wait_for(loud, timeout=60, interval=0.05)
     print(f"viewer: speech audible {(time.monotonic() - t_speak) * 1000:.0f} ms after 'speaking'")
 
     # For the docs picture only: give the SFU a moment to send the full-size layer.
@@ -261,7 +261,7 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
             and not near(centre, corners[0], tol=40)
         )
 
-    await wait_for(keyed_in_browser, timeout=10, interval=0.3)
+    await wait_for(keyed_in_browser, timeout=60, interval=0.3)
     await page.uncheck("#client-key")
     assert await page.is_visible("#video")
 
@@ -282,7 +282,7 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
     # Stop from the API: the page says it ended, and why.
     r = service.client.delete(f"/v2/streaming/sessions/{session_id}")
     assert r.status_code == 200, r.text
-    await wait_for(lambda: page.evaluate("() => window.greenroom.state === 'ended'"), timeout=15)
+    await wait_for(lambda: page.evaluate("() => window.greenroom.state === 'ended'"), timeout=60)
     status = await page.inner_text("#status")
     assert status.startswith("ended")
     assert "stopped through the API" in await page.inner_text("#overlay")
@@ -303,7 +303,7 @@ async def test_bad_links_show_a_clear_message(
     fragment = "" if case == "no-token" else f"#token={token}&url={s.livekit_url}"
     page = viewer_page.page
     await page.goto(f"{service.url}/viewer/{session_id}{fragment}")
-    await page.locator("#overlay:not([hidden])").wait_for(timeout=10000)
+    await page.locator("#overlay:not([hidden])").wait_for(timeout=60000)
     title = await page.inner_text("#overlay-title")
     text = await page.inner_text("#overlay-text")
     expected = {
@@ -344,7 +344,7 @@ _TIME_SWITCH_JS = """
       dNew += dist(rgb, after[k]); dOld += dist(rgb, before[k]);
     });
     if (dNew < dOld) return resolve(now - t0);
-    if (performance.now() - t0 > 30000) return resolve(-1);
+    if (performance.now() - t0 > 60000) return resolve(-1);
     v.requestVideoFrameCallback(check);
   };
   const t0 = performance.now();
@@ -358,7 +358,7 @@ async def _switch(page: Page, service: Service, old: str, new: str) -> float:
     """Click library background ``new``; seconds until the picture is nearer it than ``old``."""
     before, after = expected_means(old, CORNERS), expected_means(new, CORNERS)
     selector = f'[data-spec="{service.backgrounds[new]}"]'
-    await page.locator(selector).wait_for(timeout=5000)
+    await page.locator(selector).wait_for(timeout=60000)
     ms = await page.evaluate(
         _TIME_SWITCH_JS,
         [
@@ -368,7 +368,7 @@ async def _switch(page: Page, service: Service, old: str, new: str) -> float:
             [a.tolist() for a in after],
         ],
     )
-    assert ms >= 0, f"the picture did not change to {new} within 30 s (a hang bound)"
+    assert ms >= 0, f"the picture did not change to {new} within 60 s (a hang bound)"
     await asyncio.sleep(0.5)  # let the crossfade finish before the next switch
     return ms / 1000
 
@@ -378,12 +378,12 @@ async def test_home_lists_sessions_and_asks_for_the_key(
 ) -> None:
     page = viewer_page.page
     await page.goto(f"{service.url}/")
-    await page.locator("#key-box:not([hidden])").wait_for(timeout=5000)
+    await page.locator("#key-box:not([hidden])").wait_for(timeout=60000)
     assert "needs a key" in await page.inner_text("#message")
     await page.fill("#key", API_KEY)
     await page.click("#key-form button")
     row = page.locator("#sessions tr", has_text=service.stopped_id)
-    await row.wait_for(timeout=5000)
+    await row.wait_for(timeout=60000)
     assert "stopped (idle_timeout)" in await row.inner_text()
     assert await row.locator("button").count() == 0  # no viewer for an ended session
     unexpected = [e for e in viewer_page.log.errors if "Failed to load resource" not in e]

@@ -113,5 +113,5 @@ async def test_reload_countdown_ended_in_words_and_a_new_session(
                 client.delete(f"/v2/streaming/sessions/{sid}")
     # the LiveKit client reports its data channels aborted when a page unloads (the reload)
     # or its room is deleted (the end): expected, not a fault of the page
-    errors = [e for e in viewer_page.log.errors if "User-Initiated Abort" not in e]
+    errors = viewer_page.log.unexpected()
     assert errors == [], viewer_page.log.lines

@@ -160,7 +160,7 @@ async def test_page_shows_the_compositor_not_the_raw_avatar_and_switches_by_rpc(
     page = viewer_page.page
     with serve(app) as srv:
         await page.goto(f"{srv.url}/viewer/ses_test#token={token}&url={livekit.url}")
-        await wait_for(lambda: sample(page, CENTRE + CORNERS), timeout=20)
+        await wait_for(lambda: sample(page, CENTRE + CORNERS), timeout=60)
         st = await state(page)
         assert st["state"] == "live"
         assert st["compositor"] == COMPOSITOR
@@ -183,18 +183,18 @@ async def test_page_shows_the_compositor_not_the_raw_avatar_and_switches_by_rpc(
             corners = await sample(page, CORNERS)
             return bool(corners) and all(close_to(c, (0x6B, 0x1D, 0x3D)) for c in corners)
 
-        await wait_for(switched, timeout=5)
+        await wait_for(switched, timeout=60)
         selected = page.locator('[data-spec="#6b1d3d"][aria-selected="true"]')
-        await selected.wait_for(timeout=3000)
+        await selected.wait_for(timeout=60000)
         assert "#6b1d3d" in await page.inner_text("#bg-current")
 
         # Speak goes to the backend with the viewer token; bad input is refused by name.
         await page.fill("#say-text", "Hello there")
         await page.click("#say-go")
-        await wait_for(lambda: backend.spoken, timeout=5)
+        await wait_for(lambda: backend.spoken, timeout=60)
         assert backend.spoken == [("Hello there", "repeat")]
 
-    assert viewer_page.log.errors == []
+    assert viewer_page.log.unexpected() == [], viewer_page.log.lines
 
 
 class Tone:
@@ -257,12 +257,12 @@ async def test_click_to_unmute_when_the_browser_blocks_autoplay(
                 # Wait passively: Playwright's evaluate() counts as a user gesture, which would
                 # let the page play sound before the refusal this test is about.
                 await asyncio.wait_for(blocked.wait(), 20)
-                await page.locator("#unmute:not([hidden])").wait_for(timeout=5000)
+                await page.locator("#unmute:not([hidden])").wait_for(timeout=60000)
                 assert (await state(page))["audio"] == 0  # nothing heard before the click
                 await page.click("#unmute")
-                await page.locator("#unmute[hidden]").wait_for(state="attached", timeout=5000)
+                await page.locator("#unmute[hidden]").wait_for(state="attached", timeout=60000)
                 level = await wait_for(
-                    lambda: page.evaluate("() => window.greenroom.audioLevel() || null"), timeout=10
+                    lambda: page.evaluate("() => window.greenroom.audioLevel() || null"), timeout=60
                 )
                 assert level > 0.05
             await browser.close()
