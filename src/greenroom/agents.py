@@ -76,6 +76,7 @@ DEFAULT_TIMEOUT = 60.0
 MIC_GRACE = 2.0
 """Seconds to wait for the avatar's microphone once its camera is there (it may have none)."""
 AUTO_FRAMES = 3
+RESEND_SUBSCRIPTION = 5.0  # s: ask LiveKit again for a (un)subscription not yet confirmed
 """Frames looked at to choose the keyer in ``auto`` mode (the first may be a blank)."""
 SCREEN_SHARE = 0.6
 """Share of the frame's border that must be one saturated colour to call it a screen."""
@@ -495,10 +496,10 @@ async def _choose_mode(pub: rtc.RemoteTrackPublication, deadline: float) -> Keye
 async def _subscription(
     room: rtc.Room, pubs: list[rtc.RemoteTrackPublication], on: bool, deadline: float
 ) -> None:
-    """Subscribe (or unsubscribe) ``pubs`` and wait until LiveKit has confirmed it."""
-    for pub in pubs:
-        if pub.subscribed != on:
-            pub.set_subscribed(on)
+    """Subscribe (or unsubscribe) ``pubs`` and wait until LiveKit has confirmed it. The
+    request is sent again every ``RESEND_SUBSCRIPTION`` seconds until then: a subscription
+    asked for just after an unsubscription of the same track was once not confirmed in 90 s
+    (a loaded machine, a background added again to the same avatar)."""
 
     def settled() -> bool | None:
         return (
@@ -507,7 +508,13 @@ async def _subscription(
             else None
         )
 
-    if await _until(room, settled, deadline) is None:
+    done: bool | None = None
+    while done is None and time.monotonic() < deadline:
+        for pub in pubs:
+            if pub.subscribed != on or (pub.track is not None) != on:
+                pub.set_subscribed(on)
+        done = await _until(room, settled, min(deadline, time.monotonic() + RESEND_SUBSCRIPTION))
+    if done is None:
         what = "subscribing to" if on else "unsubscribing from"
         raise TimeoutError(f"avatar: LiveKit did not confirm {what} the avatar's tracks in time")
 
