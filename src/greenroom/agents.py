@@ -76,8 +76,9 @@ DEFAULT_TIMEOUT = 60.0
 MIC_GRACE = 2.0
 """Seconds to wait for the avatar's microphone once its camera is there (it may have none)."""
 AUTO_FRAMES = 3
-RESEND_SUBSCRIPTION = 5.0  # s: ask LiveKit again for a (un)subscription not yet confirmed
 """Frames looked at to choose the keyer in ``auto`` mode (the first may be a blank)."""
+RESEND_SUBSCRIPTION = 5.0
+"""Seconds after which a (un)subscription LiveKit has not confirmed is asked for again."""
 SCREEN_SHARE = 0.6
 """Share of the frame's border that must be one saturated colour to call it a screen."""
 SCREEN_TOLERANCE = 50

@@ -279,7 +279,7 @@ async def _start_avatar(req: AvatarRequest, identity: str, room: str) -> AvatarS
     )
 
 
-def prewarm(proc: JobProcess) -> None:
+def prewarm(_proc: JobProcess) -> None:
     """Load the keyer's and the built-in avatar's compiled kernels before a job needs them
     (a job that loads them itself starts about a second later); ``kill -USR1`` on a job
     process prints every thread's stack to the worker's log (for a job that seems stuck).
@@ -302,7 +302,6 @@ def prewarm(proc: JobProcess) -> None:
     warming = threading.Thread(target=politely, name="greenroom-warm-up")
     warming.start()
     warming.join()
-    proc.userdata["warm"] = True
 
 
 class WorkerLoad:
