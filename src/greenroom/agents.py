@@ -32,9 +32,8 @@ import weakref
 from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
-from typing import Literal, Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
-import numpy as np
 from livekit import rtc
 from livekit.rtc.room import EventTypes
 
@@ -43,6 +42,7 @@ from greenroom.compositor import (
     ATTR_AVATAR,
     ATTR_BACKGROUND,
     ATTR_KEY_COLOR,
+    ATTR_KEYER,
     ATTR_ROLE,
     ROLE_COMPOSITOR,
     Compositor,
@@ -52,7 +52,7 @@ from greenroom.compositor import (
 from greenroom.compositor.control import coerce_background
 from greenroom.compositor.options import ATTR_PUBLISH_ON_BEHALF as PUBLISH_ON_BEHALF
 from greenroom.errors import Conflict, InvalidInput, NotFound
-from greenroom.keying import detect_key_color
+from greenroom.keying.params import KEYING_MODES, KeyingMode
 from greenroom.keying.params import Mode as KeyerMode
 
 __all__ = [
@@ -63,28 +63,19 @@ __all__ = [
     "HasIdentity",
     "Mode",
     "add_background",
-    "classify_frame",
 ]
 
 logger = logging.getLogger("greenroom.agents")
 
-Mode = Literal["auto"] | KeyerMode
-MODES: tuple[str, ...] = ("auto", "chroma", "segment")
+Mode = KeyingMode
+MODES = KEYING_MODES
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds to wait for the avatar to join and the first composited frame."""
 MIC_GRACE = 2.0
 """Seconds to wait for the avatar's microphone once its camera is there (it may have none)."""
-AUTO_FRAMES = 3
-"""Frames looked at to choose the keyer in ``auto`` mode (the first may be a blank)."""
 RESEND_SUBSCRIPTION = 5.0
 """Seconds after which a (un)subscription LiveKit has not confirmed is asked for again."""
-SCREEN_SHARE = 0.6
-"""Share of the frame's border that must be one saturated colour to call it a screen."""
-SCREEN_TOLERANCE = 50
-"""Largest per-channel distance (0-255) from the screen colour that still counts as it."""
-SCREEN_MARGIN = 40
-"""A screen pixel's own channel exceeds both others by more than this (0-255)."""
 _CAMERA = (rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_UNKNOWN)
 T = TypeVar("T")
 _WAKE_ON: tuple[EventTypes, ...] = (
@@ -137,12 +128,10 @@ class BackgroundHandle:
         self,
         room: rtc.Room,
         compositor: Compositor,
-        mode: KeyerMode,
         release: list[rtc.RemoteTrackPublication],
     ) -> None:
         self.room = room
         self.compositor = compositor
-        self.mode = mode
         self._release = release  # avatar tracks we subscribed only for the compositor
         self._closing: asyncio.Task[None] | None = None
         compositor.on_close(self._ended)
@@ -150,6 +139,13 @@ class BackgroundHandle:
     @property
     def avatar_identity(self) -> str:
         return self.compositor.avatar_identity
+
+    @property
+    def mode(self) -> KeyerMode:
+        """The keyer in use: ``"chroma"`` or ``"segment"`` (with ``mode="auto"``, what the
+        avatar's frames looked like; ``compositor.metrics()["keyer"]`` says why)."""
+        in_use: KeyerMode = self.compositor.keyer_state()["in_use"]  # type: ignore[assignment]
+        return in_use
 
     @property
     def background(self) -> BackgroundSpec:
@@ -215,7 +211,9 @@ class BackgroundHandle:
         await self.compositor.aclose()
         room = self.room
         if room.isconnected():
-            cleared = dict.fromkeys((ATTR_ROLE, ATTR_AVATAR, ATTR_BACKGROUND, ATTR_KEY_COLOR), "")
+            cleared = dict.fromkeys(
+                (ATTR_ROLE, ATTR_AVATAR, ATTR_BACKGROUND, ATTR_KEY_COLOR, ATTR_KEYER), ""
+            )
             try:  # an empty value removes the attribute
                 await asyncio.wait_for(room.local_participant.set_attributes(cleared), 5.0)
             except Exception as exc:
@@ -252,7 +250,8 @@ async def add_background(
             file (``"office.jpg"``, ``"video:/srv/loop.mp4"``), a dict of
             ``BackgroundSpec`` fields or a ``BackgroundSpec``.
         mode: ``"chroma"`` for green/blue-screen avatars, ``"segment"`` for avatars on an
-            ordinary background, ``"auto"``: look at the avatar's first frames and pick.
+            ordinary background, ``"auto"``: the compositor looks at the avatar's frames
+            and picks per stream (``handle.mode`` says which).
         options: compositor settings (bitrate, fps, chroma parameters...); ``mode`` wins
             over ``options.mode``.
         timeout: seconds for the avatar to join and the first composited frame.
@@ -296,19 +295,13 @@ async def _start(
     deadline = time.monotonic() + timeout
     agent = room.local_participant.identity
     participant = await _find_avatar(room, avatar, agent, deadline)
-    camera = await _camera(room, participant, deadline)
+    await _camera(room, participant, deadline)
     await _until(
         room, lambda: _microphone(participant), min(deadline, time.monotonic() + MIC_GRACE)
     )
     pubs = list(participant.track_publications.values())
     had = {pub.sid for pub in pubs if pub.subscribed}
     await _subscription(room, pubs, True, deadline)
-    chosen: KeyerMode
-    if mode == "auto":
-        chosen = await _choose_mode(camera, deadline)
-        logger.info("avatar %r looks like %s keying", participant.identity, chosen)
-    else:
-        chosen = mode
     # The compositor reads the avatar's tracks as they get subscribed: hand them over
     # unsubscribed (the room's own auto-subscription has settled by now).
     await _subscription(room, pubs, False, deadline)
@@ -320,12 +313,12 @@ async def _start(
         required[PUBLISH_ON_BEHALF] = agent  # what the plugin minted: impostors are ignored
     opts = replace(
         base,
-        mode=chosen,
+        mode=mode,
         avatar_kinds=base.avatar_kinds if options else (_kind_name(participant.kind),),
         avatar_attributes=required,
     )
     comp = await Compositor.attach(room, participant.identity, spec, opts)
-    handle = BackgroundHandle(room, comp, chosen, release)
+    handle = BackgroundHandle(room, comp, release)
     _ACTIVE[room] = handle
     try:
         await comp.wait_first_frame(max(deadline - time.monotonic(), 1.0))
@@ -333,33 +326,6 @@ async def _start(
         await handle.aclose()
         raise
     return handle
-
-
-def classify_frame(rgb: np.ndarray) -> tuple[int, int, int] | None:
-    """The screen colour when ``rgb`` (H, W, 3) uint8 shows an avatar on a coloured
-    screen, else None.
-
-    Looks at the top, left and right borders (the avatar usually fills the bottom middle):
-    a screen when at least :data:`SCREEN_SHARE` of them is one strongly green, blue or red
-    colour (its channel :data:`SCREEN_MARGIN` above the others, within
-    :data:`SCREEN_TOLERANCE` of the median).
-    """
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise InvalidInput("frame must be (H, W, 3) uint8", field="rgb")
-    h, w = rgb.shape[:2]
-    b = max(2, min(h, w) // 25)
-    border = np.concatenate(
-        [rgb[:b].reshape(-1, 3), rgb[b:, :b].reshape(-1, 3), rgb[b:, w - b :].reshape(-1, 3)]
-    )
-    key = detect_key_color(border)
-    if key is None:
-        return None
-    px = border.astype(np.int16)
-    p = int(np.argmax(key))  # the screen's channel
-    others = [c for c in range(3) if c != p]
-    saturated = px[:, p] - np.maximum(px[:, others[0]], px[:, others[1]]) > SCREEN_MARGIN
-    near = np.abs(px - np.array(key, np.int16)).max(axis=1) <= SCREEN_TOLERANCE
-    return key if float((saturated & near).mean()) >= SCREEN_SHARE else None
 
 
 # ----------------------------------------------------------------- steps
@@ -468,30 +434,6 @@ async def _camera(
     if pub is None:
         raise TimeoutError(f"avatar {p.identity!r} published no camera track in time")
     return pub
-
-
-async def _choose_mode(pub: rtc.RemoteTrackPublication, deadline: float) -> KeyerMode:
-    """Read a few of the avatar's frames: a coloured screen -> chroma, else segment."""
-    track = pub.track
-    assert track is not None  # subscribed by the caller
-    stream = rtc.VideoStream(track, capacity=1, format=rtc.VideoBufferType.RGB24)
-    last: np.ndarray | None = None
-    try:
-        async with asyncio.timeout(max(deadline - time.monotonic(), 0.1)):
-            seen = 0
-            async for ev in stream:
-                f = ev.frame
-                last = np.frombuffer(f.data, np.uint8).reshape(f.height, f.width, 3)
-                seen += 1
-                if seen >= AUTO_FRAMES:
-                    break
-    except TimeoutError:
-        if last is None:
-            raise TimeoutError("avatar: no video frame arrived in time") from None
-    finally:
-        await stream.aclose()
-    assert last is not None
-    return "segment" if classify_frame(last) is None else "chroma"
 
 
 async def _subscription(

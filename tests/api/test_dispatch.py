@@ -68,8 +68,8 @@ def worker(livekit: LiveKitServer, tmp_path: Path) -> Iterator[Worker]:
         yield Worker(proc, log)
 
 
-async def local_template(c: httpx.AsyncClient, name: str) -> str:
-    body = {"name": name, "provider": "local", "background": "#0044ff"}
+async def local_template(c: httpx.AsyncClient, name: str, **extra: object) -> str:
+    body = {"name": name, "provider": "local", "background": "#0044ff", **extra}
     r = await c.post("/v1/templates", json=body)
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
@@ -109,7 +109,7 @@ async def test_without_a_worker_the_start_says_what_is_missing(
 async def test_dispatched_session_end_to_end(
     client: httpx.AsyncClient, app: FastAPI, livekit: LiveKitServer, worker: Worker
 ) -> None:
-    tid = await local_template(client, "dispatched")
+    tid = await local_template(client, "dispatched", keying={"mode": "auto"})
     r = await client.post(SESSIONS, json={"template_id": tid}, timeout=START_TIMEOUT)
     assert r.status_code == 200, r.text + "\nworker log:\n" + worker.stacks()
     sid, room = r.json()["session_id"], r.json()["room"]
@@ -134,7 +134,10 @@ async def test_dispatched_session_end_to_end(
     r = await client.put(f"{SESSIONS}/{sid}/background", json={"background": "#12345"})
     assert r.status_code == 422, r.text
     assert r.json()["error"]["field"] == "background", r.text
-    assert (await client.get(f"{SESSIONS}/{sid}")).json()["background"] == "#ff8800"
+    view = (await client.get(f"{SESSIONS}/{sid}")).json()
+    assert view["background"] == "#ff8800"
+    # the job says which keyer auto chose (the built-in avatar stands on a green screen)
+    assert view["metrics"]["keyer"] == {"mode": "auto", "in_use": "chroma"}, view["metrics"]
 
     # speech goes through the job to the avatar it runs
     r = await client.post(f"{SESSIONS}/{sid}/speak", json={"text": "Hello from the worker"})

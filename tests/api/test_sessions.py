@@ -132,7 +132,12 @@ async def test_session_colour_then_uploaded_image_then_stop(
     c = lk_client
     t = await c.post(
         "/v1/templates",
-        json={"name": f"blue-{provider}", "provider": provider, "background": "#0044ff"},
+        json={
+            "name": f"blue-{provider}",
+            "provider": provider,
+            "background": "#0044ff",
+            "keying": {"mode": "auto"},  # every provider's avatar stands on a green screen
+        },
     )
     assert t.status_code == 201, t.text
     r = await c.post(
@@ -206,6 +211,10 @@ async def test_session_colour_then_uploaded_image_then_stop(
     s = (await c.get(f"/v2/streaming/sessions/{sid}")).json()
     assert (s["status"], s["background"], s["template_id"]) == ("started", bg_id, t.json()["id"])
     assert s["metrics"]["frames_out"] > 0
+    keyer = s["metrics"]["keyer"]
+    assert (keyer["mode"], keyer["in_use"], keyer["decision"]["mode"]) == ("auto",) + (
+        "chroma",
+    ) * 2
     assert s["first_frame_ms"] is not None and s["first_frame_ms"] > 0
     if provider == "local":  # the built-in avatar really speaks: its state says so
         r = await c.post(f"/v2/streaming/sessions/{sid}/speak", json={"text": "One more thing."})

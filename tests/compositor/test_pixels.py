@@ -53,6 +53,42 @@ async def test_viewer_sees_background_behind_the_avatar(
         await comp.aclose()
 
 
+async def test_auto_mode_keys_the_green_screen_and_says_so(
+    target: Target, viewer: Viewer, synthetic_avatar
+) -> None:
+    """``mode="auto"``: the synthetic avatar stands on a green screen, so the compositor
+    keys it by colour, and its metrics and attributes say which keyer and why."""
+    import json
+
+    from greenroom.compositor import ATTR_KEYER
+
+    avatar = await synthetic_avatar("avatar-auto", flash=False, audio=False)
+    comp = await Compositor.start(
+        target, "avatar-auto", BackgroundSpec.parse("#0044ff"), one_layer(mode="auto")
+    )
+    try:
+        await comp.wait_first_frame(FIRST_FRAME)
+        frame = await viewer.until(
+            comp.identity,
+            lambda f: f.rgb.shape == (720, 1280, 3) and f.user_timestamp in avatar._capture_t,
+            timeout=60,
+        )
+        alpha = avatar.scene.alpha(avatar.time_of(frame.user_timestamp))
+        bg, fg = region_masks(alpha, margin=12)
+        assert _mean_abs(frame.rgb, bg, BLUE) < 20
+        assert _mean_abs(frame.rgb, fg, SKIN) < 25
+        keyer = comp.metrics()["keyer"]
+        assert isinstance(keyer, dict)
+        assert keyer["mode"] == "auto" and keyer["in_use"] == "chroma", keyer
+        assert keyer["decision"]["mode"] == "chroma" and keyer["decision"]["confidence"] > 0.5
+        room = comp.room
+        assert room is not None
+        attr = room.local_participant.attributes.get(ATTR_KEYER)
+        assert attr is not None and json.loads(attr) == {"mode": "auto", "in_use": "chroma"}
+    finally:
+        await comp.aclose()
+
+
 async def test_viewer_sees_image_background(
     target: Target, viewer: Viewer, synthetic_avatar, tmp_path
 ) -> None:

@@ -43,7 +43,8 @@ def media(tmp_path_factory):
     return d, alpha
 
 
-def test_image(media):
+@pytest.mark.parametrize("mode", ["chroma", "auto"])
+def test_image(media, mode):
     d, truth = media
     r = runner.invoke(
         app,
@@ -56,6 +57,8 @@ def test_image(media):
             str(d / "out.png"),
             "--alpha-out",
             str(d / "a.png"),
+            "--mode",
+            mode,
         ],
     )
     assert r.exit_code == 0, r.output

@@ -52,8 +52,11 @@ class Strict(BaseModel):
 class KeyingSettings(Strict):
     """How the avatar is cut out of its own background (the chroma keyer's settings)."""
 
-    mode: Literal["chroma", "segment"] = Field(
-        "chroma", description="`chroma` for green-screen avatars, `segment` for any other."
+    mode: Literal["auto", "chroma", "segment"] = Field(
+        "chroma",
+        description="`chroma` for green-screen avatars, `segment` for any other, `auto` to "
+        "look at the avatar's frames and pick one per stream (the choice is in the "
+        "session's `metrics.keyer`).",
     )
     key_color: Annotated[str, Field(pattern=r"^(auto|#[0-9a-fA-F]{6})$")] = Field(
         "auto", description="`auto` finds the screen colour in the picture; or `#RRGGBB`."

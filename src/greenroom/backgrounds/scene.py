@@ -20,14 +20,18 @@ from greenroom.errors import InvalidInput
 from greenroom.keying import _kernels as K
 from greenroom.keying.base import Keyer
 from greenroom.keying.frame import I420Frame, _check_rgb
-from greenroom.keying.params import ChromaParams, Mode
+from greenroom.keying.params import KEYING_MODES, ChromaParams, KeyingMode
 
 #: Longest crossfade between two backgrounds, in seconds.
 MAX_TRANSITION = 10.0
 
 
 def make_keyer(mode: str, chroma: ChromaParams | None = None, **options: Any) -> Keyer:
-    """A keyer for ``mode`` ("chroma" or "segment")."""
+    """A keyer for ``mode`` ("auto", "chroma" or "segment")."""
+    if mode == "auto":
+        from greenroom.keying.auto import AutoKeyer
+
+        return AutoKeyer(chroma, segment_options=options)
     if mode == "chroma":
         from greenroom.keying.chroma import ChromaKeyer
 
@@ -36,7 +40,7 @@ def make_keyer(mode: str, chroma: ChromaParams | None = None, **options: Any) ->
         from greenroom.keying.segment import SegmentationKeyer
 
         return SegmentationKeyer(**options)
-    raise InvalidInput(f"mode must be 'chroma' or 'segment', got {mode!r}", field="mode")
+    raise InvalidInput(f"mode must be one of {', '.join(KEYING_MODES)}, got {mode!r}", field="mode")
 
 
 class Scene:
@@ -51,7 +55,7 @@ class Scene:
     def __init__(
         self,
         background: BackgroundSpec | str = "none",
-        mode: Mode = "chroma",
+        mode: KeyingMode = "chroma",
         *,
         chroma: ChromaParams | None = None,
         keyer: Keyer | None = None,
@@ -76,6 +80,14 @@ class Scene:
     @property
     def key_color(self) -> tuple[int, int, int] | None:
         return getattr(self.keyer, "key_color", None)
+
+    def keyer_state(self) -> dict[str, object]:
+        """The keying mode asked for, the keyer in use, and (``auto``) why it was chosen."""
+        describe = getattr(self.keyer, "describe", None)
+        if describe is not None:
+            state: dict[str, object] = describe()
+            return state
+        return {"mode": self.mode, "in_use": self.mode, "decision": None}
 
     @property
     def transitioning(self) -> bool:

@@ -33,7 +33,9 @@ def compositor(
     background: str = typer.Option(
         "#00b140", "--background", "-b", help="'#RRGGBB', 'blur', 'none', 'image:<path>', ..."
     ),
-    mode: str = typer.Option("chroma", help="'chroma' (green screen) or 'segment'."),
+    mode: str = typer.Option(
+        "chroma", help="'chroma' (green screen), 'segment' or 'auto' (look and pick)."
+    ),
     max_bitrate: int = typer.Option(2_500_000, help="Bits/s of the top simulcast layer."),
     max_fps: float = typer.Option(30.0, help="Output frame-rate cap."),
     codec: str = typer.Option("vp8", help="vp8, h264, vp9 or av1."),

@@ -28,9 +28,12 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 def _keyer(mode: str, key_color: str):
     from greenroom.backgrounds.scene import make_keyer
     from greenroom.keying import ChromaParams, parse_color
+    from greenroom.keying.params import KEYING_MODES
 
-    if mode not in ("chroma", "segment"):
-        raise InvalidInput(f"--mode must be 'chroma' or 'segment', got {mode!r}", field="mode")
+    if mode not in KEYING_MODES:
+        raise InvalidInput(
+            f"--mode must be one of {', '.join(KEYING_MODES)}, got {mode!r}", field="mode"
+        )
     if key_color.lower() == "auto":
         params = ChromaParams()
     else:
@@ -62,7 +65,10 @@ def key(
         Path | None, typer.Option("--alpha-out", help="Also write the matte here.")
     ] = None,
     mode: Annotated[
-        str, typer.Option("--mode", help="chroma (green/blue screen) or segment.")
+        str,
+        typer.Option(
+            "--mode", help="chroma (green/blue screen), segment, or auto (look and pick)."
+        ),
     ] = "chroma",
     key_color: Annotated[
         str, typer.Option("--key-color", help="'auto' or the screen colour #RRGGBB.")

@@ -18,6 +18,7 @@ from greenroom.compositor.options import (
     ATTR_AVATAR,
     ATTR_BACKGROUND,
     ATTR_KEY_COLOR,
+    ATTR_KEYER,
     ATTR_ROLE,
     AUDIO_TRACK_NAME,
     ROLE_COMPOSITOR,
@@ -32,6 +33,7 @@ from greenroom.compositor.stats import REGISTRY
 __all__ = [
     "ATTR_AVATAR",
     "ATTR_BACKGROUND",
+    "ATTR_KEYER",
     "ATTR_KEY_COLOR",
     "ATTR_ROLE",
     "AUDIO_TRACK_NAME",

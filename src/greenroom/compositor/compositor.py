@@ -225,6 +225,10 @@ class Compositor:
     def key_color(self) -> tuple[int, int, int] | None:
         return self._frames.scene.key_color
 
+    def keyer_state(self) -> dict[str, object]:
+        """The keying mode asked for, the keyer in use and, with ``auto``, why."""
+        return self._frames.scene.keyer_state()
+
     @property
     def room(self) -> rtc.Room | None:
         return self._link.room
@@ -255,6 +259,7 @@ class Compositor:
         m["background"] = json.loads(self.background.to_attribute())
         key = self.key_color
         m["key_color"] = None if key is None else hex_color(key)
+        m["keyer"] = self.keyer_state()
         m["closed_reason"] = self.closed_reason
         return m
 

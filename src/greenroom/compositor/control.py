@@ -30,6 +30,7 @@ from greenroom.compositor.options import (
     ATTR_AVATAR,
     ATTR_BACKGROUND,
     ATTR_KEY_COLOR,
+    ATTR_KEYER,
     ATTR_PUBLISH_ON_BEHALF,
     ATTR_ROLE,
     ROLE_COMPOSITOR,
@@ -197,6 +198,7 @@ class BackgroundControl:
         self._resolve = resolve
         self._room: rtc.Room | None = None
         self._key_color_attr = ""  # the key colour the attributes last said
+        self._keyer_attr = ""  # the keyer the attributes last said
         self._limiter = RateLimiter(*options.rpc_rate)
         self.extra_attributes: dict[str, str] = {}
         """Published with the others (``lk.publish_on_behalf`` for a compositor of its own)."""
@@ -235,7 +237,7 @@ class BackgroundControl:
         ``follow_on_behalf``) into the attributes."""
         while True:
             await asyncio.sleep(1.0)
-            changed = self._key_color() != self._key_color_attr
+            changed = self._key_color() != self._key_color_attr or self._keyer() != self._keyer_attr
             agent = self.follow_on_behalf() if self.follow_on_behalf else None
             if agent and self.extra_attributes.get(ATTR_PUBLISH_ON_BEHALF) != agent:
                 self.extra_attributes[ATTR_PUBLISH_ON_BEHALF] = agent
@@ -250,10 +252,15 @@ class BackgroundControl:
         attrs = attributes_for(self._avatar_identity, self._scene.background)
         attrs.update(self.extra_attributes)
         self._key_color_attr = attrs[ATTR_KEY_COLOR] = self._key_color()
+        self._keyer_attr = attrs[ATTR_KEYER] = self._keyer()
         try:
             await within(room.local_participant.set_attributes(attrs), ATTRIBUTE_TIMEOUT)
         except Exception as exc:  # attributes are a mirror, not the picture
             logger.warning("could not update attributes: %s", exc, extra={"session": self._session})
+
+    def _keyer(self) -> str:
+        state = self._scene.keyer_state()
+        return json.dumps({"mode": state["mode"], "in_use": state["in_use"]})
 
     def _key_color(self) -> str:
         key = self._scene.key_color

@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 from greenroom.backgrounds.scene import MAX_TRANSITION
 from greenroom.errors import InvalidInput
 from greenroom.keying import ChromaParams
-from greenroom.keying.params import Mode
+from greenroom.keying.params import KEYING_MODES, KeyingMode
 
 TRACK_NAME = "greenroom"
 """The composited video track every viewer should pick."""
@@ -21,6 +21,8 @@ ATTR_ROLE = "greenroom.role"
 ATTR_AVATAR = "greenroom.avatar"
 ATTR_BACKGROUND = "greenroom.background"
 ATTR_KEY_COLOR = "greenroom.key_color"
+ATTR_KEYER = "greenroom.keyer"
+"""JSON: the keying mode asked for and the keyer in use (``{"mode": "auto", "in_use": ...}``)."""
 ROLE_COMPOSITOR = "compositor"
 ATTR_PUBLISH_ON_BEHALF = "lk.publish_on_behalf"
 """LiveKit's agents frontends take the video of the participant whose attribute names the agent."""
@@ -53,7 +55,8 @@ class CompositorOptions:
 
     Attributes:
         mode: ``"chroma"`` for green-screen avatars, ``"segment"`` for avatars on an
-            ordinary background.
+            ordinary background, ``"auto"`` to choose per stream by looking at the avatar's
+            frames (see ``greenroom.keying.auto``; the choice is in ``metrics()["keyer"]``).
         max_bitrate: bits/s of the top simulcast layer of the published track.
         max_fps: output frame-rate cap; faster input is decimated evenly.
         video_codec: codec of the published track.
@@ -98,7 +101,7 @@ class CompositorOptions:
             ``docs/compositor.md``.
     """
 
-    mode: Mode = "chroma"
+    mode: KeyingMode = "chroma"
     max_bitrate: int = 2_500_000
     max_fps: float = 30.0
     video_codec: Codec = "vp8"
@@ -127,8 +130,8 @@ class CompositorOptions:
     def __post_init__(self) -> None:
         if self.chroma is not None and not isinstance(self.chroma, ChromaParams):
             raise InvalidInput("chroma must be a ChromaParams", field="chroma")
-        if self.mode not in ("chroma", "segment"):
-            raise InvalidInput("mode must be 'chroma' or 'segment'", field="mode")
+        if self.mode not in KEYING_MODES:
+            raise InvalidInput(f"mode must be one of {', '.join(KEYING_MODES)}", field="mode")
         if not 100_000 <= self.max_bitrate <= 50_000_000:
             raise InvalidInput("max_bitrate must be 100k..50M bits/s", field="max_bitrate")
         if not 1 <= self.max_fps <= 60:

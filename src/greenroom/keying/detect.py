@@ -11,7 +11,9 @@ else), with a confidence, so ``mode=auto`` can choose per stream. A screen is:
   foliage or a green wall with texture are not screens),
 - tightly clustered in chromaticity (light falloff changes brightness, not hue).
 
-``ScreenDetector`` smooths the decision over a stream's first frames, with hysteresis.
+``ScreenDetector`` smooths the decision over a stream: it looks at every frame while the
+stream starts, then at every ``interval``-th, and flips only with hysteresis. Frames with no
+picture (one flat colour: a blank start, a waiting frame) say nothing and are skipped.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from greenroom.keying.params import Mode
 
 #: Samples across the frame's width (the sample grid keeps the frame's aspect).
 GRID_W = 160
+#: Frames with a picture that ``ScreenDetector`` looks at one by one when a stream starts.
+STARTUP_FRAMES = 5
+#: Luma spread (levels, standard deviation of the samples) below which a frame is blank.
+BLANK_SPREAD = 2.0
 
 
 @dataclass(frozen=True)
@@ -72,9 +78,18 @@ def _samples(frame: np.ndarray | I420Frame) -> np.ndarray:
     return frame[::step, ::step].astype(np.float32)
 
 
+def is_blank(samples: np.ndarray) -> bool:
+    """One flat colour (no picture to judge): luma spread under :data:`BLANK_SPREAD`."""
+    luma = samples @ np.array([0.299, 0.587, 0.114], np.float32)
+    return bool(luma.std() < BLANK_SPREAD)
+
+
 def detect_screen(frame: np.ndarray | I420Frame, threshold: float = 0.5) -> ScreenDecision:
     """Decide chroma (``score >= threshold``) or segmentation for one frame."""
-    s = _samples(frame)
+    return _decide(_samples(frame), threshold)
+
+
+def _decide(s: np.ndarray, threshold: float) -> ScreenDecision:
     h, w = s.shape[:2]
     best = None
     for p in (1, 2):  # green, blue screens
@@ -125,9 +140,14 @@ def detect_screen(frame: np.ndarray | I420Frame, threshold: float = 0.5) -> Scre
 
 
 class ScreenDetector:
-    """``detect_screen`` over a stream: the score is averaged over the frames seen (every
-    ``interval``-th), and the mode only flips when the average crosses ``threshold`` by
-    ``hysteresis``, so one odd frame (a cut, a hand over the screen) does not switch keyers."""
+    """``detect_screen`` over a stream.
+
+    The first :data:`STARTUP_FRAMES` frames with a picture are each looked at and their
+    scores averaged, so the stream's opening decision does not rest on one frame. After
+    that every ``interval``-th frame is looked at, the score is a moving average, and the
+    mode only flips when it crosses ``threshold`` by ``hysteresis``. Blank frames are
+    skipped; ``decision`` stays None until a frame with a picture has been seen.
+    """
 
     def __init__(self, interval: int = 15, threshold: float = 0.5, hysteresis: float = 0.1):
         if interval < 1:
@@ -137,18 +157,32 @@ class ScreenDetector:
         self.interval = interval
         self.threshold = threshold
         self.hysteresis = hysteresis
-        self._n = 0
+        self._n = 0  # frames offered
+        self._seen = 0  # frames with a picture looked at
         self._avg: float | None = None
         self.decision: ScreenDecision | None = None
 
-    def update(self, frame: np.ndarray | I420Frame) -> ScreenDecision:
-        """The current decision; looks at the frame every ``interval`` frames."""
+    def update(self, frame: np.ndarray | I420Frame) -> ScreenDecision | None:
+        """The current decision (None until a frame with a picture); looks at this frame
+        while the stream starts, else only every ``interval``-th frame."""
         self._n += 1
-        if self.decision is not None and (self._n - 1) % self.interval:
+        starting = self._seen < STARTUP_FRAMES
+        if not starting and (self._n - 1) % self.interval:
             return self.decision
-        d = detect_screen(frame, self.threshold)
-        self._avg = d.score if self._avg is None else 0.7 * self._avg + 0.3 * d.score
-        prev = self.decision.mode if self.decision is not None else None
+        samples = _samples(frame)
+        if is_blank(samples):
+            return self.decision
+        d = _decide(samples, self.threshold)
+        self._seen += 1
+        if starting:  # the plain mean of the first frames, no hysteresis yet
+            prev = None
+            self._avg = (
+                d.score if self._avg is None else self._avg + (d.score - self._avg) / self._seen
+            )
+        else:
+            prev = self.decision.mode if self.decision is not None else None
+            assert self._avg is not None
+            self._avg = 0.7 * self._avg + 0.3 * d.score
         if prev == "chroma":
             chroma = self._avg >= self.threshold - self.hysteresis
         elif prev == "segment":

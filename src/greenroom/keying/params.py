@@ -15,6 +15,9 @@ DEFAULT_KEY = (0, 177, 64)
 
 #: Which keyer a stream uses: a colour key against a screen, or person segmentation.
 Mode = Literal["chroma", "segment"]
+#: What a session asks for: one of the keyers, or ``auto`` (chosen per stream by looking).
+KeyingMode = Literal["auto", "chroma", "segment"]
+KEYING_MODES: tuple[str, ...] = ("auto", "chroma", "segment")
 
 
 def parse_color(value: str | tuple[int, int, int], *, field: str = "color") -> tuple[int, int, int]:

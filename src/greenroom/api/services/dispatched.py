@@ -49,6 +49,7 @@ from greenroom.compositor.commands import (
 from greenroom.compositor.options import (
     ATTR_BACKGROUND,
     ATTR_KEY_COLOR,
+    ATTR_KEYER,
     TRACK_NAME,
     compositor_identity,
 )
@@ -344,6 +345,7 @@ class DispatchedCompositor:
             "state": self._attributes.get(ATTR_STATE),
             "background": json.loads(raw) if raw else json.loads(self._background.to_attribute()),
             "key_color": key,
+            "keyer": _json_or_none(self._attributes.get(ATTR_KEYER)),
             "closed_reason": self._closed_reason,
         }
 
@@ -513,6 +515,16 @@ def _outcome(reply: Reply) -> Any:
     if error.get("code") == "invalid_input":
         raise InvalidInput(message, field=error.get("field"))
     raise GreenroomError(message, code=str(error.get("code") or "compositor_error"), status=502)
+
+
+def _json_or_none(raw: str | None) -> Any:
+    """An attribute's JSON value; None when it is absent or not JSON."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
 
 
 async def _first_frame(track: rtc.Track) -> rtc.VideoFrame:

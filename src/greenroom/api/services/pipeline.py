@@ -56,7 +56,7 @@ def compositor_options(keying: Mapping[str, object], **extra: object) -> Composi
 
     names = {f.name for f in dataclasses.fields(CompositorOptions)}
     kwargs = {k: v for k, v in {**keying, **extra}.items() if k in names}
-    if "chroma" in names and keying.get("mode", "chroma") == "chroma":
+    if "chroma" in names and keying.get("mode", "chroma") != "segment":
         from greenroom.api.services.templates import chroma_params
 
         kwargs["chroma"] = chroma_params(dict(keying))

@@ -54,7 +54,7 @@ def chroma_params(keying: dict[str, Any]) -> Any:
 
 
 def check_keying(keying: dict[str, Any]) -> None:
-    if keying.get("mode", "chroma") == "chroma":
+    if keying.get("mode", "chroma") != "segment":  # auto may key by colour too
         chroma_params(keying)
 
 
