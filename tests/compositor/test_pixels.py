@@ -3,6 +3,8 @@ where it is 1, compared against the synthetic avatar's true alpha (allowing code
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -21,22 +23,29 @@ def _mean_abs(rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int]) ->
     return float(np.abs(rgb[mask].astype(np.int16) - np.array(color, np.int16)).mean())
 
 
+async def _known_frame(
+    viewer: Viewer, comp: Compositor, avatar
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """A full-size composited frame whose avatar capture time we know, and the masks of
+    sure background and sure avatar from the avatar's true alpha at that time."""
+    await comp.wait_first_frame(FIRST_FRAME)
+    frame = await viewer.until(
+        comp.identity,
+        lambda f: f.rgb.shape == (720, 1280, 3) and f.user_timestamp in avatar._capture_t,
+        timeout=60,
+    )
+    alpha = avatar.scene.alpha(avatar.time_of(frame.user_timestamp))
+    bg, fg = region_masks(alpha, margin=12)
+    return frame, bg, fg
+
+
 async def test_viewer_sees_background_behind_the_avatar(
     target: Target, viewer: Viewer, synthetic_avatar
 ) -> None:
     avatar = await synthetic_avatar("avatar-a", flash=False)
     comp = await Compositor.start(target, "avatar-a", BackgroundSpec.parse("#0044ff"), one_layer())
     try:
-        await comp.wait_first_frame(FIRST_FRAME)
-        # a frame whose avatar capture time we know, so we know its true alpha
-        frame = await viewer.until(
-            comp.identity,
-            lambda f: f.rgb.shape == (720, 1280, 3) and f.user_timestamp in avatar._capture_t,
-            timeout=60,
-        )
-        assert frame.rgb.shape == (720, 1280, 3)
-        alpha = avatar.scene.alpha(avatar.time_of(frame.user_timestamp))
-        bg, fg = region_masks(alpha, margin=12)
+        frame, bg, fg = await _known_frame(viewer, comp, avatar)
         assert bg.sum() > 100_000 and fg.sum() > 20_000
         bg_err = _mean_abs(frame.rgb, bg, BLUE)
         fg_err = _mean_abs(frame.rgb, fg, SKIN)
@@ -67,14 +76,7 @@ async def test_auto_mode_keys_the_green_screen_and_says_so(
         target, "avatar-auto", BackgroundSpec.parse("#0044ff"), one_layer(mode="auto")
     )
     try:
-        await comp.wait_first_frame(FIRST_FRAME)
-        frame = await viewer.until(
-            comp.identity,
-            lambda f: f.rgb.shape == (720, 1280, 3) and f.user_timestamp in avatar._capture_t,
-            timeout=60,
-        )
-        alpha = avatar.scene.alpha(avatar.time_of(frame.user_timestamp))
-        bg, fg = region_masks(alpha, margin=12)
+        frame, bg, fg = await _known_frame(viewer, comp, avatar)
         assert _mean_abs(frame.rgb, bg, BLUE) < 20
         assert _mean_abs(frame.rgb, fg, SKIN) < 25
         keyer = comp.metrics()["keyer"]
@@ -105,14 +107,7 @@ async def test_viewer_sees_image_background(
     avatar = await synthetic_avatar("avatar-img", flash=False, audio=False)
     comp = await Compositor.start(target, "avatar-img", f"image:{path}", one_layer())
     try:
-        await comp.wait_first_frame(FIRST_FRAME)
-        frame = await viewer.until(
-            comp.identity,
-            lambda f: f.rgb.shape == (720, 1280, 3) and f.user_timestamp in avatar._capture_t,
-            timeout=60,
-        )
-        alpha = avatar.scene.alpha(avatar.time_of(frame.user_timestamp))
-        bg, fg = region_masks(alpha, margin=12)
+        frame, bg, fg = await _known_frame(viewer, comp, avatar)
         bg_err = float(np.abs(frame.rgb[bg].astype(np.int16) - image[bg]).mean())
         assert bg_err < 20, f"background differs from the image by {bg_err:.1f} on average"
         assert _mean_abs(frame.rgb, fg, SKIN) < 25

@@ -9,7 +9,7 @@ import pytest
 
 from greenroom.avatars.local import AvatarRenderer
 from greenroom.backgrounds import BackgroundSpec, Scene
-from greenroom.keying import I420Frame
+from greenroom.keying import I420Frame, Keyer
 from greenroom.keying.auto import AutoKeyer
 from greenroom.keying.detect import STARTUP_FRAMES, ScreenDetector, detect_screen
 
@@ -117,6 +117,7 @@ def test_auto_keys_a_person_in_a_room_by_segmentation() -> None:
 
 def test_reset_starts_a_new_decision() -> None:
     keyer = AutoKeyer()
+    assert isinstance(keyer, Keyer)
     person = _person()
     bg = np.zeros_like(person)
     for _ in range(STARTUP_FRAMES):

@@ -206,9 +206,7 @@ class FrameLoop:
             )
             self._pack_scratch = scratch
         keyed, alpha, black = scratch
-        # both keyers (chroma, segment) fill alpha_out in the same pass; the Keyer
-        # protocol in keying/base.py does not name the argument
-        self.scene.keyer.composite_i420(  # type: ignore[call-arg]
+        self.scene.keyer.composite_i420(
             I420Frame.from_buffer(data, width, height), black, keyed, alpha_out=alpha
         )
         buf = bytearray(I420Frame.nbytes_for(*packed_size(width, height)))

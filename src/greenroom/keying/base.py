@@ -25,9 +25,14 @@ class Keyer(Protocol):
         ...
 
     def composite_i420(
-        self, frame: I420Frame, background: I420Frame, out: I420Frame | None = None
+        self,
+        frame: I420Frame,
+        background: I420Frame,
+        out: I420Frame | None = None,
+        alpha_out: np.ndarray | None = None,
     ) -> I420Frame:
-        """The same on I420 frames, without converting to RGB."""
+        """The same on I420 frames, without converting to RGB; ``alpha_out`` ((H, W) uint8)
+        receives the matte from the same pass."""
         ...
 
     def reset(self) -> None:
@@ -45,7 +50,13 @@ def check_pair_rgb(frame: np.ndarray, background: np.ndarray) -> None:
         )
 
 
-def check_pair_i420(frame: I420Frame, background: I420Frame, out: I420Frame | None) -> I420Frame:
+def check_pair_i420(
+    frame: I420Frame,
+    background: I420Frame,
+    out: I420Frame | None,
+    alpha_out: np.ndarray | None = None,
+) -> I420Frame:
+    """Checks a keyer's I420 arguments; returns ``out``, or a new frame when it is None."""
     if not isinstance(frame, I420Frame) or not isinstance(background, I420Frame):
         raise ValueError("frame and background must be I420Frame")
     if frame.size != background.size:
@@ -53,6 +64,10 @@ def check_pair_i420(frame: I420Frame, background: I420Frame, out: I420Frame | No
             f"background is {background.width}x{background.height} but the frame is "
             f"{frame.width}x{frame.height}; they must be the same size"
         )
+    if alpha_out is not None and (
+        alpha_out.shape != (frame.height, frame.width) or alpha_out.dtype != np.uint8
+    ):
+        raise ValueError(f"alpha_out must be ({frame.height}, {frame.width}) uint8")
     if out is None:
         return I420Frame.empty(frame.width, frame.height)
     if out.size != frame.size:

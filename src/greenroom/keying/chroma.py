@@ -438,11 +438,7 @@ class ChromaKeyer(RgbKeyerMethods):
             out: optional destination (may not alias ``frame``).
             alpha_out: optional (H, W) uint8 array that receives the matte.
         """
-        out = check_pair_i420(frame, background, out)
-        if alpha_out is not None and (
-            alpha_out.shape != (frame.height, frame.width) or alpha_out.dtype != np.uint8
-        ):
-            raise ValueError(f"alpha_out must be ({frame.height}, {frame.width}) uint8")
+        out = check_pair_i420(frame, background, out, alpha_out)
         self._run_i420(frame, background, out, alpha_out)
         return out
 

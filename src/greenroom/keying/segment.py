@@ -140,11 +140,7 @@ class SegmentationKeyer(RgbKeyerMethods):
         alpha_out: np.ndarray | None = None,
     ) -> I420Frame:
         """Key and composite without leaving I420 (see ``ChromaKeyer.composite_i420``)."""
-        out = check_pair_i420(frame, background, out)
-        if alpha_out is not None and (
-            alpha_out.shape != (frame.height, frame.width) or alpha_out.dtype != np.uint8
-        ):
-            raise ValueError(f"alpha_out must be ({frame.height}, {frame.width}) uint8")
+        out = check_pair_i420(frame, background, out, alpha_out)
         w, h = frame.size
         with self._lock:
             K.i420_to_model_input(frame.y, frame.u, frame.v, self._inp, self._lum)
