@@ -51,7 +51,7 @@ async def test_template_crud(db_client: httpx.AsyncClient) -> None:
     assert t["keying"] == {
         "mode": "chroma",
         "key_color": "#00ff00",
-        "clip_black": 0.06,
+        "clip_black": 0.0,
         "clip_white": 0.5,
         "choke": 0.0,
         "despill": 1.0,
@@ -150,3 +150,19 @@ async def test_invalid_templates_name_the_field(
     assert err["field"] == field
     assert message in err["message"]
     assert (await client.get("/v1/templates")).json()["templates"] == []
+
+
+@pytest.mark.unit
+def test_keying_defaults_are_the_keyers() -> None:
+    """A template that says nothing about keying gets the settings the keyer is tuned and
+    benchmarked with, not a second set of numbers."""
+    import dataclasses
+
+    from greenroom.api.schemas import KeyingSettings
+    from greenroom.keying import ChromaParams
+
+    api = KeyingSettings.model_validate({}).model_dump()
+    keyer = {f.name: f.default for f in dataclasses.fields(ChromaParams)}
+    shared = set(api) & set(keyer) - {"key_color"}  # "auto" here is None there
+    assert {"clip_black", "clip_white", "choke", "despill", "despill_luma", "temporal"} <= shared
+    assert {k: api[k] for k in shared} == {k: keyer[k] for k in shared}

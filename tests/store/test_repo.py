@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from greenroom.errors import Conflict, NotFound
 from greenroom.store import Repo, connect, migrate
@@ -172,3 +173,34 @@ def test_backgrounds(repo: Repo) -> None:
     assert repo.get_background(row.id).width == 4
     repo.delete_background(row.id)
     assert repo.list_backgrounds() == []
+
+
+@pytest.mark.unit
+def test_migration_gives_templates_with_the_old_clip_defaults_the_new_ones(tmp_path: Path) -> None:
+    """Templates stored with the first keyer's defaults (0.06 / 0.6) get the current
+    keyer's (0.0 / 0.85); a template whose user chose other clip points keeps them."""
+    engine = connect(f"sqlite:///{tmp_path / 'k.db'}")
+    migrate(engine, "0004")
+    old = {"mode": "chroma", "clip_black": 0.06, "clip_white": 0.6, "temporal": 0.5}
+    mine = {"mode": "chroma", "clip_black": 0.06, "clip_white": 0.7}
+    with engine.begin() as conn:
+        for tid, keying in (("tpl_old", old), ("tpl_mine", mine)):
+            conn.execute(
+                text(
+                    "INSERT INTO templates (id, name, provider, avatar_id, quality, background,"
+                    " keying, provider_options, idle_timeout, viewer_control, created_at,"
+                    " updated_at) VALUES (:id, :id, 'local', 'default', 'high', '#0044ff',"
+                    " :keying, '{}', 60, 1, '2026-12-06 00:00:00', '2026-12-06 00:00:00')"
+                ),
+                {"id": tid, "keying": json.dumps(keying)},
+            )
+    migrate(engine)
+    repo = Repo(engine)
+    assert repo.get_template("tpl_old").keying == {**old, "clip_black": 0.0, "clip_white": 0.85}
+    assert repo.get_template("tpl_mine").keying == mine
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+    assert Repo(engine).get_template("tpl_old").keying == old
+    engine.dispose()

@@ -61,11 +61,12 @@ class KeyingSettings(Strict):
     key_color: Annotated[str, Field(pattern=r"^(auto|#[0-9a-fA-F]{6})$")] = Field(
         "auto", description="`auto` finds the screen colour in the picture; or `#RRGGBB`."
     )
+    # the defaults are ChromaParams' (tests/api/test_templates.py holds them equal)
     clip_black: float = Field(
-        0.06, ge=0.0, le=0.9, description="Key value at or below which a pixel is pure screen."
+        0.0, ge=0.0, le=0.9, description="Key value at or below which a pixel is pure screen."
     )
     clip_white: float = Field(
-        0.6, ge=0.1, le=1.0, description="Key value at or above which a pixel is pure avatar."
+        0.85, ge=0.1, le=1.0, description="Key value at or above which a pixel is pure avatar."
     )
     choke: float = Field(
         0.0, ge=-0.5, le=0.5, description="Positive eats into the avatar's edge, negative grows it."

@@ -430,10 +430,12 @@ def fg_accumulate(u, v, su_p, sv_p, thr2, cell, step, sums, resid):
     """Foreground chroma per grid cell (cell in chroma samples), from confident samples,
     and the screen's residual noise against the plate.
 
-    Samples on a lattice of ``step``. A sample counts as foreground when it and its four neighbours two samples away are
-    further than sqrt(thr2) from the screen; it is weighted by that distance to the
-    fourth power, so a cell's estimate leans to its most solid pixels, not to its
-    blurred edge. sums[..., 0:2] add up weighted U, V (centred), sums[..., 2] the weights.
+    Samples on a lattice of ``step``. A sample counts as foreground when it and its four
+    neighbours two samples away are further than sqrt(thr2) from the screen; all count
+    alike, so a cell's estimate is its typical solid colour. (Weighting by the distance to
+    the fourth power leaned it to the most saturated pixels: every other solid pixel then
+    solved to a mix below 1, and the clip point had to be lowered to make it solid, which
+    pushed real mixes up too.) sums[..., 0:2] add up U, V (centred), sums[..., 2] counts.
     Samples within sqrt(thr2) of the screen add their distance to resid[0] and 1 to
     resid[1]: what the codec's blocks, noise and the plate's misfit leave on the screen.
     """
@@ -441,27 +443,23 @@ def fg_accumulate(u, v, su_p, sv_p, thr2, cell, step, sums, resid):
     for i in range(0, ch, step):
         for j in range(0, cw, step):
             ok = True
-            d2c = 0.0
             for ii, jj in ((i, j), (max(i - 2, 0), j), (min(i + 2, ch - 1), j),
                            (i, max(j - 2, 0)), (i, min(j + 2, cw - 1))):  # fmt: skip
                 du = np.float64(su_p[ii, jj]) - (np.float64(u[ii, jj]) - 128.0)
                 dv = np.float64(sv_p[ii, jj]) - (np.float64(v[ii, jj]) - 128.0)
                 d2 = du * du + dv * dv
-                if ii == i and jj == j:
-                    d2c = d2
-                    if d2 <= thr2:
-                        resid[0] += math.sqrt(d2)
-                        resid[1] += 1.0
+                if ii == i and jj == j and d2 <= thr2:
+                    resid[0] += math.sqrt(d2)
+                    resid[1] += 1.0
                 if d2 <= thr2:
                     ok = False
                     break
             if ok:
-                wt = d2c * d2c * 1e-6
                 gi = i // cell
                 gj = j // cell
-                sums[gi, gj, 0] += wt * (np.float64(u[i, j]) - 128.0)
-                sums[gi, gj, 1] += wt * (np.float64(v[i, j]) - 128.0)
-                sums[gi, gj, 2] += wt
+                sums[gi, gj, 0] += np.float64(u[i, j]) - 128.0
+                sums[gi, gj, 1] += np.float64(v[i, j]) - 128.0
+                sums[gi, gj, 2] += 1.0
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

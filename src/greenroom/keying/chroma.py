@@ -47,9 +47,10 @@ _Y_W601 = np.array([0.299, 0.587, 0.114])
 NOISE_CLIP = 3.0
 NOISE_MIN = 3.0
 #: A sample is clean screen when its chroma lies within SCREEN_RADIUS x |key chroma| of
-#: the key's; it is solid foreground (for the foreground plate) beyond FG_RADIUS x.
+#: the key's; it is solid foreground (for the foreground plate) beyond FG_RADIUS x, and
+#: the screen's noise is measured on the samples within FG_RADIUS x of the clean plate.
 SCREEN_RADIUS = 0.28
-FG_RADIUS = 0.2
+FG_RADIUS = 0.4
 #: A pixel SOLID_RADIUS x |key chroma| from the screen and OFF_LINE x |S - F| off the
 #: screen-foreground line is another solid colour than the plate's (a shirt beside skin).
 SOLID_RADIUS = 0.4
@@ -61,7 +62,7 @@ KNEE: float | None = None
 #: The RGB path keys per pixel where a 2x2 block's pull exceeds this share of the floor.
 WEAK_RGB = 0.75
 #: Foreground plate: the reach of its box filter (cells of ``K.FG_CELL`` chroma samples).
-FG_REACH = 2
+FG_REACH = 1
 #: Frames at the start of a stream (or after a size change) with both plates refreshed
 #: on every frame.
 WARMUP = 4
@@ -176,8 +177,16 @@ class _FgPlate:
         self.noise: float | None = None  # chroma noise of the screen around the plate
 
     def update(
-        self, u: np.ndarray, v: np.ndarray, su: np.ndarray, sv: np.ndarray, thr: float, step: int
+        self,
+        u: np.ndarray,
+        v: np.ndarray,
+        su: np.ndarray,
+        sv: np.ndarray,
+        thr: float,
+        step: int,
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Foreground samples lie beyond ``thr`` of the clean plate (chroma levels); the
+        screen's noise is measured on the samples within it."""
         self.sums.fill(0.0)
         self.resid.fill(0.0)
         K.fg_accumulate(u, v, su, sv, thr * thr, K.FG_CELL, step, self.sums, self.resid)
@@ -343,11 +352,21 @@ class ChromaKeyer(RgbKeyerMethods):
         su, sv = self._plate.get("u", "v")
         fg = self._fg
         assert fg is not None  # made with the clean plate above
+        # the foreground plate also measures the screen's noise: on a refresh, this frame's
+        # noise sets this frame's floor (a codec's first frames change it from one to the next)
+        if fg_due:
+            sigma = fg.noise if fg.noise is not None else self._plate.noise
+            fg.update(
+                frame.u,
+                frame.v,
+                su,
+                sv,
+                max(FG_RADIUS * kn, 2.0 * max(NOISE_CLIP * sigma, NOISE_MIN)),
+                self._step,
+            )
         sigma = fg.noise if fg.noise is not None else self._plate.noise
         self._sigma = sigma
         noise = max(NOISE_CLIP * sigma, NOISE_MIN)
-        if fg_due:
-            fg.update(frame.u, frame.v, su, sv, max(FG_RADIUS * kn, 2.0 * noise), self._step)
         fu, fv = fg.fu, fg.fv
         matte = K.Matte(
             su,

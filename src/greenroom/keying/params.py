@@ -75,7 +75,7 @@ class ChromaParams:
 
     key_color: tuple[int, int, int] | None = None
     clip_black: float = 0.0
-    clip_white: float = 0.75
+    clip_white: float = 0.85
     choke: float = 0.0
     despill: float = 1.0
     despill_luma: float = 1.0
