@@ -22,10 +22,9 @@ from greenroom.compositor import (
     RPC_RATE_LIMITED,
     RPC_SET_BACKGROUND,
     Compositor,
-    CompositorOptions,
 )
 
-from .conftest import FIRST_FRAME, Target, Viewer, ViewerFrame
+from .conftest import FIRST_FRAME, Target, Viewer, ViewerFrame, one_layer
 
 pytestmark = pytest.mark.livekit
 
@@ -33,12 +32,18 @@ BLUE = np.array([0, 68, 255])
 RED = np.array([255, 34, 0])
 
 
+def corner(f: ViewerFrame) -> np.ndarray:
+    """Mean colour of the top-left corner, 1/13 of the width and 1/7 of the height (100 x 100
+    at 1280x720), at any size a loaded machine's viewer gets: never covered by the disc."""
+    h, w = f.rgb.shape[:2]
+    return f.rgb[: h // 7, : w // 13].reshape(-1, 3).astype(float).mean(0)
+
+
 def corner_is(color: np.ndarray, tol: float = 25) -> callable:
-    """True when the top-left 100x100 corner (never covered by the disc) is ``color``."""
+    """True when the top-left corner (see ``corner``) is ``color``."""
 
     def check(f: ViewerFrame) -> bool:
-        patch = f.rgb[:100, :100].reshape(-1, 3).astype(float)
-        return float(np.abs(patch.mean(0) - color).max()) < tol
+        return float(np.abs(corner(f) - color).max()) < tol
 
     return check
 
@@ -48,7 +53,7 @@ async def test_rpc_switches_background_and_bad_payloads_leave_picture(
 ) -> None:
     await synthetic_avatar("avatar-rpc", flash=False, audio=False)
     # the viewer calls with a viewer token: this session lets viewers switch
-    options = CompositorOptions(stats_interval=0, viewer_control=True)
+    options = one_layer(viewer_control=True)
     comp = await Compositor.start(target, "avatar-rpc", BackgroundSpec.parse("#0044ff"), options)
     try:
         await comp.wait_first_frame(FIRST_FRAME)
@@ -97,7 +102,7 @@ async def test_rpc_switches_background_and_bad_payloads_leave_picture(
         # the picture is unaffected: still red, well after the rejected calls
         after = time.monotonic()
         frame = await viewer.frame(comp.identity, after=after + 0.5)
-        assert corner_is(RED)(frame), frame.rgb[:100, :100].reshape(-1, 3).mean(0)
+        assert corner_is(RED)(frame), (frame.rgb.shape, corner(frame))
         assert comp.background.color == "#ff2200"
     finally:
         await comp.aclose()
@@ -107,7 +112,7 @@ async def test_rpc_refuses_viewer_tokens_floods_and_oversized_payloads(
     target: Target, viewer: Viewer, synthetic_avatar
 ) -> None:
     avatar = await synthetic_avatar("avatar-lim", flash=False, audio=False)
-    options = CompositorOptions(stats_interval=0, rpc_rate=(2, 600.0), rpc_max_payload=1024)
+    options = one_layer(rpc_rate=(2, 600.0), rpc_max_payload=1024)
     comp = await Compositor.start(target, "avatar-lim", "#0044ff", options)
     try:
         await comp.wait_first_frame(FIRST_FRAME)
@@ -144,7 +149,7 @@ async def test_rpc_refuses_viewer_tokens_floods_and_oversized_payloads(
         assert "at most 2 per 600 s" in err.value.message, err.value.message
 
         frame = await viewer.frame(comp.identity, after=time.monotonic() + 0.5)
-        assert corner_is(RED)(frame), frame.rgb[:100, :100].reshape(-1, 3).mean(0)
+        assert corner_is(RED)(frame), (frame.rgb.shape, corner(frame))
         assert comp.background.color == "#ff2200"
     finally:
         await comp.aclose()
@@ -152,9 +157,7 @@ async def test_rpc_refuses_viewer_tokens_floods_and_oversized_payloads(
 
 async def test_python_method_is_the_same_door(target: Target, viewer: Viewer, synthetic_avatar):
     await synthetic_avatar("avatar-py", flash=False, audio=False)
-    comp = await Compositor.start(
-        target, "avatar-py", "#0044ff", CompositorOptions(stats_interval=0)
-    )
+    comp = await Compositor.start(target, "avatar-py", "#0044ff", one_layer())
     try:
         await comp.wait_first_frame(FIRST_FRAME)
         spec = await comp.set_background({"kind": "color", "color": "#ff2200"}, transition=0)
