@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -59,7 +58,7 @@ from livekit import rtc
 
 from _frames import BACKGROUND, shows_avatar
 from greenroom.compositor.options import TRACK_NAME
-from greenroom.livekit_server import LiveKitServer, free_port
+from greenroom.livekit_server import LiveKitServer, dies_with_parent, free_port
 
 KEY = "bench-key"
 MODES = ("inprocess", "dispatch")
@@ -74,12 +73,6 @@ GREENROOM = [sys.executable, "-c", "from greenroom.cli import main; main()"]
 # ---------------------------------------------------------------- child processes
 
 
-def _die_with_parent() -> None:
-    """In the child: SIGTERM it if this bench process dies (even by SIGKILL)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 class Child:
     """A ``greenroom`` command in its own process group, its output in a log file."""
 
@@ -87,13 +80,12 @@ class Child:
         self.log = log
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
-                [*GREENROOM, *argv],
+                dies_with_parent([*GREENROOM, *argv], "TERM"),
                 env={**os.environ, **env},
                 cwd=cwd,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         self.ps = psutil.Process(self.proc.pid)
 

@@ -16,7 +16,6 @@ node through Redis (see ``docs/deploy.md``).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -41,7 +40,6 @@ LIVEKIT_MODULE = "github.com/livekit/livekit-server/cmd/server"
 DEFAULT_PORT = 7880
 DEV_API_KEY = "devkey"
 DEV_API_SECRET = "secret"
-PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
 PORT_TRIES = 3  # starts on fresh RTC ports when one was taken meanwhile
 
 INSTALL_HELP = (
@@ -125,15 +123,23 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise RuntimeError("no free port found")
 
 
-def die_with_parent() -> None:
-    """In the child before exec: ask Linux to kill it when the parent dies, even by SIGKILL.
+def dies_with_parent(argv: list[str], sig: str = "KILL") -> list[str]:
+    """``argv`` run so that Linux sends it ``sig`` when the process starting it dies, even
+    by SIGKILL: under util-linux's ``setpriv --pdeathsig``, which sets it and then execs
+    ``argv`` (same pid). Without ``setpriv`` (not Linux) ``argv`` is returned as it is.
 
-    Without this a killed test run or demo leaves a LiveKit server holding its ports. SIGKILL,
-    not SIGTERM: LiveKit's graceful drain can take many seconds, and nobody waits for it.
+    Without this a killed test run or demo leaves a LiveKit server holding its ports. KILL,
+    not TERM: LiveKit's graceful drain can take many seconds, and nobody waits for it.
+
+    Not a ``preexec_fn``: that runs Python in the forked child of a process with many
+    threads (the LiveKit SDK's, asyncio's), and its ``ctypes`` lookup of ``prctl`` took the
+    dynamic loader's lock, which another thread could hold at the fork: a loaded test run
+    hung 300 s in ``Popen`` that way, the child never reaching exec.
     """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or not sys.platform.startswith("linux"):
+        return list(argv)
+    return [setpriv, f"--pdeathsig={sig}", "--", *argv]
 
 
 # How long LiveKit keeps a room it created on a join with nobody but agents in it: a room
@@ -312,12 +318,11 @@ class LiveKitServer:
         log_path = log_path or workdir / "livekit.log"
         log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the child process
         proc = subprocess.Popen(
-            [str(binary), "--config", str(config)],
+            dies_with_parent([str(binary), "--config", str(config)]),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, not the server directly
-            preexec_fn=die_with_parent,
         )
         log_file.close()
         return cls(
