@@ -25,6 +25,9 @@ for i in $(seq 1 "$runs"); do
     rc=$?
     mins=$(( ($(date +%s) - start) / 60 ))
     tail_line=$(grep -E '^=+ .*(passed|failed).* in ' "$out/run-$i.log" | tail -1)
+    if [[ -z $tail_line ]] && grep -q '^+\++ Timeout +\++$' "$out/run-$i.log"; then
+        tail_line="stopped by pytest-timeout (a test hung; its stacks are in run-$i.log)"
+    fi
     line="run $i of $runs (commit $commit, burner $load): exit $rc after ${mins} min: $tail_line"
     echo "$line" | tee -a "$out/summary.txt"
     [[ $rc -eq 0 ]] || failed=$((failed + 1))
