@@ -47,7 +47,6 @@ class AutoKeyer:
         self.chroma = ChromaKeyer(chroma)
         self._segment: Any = None
         self._segment_options = dict(segment_options or {})
-        self._interval = interval
         self.detector = ScreenDetector(interval=interval)
 
     # ------------------------------------------------------------------ state
@@ -80,7 +79,7 @@ class AutoKeyer:
         self.chroma.reset()
         if self._segment is not None:
             self._segment.reset()
-        self.detector = ScreenDetector(interval=self._interval)
+        self.detector = ScreenDetector(interval=self.detector.interval)
 
     # ---------------------------------------------------------------- keying
     def _keyer(self, frame: np.ndarray | I420Frame) -> Any:

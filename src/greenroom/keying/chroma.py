@@ -177,13 +177,7 @@ class _FgPlate:
         self.noise: float | None = None  # chroma noise of the screen around the plate
 
     def update(
-        self,
-        u: np.ndarray,
-        v: np.ndarray,
-        su: np.ndarray,
-        sv: np.ndarray,
-        thr: float,
-        step: int,
+        self, u: np.ndarray, v: np.ndarray, su: np.ndarray, sv: np.ndarray, thr: float, step: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Foreground samples lie beyond ``thr`` of the clean plate (chroma levels); the
         screen's noise is measured on the samples within it."""
@@ -259,6 +253,13 @@ class ChromaKeyer(RgbKeyerMethods):
         self._bufs: dict[str, np.ndarray] = {}
 
     # ---------------------------------------------------------------- internals
+    def _noise_floor(self, fg: _FgPlate) -> tuple[float, float]:
+        """(the screen's chroma noise sigma, the floor alpha stays 0 under), in chroma
+        levels: the foreground plate's measure, the clean plate's before it has one."""
+        assert self._plate is not None
+        sigma = fg.noise if fg.noise is not None else self._plate.noise
+        return sigma, max(NOISE_CLIP * sigma, NOISE_MIN)
+
     def _clean_plate(self) -> _Plate:
         """The clean plate, once the matte step of this frame has made it."""
         assert self._plate is not None, "the matte step makes the plate first"
@@ -355,18 +356,9 @@ class ChromaKeyer(RgbKeyerMethods):
         # the foreground plate also measures the screen's noise: on a refresh, this frame's
         # noise sets this frame's floor (a codec's first frames change it from one to the next)
         if fg_due:
-            sigma = fg.noise if fg.noise is not None else self._plate.noise
-            fg.update(
-                frame.u,
-                frame.v,
-                su,
-                sv,
-                max(FG_RADIUS * kn, 2.0 * max(NOISE_CLIP * sigma, NOISE_MIN)),
-                self._step,
-            )
-        sigma = fg.noise if fg.noise is not None else self._plate.noise
-        self._sigma = sigma
-        noise = max(NOISE_CLIP * sigma, NOISE_MIN)
+            thr = max(FG_RADIUS * kn, 2.0 * self._noise_floor(fg)[1])
+            fg.update(frame.u, frame.v, su, sv, thr, self._step)
+        self._sigma, noise = self._noise_floor(fg)
         fu, fv = fg.fu, fg.fv
         matte = K.Matte(
             su,

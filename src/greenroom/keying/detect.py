@@ -78,18 +78,19 @@ def _samples(frame: np.ndarray | I420Frame) -> np.ndarray:
     return frame[::step, ::step].astype(np.float32)
 
 
-def is_blank(samples: np.ndarray) -> bool:
-    """One flat colour (no picture to judge): luma spread under :data:`BLANK_SPREAD`."""
-    luma = samples @ np.array([0.299, 0.587, 0.114], np.float32)
-    return bool(luma.std() < BLANK_SPREAD)
+def _luma(samples: np.ndarray) -> np.ndarray:
+    """BT.601 luma of an RGB sample grid."""
+    luma: np.ndarray = samples @ np.array([0.299, 0.587, 0.114], np.float32)
+    return luma
 
 
 def detect_screen(frame: np.ndarray | I420Frame, threshold: float = 0.5) -> ScreenDecision:
     """Decide chroma (``score >= threshold``) or segmentation for one frame."""
-    return _decide(_samples(frame), threshold)
+    s = _samples(frame)
+    return _decide(s, _luma(s), threshold)
 
 
-def _decide(s: np.ndarray, threshold: float) -> ScreenDecision:
+def _decide(s: np.ndarray, luma: np.ndarray, threshold: float) -> ScreenDecision:
     h, w = s.shape[:2]
     best = None
     for p in (1, 2):  # green, blue screens
@@ -112,7 +113,6 @@ def _decide(s: np.ndarray, threshold: float) -> ScreenDecision:
     ring[:r] = ring[-r:] = True
     ring[:, :r] = ring[:, -r:] = True
     border = float(member[ring].mean())
-    luma = s @ np.array([0.299, 0.587, 0.114], np.float32)
     pairs = member[:, 1:] & member[:, :-1]
     steps = np.abs(luma[:, 1:] - luma[:, :-1])[pairs]
     pairs_v = member[1:] & member[:-1]
@@ -170,9 +170,10 @@ class ScreenDetector:
         if not starting and (self._n - 1) % self.interval:
             return self.decision
         samples = _samples(frame)
-        if is_blank(samples):
+        luma = _luma(samples)
+        if luma.std() < BLANK_SPREAD:  # one flat colour: no picture to judge
             return self.decision
-        d = _decide(samples, self.threshold)
+        d = _decide(samples, luma, self.threshold)
         self._seen += 1
         if starting:  # the plain mean of the first frames, no hysteresis yet
             prev = None
