@@ -90,14 +90,11 @@ class Primary(NamedTuple):
 
 
 class Clip(NamedTuple):
-    """Raw key -> alpha: ``lo`` maps to 0 and 1 to 1 (slope ``inv_rng`` = 1 / (1 - lo)),
-    so mixes keep their linear alpha; above ``knee`` the slope becomes ``knee_gain`` so
-    that the clip point of alpha 1 is reached (a shaded or spill-lit avatar is solid)."""
+    """Raw key -> alpha: ``lo`` (the black clip point) maps to 0, and the slope is
+    ``inv_rng`` = 1 / (white - black), so the white clip point maps to 1."""
 
     lo: Real
     inv_rng: Real
-    knee: Real
-    knee_gain: Real
 
 
 class Temporal(NamedTuple):
@@ -175,11 +172,8 @@ def _clamp01(x):
 @njit(cache=True, nogil=True, inline="always")
 def _clip(a, clip):
     """Raw key -> alpha in [0, 1] (see ``Clip``)."""
-    lo, inv_rng, knee, knee_gain = clip
-    a = (a - lo) * inv_rng
-    if a > knee:
-        a = knee + (a - knee) * knee_gain
-    return min(max(a, 0.0), 1.0)
+    lo, inv_rng = clip
+    return min(max((a - lo) * inv_rng, 0.0), 1.0)
 
 
 @njit(cache=True, nogil=True, inline="always")

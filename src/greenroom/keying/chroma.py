@@ -57,8 +57,11 @@ SOLID_RADIUS = 0.4
 OFF_LINE = 0.35
 #: The least screen-to-foreground chroma distance the key divides by (x |key chroma|).
 MIN_CONTRAST = 0.12
-#: Alpha follows the raw key linearly up to KNEE x the clip point, then rises faster.
-KNEE: float | None = None
+#: The clip points move in by this many times the screen's chroma noise (as a share of
+#: |key chroma|): a noisy or compressed stream blurs hard edges into ramps as wide as its
+#: noise, and most edges are hard, so its ramps are steepened; clean footage keeps its own.
+NOISE_BLACK = 1.0
+NOISE_WHITE = 2.0
 #: The RGB path keys per pixel where a 2x2 block's pull exceeds this share of the floor.
 WEAK_RGB = 0.75
 #: Foreground plate: the reach of its box filter (cells of ``K.FG_CELL`` chroma samples).
@@ -277,19 +280,20 @@ class ChromaKeyer(RgbKeyerMethods):
             b = self._bufs[name] = np.empty(shape, dtype)
         return b
 
-    def _clip(self) -> K.Clip:
-        """Raw key -> alpha: linear from ``clip_black`` up to the knee, then steeper so
-        that ``clip_white`` is solid (``choke`` shifts both)."""
+    def _clip_points(self) -> tuple[float, float]:
+        """(black, white) clip points of this frame: the settings (``choke`` shifts both),
+        moved in by the screen's measured noise (``NOISE_BLACK``, ``NOISE_WHITE``)."""
         p = self._params
-        lo = p.clip_black + p.choke
-        hi = min(p.clip_white + p.choke, 1.0)
-        if KNEE is None:
-            return K.Clip(float(lo), 1.0 / (hi - lo), 1.0, 1.0)
-        inv = 1.0 / (1.0 - lo)
-        top = (hi - lo) * inv  # where the linear part would reach ``hi``
-        knee = KNEE * top
-        gain = (1.0 - knee) / max(top - knee, 1e-3)
-        return K.Clip(float(lo), float(inv), float(knee), float(gain))
+        key, _prim, _q = self._key()
+        rel = self._sigma / max(float(np.hypot(*_chroma(key))), 1.0)
+        lo = max(p.clip_black + p.choke, NOISE_BLACK * rel)
+        hi = min(p.clip_white + p.choke, 1.0) - NOISE_WHITE * rel
+        return lo, max(hi, lo + 0.05)
+
+    def _clip(self) -> K.Clip:
+        """Raw key -> alpha: linear from the black clip point to the white."""
+        lo, hi = self._clip_points()
+        return K.Clip(float(lo), 1.0 / (hi - lo))
 
     def _prev_buf(self, kind: str, shape: tuple[int, int], dtype: Any) -> tuple[np.ndarray, bool]:
         """Last frame's alpha for the temporal filter, and whether it may be read."""
@@ -373,7 +377,7 @@ class ChromaKeyer(RgbKeyerMethods):
         )
         a_lo = self._buf("a_lo", (ch, cw), np.float32)
         cat = self._buf("cat", (ch, cw), np.uint8)
-        full = min(p.clip_white + p.choke, 1.0)
+        full = self._clip_points()[1]
         K.key_lowres(frame.u, frame.v, matte, weak, full, temporal, a_lo, cat)
         K.despeckle(cat, a_lo)
         return matte, a_lo, cat
