@@ -509,6 +509,47 @@ def dilate_same(src, tmp, dst):
             dst[i, j] = c if (tmp[im, j] == c) & (tmp[ip, j] == c) else two
 
 
+@njit(cache=True, nogil=True)
+def screen_stays_screen(cat, a_lo, y, screen_y, strong, luma_tol, blk):
+    """4:2:0 bleed: screen samples (``cat`` 0) beside a sample keyed at least ``strong``
+    (8-neighbourhood) whose four luma pixels are all within ``luma_tol`` of the clean
+    plate's become screen runs (``blk`` 0). Their 2x2 block's colour and every pixel's
+    brightness are the screen's, and the edge model would otherwise carry the neighbour's
+    alpha into them along every hard edge. Faint detail away from solid avatar (hair wisps,
+    whose chroma is under the noise) keeps the edge model, and so does a pixel whose
+    brightness is not the screen's (a strand too thin to move the block's chroma)."""
+    h, w = y.shape
+    ch, cw = cat.shape
+    for i in range(ch):
+        ya = 2 * i
+        yb = min(ya + 1, h - 1)
+        im = max(i - 1, 0)
+        ip = min(i + 1, ch - 1)
+        for j in range(cw):
+            if cat[i, j] != 0 or blk[i, j] == 0:
+                continue
+            jm = max(j - 1, 0)
+            jp = min(j + 1, cw - 1)
+            near = False
+            for ii in (im, i, ip):
+                for jj in (jm, j, jp):
+                    if a_lo[ii, jj] >= strong:
+                        near = True
+            if not near:
+                continue
+            sy = screen_y[i, j]
+            xa = 2 * j
+            xb = min(xa + 1, w - 1)
+            d = max(
+                abs(np.float32(y[ya, xa]) - sy),
+                abs(np.float32(y[ya, xb]) - sy),
+                abs(np.float32(y[yb, xa]) - sy),
+                abs(np.float32(y[yb, xb]) - sy),
+            )
+            if d < luma_tol:
+                blk[i, j] = 0
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def guided_coeffs(y, alpha, eps, kind, ca, cb, ylo):
     """Local linear model alpha ~ ca * Y + cb over 3x3 chroma windows (a guided filter).

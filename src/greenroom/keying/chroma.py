@@ -64,6 +64,11 @@ NOISE_BLACK = 1.0
 NOISE_WHITE = 2.0
 #: The RGB path keys per pixel where a 2x2 block's pull exceeds this share of the floor.
 WEAK_RGB = 0.75
+#: I420: a screen sample (its own key 0) beside one keyed at least BLEED_NEIGHBOUR solid,
+#: whose four luma pixels are within SCREEN_LUMA_TOL levels of the clean plate's, is all
+#: screen (see ``K.screen_stays_screen``).
+BLEED_NEIGHBOUR = 0.3
+SCREEN_LUMA_TOL = 8.0
 #: Foreground plate: the reach of its box filter (cells of ``K.FG_CELL`` chroma samples).
 FG_REACH = 1
 #: Frames at the start of a stream (or after a size change) with both plates refreshed
@@ -494,6 +499,16 @@ class ChromaKeyer(RgbKeyerMethods):
                 frame.y, a_lo, p.edge_eps, kind, ca, cb, self._buf("ylo", (ch, cw), np.float32)
             )
             K.dilate_same(kind, tmp, blk)
+            (sy,) = self._clean_plate().get("y")
+            K.screen_stays_screen(
+                cat,
+                a_lo,
+                frame.y,
+                sy,
+                np.float32(BLEED_NEIGHBOUR),
+                np.float32(SCREEN_LUMA_TOL),
+                blk,
+            )
             # despill moves chroma along -(key primary) and puts back part of the luma
             despill = K.YuvDespill(
                 float(p.despill),
@@ -501,7 +516,6 @@ class ChromaKeyer(RgbKeyerMethods):
                 float(-_V_W[prim]),
                 float(-_Y_W[prim] * (1.0 - p.despill_luma)),
             )
-            (sy,) = self._clean_plate().get("y")
             args = (
                 planes,
                 bg.planes,
