@@ -525,8 +525,13 @@ def screen_stays_screen(cat, a_lo, y, screen_y, strong, luma_tol, blk):
         yb = min(ya + 1, h - 1)
         im = max(i - 1, 0)
         ip = min(i + 1, ch - 1)
-        for j in range(cw):
-            if cat[i, j] != 0 or blk[i, j] == 0:
+        row = blk[i]
+        j = -1
+        while True:  # only the edge samples (blk 2)
+            j = _next_edge(row, j + 1)
+            if j >= cw:
+                break
+            if cat[i, j] != 0:
                 continue
             jm = max(j - 1, 0)
             jp = min(j + 1, cw - 1)
