@@ -19,7 +19,8 @@ Layout (three processes, so CPU is attributed honestly):
     the compositors are measured almost alone. One viewer watches all N composited tracks;
 - the A/V probe: one synthetic avatar (capture timestamps in frame metadata, a white
   flash + a 1 kHz beep once a second) and a viewer in the child process, measuring
-  capture -> viewer latency and the audio/video offset the viewer gets.
+  capture -> viewer latency and the audio/video offset the viewer gets, on the
+  compositor's tracks and, as the anchor, on the avatar's own tracks at the same viewer.
 
 Per N it reports: compositor added latency p50/p95 (avatar frame received -> composited
 frame handed to the encoder), output fps, dropped frames, compositor CPU per session,
@@ -216,16 +217,17 @@ async def run_probe(args: argparse.Namespace) -> None:
     await avatar.start(args.url, args.key, args.secret, room_name, "avatar-probe")
     viewer = rtc.Room()
     e2e: list[float] = []
-    flashes: list[float] = []
-    beeps: list[float] = []
+    # per source: "comp" (the compositor's tracks) and "raw" (the avatar's own, the anchor)
+    flashes: dict[str, list[float]] = {"comp": [], "raw": []}
+    beeps: dict[str, list[float]] = {"comp": [], "raw": []}
     tasks: list[asyncio.Task[None]] = []
 
-    async def video(track: rtc.Track) -> None:
+    async def video(track: rtc.Track, source: str) -> None:
         was_bright = False
         async for ev in rtc.VideoStream(track, capacity=1, format=rtc.VideoBufferType.I420):
             now = time.monotonic()
             meta = ev.metadata
-            if meta is not None and meta.user_timestamp:
+            if source == "comp" and meta is not None and meta.user_timestamp:
                 e2e.append(time.time_ns() / 1e6 - meta.user_timestamp / 1e3)
             f = ev.frame
             y = np.frombuffer(f.data, np.uint8)[: f.width * f.height].reshape(f.height, f.width)
@@ -238,10 +240,10 @@ async def run_probe(args: argparse.Namespace) -> None:
                 > 200
             )
             if bright and not was_bright:
-                flashes.append(now)
+                flashes[source].append(now)
             was_bright = bright
 
-    async def audio(track: rtc.Track) -> None:
+    async def audio(track: rtc.Track, source: str) -> None:
         loud_before = False
         async for ev in rtc.AudioStream(
             track, sample_rate=48_000, num_channels=1, frame_size_ms=10
@@ -252,22 +254,23 @@ async def run_probe(args: argparse.Namespace) -> None:
             if loud and not loud_before:
                 # onset within this 10 ms frame: back-date to the first loud sample
                 first = int(np.argmax(np.abs(s.astype(np.int32)) > 4000))
-                beeps.append(now - (len(s) - first) / 48_000)
+                beeps[source].append(now - (len(s) - first) / 48_000)
             loud_before = loud
+
+    def source_of(p: rtc.RemoteParticipant) -> str:
+        return "comp" if p.attributes.get(ATTR_ROLE) == ROLE_COMPOSITOR else "raw"
 
     @viewer.on("track_published")
     def _pub(pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant) -> None:
-        if p.attributes.get(ATTR_ROLE) == ROLE_COMPOSITOR and (
-            pub.name == TRACK_NAME or pub.kind == rtc.TrackKind.KIND_AUDIO
-        ):
+        if source_of(p) == "raw" or pub.name == TRACK_NAME or pub.kind == rtc.TrackKind.KIND_AUDIO:
             pub.set_subscribed(True)
             if pub.kind == rtc.TrackKind.KIND_VIDEO and pub.simulcasted:
                 pub.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_HIGH)
 
     @viewer.on("track_subscribed")
-    def _sub(track: rtc.Track, *_: object) -> None:
+    def _sub(track: rtc.Track, _pub: object, p: rtc.RemoteParticipant) -> None:
         fn = video if track.kind == rtc.TrackKind.KIND_VIDEO else audio
-        tasks.append(asyncio.create_task(fn(track)))
+        tasks.append(asyncio.create_task(fn(track, source_of(p))))
 
     token = viewer_token(args.key, args.secret, room=room_name, identity="probe-viewer")
     await viewer.connect(args.url, token, rtc.RoomOptions(auto_subscribe=False))
@@ -276,12 +279,14 @@ async def run_probe(args: argparse.Namespace) -> None:
             _pub(pub, p)
     print("READY", flush=True)
     await asyncio.sleep(args.seconds)
-    offsets = []
-    for fl in flashes:
-        near = [b for b in beeps if abs(b - fl) < 0.5]
-        if near:
-            b = min(near, key=lambda b: abs(b - fl))
-            offsets.append((fl - b) * 1000)  # positive: audio arrives before the picture
+    offsets: dict[str, list[float]] = {}
+    for source in ("comp", "raw"):
+        offsets[source] = []
+        for fl in flashes[source]:
+            near = [b for b in beeps[source] if abs(b - fl) < 0.5]
+            if near:
+                b = min(near, key=lambda b: abs(b - fl))
+                offsets[source].append((fl - b) * 1000)  # positive: audio before the picture
     skip = len(e2e) // 5  # ignore the first fifth (subscription warm-up)
     lat = sorted(e2e[skip:])
     print(
@@ -291,9 +296,10 @@ async def run_probe(args: argparse.Namespace) -> None:
                 "e2e_ms_p50": _p(lat, 50),
                 "e2e_ms_p95": _p(lat, 95),
                 "frames": len(e2e),
-                "av_offsets_ms": [round(o, 1) for o in offsets],
-                "flashes": len(flashes),
-                "beeps": len(beeps),
+                "av_offsets_ms": [round(o, 1) for o in offsets["comp"]],
+                "raw_av_offsets_ms": [round(o, 1) for o in offsets["raw"]],
+                "flashes": len(flashes["comp"]),
+                "beeps": len(beeps["comp"]),
             }
         ),
         flush=True,
@@ -571,6 +577,10 @@ async def run_av_probe(server, seconds: float) -> dict:
             "compositor_audio_offset_ms": m["audio_offset_ms"],
             "av_offset_ms_median": round(statistics.median(offs), 1) if offs else None,
             "av_offset_ms_range": [min(offs), max(offs)] if offs else None,
+            # the anchor: the avatar's own tracks at the same viewer, same run
+            "raw_av_offset_ms_median": (
+                round(statistics.median(raw), 1) if (raw := result["raw_av_offsets_ms"]) else None
+            ),
         }
     )
     return result
