@@ -1001,22 +1001,27 @@ def chroma_rgb_par(
 
 
 @njit(cache=True, nogil=True)
-def plate_accumulate(frame, ystep, cell, step, ku, kv, r2, sums):
+def plate_accumulate(frame, ystep, cell, step, ref_u, ref_v, r2, visit, sums):
     """Sum Y/U/V of confident screen samples per grid cell (cell in chroma samples), on a
-    lattice of ``step``.
+    lattice of ``step``, in the cells where ``visit`` is set.
 
     ``frame`` (Planes): luma is read at ``ystep`` times the chroma position (2 for a
     full-size Y plane, 1 for luma at chroma resolution). A sample counts when its centred
-    chroma and that of its four neighbours two samples away lie within sqrt(r2) of the
-    key's (ku, kv), so edges, spill and near-key clothes stay out. sums[..., 3] counts;
-    sums[..., 4:6] add up the chroma offset along the key direction and its square
-    (for the noise level).
+    chroma and that of its four neighbours two samples away lie within sqrt(r2) of its
+    cell's reference (``ref_u``, ``ref_v``: the key's chroma, or the screen found nearby),
+    so edges, spill and near-key clothes stay out. sums[..., 3] counts; sums[..., 4:6] add
+    up the chroma offset along the reference direction and its square (for the noise level).
     """
     y, u, v = frame
     ch, cw = u.shape
-    kn = math.sqrt(ku * ku + kv * kv) + 1e-9
     for i in range(0, ch, step):
+        gi = i // cell
         for j in range(0, cw, step):
+            gj = j // cell
+            if visit[gi, gj] == 0:
+                continue
+            ku = ref_u[gi, gj]
+            kv = ref_v[gi, gj]
             ok = True
             for ii, jj in ((i, j), (max(i - 2, 0), j), (min(i + 2, ch - 1), j),
                            (i, max(j - 2, 0)), (i, min(j + 2, cw - 1))):  # fmt: skip
@@ -1026,8 +1031,7 @@ def plate_accumulate(frame, ystep, cell, step, ku, kv, r2, sums):
                     ok = False
                     break
             if ok:
-                gi = i // cell
-                gj = j // cell
+                kn = math.sqrt(ku * ku + kv * kv) + 1e-9
                 d0 = (
                     (np.float64(u[i, j]) - 128.0 - ku) * ku
                     + (np.float64(v[i, j]) - 128.0 - kv) * kv

@@ -74,6 +74,9 @@ FG_REACH = 1
 #: Frames at the start of a stream (or after a size change) with both plates refreshed
 #: on every frame.
 WARMUP = 4
+#: Clean plate, second look: in cells without screen near the key, samples within
+#: PLATE_GROW x SCREEN_RADIUS of the screen found around them count as screen.
+PLATE_GROW = 0.5
 
 
 def detect_key_color(rgb_samples: np.ndarray) -> tuple[int, int, int] | None:
@@ -131,6 +134,16 @@ class _Plate:
             var = sums[many, 5] / n - (sums[many, 4] / n) ** 2
             noise = float(np.sqrt(max(float(np.median(var)), 0.0)))
             self.noise = noise if self.grid is None else 0.5 * (self.noise + noise)
+        grid = self.filled(sums, fallback)
+        if self.grid is not None:
+            grid = self.grid + 0.5 * (grid - self.grid)
+        self.grid = grid
+        self.version += 1
+
+    def filled(self, sums: np.ndarray, fallback: tuple[int, int, int]) -> np.ndarray:
+        """(gh, gw, 3) RGB screen colour per cell from the sums; cells with fewer than 3
+        samples take their neighbours' (``fallback`` when no cell has any)."""
+        counts = sums[..., 3]
         valid = (counts >= 3).astype(np.uint8)
         grid = np.zeros((self.gh, self.gw, 3))
         ok = counts > 0
@@ -141,10 +154,32 @@ class _Plate:
             [yy + _RGB_FROM_UV[i, 0] * uu + _RGB_FROM_UV[i, 1] * vv for i in range(3)], -1
         )
         K.plate_fill(grid, valid, np.asarray(fallback, np.float64))
-        if self.grid is not None:
-            grid = self.grid + 0.5 * (grid - self.grid)
-        self.grid = grid
-        self.version += 1
+        return grid
+
+    def accumulate(
+        self, frame: K.Planes, ystep: int, step: int, key: tuple[int, int, int], radius: float
+    ) -> np.ndarray:
+        """Sums of confident screen samples per cell: first near the key colour, then, in
+        the cells that found none, near the screen found around them (at half the radius,
+        so a near-key shirt beside the screen stays out). A screen that drifts from the
+        key (a codec's shifted block column on a key frame, a dark corner) is still screen
+        where it joins the screen next to it."""
+        sums = np.zeros((self.gh, self.gw, 6))
+        ku, kv = _chroma(key)
+        shape = (self.gh, self.gw)
+        r2 = radius * radius
+        K.plate_accumulate(
+            frame, ystep, self.cell // 2, step, np.full(shape, ku), np.full(shape, kv), r2,
+            np.ones(shape, np.uint8), sums,
+        )  # fmt: skip
+        empty = sums[..., 3] < 3
+        if empty.any() and not empty.all():
+            near = self.filled(sums, key)
+            K.plate_accumulate(
+                frame, ystep, self.cell // 2, step, near @ _U_W, near @ _V_W, r2 * PLATE_GROW**2,
+                empty.astype(np.uint8), sums,
+            )  # fmt: skip
+        return sums
 
     def get(self, *names: str) -> list[np.ndarray]:
         """Planes at chroma resolution: 'r', 'g', 'b', 'y' and centred 'u', 'v'."""
@@ -350,11 +385,7 @@ class ChromaKeyer(RgbKeyerMethods):
                 ku, kv = _chroma(key)
                 kn = float(np.hypot(ku, kv))
             plate = self._plate
-            sums = np.zeros((plate.gh, plate.gw, 6))
-            K.plate_accumulate(
-                frame, ystep, p.plate_cell // 2, self._step, ku, kv, (SCREEN_RADIUS * kn) ** 2, sums
-            )
-            plate.update(sums, key)
+            plate.update(plate.accumulate(frame, ystep, self._step, key, SCREEN_RADIUS * kn), key)
         # the foreground plate is refreshed on the frames between clean-plate refreshes
         # (every frame at plate_interval 1), so no frame pays for both
         fg_due = warm or self._frames % p.plate_interval == p.plate_interval // 2
