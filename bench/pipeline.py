@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,6 +48,8 @@ import numpy as np
 
 W, H, FPS = 1280, 720, 30
 BACKGROUND = "#0044ff"
+#: picture quality: every QUALITY_EVERY-th composited frame (by frame id) is compared
+QUALITY_EVERY = 15
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -110,6 +113,8 @@ async def run_avatars(args: argparse.Namespace) -> None:
     w0 = time.monotonic()
     await _wait_stdin("STOP")  # ...and ends
     wall = time.monotonic() - w0
+    for v in viewers:
+        v.recording = False
     cpu = (time.process_time() - t0) / wall * 100
     skipped = sum(a.video_stats.skipped for a in avatars)
     frames = sum(a.video_stats.frames for a in avatars)
@@ -144,11 +149,15 @@ class BenchViewer:
     compositor's receive of the avatar frame (its ``user_timestamp`` when the avatar sends
     none) -> this viewer's receive."""
 
-    def __init__(self, tracks: int) -> None:
+    def __init__(self, tracks: int, frames_dir: str | None = None) -> None:
         from livekit import rtc
 
         self.room = rtc.Room()
         self.tracks = tracks
+        # received luma planes of every QUALITY_EVERY-th frame (by frame id), for the
+        # parent's picture-quality figure; only while ``recording``
+        self.frames_dir = Path(frames_dir) if frames_dir else None
+        self.recording = False
         self.frames: dict[str, int] = {}  # per composited track
         self.latency_ms: list[float] = []
         self.tasks: list[asyncio.Task[None]] = []
@@ -160,7 +169,7 @@ class BenchViewer:
         from greenroom.compositor import ATTR_ROLE, ROLE_COMPOSITOR, TRACK_NAME
         from greenroom.tokens import viewer_token
 
-        v = cls(tracks)
+        v = cls(tracks, getattr(args, "frames_dir", None))
 
         def maybe(pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant) -> None:
             if p.attributes.get(ATTR_ROLE) == ROLE_COMPOSITOR and pub.name == TRACK_NAME:
@@ -182,15 +191,27 @@ class BenchViewer:
         from livekit import rtc
 
         sid: str = track.sid  # type: ignore[attr-defined]
-        async for ev in rtc.VideoStream(track, capacity=1):  # type: ignore[arg-type]
+        fmt = rtc.VideoBufferType.I420 if self.frames_dir else None
+        async for ev in rtc.VideoStream(track, capacity=1, format=fmt):  # type: ignore[arg-type]
             self.frames[sid] = self.frames.get(sid, 0) + 1
             meta = ev.metadata
             if meta is not None and meta.user_timestamp:
                 self.latency_ms.append(time.time_ns() / 1e6 - meta.user_timestamp / 1e3)
+            if (
+                self.frames_dir
+                and self.recording
+                and meta is not None
+                and meta.frame_id
+                and meta.frame_id % QUALITY_EVERY == 0
+            ):
+                f = ev.frame
+                y = np.frombuffer(f.data, np.uint8, count=f.width * f.height)
+                np.save(self.frames_dir / f"{meta.frame_id}.npy", y.reshape(f.height, f.width))
 
     def reset(self) -> None:
         self.frames = dict.fromkeys(self.frames, 0)
         self.latency_ms.clear()
+        self.recording = True
 
     def fps_min(self, wall: float) -> float:
         """The slowest composited track's frame rate (a track never seen counts as 0)."""
@@ -391,6 +412,55 @@ def _spy_input(comp, keep: list) -> None:
     frames._render = spy
 
 
+class SentFrames:
+    """Luma of every QUALITY_EVERY-th frame the compositors hand to the encoder, by frame id
+    (one compositor: frame ids are per published track)."""
+
+    def __init__(self) -> None:
+        from greenroom.compositor.video import VideoOutput
+
+        self.recording = False
+        self.luma: dict[int, np.ndarray] = {}
+        capture = VideoOutput.capture
+        sent = self
+
+        def spy(out, data, width, height, user_us):  # same signature as VideoOutput.capture
+            fid = (out._frame_id + 1) & 0xFFFFFFFF
+            if sent.recording and fid % QUALITY_EVERY == 0:
+                y = np.frombuffer(data, np.uint8, count=width * height)
+                sent.luma[fid] = y.reshape(height, width).copy()
+            return capture(out, data, width, height, user_us)
+
+        self._undo = lambda: setattr(VideoOutput, "capture", capture)
+        VideoOutput.capture = spy  # type: ignore[method-assign]
+
+    def close(self) -> None:
+        self._undo()
+
+
+def received_quality(sent: dict[int, np.ndarray], received_dir: Path) -> dict:
+    """PSNR and SSIM of the viewer's decoded luma against what the compositor encoded, on
+    the frames both sides kept (same frame id, same size)."""
+    from skimage.metrics import structural_similarity
+
+    psnr, ssim, sizes = [], [], set()
+    for path in sorted(received_dir.glob("*.npy")):
+        got = np.load(path)
+        ref = sent.get(int(path.stem))
+        sizes.add(f"{got.shape[1]}x{got.shape[0]}")
+        if ref is None or ref.shape != got.shape:
+            continue
+        mse = float(np.mean((ref.astype(np.float64) - got) ** 2))
+        psnr.append(99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse))
+        ssim.append(float(structural_similarity(ref, got, data_range=255)))
+    return {
+        "received_frames_compared": len(psnr),
+        "received_sizes": sorted(sizes),
+        "received_psnr_y_db": round(statistics.mean(psnr), 2) if psnr else None,
+        "received_ssim_y": round(statistics.mean(ssim), 4) if ssim else None,
+    }
+
+
 def keying_anchor(sample: tuple[bytes, int, int], n: int = 60) -> dict:
     """Anchors for the keying thread, same run, one thread, CPU ms per frame:
 
@@ -440,13 +510,19 @@ def keying_anchor(sample: tuple[bytes, int, int], n: int = 60) -> dict:
 async def run_size(
     server, n: int, seconds: float, warmup: float, opts: dict, source: str = "session"
 ) -> dict:
+    import tempfile
+
     from greenroom.compositor import Compositor, CompositorOptions
 
     shared = source == "shared"
     prefix = f"bench{n}-{int(time.time())}"
+    # picture quality at the viewer: with one compositor (frame ids are per track)
+    received_dir = Path(tempfile.mkdtemp(prefix="greenroom-bench-")) if n == 1 else None
+    sent = SentFrames() if received_dir else None
     child = Child(
         [
             "avatars",
+            *(["--frames-dir", str(received_dir)] if received_dir else []),
             "--url",
             server.url,
             "--key",
@@ -482,13 +558,19 @@ async def run_size(
         child.proc.kill()
         await asyncio.gather(*(c.aclose() for c in comps))
         await asyncio.gather(*(r.disconnect() for r in rooms))
+        if sent:
+            sent.close()
         return {"n": n, "error": str(exc), "dropped": -1, "output_fps_min": 0.0}
     await asyncio.sleep(warmup)
     before = [c.metrics() for c in comps]
     child.send("START")
+    if sent:
+        sent.recording = True
     t0, cpu0, th0 = time.monotonic(), time.process_time(), thread_cpu()
     await asyncio.sleep(seconds)
     child.send("STOP")
+    if sent:
+        sent.recording = False
     elapsed = time.monotonic() - t0
     cpu = (time.process_time() - cpu0) / elapsed * 100
     by_class, by_name = cpu_breakdown(th0, thread_cpu(), elapsed)
@@ -499,6 +581,11 @@ async def run_size(
     await asyncio.gather(*(c.aclose() for c in comps))
     await asyncio.gather(*(r.disconnect() for r in rooms))
     anchor = keying_anchor(sample[0]) if sample else {}
+    quality = {}
+    if sent and received_dir:
+        sent.close()
+        quality = received_quality(sent.luma, received_dir)
+        shutil.rmtree(received_dir, ignore_errors=True)
     fps = [
         (a["frames_out"] - b["frames_out"]) / elapsed for a, b in zip(after, before, strict=True)
     ]
@@ -535,6 +622,8 @@ async def run_size(
         "audio_offset_ms": [
             round(a["audio_offset_ms"], 1) for a in after if a["audio_offset_ms"] is not None
         ],
+        # N = 1: the viewer's decoded picture against what the compositor encoded
+        **quality,
     }
 
 
@@ -668,6 +757,12 @@ def _print_table(results: dict) -> None:
             f"    viewer: fps min {r['viewer_fps_min']}, compositor-in -> viewer latency "
             f"p50 {r['viewer_latency_ms_p50']} / p95 {r['viewer_latency_ms_p95']} ms"
         )
+        if r.get("received_frames_compared") is not None:
+            print(
+                f"    picture at the viewer vs encoded: PSNR(Y) {r['received_psnr_y_db']} dB, "
+                f"SSIM(Y) {r['received_ssim_y']} over {r['received_frames_compared']} frames "
+                f"(received sizes {r['received_sizes']})"
+            )
     print("largest N without drops:", results.get("largest_n_without_drops"))
     print(
         "sessions the CPUs could carry for compositors alone:",
@@ -690,6 +785,7 @@ def main() -> None:
         p.add_argument("--count", type=int, default=1)
         p.add_argument("--warmup", type=float, default=0.0)
         p.add_argument("--tracks", type=int, default=1, help="composited tracks per room")
+        p.add_argument("--frames-dir", help="save sampled received luma planes here")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
     parser.add_argument(
         "--source",
