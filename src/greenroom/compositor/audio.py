@@ -1,10 +1,11 @@
 """Re-timed audio: the avatar's microphone, delayed by the video path's latency.
 
 Viewers line audio and video up by the time each reaches our encoders, so audio that
-skipped the keying step would lead the picture by the compositor's latency. Each 10 ms
-frame is held until ``arrival + delay`` (delay = measured video-path latency, p50) and
-then handed to our ``AudioSource``. Frames overdue by more than ``_LATE`` (the delay
-dropped) are discarded instead of piling up in the source.
+skipped the keying step would lead the picture by the compositor's latency. Each 20 ms
+frame is held until ``arrival + delay`` (delay = measured video-path latency, p50, read
+again every ``DELAY_REFRESH`` seconds) and then handed to our ``AudioSource``. Frames
+overdue by more than ``_LATE`` (the delay dropped) are discarded instead of piling up in
+the source.
 """
 
 from __future__ import annotations
@@ -24,11 +25,16 @@ logger = logging.getLogger("greenroom.compositor")
 
 SAMPLE_RATE = 48_000
 CHANNELS = 1
-FRAME_MS = 10
+#: 20 ms frames: each frame in and out is a round trip through the SDK (events, a request,
+#: a callback), so half as many frames cost half the event loop's audio work.
+FRAME_MS = 20
 SOURCE_QUEUE_MS = 100
 MAX_DELAY = 0.3
+#: The video latency's p50 moves slowly; reading it for each of 100 audio frames a second
+#: cost more of the event loop than the audio itself.
+DELAY_REFRESH = 0.5
 _LATE = 0.03
-_QUEUE_FRAMES = 100  # 1 s of audio between reader and pump at most
+_QUEUE_FRAMES = 50  # 1 s of audio between reader and pump at most
 
 
 def new_audio_source() -> rtc.AudioSource:
@@ -102,17 +108,19 @@ class AudioRetimer:
         # The source plays its queue out in real time; ``play_end`` is when what we gave
         # it so far will have been played (our own clock: the SDK's estimate drifts).
         play_end = 0.0
+        target, read_at = 0.0, -DELAY_REFRESH
         while True:
             arrival, frame = await queue.get()
             duration = frame.samples_per_channel / frame.sample_rate
-            target = min(max(self._delay_s(), 0.0), MAX_DELAY)
+            if arrival - read_at >= DELAY_REFRESH:
+                target, read_at = min(max(self._delay_s(), 0.0), MAX_DELAY), arrival
             start = max(time.monotonic(), play_end)
             wait = arrival + target - start
             if wait > 0:
                 await asyncio.sleep(wait)
                 start = max(time.monotonic(), play_end)
             elif wait < -_LATE:
-                continue  # the delay shrank: skip 10 ms instead of playing late forever
+                continue  # the delay shrank: skip a frame instead of playing late forever
             await self._source.capture_frame(frame)
             play_end = start + duration
             delay = start - arrival
