@@ -26,7 +26,9 @@ Per N it reports: compositor added latency p50/p95 (avatar frame received -> com
 frame handed to the encoder), output fps, dropped frames, compositor CPU per session,
 and where the compositor process's CPU goes, by thread (decode / keying / encode / rest),
 and two anchors timed in the same run (``keying_anchor``): the keying thread's work alone on
-a frame the compositor received, and the work bench/keying.py times.
+a frame the compositor received, and the work bench/keying.py times. At N = 1 it also
+compares the viewer's decoded picture with what the compositor encoded (PSNR and SSIM of
+luma on every 15th frame), to weigh codecs and layers by CPU per quality.
 
     .venv/bin/python bench/pipeline.py --source shared --sizes 1 2 3 --no-probe
 """
