@@ -703,6 +703,7 @@ async def main_parent(args: argparse.Namespace) -> None:
                 "video_codec": args.codec,
                 "simulcast": not args.no_simulcast,
                 "dynacast": args.dynacast,
+                **({"max_bitrate": args.max_bitrate} if args.max_bitrate else {}),
             }
             row = await run_size(server, n, args.seconds, args.warmup, opts, args.source)
             rows.append(row)
@@ -801,6 +802,9 @@ def main() -> None:
     parser.add_argument("--probe-only", action="store_true")
     parser.add_argument("--codec", default="vp8", choices=["vp8", "h264", "vp9", "av1"])
     parser.add_argument("--no-simulcast", action="store_true")
+    parser.add_argument(
+        "--max-bitrate", type=int, help="bits/s of the top layer (default: the compositor's)"
+    )
     parser.add_argument(
         "--dynacast", action="store_true", help="encode only the simulcast layers viewers take"
     )
