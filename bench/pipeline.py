@@ -521,6 +521,17 @@ async def run_size(
     # picture quality at the viewer: with one compositor (frame ids are per track)
     received_dir = Path(tempfile.mkdtemp(prefix="greenroom-bench-")) if n == 1 else None
     sent = SentFrames() if received_dir else None
+
+    def stop_quality() -> dict:
+        """Unhook the encoder spy, score what both sides kept, remove the viewer's files."""
+        if sent is None or received_dir is None:
+            return {}
+        sent.close()
+        try:
+            return received_quality(sent.luma, received_dir)
+        finally:
+            shutil.rmtree(received_dir, ignore_errors=True)
+
     child = Child(
         [
             "avatars",
@@ -560,8 +571,7 @@ async def run_size(
         child.proc.kill()
         await asyncio.gather(*(c.aclose() for c in comps))
         await asyncio.gather(*(r.disconnect() for r in rooms))
-        if sent:
-            sent.close()
+        stop_quality()
         return {"n": n, "error": str(exc), "dropped": -1, "output_fps_min": 0.0}
     await asyncio.sleep(warmup)
     before = [c.metrics() for c in comps]
@@ -583,11 +593,7 @@ async def run_size(
     await asyncio.gather(*(c.aclose() for c in comps))
     await asyncio.gather(*(r.disconnect() for r in rooms))
     anchor = keying_anchor(sample[0]) if sample else {}
-    quality = {}
-    if sent and received_dir:
-        sent.close()
-        quality = received_quality(sent.luma, received_dir)
-        shutil.rmtree(received_dir, ignore_errors=True)
+    quality = stop_quality()
     fps = [
         (a["frames_out"] - b["frames_out"]) / elapsed for a, b in zip(after, before, strict=True)
     ]
