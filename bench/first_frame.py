@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import logging
+import shutil
 import statistics
 import tempfile
 import time
@@ -160,6 +161,7 @@ async def main(runs: int, warm_wait: float) -> None:
         server.should_exit = True
         await serving
         lk.stop()
+        shutil.rmtree(data, ignore_errors=True)
     warm = [r["viewer_first_composited_s"] for r in results]
     raw = [
         r["viewer_first_raw_avatar_s"]
