@@ -74,8 +74,6 @@ DEFAULT_TIMEOUT = 60.0
 """Seconds to wait for the avatar to join and the first composited frame."""
 MIC_GRACE = 2.0
 """Seconds to wait for the avatar's microphone once its camera is there (it may have none)."""
-RESEND_SUBSCRIPTION = 5.0
-"""Seconds after which a (un)subscription LiveKit has not confirmed is asked for again."""
 _CAMERA = (rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_UNKNOWN)
 T = TypeVar("T")
 _WAKE_ON: tuple[EventTypes, ...] = (
@@ -299,13 +297,9 @@ async def _start(
     await _until(
         room, lambda: _microphone(participant), min(deadline, time.monotonic() + MIC_GRACE)
     )
-    pubs = list(participant.track_publications.values())
-    had = {pub.sid for pub in pubs if pub.subscribed}
-    await _subscription(room, pubs, True, deadline)
-    # The compositor reads the avatar's tracks as they get subscribed: hand them over
-    # unsubscribed (the room's own auto-subscription has settled by now).
-    await _subscription(room, pubs, False, deadline)
-    release = [pub for pub in pubs if pub.sid not in had]  # closing unsubscribes these
+    # The compositor subscribes what the room has not (and reads what it has); closing
+    # unsubscribes only what the room had not subscribed itself.
+    release = [pub for pub in participant.track_publications.values() if not pub.subscribed]
 
     base = options or CompositorOptions()
     required = dict(base.avatar_attributes)
@@ -434,32 +428,6 @@ async def _camera(
     if pub is None:
         raise TimeoutError(f"avatar {p.identity!r} published no camera track in time")
     return pub
-
-
-async def _subscription(
-    room: rtc.Room, pubs: list[rtc.RemoteTrackPublication], on: bool, deadline: float
-) -> None:
-    """Subscribe (or unsubscribe) ``pubs`` and wait until LiveKit has confirmed it. The
-    request is sent again every ``RESEND_SUBSCRIPTION`` seconds until then: a subscription
-    asked for just after an unsubscription of the same track was once not confirmed in 90 s
-    (a loaded machine, a background added again to the same avatar)."""
-
-    def settled() -> bool | None:
-        return (
-            True
-            if all(pub.subscribed == on and (pub.track is not None) == on for pub in pubs)
-            else None
-        )
-
-    done: bool | None = None
-    while done is None and time.monotonic() < deadline:
-        for pub in pubs:
-            if pub.subscribed != on or (pub.track is not None) != on:
-                pub.set_subscribed(on)
-        done = await _until(room, settled, min(deadline, time.monotonic() + RESEND_SUBSCRIPTION))
-    if done is None:
-        what = "subscribing to" if on else "unsubscribing from"
-        raise TimeoutError(f"avatar: LiveKit did not confirm {what} the avatar's tracks in time")
 
 
 def _kind_name(kind: int) -> str:

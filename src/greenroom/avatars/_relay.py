@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 DataHandler = Callable[[bytes, str | None, str], None]  # payload, topic, sender identity
 CONNECT_TIMEOUT = 30.0  # seconds for each room connection
 CLOSE_TIMEOUT = 10.0  # seconds for each step of closing
+LAST_WORD_GRACE = 2.0
+"""Seconds the vendor's last data message (why the session ended) may trail the avatar's
+leaving: data and the leave reach us by different paths, and on a loaded machine the leave
+came first. The vendor's own reason wins when it comes within this time."""
 
 
 class Relay:
@@ -113,7 +117,8 @@ class Relay:
         @self.src.on("participant_disconnected")
         def _on_left(p: rtc.RemoteParticipant) -> None:
             if p.identity == self.source_participant:
-                self._gone(f"the avatar {p.identity!r} left the vendor's room")
+                why = f"the avatar {p.identity!r} left the vendor's room"
+                asyncio.get_running_loop().call_later(LAST_WORD_GRACE, self._gone, why)
 
         @self.src.on("disconnected")
         def _on_disconnected(*_args: object) -> None:

@@ -36,6 +36,7 @@ logger = logging.getLogger("greenroom.compositor")
 
 VIDEO_STALL = 5.0  # s without a camera frame before the stream is opened again
 RESUBSCRIBE_AFTER = 1.0  # s between unsubscribing a stalled camera and subscribing it again
+SUBSCRIBE_CONFIRM = 5.0  # s for LiveKit to deliver a camera we subscribed to, else it is renewed
 _CAMERA = (rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_UNKNOWN)
 _MICROPHONE = (rtc.TrackSource.SOURCE_MICROPHONE, rtc.TrackSource.SOURCE_UNKNOWN)
 
@@ -70,6 +71,7 @@ class AvatarTracks:
         self._video_reader: asyncio.Task[None] | None = None
         self._video_stream: rtc.VideoStream | None = None
         self._renewing: str | None = None  # the camera we unsubscribed to subscribe it again
+        self._confirm: asyncio.TimerHandle | None = None  # checks that the camera arrived
         self._retimer: AudioRetimer | None = None
         self._warned: set[str] = set()  # participant sids already reported as impostors
         self._background: set[asyncio.Task[None]] = set()
@@ -108,6 +110,8 @@ class AvatarTracks:
             )
             for event, handler in handlers:
                 room.off(event, handler)
+        if self._confirm is not None:
+            self._confirm.cancel()
         await self._stop_video()
         await self._stop_audio()
         for task in list(self._background):
@@ -115,7 +119,9 @@ class AvatarTracks:
 
     def rescan(self) -> None:
         """Look at every publication again (after joining, and after the SDK resumed a
-        connection: a restarted server gives the avatar's tracks new ids)."""
+        connection: a restarted server gives the avatar's tracks new ids). A track the room
+        has already subscribed (an agent's room subscribes to everything) is read as it is:
+        unsubscribing it only to subscribe it again is what LiveKit once left unconfirmed."""
         room = self._room
         if room is None:
             return
@@ -123,6 +129,14 @@ class AvatarTracks:
             for pub in list(p.track_publications.values()):
                 if not pub.subscribed:
                     self._on_track_published(pub, p)
+                elif pub.track is not None and not self._reading(pub):
+                    self._on_track_published(pub, p)
+                    self._on_track_subscribed(pub.track, pub, p)
+
+    def _reading(self, pub: rtc.RemoteTrackPublication) -> bool:
+        if pub.kind == rtc.TrackKind.KIND_VIDEO:
+            return pub.sid == self._video_sid and self._video_reader is not None
+        return self._retimer is not None
 
     # ----------------------------------------------------------------- who is the avatar
     def agent_of_avatar(self, exclude: str) -> str | None:
@@ -172,6 +186,7 @@ class AvatarTracks:
                 return  # already on a camera track that still exists
             self._video_sid, self._avatar_sid = pub.sid, p.sid
             pub.set_subscribed(True)
+            self._confirm_camera(pub.sid, SUBSCRIBE_CONFIRM)
         elif (
             self._options.audio
             and pub.kind == rtc.TrackKind.KIND_AUDIO
@@ -312,6 +327,28 @@ class AvatarTracks:
                 self._renewing = sid
                 pub.set_subscribed(False)
                 asyncio.get_running_loop().call_later(RESUBSCRIBE_AFTER, self._resubscribe, pub)
+
+    def _confirm_camera(self, sid: str, after: float) -> None:
+        """Renew the camera's subscription if LiveKit has not delivered it ``after`` seconds
+        from now (and again, until it does or another camera takes over). Seen on a loaded
+        machine: a subscription asked for soon after an unsubscription of the same track was
+        never confirmed, and the first frame never came."""
+        if self._confirm is not None:
+            self._confirm.cancel()
+        self._confirm = asyncio.get_running_loop().call_later(after, self._camera_arrived, sid)
+
+    def _camera_arrived(self, sid: str) -> None:
+        self._confirm = None
+        if self._room is None or self._video_sid != sid or self._video_reader is not None:
+            return
+        logger.warning(
+            "LiveKit has not delivered the avatar camera %.0f s after subscribing; "
+            "subscribing again",
+            SUBSCRIBE_CONFIRM,
+            extra={"session": self._stats.session},
+        )
+        self.renew_video_subscription()
+        self._confirm_camera(sid, RESUBSCRIBE_AFTER + SUBSCRIBE_CONFIRM)
 
     def _resubscribe(self, pub: rtc.RemoteTrackPublication) -> None:
         if self._room is not None and self._video_sid == pub.sid:

@@ -64,6 +64,7 @@ AVATAR_IDENTITY_FULL = "heygen"
 AGENT_IDENTITY_PREFIX = "liveavatar-agent-"  # the web SDK waits for "<prefix><session_id>"
 CONTROL_TOPIC = "agent-control"
 RESPONSE_TOPIC = "agent-response"
+STOPPED_FLUSH = 0.3  # s between sending session.stopped and the agent leaving the room
 
 
 def _ok(data: Any, status: int = 200) -> JSONResponse:
@@ -381,6 +382,7 @@ def _wire_full_events(session: EmuSession, avatar: EmulatedAvatar, agent_room: r
 
     async def on_closed(reason: str) -> None:
         await send("session.stopped", reason=reason)
+        await asyncio.sleep(STOPPED_FLUSH)  # leaving at once can drop the event unsent
         with contextlib.suppress(Exception):
             await agent_room.disconnect()
 
