@@ -3,9 +3,13 @@
 Viewers line audio and video up by the time each reaches our encoders, so audio that
 skipped the keying step would lead the picture by the compositor's latency. Each 20 ms
 frame is held until ``arrival + delay`` (delay = measured video-path latency, p50, read
-again every ``DELAY_REFRESH`` seconds) and then handed to our ``AudioSource``. Frames
-overdue by more than ``_LATE`` (the delay dropped) are discarded instead of piling up in
-the source.
+again every ``DELAY_REFRESH`` seconds) and then handed to our ``AudioSource``.
+
+The source plays its queue in real time, so frames that arrive in a burst (a busy event
+loop) queue up behind each other, and that backlog stays: audio falls behind the picture by
+up to ``_LATE``. A quiet frame (a pause in speech) that is more than ``CATCH_UP`` behind is
+skipped, which clears the backlog without a cut anyone hears; any frame more than ``_LATE``
+behind (the delay dropped) is skipped too.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 
+import numpy as np
 from livekit import rtc
 
 from greenroom.compositor.options import AUDIO_TRACK_NAME
@@ -34,6 +39,8 @@ MAX_DELAY = 0.3
 #: cost more of the event loop than the audio itself.
 DELAY_REFRESH = 0.5
 _LATE = 0.03
+CATCH_UP = 0.005  # s behind schedule from which a quiet frame is skipped
+QUIET_RMS = 64.0  # int16 RMS of a quiet frame (about -54 dBFS)
 _QUEUE_FRAMES = 50  # 1 s of audio between reader and pump at most
 
 
@@ -65,6 +72,12 @@ class AudioOutput:
             await bounded(room.local_participant.unpublish_track(sid))
         if source is not None:
             await bounded(source.aclose())
+
+
+def is_quiet(frame: rtc.AudioFrame) -> bool:
+    """True when ``frame`` is silence or nearly (RMS under ``QUIET_RMS``)."""
+    samples = np.frombuffer(frame.data, np.int16).astype(np.float32)
+    return samples.size == 0 or float(np.sqrt(np.mean(samples * samples))) < QUIET_RMS
 
 
 class AudioRetimer:
@@ -120,7 +133,11 @@ class AudioRetimer:
                 await asyncio.sleep(wait)
                 start = max(time.monotonic(), play_end)
             elif wait < -_LATE:
+                self._stats.audio_skipped += 1
                 continue  # the delay shrank: skip a frame instead of playing late forever
+            if start - (arrival + target) > CATCH_UP and is_quiet(frame):
+                self._stats.audio_skipped += 1
+                continue  # a pause: catch up with the picture here
             await self._source.capture_frame(frame)
             play_end = start + duration
             delay = start - arrival

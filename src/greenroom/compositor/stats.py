@@ -109,6 +109,7 @@ class SessionStats:
         self.audio_offset_ms: float | None = None
         self.audio_delay_ms: float | None = None
         self.audio_frames = 0
+        self.audio_skipped = 0  # frames skipped to catch up with the picture
         self.video_restarts = 0  # camera streams opened again after a stall
         self.resolution: tuple[int, int] | None = None
         self.avatar_present = False
@@ -200,6 +201,7 @@ class SessionStats:
                 "audio_delay_ms": self.audio_delay_ms,
                 "audio_offset_ms": self.audio_offset_ms,
                 "audio_frames": self.audio_frames,
+                "audio_skipped": self.audio_skipped,
                 "video_restarts": self.video_restarts,
             }
 
