@@ -51,6 +51,7 @@ from greenroom.compositor import (
 )
 from greenroom.compositor.control import coerce_background
 from greenroom.compositor.options import ATTR_PUBLISH_ON_BEHALF as PUBLISH_ON_BEHALF
+from greenroom.compositor.tracks import kind_name
 from greenroom.errors import Conflict, InvalidInput, NotFound
 from greenroom.keying.params import KEYING_MODES, KeyingMode
 from greenroom.keying.params import Mode as KeyerMode
@@ -308,7 +309,7 @@ async def _start(
     opts = replace(
         base,
         mode=mode,
-        avatar_kinds=base.avatar_kinds if options else (_kind_name(participant.kind),),
+        avatar_kinds=base.avatar_kinds if options else (kind_name(participant.kind),),
         avatar_attributes=required,
     )
     comp = await Compositor.attach(room, participant.identity, spec, opts)
@@ -428,11 +429,6 @@ async def _camera(
     if pub is None:
         raise TimeoutError(f"avatar {p.identity!r} published no camera track in time")
     return pub
-
-
-def _kind_name(kind: int) -> str:
-    """``agent``, ``standard``... as ``CompositorOptions.avatar_kinds`` names them."""
-    return rtc.ParticipantKind.Name(kind).removeprefix("PARTICIPANT_KIND_").lower()  # type: ignore[arg-type]
 
 
 def _microphone(p: rtc.RemoteParticipant) -> rtc.RemoteTrackPublication | None:
