@@ -618,6 +618,27 @@ def guided_coeffs(y, alpha, eps, kind, ca, cb, ylo):
             cb[i, j] = mp - a * mi
 
 
+@njit(cache=True, nogil=True)
+def block_grid(plane, row0, rowstep, lim, sums):
+    """Block-codec evidence: the mean |difference| of horizontal neighbours of ``plane``
+    by the phase (mod 8) of the boundary between them, on rows ``row0``, ``row0 +
+    rowstep``, ...; differences of ``lim`` or more (edges, texture) are left out.
+    ``sums[k]`` adds the differences at phase k and ``sums[8 + k]`` counts them. A block
+    codec (VP8, H.264, 4x4 and 8x8 transforms, 16x16 macroblocks) leaves its flat areas
+    with steps on the block grid; sensor noise and clean renders have none."""
+    h, w = plane.shape
+    for i in range(row0, h, rowstep):
+        prev = np.int32(plane[i, 0])
+        for j in range(1, w):
+            cur = np.int32(plane[i, j])
+            d = abs(cur - prev)
+            prev = cur
+            if d < lim:
+                k = j & 7
+                sums[k] += d
+                sums[8 + k] += 1.0
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _unmix_fix(s, a, d_f, d_s, amount):
     """How much more of the screen to take out (and of the background to put in) at an

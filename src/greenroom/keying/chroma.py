@@ -77,6 +77,24 @@ WARMUP = 4
 #: Clean plate, second look: in cells without screen near the key, samples within
 #: PLATE_GROW x SCREEN_RADIUS of the screen found around them count as screen.
 PLATE_GROW = 0.5
+#: I420 after a block codec (VP8, H.264): its chroma is blurred across edges by 4:2:0 and
+#: the codec (alpha ramps ~1.5x as wide as clean, yet the truth is as sharp), not noisy
+#: (it flattens the screen, so the noise shift above barely acts). Such a stream is
+#: recognised by the block grid its flat areas keep (``K.block_grid``: the largest mean
+#: neighbour step over the 8 column phases against their median, CODEC_GRID[0] -> not a
+#: codec, CODEC_GRID[1] -> fully one) and its clip points move in by CODEC_BLACK and
+#: CODEC_WHITE: its ramps are steepened. Clean footage (ratio 1.00-1.12) keeps its own.
+#: The ramp width itself cannot tell: motion blur widens clean ramps as much.
+CODEC_BLACK = 0.15
+CODEC_WHITE = 0.1
+CODEC_GRID = (1.15, 1.4)
+#: The block grid is measured on every GRID_ROWS-th luma row (half as many chroma rows),
+#: on the frames that refresh the clean plate.
+GRID_ROWS = 16
+#: Steps of GRID_STEP levels or more between neighbours are edges or texture, not blocks.
+GRID_STEP = 12
+#: A codec's flat areas keep 0.13-0.4 levels of mean ripple at every phase.
+GRID_FLOOR = 0.05
 
 
 def detect_key_color(rgb_samples: np.ndarray) -> tuple[int, int, int] | None:
@@ -103,6 +121,17 @@ def yuv_samples_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarra
     vv = v.astype(np.float32).ravel() - 128.0
     rgb = np.stack([yy + _RGB_FROM_UV[i, 0] * uu + _RGB_FROM_UV[i, 1] * vv for i in range(3)], -1)
     return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+
+
+def _grid_ratio(sums: np.ndarray) -> float:
+    """``K.block_grid``'s sums -> the largest phase's mean step over the median phase's
+    (1 without a block grid). A picture whose median phase has under GRID_FLOOR levels
+    of ripple is noiselessly flat (a drawing): its few steps are no grid."""
+    d = sums[:8] / np.maximum(sums[8:], 1.0)
+    med = float(np.median(d))
+    if med < GRID_FLOOR:
+        return 1.0
+    return float((d.max() + 0.1) / (med + 0.1))
 
 
 def _chroma(rgb: tuple[float, float, float] | np.ndarray) -> tuple[float, float]:
@@ -283,12 +312,20 @@ class ChromaKeyer(RgbKeyerMethods):
         """The screen colour in use: the given one, else the one found (None before any frame)."""
         return self._params.key_color or self._found_key
 
+    @property
+    def block_codec(self) -> float:
+        """How strongly the I420 input shows a block codec's grid: 0 for a clean render, 1
+        for VP8 or H.264 at live bit rates. The clip points move in by that much of
+        ``CODEC_BLACK`` and ``CODEC_WHITE``."""
+        return self._codec
+
     def reset(self) -> None:
         """Forget temporal state and the clean plate."""
         self._plate = None
         self._fg = None
         self._step = 2
         self._sigma = 1.0
+        self._codec = 0.0
         self._frames = 0
         self._prev: np.ndarray | None = None
         self._prev_kind = ""
@@ -322,13 +359,32 @@ class ChromaKeyer(RgbKeyerMethods):
 
     def _clip_points(self) -> tuple[float, float]:
         """(black, white) clip points of this frame: the settings (``choke`` shifts both),
-        moved in by the screen's measured noise (``NOISE_BLACK``, ``NOISE_WHITE``)."""
+        moved in by the screen's measured noise (``NOISE_BLACK``, ``NOISE_WHITE``) and, on
+        I420 through a block codec, by ``CODEC_BLACK``, ``CODEC_WHITE``."""
         p = self._params
         key, _prim, _q = self._key()
         rel = self._sigma / max(float(np.hypot(*_chroma(key))), 1.0)
-        lo = max(p.clip_black + p.choke, NOISE_BLACK * rel)
-        hi = min(p.clip_white + p.choke, 1.0) - NOISE_WHITE * rel
+        lo = max(p.clip_black + p.choke, NOISE_BLACK * rel) + CODEC_BLACK * self._codec
+        hi = min(p.clip_white + p.choke, 1.0) - NOISE_WHITE * rel - CODEC_WHITE * self._codec
         return lo, max(hi, lo + 0.05)
+
+    def _codec_update(self, frame: I420Frame) -> None:
+        """How much ``frame`` shows a block codec's grid, 0..1 (``CODEC_GRID``), into
+        ``self._codec`` (smoothed over refreshes): how far the clip points move in. Measured
+        while the stream settles and then on the clean plate's refresh frames."""
+        n = self._frames
+        if n >= WARMUP and n % self._params.plate_interval != 0:
+            return
+        row = n % GRID_ROWS
+        sums = np.zeros(16)
+        K.block_grid(frame.y, row, GRID_ROWS, GRID_STEP, sums)
+        ratio = _grid_ratio(sums)
+        sums.fill(0.0)
+        K.block_grid(frame.u, row // 2, GRID_ROWS // 2, GRID_STEP, sums)
+        ratio = max(ratio, _grid_ratio(sums))
+        lo, hi = CODEC_GRID
+        c = min(max((ratio - lo) / (hi - lo), 0.0), 1.0)
+        self._codec = c if n == 0 else self._codec + 0.5 * (c - self._codec)
 
     def _clip(self) -> K.Clip:
         """Raw key -> alpha: linear from the black clip point to the white."""
@@ -516,6 +572,7 @@ class ChromaKeyer(RgbKeyerMethods):
                 return yuv_samples_to_rgb(frame.y[::8, ::8], frame.u[::4, ::4], frame.v[::4, ::4])
 
             prev, have_prev = self._prev_buf("i420", (ch, cw), np.float32)
+            self._codec_update(frame)
             temporal = K.Temporal(f32(p.temporal), f32(1.0 / p.temporal_threshold), prev, have_prev)
             matte, a_lo, cat = self._lowres(planes, 2, (w, h), sample, temporal, 1.0)
             _, prim, q = self._key()

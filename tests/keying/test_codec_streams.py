@@ -1,0 +1,50 @@
+"""Streams that went through a block codec: the chroma keyer recognises them by the grid
+their flat areas keep, and steepens its edges for them only, which brings its matte closer
+to the truth (the codec blurred the chroma across the edges, not the edges themselves)."""
+
+import numpy as np
+import pytest
+
+from greenroom.keying import ChromaKeyer, I420Frame, chroma
+from greenroom.keying.codec_roundtrip import roundtrip
+from greenroom.keying.family import family_specs, render_clip
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return [render_clip(s) for s in family_specs(4, seed=7, width=640, height=360, frames=8)]
+
+
+def _key(frames: list[I420Frame]) -> tuple[ChromaKeyer, list[np.ndarray]]:
+    keyer = ChromaKeyer()
+    return keyer, [keyer.matte_i420(f) for f in frames]
+
+
+def _mad(mattes: list[np.ndarray], truth: list[np.ndarray]) -> float:
+    return float(
+        np.mean([np.abs(m / 255.0 - t).mean() for m, t in zip(mattes, truth, strict=True)])
+    )
+
+
+def test_a_clean_render_is_not_taken_for_a_codec(clips):
+    for clip in clips:
+        keyer, _ = _key([I420Frame.from_rgb(f) for f in clip.frames])
+        assert keyer.block_codec == 0.0, clip.spec.name
+
+
+@pytest.mark.parametrize("codec", ["vp8", "h264"])
+def test_a_codec_stream_is_recognised_and_keyed_closer_to_the_truth(clips, codec, monkeypatch):
+    steep, plain = [], []
+    for clip in clips:
+        frames = [I420Frame(*p) for p in roundtrip(clip.frames, codec)]
+        truth = [a.astype(np.float64) for a in clip.alphas]
+        keyer, mattes = _key(frames)
+        assert keyer.block_codec >= 0.5, (clip.spec.name, keyer.block_codec)
+        steep.append(_mad(mattes, truth))
+        with monkeypatch.context() as m:  # the same frames, edges left as the codec made them
+            m.setattr(chroma, "CODEC_BLACK", 0.0)
+            m.setattr(chroma, "CODEC_WHITE", 0.0)
+            plain.append(_mad(_key(frames)[1], truth))
+    assert np.mean(steep) < 0.95 * np.mean(plain), (steep, plain)
