@@ -389,6 +389,54 @@ def key_lowres(u, v, matte, weak, full, temporal, out, cat):
             cat[i, j] = 1 if a == one else (c if a == zero else 2)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _d2(u, v, cu, cv):
+    """Squared chroma distance of (u, v) from (cu, cv)."""
+    du = np.float32(u) - cu
+    dv = np.float32(v) - cv
+    return du * du + dv * dv
+
+
+@njit(cache=True, nogil=True)
+def flat_solid(u, v, su_p, sv_p, thr2, flat2, alpha, lin, cat, prev, have_prev):
+    """Flat patches are solid: a partial chroma sample (``cat`` 2) further than sqrt(thr2)
+    from the screen whose four neighbours all lie within sqrt(flat2) of its own chroma gets
+    alpha 1 (``lin`` 1, ``cat`` 1, and ``prev`` 1 when ``have_prev``, for the temporal
+    filter). For block-codec streams, whose flat areas near the key hue (a green shirt, a
+    navy one on blue) can solve to a mix against a foreground plate that averaged in skin or
+    found nothing; an edge ramp, even a codec-blurred one, changes by more than ``flat2``
+    from one sample to the next. Screen and solid samples are passed over at the cost of one
+    byte each."""
+    ch, cw = u.shape
+    one = np.float32(1.0)
+    f128 = np.float32(128.0)
+    for i in range(ch):
+        up = max(i - 1, 0)
+        down = min(i + 1, ch - 1)
+        for j in range(cw):
+            if cat[i, j] != 2:
+                continue
+            cu = np.float32(u[i, j])
+            cv = np.float32(v[i, j])
+            du = su_p[i, j] - (cu - f128)
+            dv = sv_p[i, j] - (cv - f128)
+            if du * du + dv * dv <= thr2:
+                continue
+            left = max(j - 1, 0)
+            right = min(j + 1, cw - 1)
+            if (
+                _d2(u[up, j], v[up, j], cu, cv) <= flat2
+                and _d2(u[down, j], v[down, j], cu, cv) <= flat2
+                and _d2(u[i, left], v[i, left], cu, cv) <= flat2
+                and _d2(u[i, right], v[i, right], cu, cv) <= flat2
+            ):
+                alpha[i, j] = one
+                lin[i, j] = one
+                cat[i, j] = 1
+                if have_prev:
+                    prev[i, j] = one
+
+
 @njit(cache=True, nogil=True)
 def despeckle(cat, alpha):
     """Lone edge samples (category 2 with only screen around, 8-neighbourhood) are noise:
@@ -453,6 +501,43 @@ def fg_accumulate(u, v, su_p, sv_p, thr2, cell, step, sums, resid):
                 gj = j // cell
                 sums[gi, gj, 0] += np.float64(u[i, j]) - 128.0
                 sums[gi, gj, 1] += np.float64(v[i, j]) - 128.0
+                sums[gi, gj, 2] += 1.0
+
+
+@njit(cache=True, nogil=True)
+def fg_accumulate_flat(u, v, su_p, sv_p, thr2, flat2, cell, step, need, sums):
+    """Second look for the foreground plate, only in the cells flagged in ``need`` (no
+    solid sample within the box filter's reach): a sample counts when it is further than
+    sqrt(thr2) from the screen (a lower bar than ``fg_accumulate``'s) and its four
+    neighbours two samples away all lie within sqrt(flat2) of its own chroma. A flat patch
+    of one colour is solid avatar even where a codec pulled its chroma towards the key (a
+    green shirt on a green screen after VP8); a ramp into the screen is not flat, so edge
+    mixes stay out. Adds to ``sums`` as ``fg_accumulate`` does."""
+    ch, cw = u.shape
+    for i in range(0, ch, step):
+        gi = i // cell
+        for j in range(0, cw, step):
+            gj = j // cell
+            if need[gi, gj] == 0:
+                continue
+            cu = np.float64(u[i, j]) - 128.0
+            cv = np.float64(v[i, j]) - 128.0
+            du = np.float64(su_p[i, j]) - cu
+            dv = np.float64(sv_p[i, j]) - cv
+            if du * du + dv * dv <= thr2:
+                continue
+            ok = True
+            up, down = max(i - 2, 0), min(i + 2, ch - 1)
+            left, right = max(j - 2, 0), min(j + 2, cw - 1)
+            for ii, jj in ((up, j), (down, j), (i, left), (i, right)):
+                eu = np.float64(u[ii, jj]) - 128.0 - cu
+                ev = np.float64(v[ii, jj]) - 128.0 - cv
+                if eu * eu + ev * ev > flat2:
+                    ok = False
+                    break
+            if ok:
+                sums[gi, gj, 0] += cu
+                sums[gi, gj, 1] += cv
                 sums[gi, gj, 2] += 1.0
 
 

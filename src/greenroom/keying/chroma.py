@@ -71,6 +71,20 @@ BLEED_NEIGHBOUR = 0.3
 SCREEN_LUMA_TOL = 8.0
 #: Foreground plate: the reach of its box filter (cells of ``K.FG_CELL`` chroma samples).
 FG_REACH = 1
+#: Block-codec streams (``ChromaKeyer.block_codec`` > 0): VP8 pulls the chroma of a flat
+#: near-key area (a green shirt on the bright green screen) within FG_RADIUS of the screen,
+#: so the foreground plate found no solid sample there and the shirt keyed half-transparent
+#: against the grey fallback, or against a plate averaged with the skin beside it. Cells
+#: without a solid sample within reach take a second look for flat samples (neighbours two
+#: samples away within FLAT_TOL x |key chroma|) beyond FLAT_RADIUS x |key chroma|
+#: (``K.fg_accumulate_flat``); and a sample beyond SOLID_FLAT x |key chroma| whose four
+#: neighbours lie within SOLID_FLAT_TOL x |key chroma| of it is solid (``K.flat_solid``).
+#: Clean footage keys as before (its edge ramps, up to 32 px of motion blur, can be flat
+#: over a sample).
+FLAT_RADIUS = 0.2
+FLAT_TOL = 0.08
+SOLID_FLAT = 0.3
+SOLID_FLAT_TOL = 0.06
 #: Frames at the start of a stream (or after a size change) with both plates refreshed
 #: on every frame.
 WARMUP = 4
@@ -249,13 +263,25 @@ class _FgPlate:
         self.noise: float | None = None  # chroma noise of the screen around the plate
 
     def update(
-        self, u: np.ndarray, v: np.ndarray, su: np.ndarray, sv: np.ndarray, thr: float, step: int
+        self,
+        u: np.ndarray,
+        v: np.ndarray,
+        su: np.ndarray,
+        sv: np.ndarray,
+        thr: float,
+        step: int,
+        flat_thr: float = 0.0,
+        flat_tol: float = 0.0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Foreground samples lie beyond ``thr`` of the clean plate (chroma levels); the
-        screen's noise is measured on the samples within it."""
+        screen's noise is measured on the samples within it. With ``flat_thr`` > 0, cells
+        left without a solid sample within reach also take flat patches beyond
+        ``flat_thr`` (``flat_tol``: their flatness, see ``K.fg_accumulate_flat``)."""
         self.sums.fill(0.0)
         self.resid.fill(0.0)
         K.fg_accumulate(u, v, su, sv, thr * thr, K.FG_CELL, step, self.sums, self.resid)
+        if flat_thr > 0.0:
+            self._second_look(u, v, su, sv, flat_thr, flat_tol, step)
         if self.resid[1] >= 16:
             # mean distance of a 2-D Gaussian is 1.25 sigma
             noise = float(self.resid[0] / self.resid[1]) / 1.25
@@ -269,6 +295,30 @@ class _FgPlate:
         K.resize_bilinear(self.gu, self.fu, self.rtmp)
         K.resize_bilinear(self.gv, self.fv, self.rtmp)
         return self.fu, self.fv
+
+    def _second_look(
+        self,
+        u: np.ndarray,
+        v: np.ndarray,
+        su: np.ndarray,
+        sv: np.ndarray,
+        thr: float,
+        tol: float,
+        step: int,
+    ) -> None:
+        """Cells with no solid sample within the box filter's reach (``FG_REACH``) look
+        again for flat patches beyond ``thr`` of the screen."""
+        r = FG_REACH
+        pad = np.pad(self.sums[..., 2], r)
+        box = np.zeros((self.gh, self.gw))
+        for di in range(2 * r + 1):
+            for dj in range(2 * r + 1):
+                box += pad[di : di + self.gh, dj : dj + self.gw]
+        need = (box == 0).astype(np.uint8)
+        if need.any():
+            K.fg_accumulate_flat(
+                u, v, su, sv, thr * thr, tol * tol, K.FG_CELL, step, need, self.sums
+            )
 
 
 class ChromaKeyer(RgbKeyerMethods):
@@ -453,7 +503,9 @@ class ChromaKeyer(RgbKeyerMethods):
         # noise sets this frame's floor (a codec's first frames change it from one to the next)
         if fg_due:
             thr = max(FG_RADIUS * kn, 2.0 * self._noise_floor(fg)[1])
-            fg.update(frame.u, frame.v, su, sv, thr, self._step)
+            codec = self._codec > 0.0  # the flat-patch rules: block-codec streams only
+            flat_thr = FLAT_RADIUS * kn if codec else 0.0
+            fg.update(frame.u, frame.v, su, sv, thr, self._step, flat_thr, FLAT_TOL * kn)
         self._sigma, noise = self._noise_floor(fg)
         fu, fv = fg.fu, fg.fv
         matte = K.Matte(
@@ -471,6 +523,23 @@ class ChromaKeyer(RgbKeyerMethods):
         cat = self._buf("cat", (ch, cw), np.uint8)
         full = self._clip_points()[1]
         K.key_lowres(frame.u, frame.v, matte, weak, full, temporal, a_lo, cat)
+        if self._codec > 0.0:
+            solid2 = np.float32((SOLID_FLAT * kn) ** 2)
+            flat2 = np.float32((SOLID_FLAT_TOL * kn) ** 2)
+            have_prev = bool(temporal.k > 0)
+            K.flat_solid(
+                frame.u,
+                frame.v,
+                su,
+                sv,
+                solid2,
+                flat2,
+                a_lo,
+                matte.lin,
+                cat,
+                temporal.prev,
+                have_prev,
+            )
         K.despeckle(cat, a_lo)
         return matte, a_lo, cat
 
