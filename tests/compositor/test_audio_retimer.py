@@ -53,9 +53,9 @@ async def _burst_then_real_time(amplitude: float, frames: int = 25) -> SessionSt
         for _ in range(frames - 3):
             await asyncio.sleep(FRAME_MS / 1000)
             queue.put_nowait((time.monotonic(), _frame(amplitude)))
-        while not queue.empty():
+        deadline = time.monotonic() + 10.0
+        while stats.audio_frames + stats.audio_skipped < frames and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)
     finally:
         pump.cancel()
         await asyncio.gather(pump, return_exceptions=True)
@@ -65,11 +65,15 @@ async def _burst_then_real_time(amplitude: float, frames: int = 25) -> SessionSt
 
 async def test_a_pause_behind_schedule_is_skipped_to_catch_up() -> None:
     stats = await _burst_then_real_time(amplitude=0)
-    assert stats.audio_skipped >= 1
+    # the burst's second frame is 20 ms behind: only the catch-up rule skips it (the third,
+    # 40 ms behind, goes by the 30 ms rule too)
+    assert stats.audio_skipped >= 2
     assert stats.audio_frames + stats.audio_skipped == 25
 
 
 async def test_speech_in_a_burst_is_played_not_cut() -> None:
     stats = await _burst_then_real_time(amplitude=8000)
-    # the burst leaves the voice 40 ms behind: the one frame past 30 ms goes, none else
-    assert stats.audio_frames >= 23
+    # the burst leaves the voice 40 ms behind: the one frame past 30 ms goes, and speech is
+    # not skipped to catch up (a stalled event loop may cost a few more past 30 ms)
+    assert stats.audio_frames >= 20
+    assert stats.audio_frames + stats.audio_skipped == 25

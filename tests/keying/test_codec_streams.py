@@ -35,6 +35,19 @@ def test_a_clean_render_is_not_taken_for_a_codec(clips):
         assert keyer.block_codec == 0.0, clip.spec.name
 
 
+def test_one_codec_frame_does_not_leave_the_codec_rules_on(clips):
+    """A stream that showed a codec's grid once and then clean frames reads 0 again."""
+    clip = clips[0]
+    (coded,) = roundtrip(clip.frames[:1], "vp8")
+    keyer = ChromaKeyer()
+    keyer.matte_i420(I420Frame(*coded))
+    assert keyer.block_codec > 0.0
+    clean = I420Frame.from_rgb(clip.frames[0])
+    for _ in range(60):
+        keyer.matte_i420(clean)
+    assert keyer.block_codec == 0.0
+
+
 @pytest.mark.parametrize("codec", ["vp8", "h264"])
 def test_a_codec_stream_is_recognised_and_keyed_closer_to_the_truth(clips, codec, monkeypatch):
     steep, plain = [], []

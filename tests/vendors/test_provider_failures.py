@@ -99,8 +99,13 @@ async def test_relayed_session_ended_by_the_vendor_stops(
         )
         (emulated,) = app.state.book.sessions.values()
         if avatar_leaves_first:
+            source = session.relay.src  # the relay's connection to the vendor's room
+            gone = emulated.avatar.identity
             await emulated.avatar.aclose()
-            await asyncio.sleep(0.5)  # the leave reaches the relay first
+            deadline = time.monotonic() + 30
+            while gone in source.remote_participants and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)  # the leave reaches the relay first
+            assert gone not in source.remote_participants
         await app.state.book.close(emulated, "IDLE_TIMEOUT")  # the vendor ends it
         deadline = time.monotonic() + 30
         while session.state != AvatarState.STOPPED and time.monotonic() < deadline:

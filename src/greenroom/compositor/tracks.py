@@ -71,6 +71,7 @@ class AvatarTracks:
         self._video_reader: asyncio.Task[None] | None = None
         self._video_stream: rtc.VideoStream | None = None
         self._renewing: str | None = None  # the camera we unsubscribed to subscribe it again
+        self._resubscribed = False  # ... and have subscribed again
         self._confirm: asyncio.TimerHandle | None = None  # checks that the camera arrived
         self._retimer: AudioRetimer | None = None
         self._warned: set[str] = set()  # participant sids already reported as impostors
@@ -126,12 +127,16 @@ class AvatarTracks:
         if room is None:
             return
         for p in list(room.remote_participants.values()):
-            for pub in list(p.track_publications.values()):
-                if not pub.subscribed:
-                    self._on_track_published(pub, p)
-                elif pub.track is not None and not self._reading(pub):
-                    self._on_track_published(pub, p)
-                    self._on_track_subscribed(pub.track, pub, p)
+            self._pick_up(p)
+
+    def _pick_up(self, p: rtc.RemoteParticipant) -> None:
+        """Subscribe ``p``'s tracks we want, and read those already subscribed."""
+        for pub in list(p.track_publications.values()):
+            if not pub.subscribed:
+                self._on_track_published(pub, p)
+            elif pub.track is not None and not self._reading(pub):
+                self._on_track_published(pub, p)
+                self._on_track_subscribed(pub.track, pub, p)
 
     def _reading(self, pub: rtc.RemoteTrackPublication) -> bool:
         if pub.kind == rtc.TrackKind.KIND_VIDEO:
@@ -200,9 +205,14 @@ class AvatarTracks:
         if not self.is_avatar(p):
             return
         if track.kind == rtc.TrackKind.KIND_VIDEO and pub.sid == self._video_sid:
-            self._renewing = None
+            if self._resubscribed:  # an earlier subscription landing late is not the renewal:
+                self._renewing = None  # our unsubscription of it may still come
             self._start_video(track)
-        elif track.kind == rtc.TrackKind.KIND_AUDIO and self._retimer is None:
+        elif (
+            track.kind == rtc.TrackKind.KIND_AUDIO
+            and pub.source in _MICROPHONE
+            and self._retimer is None
+        ):
             source = self._audio_out.source
             if source is not None:
                 self._retimer = AudioRetimer(source, self._audio_delay, self._stats)
@@ -240,9 +250,7 @@ class AvatarTracks:
         if not isinstance(p, rtc.RemoteParticipant) or p.identity != self.avatar_identity:
             return
         if self.is_avatar(p):
-            for pub in p.track_publications.values():
-                if not pub.subscribed:
-                    self._on_track_published(pub, p)
+            self._pick_up(p)
             return
         if p.attributes.get(ATTR_ROLE) == ROLE_COMPOSITOR:
             logger.warning(
@@ -324,7 +332,7 @@ class AvatarTracks:
         for p in room.remote_participants.values():
             pub = p.track_publications.get(sid)
             if pub is not None:
-                self._renewing = sid
+                self._renewing, self._resubscribed = sid, False
                 pub.set_subscribed(False)
                 asyncio.get_running_loop().call_later(RESUBSCRIBE_AFTER, self._resubscribe, pub)
 
@@ -342,9 +350,8 @@ class AvatarTracks:
         if self._room is None or self._video_sid != sid or self._video_reader is not None:
             return
         logger.warning(
-            "LiveKit has not delivered the avatar camera %.0f s after subscribing; "
+            "LiveKit has not delivered the avatar camera in time after subscribing; "
             "subscribing again",
-            SUBSCRIBE_CONFIRM,
             extra={"session": self._stats.session},
         )
         self.renew_video_subscription()
@@ -352,10 +359,12 @@ class AvatarTracks:
 
     def _resubscribe(self, pub: rtc.RemoteTrackPublication) -> None:
         if self._room is not None and self._video_sid == pub.sid:
+            self._resubscribed = True
             pub.set_subscribed(True)
 
     async def _stop_video(self) -> None:
         self._renewing = None
+        self._resubscribed = False
         reader, self._video_reader = self._video_reader, None
         stream, self._video_stream = self._video_stream, None
         self._slot.clear()

@@ -398,10 +398,10 @@ def _d2(u, v, cu, cv):
 
 
 @njit(cache=True, nogil=True)
-def flat_solid(u, v, su_p, sv_p, thr2, flat2, alpha, lin, cat, prev, have_prev):
+def flat_solid(u, v, su_p, sv_p, thr2, flat2, alpha, lin, cat, prev, write_prev):
     """Flat patches are solid: a partial chroma sample (``cat`` 2) further than sqrt(thr2)
     from the screen whose four neighbours all lie within sqrt(flat2) of its own chroma gets
-    alpha 1 (``lin`` 1, ``cat`` 1, and ``prev`` 1 when ``have_prev``, for the temporal
+    alpha 1 (``lin`` 1, ``cat`` 1, and ``prev`` 1 when ``write_prev``, the temporal filter being on, for the temporal
     filter). For block-codec streams, whose flat areas near the key hue (a green shirt, a
     navy one on blue) can solve to a mix against a foreground plate that averaged in skin or
     found nothing; an edge ramp, even a codec-blurred one, changes by more than ``flat2``
@@ -433,7 +433,7 @@ def flat_solid(u, v, su_p, sv_p, thr2, flat2, alpha, lin, cat, prev, have_prev):
                 alpha[i, j] = one
                 lin[i, j] = one
                 cat[i, j] = 1
-                if have_prev:
+                if write_prev:
                     prev[i, j] = one
 
 

@@ -102,6 +102,9 @@ PLATE_GROW = 0.5
 CODEC_BLACK = 0.15
 CODEC_WHITE = 0.1
 CODEC_GRID = (1.15, 1.4)
+#: A codec level that has decayed below CODEC_OFF (one odd reading on clean footage, some
+#: refreshes ago) is 0 again.
+CODEC_OFF = 0.01
 #: The block grid is measured on every GRID_ROWS-th luma row (half as many chroma rows),
 #: on the frames that refresh the clean plate.
 GRID_ROWS = 16
@@ -435,6 +438,8 @@ class ChromaKeyer(RgbKeyerMethods):
         lo, hi = CODEC_GRID
         c = min(max((ratio - lo) / (hi - lo), 0.0), 1.0)
         self._codec = c if n == 0 else self._codec + 0.5 * (c - self._codec)
+        if self._codec < CODEC_OFF:  # the flat-patch rules are off only at exactly 0
+            self._codec = 0.0
 
     def _clip(self) -> K.Clip:
         """Raw key -> alpha: linear from the black clip point to the white."""
@@ -526,7 +531,7 @@ class ChromaKeyer(RgbKeyerMethods):
         if self._codec > 0.0:
             solid2 = np.float32((SOLID_FLAT * kn) ** 2)
             flat2 = np.float32((SOLID_FLAT_TOL * kn) ** 2)
-            have_prev = bool(temporal.k > 0)
+            write_prev = bool(temporal.k > 0)
             K.flat_solid(
                 frame.u,
                 frame.v,
@@ -538,7 +543,7 @@ class ChromaKeyer(RgbKeyerMethods):
                 matte.lin,
                 cat,
                 temporal.prev,
-                have_prev,
+                write_prev,
             )
         K.despeckle(cat, a_lo)
         return matte, a_lo, cat
