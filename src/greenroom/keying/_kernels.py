@@ -397,6 +397,23 @@ def _d2(u, v, cu, cv):
     return du * du + dv * dv
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _flat(u, v, i, j, span, flat2):
+    """True when the four chroma samples ``span`` away from (i, j) (clamped at the borders)
+    all lie within sqrt(flat2) of its own chroma: a flat patch, not an edge ramp."""
+    ch, cw = u.shape
+    cu = np.float32(u[i, j])
+    cv = np.float32(v[i, j])
+    up, down = max(i - span, 0), min(i + span, ch - 1)
+    left, right = max(j - span, 0), min(j + span, cw - 1)
+    return (
+        _d2(u[up, j], v[up, j], cu, cv) <= flat2
+        and _d2(u[down, j], v[down, j], cu, cv) <= flat2
+        and _d2(u[i, left], v[i, left], cu, cv) <= flat2
+        and _d2(u[i, right], v[i, right], cu, cv) <= flat2
+    )
+
+
 @njit(cache=True, nogil=True)
 def flat_solid(u, v, su_p, sv_p, thr2, flat2, alpha, lin, cat, prev, write_prev):
     """Flat patches are solid: a partial chroma sample (``cat`` 2) further than sqrt(thr2)
@@ -411,8 +428,6 @@ def flat_solid(u, v, su_p, sv_p, thr2, flat2, alpha, lin, cat, prev, write_prev)
     one = np.float32(1.0)
     f128 = np.float32(128.0)
     for i in range(ch):
-        up = max(i - 1, 0)
-        down = min(i + 1, ch - 1)
         for j in range(cw):
             if cat[i, j] != 2:
                 continue
@@ -422,14 +437,7 @@ def flat_solid(u, v, su_p, sv_p, thr2, flat2, alpha, lin, cat, prev, write_prev)
             dv = sv_p[i, j] - (cv - f128)
             if du * du + dv * dv <= thr2:
                 continue
-            left = max(j - 1, 0)
-            right = min(j + 1, cw - 1)
-            if (
-                _d2(u[up, j], v[up, j], cu, cv) <= flat2
-                and _d2(u[down, j], v[down, j], cu, cv) <= flat2
-                and _d2(u[i, left], v[i, left], cu, cv) <= flat2
-                and _d2(u[i, right], v[i, right], cu, cv) <= flat2
-            ):
+            if _flat(u, v, i, j, 1, flat2):
                 alpha[i, j] = one
                 lin[i, j] = one
                 cat[i, j] = 1
@@ -526,16 +534,7 @@ def fg_accumulate_flat(u, v, su_p, sv_p, thr2, flat2, cell, step, need, sums):
             dv = np.float64(sv_p[i, j]) - cv
             if du * du + dv * dv <= thr2:
                 continue
-            ok = True
-            up, down = max(i - 2, 0), min(i + 2, ch - 1)
-            left, right = max(j - 2, 0), min(j + 2, cw - 1)
-            for ii, jj in ((up, j), (down, j), (i, left), (i, right)):
-                eu = np.float64(u[ii, jj]) - 128.0 - cu
-                ev = np.float64(v[ii, jj]) - 128.0 - cv
-                if eu * eu + ev * ev > flat2:
-                    ok = False
-                    break
-            if ok:
+            if _flat(u, v, i, j, 2, flat2):
                 sums[gi, gj, 0] += cu
                 sums[gi, gj, 1] += cv
                 sums[gi, gj, 2] += 1.0
