@@ -42,16 +42,20 @@ def _pack(
 ) -> None:
     h, w = y.shape
     ch, cw = u.shape
+    # explicit loops: numba's slice assignment copies byte by byte, these become block copies
     for r in range(h):
-        oy[r, :w] = y[r]
+        for c in range(w):
+            oy[r, c] = y[r, c]
         for c in range(w):
             oy[r, w + c] = lut[alpha[r, c]]
         if r < ch:
             # chroma column cw onwards covers luma columns w.. (the matte): neutral
-            ou[r, :cw] = u[r]
-            ov[r, :cw] = v[r]
-            ou[r, cw:] = NEUTRAL
-            ov[r, cw:] = NEUTRAL
+            for c in range(cw):
+                ou[r, c] = u[r, c]
+                ov[r, c] = v[r, c]
+            for c in range(cw, ou.shape[1]):
+                ou[r, c] = NEUTRAL
+                ov[r, c] = NEUTRAL
 
 
 def packed_size(width: int, height: int) -> tuple[int, int]:

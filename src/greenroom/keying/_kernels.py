@@ -298,6 +298,35 @@ def _run_end(row, j, st):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _copy(dst, src, x0, x1):
+    """``dst[x0:x1] = src[x0:x1]`` for contiguous 1-D uint8 rows, 8 bytes at a time.
+
+    Numba's slice assignment, and a plain byte loop inside the compositing loops, both go
+    byte by byte: ~1 ms per 720p frame of copies, against ~0.15 ms in words."""
+    m = (x1 - x0) & ~7
+    if m > 0:
+        d8 = dst[x0 : x0 + m].view(np.uint64)
+        s8 = src[x0 : x0 + m].view(np.uint64)
+        for q in range(m >> 3):
+            d8[q] = s8[q]
+    for x in range(x0 + m, x1):
+        dst[x] = src[x]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fill(dst, x0, x1, value):
+    """``dst[x0:x1] = value`` for a contiguous 1-D uint8 row, 8 bytes at a time."""
+    m = (x1 - x0) & ~7
+    if m > 0:
+        d8 = dst[x0 : x0 + m].view(np.uint64)
+        pat = np.uint64(value) * _ONES8
+        for q in range(m >> 3):
+            d8[q] = pat
+    for x in range(x0 + m, x1):
+        dst[x] = value
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _next_edge(row, j):
     """First index at or after ``j`` where the category ``row`` holds 2 (edge); words of
     8 samples without one are skipped at once."""
@@ -319,14 +348,28 @@ def _next_edge(row, j):
 
 @njit(cache=True, nogil=True)
 def rgb_half(rgb, y, u, v):
-    """Luma, U and V of each 2x2 block's mean RGB (BT.601 limited), at chroma resolution."""
+    """Luma, U and V of each 2x2 block's mean RGB (BT.601 limited), at chroma resolution.
+
+    The two rows of a block are summed first, whole rows at once (a loop LLVM
+    vectorises), then each block's pair of columns."""
     h, w = rgb.shape[0], rgb.shape[1]
     ch, cw = u.shape
+    acc = np.empty(3 * w + 3, np.int32)
     for ci in range(ch):
         i0 = 2 * ci
         i1 = min(i0 + 1, h - 1)
+        top = rgb[i0].ravel()
+        bot = rgb[i1].ravel()
+        for x in range(3 * w):
+            acc[x] = np.int32(top[x]) + np.int32(bot[x])
+        if w & 1:  # an odd last column pairs with itself
+            for c in range(3):
+                acc[3 * w + c] = acc[3 * w - 3 + c]
         for cj in range(cw):
-            r, g, b = _block_rgb(rgb, i0, i1, 2 * cj, min(2 * cj + 1, w - 1))
+            x = 6 * cj
+            r = acc[x] + acc[x + 3]
+            g = acc[x + 1] + acc[x + 4]
+            b = acc[x + 2] + acc[x + 5]
             y[ci, cj] = np.uint8(((66 * r + 129 * g + 25 * b + 512) >> 10) + 16)
             u[ci, cj] = np.uint8(((-38 * r - 74 * g + 112 * b + 512) >> 10) + 128)
             v[ci, cj] = np.uint8(((112 * r - 94 * g - 18 * b + 512) >> 10) + 128)
@@ -777,19 +820,19 @@ def chroma_i420_rows(
             x0 = 2 * j
             x1 = min(2 * j1, w)
             if st == 0:
-                oy[ya, x0:x1] = by[ya, x0:x1]
-                oy[yb, x0:x1] = by[yb, x0:x1]
-                ou[i, j:j1] = bu[i, j:j1]
-                ov[i, j:j1] = bv[i, j:j1]
+                _copy(oy[ya], by[ya], x0, x1)
+                _copy(oy[yb], by[yb], x0, x1)
+                _copy(ou[i], bu[i], j, j1)
+                _copy(ov[i], bv[i], j, j1)
                 if want_alpha:
-                    alpha[ya, x0:x1] = 0
-                    alpha[yb, x0:x1] = 0
+                    _fill(alpha[ya], x0, x1, 0)
+                    _fill(alpha[yb], x0, x1, 0)
             elif st == 1:
-                oy[ya, x0:x1] = y[ya, x0:x1]
-                oy[yb, x0:x1] = y[yb, x0:x1]
+                _copy(oy[ya], y[ya], x0, x1)
+                _copy(oy[yb], y[yb], x0, x1)
                 if want_alpha:
-                    alpha[ya, x0:x1] = 255
-                    alpha[yb, x0:x1] = 255
+                    _fill(alpha[ya], x0, x1, 255)
+                    _fill(alpha[yb], x0, x1, 255)
                 for jj in range(j, j1):  # all avatar: remove spill beyond its own colour
                     cu = np.float32(u[i, jj]) - np.float32(128.0)
                     cv = np.float32(v[i, jj]) - np.float32(128.0)
@@ -939,11 +982,11 @@ def chroma_rgb_rows(
             x1 = min(2 * j1, w)
             j = j1
             if st == 0:
-                out[i, 3 * x0 : 3 * x1] = bg[i, 3 * x0 : 3 * x1]
+                _copy(out[i], bg[i], 3 * x0, 3 * x1)
                 if want_alpha:
-                    alpha[i, x0:x1] = 0
+                    _fill(alpha[i], x0, x1, 0)
                 if tk > 0.0:
-                    prev[i, x0:x1] = 0
+                    _fill(prev[i], x0, x1, 0)
                 continue
             if st == 1:
                 for x in range(x0, x1):  # opaque: limit the key primary beyond the avatar's own
@@ -1005,9 +1048,9 @@ def chroma_rgb_rows(
                         c2 + fx * (np.float32(bg[i, 3 * x + 2]) - sb) + lift - sp * e2
                     )
                 if want_alpha:
-                    alpha[i, x0:x1] = 255
+                    _fill(alpha[i], x0, x1, 255)
                 if tk > 0.0:
-                    prev[i, x0:x1] = 255
+                    _fill(prev[i], x0, x1, 255)
                 continue
             for x in range(x0, x1):
                 cj = x >> 1
