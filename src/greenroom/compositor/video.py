@@ -200,10 +200,14 @@ class VideoOutput:
             await bounded(source.aclose())
 
     def capture(self, data: bytes | bytearray, width: int, height: int, user_us: int) -> None:
-        """Hand one I420 frame to the encoder (synchronous; copies ``data``)."""
-        if self.source is None:
+        """Hand one I420 frame to the encoder (synchronous; copies ``data``).
+
+        Called on the keying thread (see ``FrameLoop._render_and_capture``); ``source`` is
+        read once, as the loop may unpublish meanwhile."""
+        source = self.source
+        if source is None:
             return
         self._frame_id = (self._frame_id + 1) & 0xFFFFFFFF
         frame = rtc.VideoFrame(width, height, rtc.VideoBufferType.I420, data)
         meta = rtc.FrameMetadata(user_timestamp=user_us, frame_id=self._frame_id)
-        self.source.capture_frame(frame, timestamp_us=time.time_ns() // 1000, metadata=meta)
+        source.capture_frame(frame, timestamp_us=time.time_ns() // 1000, metadata=meta)
