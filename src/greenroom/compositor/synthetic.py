@@ -27,6 +27,8 @@ SKIN = (224, 150, 110)
 FLASH = (255, 255, 255)
 FLASH_FRAMES = 3
 BEEP_S = 0.06
+#: audio more than this far behind the wall clock skips ahead (see SyntheticAvatar._audio)
+AUDIO_SLACK_S = 0.02
 
 
 @dataclass
@@ -78,6 +80,10 @@ class SyntheticAvatar:
     room: rtc.Room = field(default_factory=rtc.Room)
     frames_sent: int = 0
     flash_times_us: list[int] = field(default_factory=list)
+    #: the beep starts this many seconds after its flash (a known offset, to check probes)
+    beep_shift: float = 0.0
+    #: wall-clock µs at which each beep's first chunk was queued into the audio source
+    beep_times_us: list[int] = field(default_factory=list)
     _capture_t: dict[int, float] = field(default_factory=dict)  # capture µs -> scene time
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _t0: float = 0.0
@@ -150,11 +156,13 @@ class SyntheticAvatar:
         sr, n = 48_000, 480
         tone = (0.6 * 32767 * np.sin(2 * np.pi * 1000 * np.arange(sr) / sr)).astype(np.int16)
         silence = np.zeros(n, np.int16)
-        k = 0
+        k, loud = 0, False
         while True:
             t = k * n / sr  # audio clock, seconds since start
-            frac = t % 1.0
-            if self.flash and t >= 1.0 and frac < BEEP_S:
+            frac = (t - self.beep_shift) % 1.0
+            was_loud = loud
+            loud = self.flash and t - self.beep_shift >= 1.0 and frac < BEEP_S
+            if loud:
                 off = int(frac * sr)
                 chunk = tone[off : off + n]
             else:
@@ -164,7 +172,16 @@ class SyntheticAvatar:
             if delay > 0:
                 await asyncio.sleep(delay)
             await src.capture_frame(frame)
+            if loud and not was_loud:
+                self.beep_times_us.append(time.time_ns() // 1000)
             k += 1
+            # the source plays silence while it waits for us, and never plays faster than
+            # real time: audio that fell behind the wall clock (the microphone published
+            # after the camera, a stalled loop) would stay behind for good. Skip ahead so
+            # each beep keeps its flash's instant.
+            behind = time.monotonic() - (self._t0 + k * n / sr)
+            if behind > AUDIO_SLACK_S:
+                k += int(behind * sr) // n
 
     async def aclose(self) -> None:
         for t in self._tasks:
