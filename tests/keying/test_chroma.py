@@ -194,7 +194,8 @@ def test_a_screen_column_that_drifted_off_the_key_stays_screen(monkeypatch):
     frame = _drifting_screen()
     k = ChromaKeyer(key_color=(0, 177, 64))
     alpha = k.matte_i420(frame)
-    assert alpha[:, :16].mean() < 2, f"border column mean alpha {alpha[:, :16].mean():.1f}"
+    # the one chroma sample at the column's step keeps its small alpha (~0.05) unspread
+    assert alpha[:, :16].mean() < 2.5, f"border column mean alpha {alpha[:, :16].mean():.1f}"
     assert alpha[60:120, 130:190].min() == 255  # the avatar stays solid
     # without the second look the column is keyed as part avatar (the test can fail)
     monkeypatch.setattr("greenroom.keying.chroma.PLATE_GROW", 0.0)

@@ -683,11 +683,23 @@ def screen_stays_screen(cat, a_lo, y, screen_y, strong, luma_tol, blk):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def guided_coeffs(y, alpha, eps, kind, ca, cb, ylo):
+def guided_coeffs(y, alpha, eps, noise, anchor, edge_below, kind, ca, cb, ylo):
     """Local linear model alpha ~ ca * Y + cb over 3x3 chroma windows (a guided filter).
 
     Only where ``kind`` (the 3x3-dilated category) is 2; constant windows get ca = 0 and
     cb = alpha. Luma at chroma resolution is the mean of each 2x2 block.
+
+    The slope is cov / (var + eps + noise[0] x min(1, alpha's variance x noise[1])): a
+    window whose alpha swings (an edge) but whose luma barely does (skin as bright as the
+    screen) would fit the luma noise and shading, so its slope is damped by ``noise[0]``;
+    faint detail (hair wisps, small alpha swings) keeps its slope. The line passes through
+    the window's mean (``anchor`` 0, the classic guided filter) or, in windows reaching
+    below ``edge_below`` (an edge towards the screen), through the sample's own alpha and
+    luma (``anchor`` 1), or between. Through its own sample, a window the luma cannot
+    explain leaves the sample its own alpha instead of the window's mean: the
+    coefficients' bilinear carry to full resolution then blurs it once, not twice.
+    Windows inside the avatar keep the mean (a near-key shirt's weaker samples are lifted
+    by the solid ones around them).
     """
     h, w = y.shape
     ch, cw = alpha.shape
@@ -728,10 +740,14 @@ def guided_coeffs(y, alpha, eps, kind, ca, cb, ylo):
             sp = 0.0
             sii = 0.0
             sip = 0.0
+            spp = 0.0
+            amin = 1.0
             for ii in (i0, i, i2):
                 for jj in (j0, j, j2):
                     lum = np.float64(ylo[ii, jj])
                     p = alpha[ii, jj]
+                    amin = min(amin, p)
+                    spp += p * p
                     si += lum
                     sp += p
                     sii += lum * lum
@@ -740,9 +756,11 @@ def guided_coeffs(y, alpha, eps, kind, ca, cb, ylo):
             mp = sp / 9.0
             var = sii / 9.0 - mi * mi
             cov = sip / 9.0 - mi * mp
-            a = cov / (var + eps)
+            vp = spp / 9.0 - mp * mp
+            a = cov / (var + eps + noise[0] * min(vp * noise[1], 1.0))
             ca[i, j] = a
-            cb[i, j] = mp - a * mi
+            k = anchor if amin < edge_below else 0.0
+            cb[i, j] = mp + k * (alpha[i, j] - mp) - a * (mi + k * (ylo[i, j] - mi))
 
 
 @njit(cache=True, nogil=True)

@@ -69,6 +69,18 @@ WEAK_RGB = 0.75
 #: screen (see ``K.screen_stays_screen``).
 BLEED_NEIGHBOUR = 0.3
 SCREEN_LUMA_TOL = 8.0
+#: I420 edge model on clean footage (``K.guided_coeffs``): in windows whose alpha varies
+#: by EDGE_SWING (variance) or more, its regularisation grows by EDGE_NOISE x the screen's
+#: chroma noise variance (chroma levels², on 2x2 means; a pixel's luma carries about as
+#: much noise as its chroma, so this is about 4x the 2x2 luma means' variance): where an
+#: edge's luma steps are within the noise (skin as bright as the screen), the slope would
+#: fit noise and shading. Faint hair (small swings) keeps its slope.
+EDGE_NOISE = 16.0
+EDGE_SWING = 0.05
+#: ... and in its windows that reach below EDGE_BELOW (an edge towards the screen) the
+#: model's line runs through each sample's own alpha, not the window's mean (inside the
+#: avatar the mean lifts a near-key shirt's weaker samples).
+EDGE_BELOW = 0.5
 #: Foreground plate: the reach of its box filter (cells of ``K.FG_CELL`` chroma samples).
 FG_REACH = 1
 #: Block-codec streams (``ChromaKeyer.block_codec`` > 0): VP8 pulls the chroma of a flat
@@ -657,9 +669,13 @@ class ChromaKeyer(RgbKeyerMethods):
             ca = self._buf("ca", (ch, cw), np.float32)
             cb = self._buf("cb", (ch, cw), np.float32)
             K.dilate_same(cat, tmp, kind)
-            K.guided_coeffs(
-                frame.y, a_lo, p.edge_eps, kind, ca, cb, self._buf("ylo", (ch, cw), np.float32)
-            )
+            # clean footage: at edges the edge model's line runs through each sample's own
+            # alpha, and its slope is damped by the luma noise (a block codec keeps the
+            # classic filter)
+            clean = 1.0 - self._codec
+            noise = (clean * EDGE_NOISE * self._sigma**2, 1.0 / EDGE_SWING)
+            ylo = self._buf("ylo", (ch, cw), np.float32)
+            K.guided_coeffs(frame.y, a_lo, p.edge_eps, noise, clean, EDGE_BELOW, kind, ca, cb, ylo)
             K.dilate_same(kind, tmp, blk)
             (sy,) = self._clean_plate().get("y")
             K.screen_stays_screen(
