@@ -8,6 +8,7 @@ cannot keep up, the output frame rate goes down and the latency stays put.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -178,6 +179,8 @@ class VideoOutput:
         self.sid: str | None = None
         self.size: tuple[int, int] | None = None
         self._frame_id = 0
+        # capture runs on the keying thread: no frame goes into a source being closed
+        self._capturing = threading.Lock()
 
     async def ensure(self, room: rtc.Room, width: int, height: int) -> None:
         """Publish a track of this size, replacing one of another size."""
@@ -188,11 +191,14 @@ class VideoOutput:
         track = rtc.LocalVideoTrack.create_video_track(TRACK_NAME, source)
         publishing = room.local_participant.publish_track(track, publish_options(self._options))
         pub = await within(publishing, PUBLISH_TIMEOUT)
-        self.source, self.track, self.sid, self.size = source, track, pub.sid, (width, height)
+        with self._capturing:
+            self.source, self.track, self.sid = source, track, pub.sid
+            self.size = (width, height)
 
     async def unpublish(self, room: rtc.Room | None) -> None:
-        sid, source = self.sid, self.source
-        self.source = self.track = self.sid = self.size = None
+        with self._capturing:  # waits for a capture in flight (one encode at most)
+            sid, source = self.sid, self.source
+            self.source = self.track = self.sid = self.size = None
         if sid is not None and room is not None and room.isconnected():
             # the room may be going away; there is nothing to undo then
             await bounded(room.local_participant.unpublish_track(sid))
@@ -202,12 +208,13 @@ class VideoOutput:
     def capture(self, data: bytes | bytearray, width: int, height: int, user_us: int) -> None:
         """Hand one I420 frame to the encoder (synchronous; copies ``data``).
 
-        Called on the keying thread (see ``FrameLoop._render_and_capture``); ``source`` is
-        read once, as the loop may unpublish meanwhile."""
-        source = self.source
-        if source is None:
-            return
-        self._frame_id = (self._frame_id + 1) & 0xFFFFFFFF
-        frame = rtc.VideoFrame(width, height, rtc.VideoBufferType.I420, data)
-        meta = rtc.FrameMetadata(user_timestamp=user_us, frame_id=self._frame_id)
-        source.capture_frame(frame, timestamp_us=time.time_ns() // 1000, metadata=meta)
+        Called on the keying thread (see ``FrameLoop._render_and_capture``), under a lock
+        that ``unpublish`` also takes."""
+        with self._capturing:
+            source = self.source
+            if source is None:
+                return
+            self._frame_id = (self._frame_id + 1) & 0xFFFFFFFF
+            frame = rtc.VideoFrame(width, height, rtc.VideoBufferType.I420, data)
+            meta = rtc.FrameMetadata(user_timestamp=user_us, frame_id=self._frame_id)
+            source.capture_frame(frame, timestamp_us=time.time_ns() // 1000, metadata=meta)
