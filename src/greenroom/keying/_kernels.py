@@ -138,6 +138,17 @@ class Tables(NamedTuple):
     wx: np.ndarray
 
 
+class Codec(NamedTuple):
+    """The guided model's weights on block-codec streams (``guided_coeffs``): the clean
+    plate's luma at chroma resolution, how many samples of it (alpha 0) each window holds,
+    the extra weight of samples keyed near 0 or 1, and the fit measure (float64[2])."""
+
+    screen_y: np.ndarray
+    screen_w: Real
+    plateau: Real
+    fit: np.ndarray
+
+
 class Guide(NamedTuple):
     """Luma-guided edge model at chroma resolution: alpha = ca * Y + cb, and the block
     state (0 all screen, 1 all avatar, 2 edge) of each chroma sample's neighbourhood."""
@@ -265,6 +276,10 @@ _VG = np.float32(-94.0 / 256.0)
 _VB = np.float32(-18.0 / 256.0)
 #: the foreground plate's cells are FG_CELL x FG_CELL chroma samples
 FG_CELL = 4
+#: ``guided_coeffs`` measures how well luma explains alpha on windows whose alpha and luma
+#: vary by more than these variances (alpha units, luma levels squared).
+FIT_VAR_ALPHA = 0.02
+FIT_VAR_LUMA = 25.0
 #: the unmixed foreground may sit this far (times the screen's colour difference) below
 #: the local foreground's colour difference before it is pulled back (no magenta fringes)
 _UNMIX_SLACK = 0.2
@@ -683,7 +698,7 @@ def screen_stays_screen(cat, a_lo, y, screen_y, strong, luma_tol, blk):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def guided_coeffs(y, alpha, eps, noise, anchor, edge_below, kind, ca, cb, ylo):
+def guided_coeffs(y, alpha, eps, noise, anchor, edge_below, kind, ca, cb, ylo, codec):
     """Local linear model alpha ~ ca * Y + cb over 3x3 chroma windows (a guided filter).
 
     Only where ``kind`` (the 3x3-dilated category) is 2; constant windows get ca = 0 and
@@ -700,7 +715,17 @@ def guided_coeffs(y, alpha, eps, noise, anchor, edge_below, kind, ca, cb, ylo):
     coefficients' bilinear carry to full resolution then blurs it once, not twice.
     Windows inside the avatar keep the mean (a near-key shirt's weaker samples are lifted
     by the solid ones around them).
+
+    Block-codec streams: ``codec`` (Codec) adds ``codec.screen_w`` samples of (the clean
+    plate's luma ``codec.screen_y``, alpha 0) to each window, and a sample weighs 1 +
+    ``codec.plateau`` (2 alpha - 1)^2, so samples keyed near 0 or 1 count more than the
+    ramp between them: the codec's blurred chroma ramp decides less, and the screen's luma
+    and the solid side's more, where the edge lies. ``codec.fit`` (float64[2]) then adds
+    the fit's R^2 and a count over the windows whose alpha and luma both vary
+    (``FIT_VAR_ALPHA``, ``FIT_VAR_LUMA``). With both weights 0 the plain fit runs.
     """
+    screen_y, screen_w, plateau, fit = codec
+    weighted = (screen_w > 0.0) | (plateau > 0.0)
     h, w = y.shape
     ch, cw = alpha.shape
     for i in range(ch):
@@ -736,27 +761,59 @@ def guided_coeffs(y, alpha, eps, noise, anchor, edge_below, kind, ca, cb, ylo):
                 break
             j0 = max(j - 1, 0)
             j2 = min(j + 1, cw - 1)
-            si = 0.0
-            sp = 0.0
-            sii = 0.0
-            sip = 0.0
-            spp = 0.0
             amin = 1.0
-            for ii in (i0, i, i2):
-                for jj in (j0, j, j2):
-                    lum = np.float64(ylo[ii, jj])
-                    p = alpha[ii, jj]
-                    amin = min(amin, p)
-                    spp += p * p
-                    si += lum
-                    sp += p
-                    sii += lum * lum
-                    sip += lum * p
-            mi = si / 9.0
-            mp = sp / 9.0
-            var = sii / 9.0 - mi * mi
-            cov = sip / 9.0 - mi * mp
-            vp = spp / 9.0 - mp * mp
+            if not weighted:
+                si = 0.0
+                sp = 0.0
+                sii = 0.0
+                sip = 0.0
+                spp = 0.0
+                for ii in (i0, i, i2):
+                    for jj in (j0, j, j2):
+                        lum = np.float64(ylo[ii, jj])
+                        p = alpha[ii, jj]
+                        amin = min(amin, p)
+                        spp += p * p
+                        si += lum
+                        sp += p
+                        sii += lum * lum
+                        sip += lum * p
+                mi = si / 9.0
+                mp = sp / 9.0
+                var = sii / 9.0 - mi * mi
+                cov = sip / 9.0 - mi * mp
+                vp = spp / 9.0 - mp * mp
+            else:
+                s0 = np.float64(screen_y[i, j])
+                si = screen_w * s0
+                sp = 0.0
+                sii = screen_w * s0 * s0
+                sip = 0.0
+                spp = 0.0
+                sw = screen_w
+                for ii in (i0, i, i2):
+                    for jj in (j0, j, j2):
+                        lum = np.float64(ylo[ii, jj])
+                        p = alpha[ii, jj]
+                        amin = min(amin, p)
+                        q = 2.0 * p - 1.0
+                        wgt = 1.0 + plateau * q * q
+                        wl = wgt * lum
+                        wp = wgt * p
+                        si += wl
+                        sp += wp
+                        sii += wl * lum
+                        sip += wl * p
+                        spp += wp * p
+                        sw += wgt
+                mi = si / sw
+                mp = sp / sw
+                var = sii / sw - mi * mi
+                cov = sip / sw - mi * mp
+                vp = spp / sw - mp * mp
+                if vp > FIT_VAR_ALPHA and var > FIT_VAR_LUMA:
+                    fit[0] += cov * cov / (var * vp)
+                    fit[1] += 1.0
             a = cov / (var + eps + noise[0] * min(vp * noise[1], 1.0))
             ca[i, j] = a
             k = anchor if amin < edge_below else 0.0

@@ -111,9 +111,30 @@ PLATE_GROW = 0.5
 #: codec, CODEC_GRID[1] -> fully one) and its clip points move in by CODEC_BLACK and
 #: CODEC_WHITE: its ramps are steepened. Clean footage (ratio 1.00-1.12) keeps its own.
 #: The ramp width itself cannot tell: motion blur widens clean ramps as much.
-CODEC_BLACK = 0.15
-CODEC_WHITE = 0.1
+CODEC_BLACK = 0.12
+CODEC_WHITE = 0.08
 CODEC_GRID = (1.15, 1.4)
+#: Block-codec streams, the guided model (``K.guided_coeffs``): each 3x3 window also holds
+#: GUIDE_ANCHOR samples of the screen's own luma at alpha 0, and a sample keyed near 0 or 1
+#: weighs up to 1 + GUIDE_PLATEAU times one on the ramp between (both scaled by the codec
+#: level; clean footage gets the plain fit). VP8's chroma ramps are about as blurred as
+#: clean chroma under a Gaussian of 1.2 samples, so the luma, known on the screen side and
+#: seen on the solid side, decides more of where the edge lies.
+GUIDE_ANCHOR = 1.0
+GUIDE_PLATEAU = 0.5
+#: How much the codec blurred chroma beyond luma: the mean R^2 of the guided model's fit
+#: on edge windows (``K.guided_coeffs``, smoothed by FIT_RATE over frames with FIT_MIN
+#: such windows) is about 0.93 on clean renders, 0.81-0.95 after H.264 and 0.73-0.90
+#: after VP8 on the family. From FIT_GOOD down to FIT_POOR the clip points move in by up
+#: to FIT_BLACK and FIT_WHITE more (times the codec level): the worse luma explains the
+#: chroma's alpha, the wider the codec's ramps are against the true edge. Motion blur
+#: widens luma and chroma alike and does not lower the fit.
+FIT_GOOD = 0.9
+FIT_POOR = 0.78
+FIT_BLACK = 0.08
+FIT_WHITE = 0.02
+FIT_MIN = 50
+FIT_RATE = 0.25
 #: A codec level that has decayed below CODEC_OFF (one odd reading on clean footage, some
 #: refreshes ago) is 0 again.
 CODEC_OFF = 0.01
@@ -391,6 +412,7 @@ class ChromaKeyer(RgbKeyerMethods):
         self._step = 2
         self._sigma = 1.0
         self._codec = 0.0
+        self._fit: float | None = None
         self._frames = 0
         self._prev: np.ndarray | None = None
         self._prev_kind = ""
@@ -422,15 +444,26 @@ class ChromaKeyer(RgbKeyerMethods):
             b = self._bufs[name] = np.empty(shape, dtype)
         return b
 
+    def _mismatch(self) -> float:
+        """0..1: how poorly luma explains the codec stream's chroma alpha (``FIT_GOOD`` ->
+        ``FIT_POOR``); 0 before a measure (and on clean footage, which takes none)."""
+        if self._fit is None:
+            return 0.0
+        return min(max((FIT_GOOD - self._fit) / (FIT_GOOD - FIT_POOR), 0.0), 1.0)
+
     def _clip_points(self) -> tuple[float, float]:
         """(black, white) clip points of this frame: the settings (``choke`` shifts both),
         moved in by the screen's measured noise (``NOISE_BLACK``, ``NOISE_WHITE``) and, on
-        I420 through a block codec, by ``CODEC_BLACK``, ``CODEC_WHITE``."""
+        I420 through a block codec, by ``CODEC_BLACK``, ``CODEC_WHITE`` and, the worse luma
+        explains the key there (``_mismatch``), up to ``FIT_BLACK``, ``FIT_WHITE`` more."""
         p = self._params
         key, _prim, _q = self._key()
         rel = self._sigma / max(float(np.hypot(*_chroma(key))), 1.0)
-        lo = max(p.clip_black + p.choke, NOISE_BLACK * rel) + CODEC_BLACK * self._codec
-        hi = min(p.clip_white + p.choke, 1.0) - NOISE_WHITE * rel - CODEC_WHITE * self._codec
+        m = self._mismatch()
+        cb = CODEC_BLACK + FIT_BLACK * m
+        cw = CODEC_WHITE + FIT_WHITE * m
+        lo = max(p.clip_black + p.choke, NOISE_BLACK * rel) + cb * self._codec
+        hi = min(p.clip_white + p.choke, 1.0) - NOISE_WHITE * rel - cw * self._codec
         return lo, max(hi, lo + 0.05)
 
     def _codec_update(self, frame: I420Frame) -> None:
@@ -675,9 +708,17 @@ class ChromaKeyer(RgbKeyerMethods):
             clean = 1.0 - self._codec
             noise = (clean * EDGE_NOISE * self._sigma**2, 1.0 / EDGE_SWING)
             ylo = self._buf("ylo", (ch, cw), np.float32)
-            K.guided_coeffs(frame.y, a_lo, p.edge_eps, noise, clean, EDGE_BELOW, kind, ca, cb, ylo)
-            K.dilate_same(kind, tmp, blk)
             (sy,) = self._clean_plate().get("y")
+            fit = self._buf("fit", (2,), np.float64)
+            fit.fill(0.0)
+            codec = K.Codec(sy, GUIDE_ANCHOR * self._codec, GUIDE_PLATEAU * self._codec, fit)
+            K.guided_coeffs(
+                frame.y, a_lo, p.edge_eps, noise, clean, EDGE_BELOW, kind, ca, cb, ylo, codec
+            )
+            if self._codec > 0.0 and fit[1] >= FIT_MIN:
+                r2 = float(fit[0] / fit[1])
+                self._fit = r2 if self._fit is None else self._fit + FIT_RATE * (r2 - self._fit)
+            K.dilate_same(kind, tmp, blk)
             K.screen_stays_screen(
                 cat,
                 a_lo,
