@@ -101,18 +101,6 @@ ROOT = Path(__file__).resolve().parents[1]
 LIVEKIT_CLIENT = ROOT / "src/greenroom/web/node_modules/livekit-client/dist/livekit-client.esm.mjs"
 AVATAR_IDENTITY = "avatar-probe"
 BACKGROUND = "#0044ff"
-#: same flags as tests/fixtures/chromium.py (that module imports pytest, so they are copied)
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-ui-for-media-stream",
-]
 MATCH_S = 0.5  # a flash and a beep further apart than this are not the same event
 WARMUP_S = 3.0  # after every track shows data, before the measured seconds
 
@@ -534,7 +522,9 @@ async def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
     from greenroom.tokens import viewer_token
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from pipeline import _Target
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fixtures.chromium import CHROMIUM_ARGS  # the flags every browser test launches with
+    from pipeline import _Target, server_argv
 
     server = LiveKitServer.start(port=free_port())
     room = f"benchavb-{int(time.time())}"
@@ -548,12 +538,7 @@ async def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
             sys.executable,
             __file__,
             "avatar",
-            "--url",
-            server.url,
-            "--key",
-            server.api_key,
-            "--secret",
-            server.api_secret,
+            *server_argv(server),
             "--room",
             room,
             "--beep-shift-ms",

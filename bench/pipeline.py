@@ -45,6 +45,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -536,12 +537,7 @@ async def run_size(
         [
             "avatars",
             *(["--frames-dir", str(received_dir)] if received_dir else []),
-            "--url",
-            server.url,
-            "--key",
-            server.api_key,
-            "--secret",
-            server.api_secret,
+            *server_argv(server),
             "--count",
             "1" if shared else str(n),
             "--tracks",
@@ -642,12 +638,7 @@ async def run_av_probe(server, seconds: float) -> dict:
     child = Child(
         [
             "probe",
-            "--url",
-            server.url,
-            "--key",
-            server.api_key,
-            "--secret",
-            server.api_secret,
+            *server_argv(server),
             "--prefix",
             prefix,
             "--seconds",
@@ -681,6 +672,11 @@ async def run_av_probe(server, seconds: float) -> dict:
         }
     )
     return result
+
+
+def server_argv(server: Any) -> list[str]:
+    """The child roles' arguments that name the LiveKit server and its API key."""
+    return ["--url", server.url, "--key", server.api_key, "--secret", server.api_secret]
 
 
 class _Target:
