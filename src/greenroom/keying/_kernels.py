@@ -141,12 +141,33 @@ class Tables(NamedTuple):
 class Codec(NamedTuple):
     """The guided model's weights on block-codec streams (``guided_coeffs``): the clean
     plate's luma at chroma resolution, how many samples of it (alpha 0) each window holds,
-    the extra weight of samples keyed near 0 or 1, and the fit measure (float64[2])."""
+    the extra weight of samples keyed near 0 or 1, the fit measure (float64[2]) and the
+    alpha it is measured on (the chroma key's, before ``luma_key``)."""
 
     screen_y: np.ndarray
     screen_w: Real
     plateau: Real
     fit: np.ndarray
+    fit_alpha: np.ndarray
+
+
+class LumaKey(NamedTuple):
+    """``luma_key``'s settings: the weight at full trust (the codec level), the luma
+    contrast between the local foreground and the screen where trust starts (``c0``,
+    levels) and 1 / the span over which it grows to full (``inv_span``), how many standard
+    deviations of the foreground's own luma count against the contrast (``texture``), the
+    reach of the foreground's window and of its fallback (cells of ``FG_CELL`` chroma
+    samples), and the map of the luma key's alpha onto the chroma key's scale (``off +
+    scale * alpha``)."""
+
+    weight: Real
+    c0: Real
+    inv_span: Real
+    texture: Real
+    reach: int
+    far: int
+    off: Real
+    scale: Real
 
 
 class Guide(NamedTuple):
@@ -697,6 +718,116 @@ def screen_stays_screen(cat, a_lo, y, screen_y, strong, luma_tol, blk):
                 blk[i, j] = 0
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _ylo(y, i, j):
+    """Luma at chroma sample (i, j): the mean of its 2x2 block (clamped at the borders)."""
+    h, w = y.shape
+    ya = 2 * i
+    yb = min(ya + 1, h - 1)
+    xa = 2 * j
+    xb = min(xa + 1, w - 1)
+    return 0.25 * (
+        np.float64(y[ya, xa])
+        + np.float64(y[ya, xb])
+        + np.float64(y[yb, xa])
+        + np.float64(y[yb, xb])
+    )
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _cell_box(sums, gi, gj, r):
+    """Sums of the three ``sums`` channels over the cells within ``r`` of (gi, gj)."""
+    gh = sums.shape[1]
+    gw = sums.shape[2]
+    n = 0.0
+    s = 0.0
+    ss = 0.0
+    for ii in range(max(gi - r, 0), min(gi + r + 1, gh)):
+        for jj in range(max(gj - r, 0), min(gj + r + 1, gw)):
+            n += sums[0, ii, jj]
+            s += sums[1, ii, jj]
+            ss += sums[2, ii, jj]
+    return n, s, ss
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _luma_edge(y, screen_y, alpha, cells, sums, i, j, lk):
+    """``luma_key`` at one edge sample (i, j): its cell's foreground luma and what the
+    spread costs (found once per cell), then the blend towards the luma key."""
+    weight, c0, inv_span, texture, reach, far, off, scale = lk
+    gi = i // FG_CELL
+    gj = j // FG_CELL
+    if np.isnan(cells[0, gi, gj]):
+        n, s, ss = _cell_box(sums, gi, gj, reach)
+        if n == 0.0:
+            n, s, ss = _cell_box(sums, gi, gj, far)
+        fy = s / max(n, 1.0)
+        cells[0, gi, gj] = fy
+        spread = math.sqrt(max(ss / max(n, 1.0) - fy * fy, 0.0))
+        # no solid sample in reach: no contrast to trust
+        cells[1, gi, gj] = c0 + texture * spread if n > 0.0 else np.inf
+    sy = np.float64(screen_y[i, j])
+    con = cells[0, gi, gj] - sy
+    wgt = min(max((abs(con) - cells[1, gi, gj]) * inv_span, 0.0), 1.0) * weight
+    if wgt <= 0.0 or abs(con) < 1e-3:
+        return
+    ay = min(max((_ylo(y, i, j) - sy) / con, 0.0), 1.0)
+    a = np.float64(alpha[i, j])
+    alpha[i, j] = a + wgt * (off + scale * ay - a)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def luma_key(y, screen_y, cat, alpha, orig, lk, sums, cells):
+    """Block-codec streams: the edge samples' alpha (``cat`` 2) leans towards the luma
+    key ``(Y - screen Y) / (foreground Y - screen Y)``, the foreground's luma being the
+    mean of the solid samples (``cat`` 1, on a lattice of one row per cell and every other
+    column) in the cells of
+    ``FG_CELL`` chroma samples within ``lk.reach`` cells (``lk.far`` where there are
+    none). The weight grows with the luma contrast between foreground and screen less
+    ``lk.texture`` times the foreground's own luma spread (``LumaKey``): the codec blurs
+    chroma across an edge far more than luma, so where the two differ clearly in
+    brightness luma tells where the edge lies (and opens the screen between fingers keyed
+    solid). ``orig`` gets the chroma key's alpha (every sample), for the guided model's
+    fit measure. ``sums``: float64 (3, gh, gw) scratch (per cell), ``cells``: float64
+    (2, gh, gw) scratch (each cell's foreground luma and what its spread costs, found for
+    the cells with edge samples only)."""
+    ch, cw = alpha.shape
+    sums[:] = 0.0
+    cells[0] = np.nan
+    for i in range(ch):
+        for j in range(cw):
+            orig[i, j] = alpha[i, j]
+    # per cell, the solid samples' count, luma and luma^2: one row in each cell (its
+    # second), every other column; words of 8 samples without a solid one are skipped
+    ones = _ONES8
+    nw = cw >> 3
+    for i in range(1, ch, FG_CELL):
+        gi = i // FG_CELL
+        row = cat[i]
+        w8 = row[: nw << 3].view(np.uint64)
+        for q in range(nw + 1):
+            if q < nw and (w8[q] & ones) == 0:
+                continue
+            for j in range(q << 3, min((q << 3) + 8, cw), 2):
+                if row[j] == 1:
+                    lum = _ylo(y, i, j)
+                    gj = j // FG_CELL
+                    sums[0, gi, gj] += 1.0
+                    sums[1, gi, gj] += lum
+                    sums[2, gi, gj] += lum * lum
+    twos = np.uint64(2) * ones
+    for i in range(ch):
+        gi = i // FG_CELL
+        row = cat[i]
+        w8 = row[: nw << 3].view(np.uint64)
+        for q in range(nw + 1):  # words of 8 samples without an edge one are skipped
+            if q < nw and (w8[q] & twos) == 0:
+                continue
+            for j in range(q << 3, min((q << 3) + 8, cw)):
+                if row[j] == 2:
+                    _luma_edge(y, screen_y, alpha, cells, sums, i, j, lk)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def guided_coeffs(y, alpha, eps, noise, anchor, edge_below, kind, ca, cb, ylo, codec):
     """Local linear model alpha ~ ca * Y + cb over 3x3 chroma windows (a guided filter).
@@ -722,9 +853,11 @@ def guided_coeffs(y, alpha, eps, noise, anchor, edge_below, kind, ca, cb, ylo, c
     ramp between them: the codec's blurred chroma ramp decides less, and the screen's luma
     and the solid side's more, where the edge lies. ``codec.fit`` (float64[2]) then adds
     the fit's R^2 and a count over the windows whose alpha and luma both vary
-    (``FIT_VAR_ALPHA``, ``FIT_VAR_LUMA``). With both weights 0 the plain fit runs.
+    (``FIT_VAR_ALPHA``, ``FIT_VAR_LUMA``), measured on ``codec.fit_alpha`` (the chroma
+    key's alpha, before ``luma_key`` leaned it on luma) in the windows of even rows. With both weights 0 the plain fit
+    runs.
     """
-    screen_y, screen_w, plateau, fit = codec
+    screen_y, screen_w, plateau, fit, fit_alpha = codec
     weighted = (screen_w > 0.0) | (plateau > 0.0)
     h, w = y.shape
     ch, cw = alpha.shape
@@ -811,9 +944,35 @@ def guided_coeffs(y, alpha, eps, noise, anchor, edge_below, kind, ca, cb, ylo, c
                 var = sii / sw - mi * mi
                 cov = sip / sw - mi * mp
                 vp = spp / sw - mp * mp
-                if vp > FIT_VAR_ALPHA and var > FIT_VAR_LUMA:
-                    fit[0] += cov * cov / (var * vp)
-                    fit[1] += 1.0
+                if (i & 1) == 0:  # the fit measure, on the chroma key's own alpha (even rows)
+                    fi = screen_w * s0
+                    fp = 0.0
+                    fii = screen_w * s0 * s0
+                    fip = 0.0
+                    fpp = 0.0
+                    fw = screen_w
+                    for ii in (i0, i, i2):
+                        for jj in (j0, j, j2):
+                            lum = np.float64(ylo[ii, jj])
+                            p = fit_alpha[ii, jj]
+                            q = 2.0 * p - 1.0
+                            wgt = 1.0 + plateau * q * q
+                            wl = wgt * lum
+                            wp = wgt * p
+                            fi += wl
+                            fp += wp
+                            fii += wl * lum
+                            fip += wl * p
+                            fpp += wp * p
+                            fw += wgt
+                    fmi = fi / fw
+                    fmp = fp / fw
+                    fvar = fii / fw - fmi * fmi
+                    fcov = fip / fw - fmi * fmp
+                    fvp = fpp / fw - fmp * fmp
+                    if fvp > FIT_VAR_ALPHA and fvar > FIT_VAR_LUMA:
+                        fit[0] += fcov * fcov / (fvar * fvp)
+                        fit[1] += 1.0
             a = cov / (var + eps + noise[0] * min(vp * noise[1], 1.0))
             ca[i, j] = a
             k = anchor if amin < edge_below else 0.0

@@ -123,18 +123,31 @@ CODEC_GRID = (1.15, 1.4)
 GUIDE_ANCHOR = 1.0
 GUIDE_PLATEAU = 0.5
 #: How much the codec blurred chroma beyond luma: the mean R^2 of the guided model's fit
-#: on edge windows (``K.guided_coeffs``, smoothed by FIT_RATE over frames with FIT_MIN
-#: such windows) is about 0.93 on clean renders, 0.81-0.95 after H.264 and 0.73-0.90
+#: on the edge windows of even rows (``K.guided_coeffs``, on the chroma key's own alpha,
+#: smoothed by FIT_RATE over frames with FIT_MIN such windows) is about 0.93 on clean renders, 0.81-0.95 after H.264 and 0.73-0.90
 #: after VP8 on the family. From FIT_GOOD down to FIT_POOR the clip points move in by up
 #: to FIT_BLACK and FIT_WHITE more (times the codec level): the worse luma explains the
 #: chroma's alpha, the wider the codec's ramps are against the true edge. Motion blur
 #: widens luma and chroma alike and does not lower the fit.
 FIT_GOOD = 0.9
 FIT_POOR = 0.78
-FIT_BLACK = 0.08
-FIT_WHITE = 0.02
-FIT_MIN = 50
+FIT_BLACK = 0.12
+FIT_WHITE = 0.04
+FIT_MIN = 25
 FIT_RATE = 0.25
+#: Block-codec streams, the luma key (``K.luma_key``): an edge sample's alpha leans
+#: towards (Y - screen Y) / (foreground Y - screen Y), the foreground's luma being the mean
+#: of the solid samples within LUMA_REACH cells of ``K.FG_CELL`` chroma samples (LUMA_FAR
+#: cells where none is nearer).
+#: Its weight grows from 0 to the codec level as the luma contrast, less LUMA_TEXTURE
+#: times the foreground's own luma spread, grows from LUMA_C0 to LUMA_C1 levels; its alpha
+#: is mapped LUMA_UNCLIP of the way onto the clip points' scale (they steepen it less).
+LUMA_C0 = 5.0
+LUMA_C1 = 35.0
+LUMA_TEXTURE = 3.0
+LUMA_REACH = 1
+LUMA_FAR = 2
+LUMA_UNCLIP = 0.7
 #: A codec level that has decayed below CODEC_OFF (one odd reading on clean footage, some
 #: refreshes ago) is 0 again.
 CODEC_OFF = 0.01
@@ -466,6 +479,23 @@ class ChromaKeyer(RgbKeyerMethods):
         hi = min(p.clip_white + p.choke, 1.0) - NOISE_WHITE * rel - cw * self._codec
         return lo, max(hi, lo + 0.05)
 
+    def _luma_key(self) -> K.LumaKey:
+        """``K.luma_key``'s settings for this frame: its weight is the codec level, and the
+        luma key's alpha is mapped LUMA_UNCLIP of the way onto the clip points' scale (it
+        is not blurred as the chroma key is, so it is steepened less)."""
+        lo, hi = self._clip_points()
+        f32 = np.float32
+        return K.LumaKey(
+            f32(self._codec),
+            f32(LUMA_C0),
+            f32(1.0 / (LUMA_C1 - LUMA_C0)),
+            f32(LUMA_TEXTURE),
+            LUMA_REACH,
+            LUMA_FAR,
+            f32(LUMA_UNCLIP * lo),
+            f32(1.0 - LUMA_UNCLIP + LUMA_UNCLIP * (hi - lo)),
+        )
+
     def _codec_update(self, frame: I420Frame) -> None:
         """How much ``frame`` shows a block codec's grid, 0..1 (``CODEC_GRID``), into
         ``self._codec`` (smoothed over refreshes): how far the clip points move in. Measured
@@ -711,7 +741,16 @@ class ChromaKeyer(RgbKeyerMethods):
             (sy,) = self._clean_plate().get("y")
             fit = self._buf("fit", (2,), np.float64)
             fit.fill(0.0)
-            codec = K.Codec(sy, GUIDE_ANCHOR * self._codec, GUIDE_PLATEAU * self._codec, fit)
+            fit_alpha = a_lo
+            if self._codec > 0.0:
+                fit_alpha = self._buf("a_chroma", (ch, cw), np.float32)
+                gh, gw = -(-ch // K.FG_CELL), -(-cw // K.FG_CELL)
+                sums = self._buf("lk_sums", (3, gh, gw), np.float64)
+                cells = self._buf("lk_cells", (2, gh, gw), np.float64)
+                K.luma_key(frame.y, sy, cat, a_lo, fit_alpha, self._luma_key(), sums, cells)
+            codec = K.Codec(
+                sy, GUIDE_ANCHOR * self._codec, GUIDE_PLATEAU * self._codec, fit, fit_alpha
+            )
             K.guided_coeffs(
                 frame.y, a_lo, p.edge_eps, noise, clean, EDGE_BELOW, kind, ca, cb, ylo, codec
             )
