@@ -828,6 +828,39 @@ def luma_key(y, screen_y, cat, alpha, orig, lk, sums, cells):
                     _luma_edge(y, screen_y, alpha, cells, sums, i, j, lk)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _window_moments(ylo, alpha, i0, i, i2, j0, j, j2, s0, screen_w, plateau):
+    """(mean luma, mean alpha, var luma, cov, var alpha, min alpha) over the 3x3 window
+    (rows i0, i, i2; columns j0, j, j2) plus ``screen_w`` samples of (``s0``, alpha 0),
+    each sample weighing 1 + ``plateau`` (2 alpha - 1)^2. With both 0 it is the plain
+    window (sums in the same order, so the same bits)."""
+    si = screen_w * s0
+    sp = 0.0
+    sii = screen_w * s0 * s0
+    sip = 0.0
+    spp = 0.0
+    sw = screen_w
+    amin = 1.0
+    for ii in (i0, i, i2):
+        for jj in (j0, j, j2):
+            lum = np.float64(ylo[ii, jj])
+            p = alpha[ii, jj]
+            amin = min(amin, p)
+            q = 2.0 * p - 1.0
+            wgt = 1.0 + plateau * q * q
+            wl = wgt * lum
+            wp = wgt * p
+            si += wl
+            sp += wp
+            sii += wl * lum
+            sip += wl * p
+            spp += wp * p
+            sw += wgt
+    mi = si / sw
+    mp = sp / sw
+    return mi, mp, sii / sw - mi * mi, sip / sw - mi * mp, spp / sw - mp * mp, amin
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def guided_coeffs(y, alpha, eps, noise, anchor, edge_below, kind, ca, cb, ylo, codec):
     """Local linear model alpha ~ ca * Y + cb over 3x3 chroma windows (a guided filter).
@@ -894,85 +927,17 @@ def guided_coeffs(y, alpha, eps, noise, anchor, edge_below, kind, ca, cb, ylo, c
                 break
             j0 = max(j - 1, 0)
             j2 = min(j + 1, cw - 1)
-            amin = 1.0
-            if not weighted:
-                si = 0.0
-                sp = 0.0
-                sii = 0.0
-                sip = 0.0
-                spp = 0.0
-                for ii in (i0, i, i2):
-                    for jj in (j0, j, j2):
-                        lum = np.float64(ylo[ii, jj])
-                        p = alpha[ii, jj]
-                        amin = min(amin, p)
-                        spp += p * p
-                        si += lum
-                        sp += p
-                        sii += lum * lum
-                        sip += lum * p
-                mi = si / 9.0
-                mp = sp / 9.0
-                var = sii / 9.0 - mi * mi
-                cov = sip / 9.0 - mi * mp
-                vp = spp / 9.0 - mp * mp
-            else:
-                s0 = np.float64(screen_y[i, j])
-                si = screen_w * s0
-                sp = 0.0
-                sii = screen_w * s0 * s0
-                sip = 0.0
-                spp = 0.0
-                sw = screen_w
-                for ii in (i0, i, i2):
-                    for jj in (j0, j, j2):
-                        lum = np.float64(ylo[ii, jj])
-                        p = alpha[ii, jj]
-                        amin = min(amin, p)
-                        q = 2.0 * p - 1.0
-                        wgt = 1.0 + plateau * q * q
-                        wl = wgt * lum
-                        wp = wgt * p
-                        si += wl
-                        sp += wp
-                        sii += wl * lum
-                        sip += wl * p
-                        spp += wp * p
-                        sw += wgt
-                mi = si / sw
-                mp = sp / sw
-                var = sii / sw - mi * mi
-                cov = sip / sw - mi * mp
-                vp = spp / sw - mp * mp
-                if (i & 1) == 0:  # the fit measure, on the chroma key's own alpha (even rows)
-                    fi = screen_w * s0
-                    fp = 0.0
-                    fii = screen_w * s0 * s0
-                    fip = 0.0
-                    fpp = 0.0
-                    fw = screen_w
-                    for ii in (i0, i, i2):
-                        for jj in (j0, j, j2):
-                            lum = np.float64(ylo[ii, jj])
-                            p = fit_alpha[ii, jj]
-                            q = 2.0 * p - 1.0
-                            wgt = 1.0 + plateau * q * q
-                            wl = wgt * lum
-                            wp = wgt * p
-                            fi += wl
-                            fp += wp
-                            fii += wl * lum
-                            fip += wl * p
-                            fpp += wp * p
-                            fw += wgt
-                    fmi = fi / fw
-                    fmp = fp / fw
-                    fvar = fii / fw - fmi * fmi
-                    fcov = fip / fw - fmi * fmp
-                    fvp = fpp / fw - fmp * fmp
-                    if fvp > FIT_VAR_ALPHA and fvar > FIT_VAR_LUMA:
-                        fit[0] += fcov * fcov / (fvar * fvp)
-                        fit[1] += 1.0
+            s0 = np.float64(screen_y[i, j])
+            mi, mp, var, cov, vp, amin = _window_moments(
+                ylo, alpha, i0, i, i2, j0, j, j2, s0, screen_w, plateau
+            )
+            if weighted and (i & 1) == 0:  # the fit measure, on the chroma key's own alpha
+                _, _, fvar, fcov, fvp, _ = _window_moments(
+                    ylo, fit_alpha, i0, i, i2, j0, j, j2, s0, screen_w, plateau
+                )
+                if fvp > FIT_VAR_ALPHA and fvar > FIT_VAR_LUMA:
+                    fit[0] += fcov * fcov / (fvar * fvp)
+                    fit[1] += 1.0
             a = cov / (var + eps + noise[0] * min(vp * noise[1], 1.0))
             ca[i, j] = a
             k = anchor if amin < edge_below else 0.0
