@@ -497,8 +497,8 @@ def _flat(u, v, i, j, span, flat2):
 def flat_solid(u, v, su_p, sv_p, thr2, flat2, alpha, lin, cat, prev, write_prev):
     """Flat patches are solid: a partial chroma sample (``cat`` 2) further than sqrt(thr2)
     from the screen whose four neighbours all lie within sqrt(flat2) of its own chroma gets
-    alpha 1 (``lin`` 1, ``cat`` 1, and ``prev`` 1 when ``write_prev``, the temporal filter being on, for the temporal
-    filter). For block-codec streams, whose flat areas near the key hue (a green shirt, a
+    alpha 1 (``lin`` 1, ``cat`` 1, and, when ``write_prev`` (the temporal filter is on),
+    ``prev`` 1). For block-codec streams, whose flat areas near the key hue (a green shirt, a
     navy one on blue) can solve to a mix against a foreground plate that averaged in skin or
     found nothing; an edge ramp, even a codec-blurred one, changes by more than ``flat2``
     from one sample to the next. Screen and solid samples are passed over at the cost of one
@@ -718,20 +718,28 @@ def screen_stays_screen(cat, a_lo, y, screen_y, strong, luma_tol, blk):
                 blk[i, j] = 0
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _ylo(y, i, j):
-    """Luma at chroma sample (i, j): the mean of its 2x2 block (clamped at the borders)."""
+@njit(cache=True, nogil=True)
+def luma_half(y, ylo):
+    """Luma at chroma resolution: the mean of each 2x2 block (clamped at the borders),
+    the guide of ``luma_key`` and ``guided_coeffs``."""
     h, w = y.shape
-    ya = 2 * i
-    yb = min(ya + 1, h - 1)
-    xa = 2 * j
-    xb = min(xa + 1, w - 1)
-    return 0.25 * (
-        np.float64(y[ya, xa])
-        + np.float64(y[ya, xb])
-        + np.float64(y[yb, xa])
-        + np.float64(y[yb, xb])
-    )
+    ch, cw = ylo.shape
+    for i in range(ch):
+        ya = 2 * i
+        yb = min(ya + 1, h - 1)
+        for j in range(cw - 1):
+            ylo[i, j] = np.float32(0.25) * (
+                np.float32(y[ya, 2 * j]) + np.float32(y[ya, 2 * j + 1])
+                + np.float32(y[yb, 2 * j]) + np.float32(y[yb, 2 * j + 1])
+            )  # fmt: skip
+        xa = 2 * (cw - 1)
+        xb = min(xa + 1, w - 1)
+        ylo[i, cw - 1] = np.float32(0.25) * (
+            np.float32(y[ya, xa])
+            + np.float32(y[ya, xb])
+            + np.float32(y[yb, xa])
+            + np.float32(y[yb, xb])
+        )
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -751,7 +759,7 @@ def _cell_box(sums, gi, gj, r):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _luma_edge(y, screen_y, alpha, cells, sums, i, j, lk):
+def _luma_edge(ylo, screen_y, alpha, cells, sums, i, j, lk):
     """``luma_key`` at one edge sample (i, j): its cell's foreground luma and what the
     spread costs (found once per cell), then the blend towards the luma key."""
     weight, c0, inv_span, texture, reach, far, off, scale = lk
@@ -771,13 +779,13 @@ def _luma_edge(y, screen_y, alpha, cells, sums, i, j, lk):
     wgt = min(max((abs(con) - cells[1, gi, gj]) * inv_span, 0.0), 1.0) * weight
     if wgt <= 0.0 or abs(con) < 1e-3:
         return
-    ay = min(max((_ylo(y, i, j) - sy) / con, 0.0), 1.0)
+    ay = min(max((np.float64(ylo[i, j]) - sy) / con, 0.0), 1.0)
     a = np.float64(alpha[i, j])
     alpha[i, j] = a + wgt * (off + scale * ay - a)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def luma_key(y, screen_y, cat, alpha, orig, lk, sums, cells):
+def luma_key(ylo, screen_y, cat, alpha, orig, lk, sums, cells):
     """Block-codec streams: the edge samples' alpha (``cat`` 2) leans towards the luma
     key ``(Y - screen Y) / (foreground Y - screen Y)``, the foreground's luma being the
     mean of the solid samples (``cat`` 1, on a lattice of one row per cell and every other
@@ -810,7 +818,7 @@ def luma_key(y, screen_y, cat, alpha, orig, lk, sums, cells):
                 continue
             for j in range(q << 3, min((q << 3) + 8, cw), 2):
                 if row[j] == 1:
-                    lum = _ylo(y, i, j)
+                    lum = np.float64(ylo[i, j])
                     gj = j // FG_CELL
                     sums[0, gi, gj] += 1.0
                     sums[1, gi, gj] += lum
@@ -825,7 +833,7 @@ def luma_key(y, screen_y, cat, alpha, orig, lk, sums, cells):
                 continue
             for j in range(q << 3, min((q << 3) + 8, cw)):
                 if row[j] == 2:
-                    _luma_edge(y, screen_y, alpha, cells, sums, i, j, lk)
+                    _luma_edge(ylo, screen_y, alpha, cells, sums, i, j, lk)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -833,7 +841,7 @@ def _window_moments(ylo, alpha, i0, i, i2, j0, j, j2, s0, screen_w, plateau):
     """(mean luma, mean alpha, var luma, cov, var alpha, min alpha) over the 3x3 window
     (rows i0, i, i2; columns j0, j, j2) plus ``screen_w`` samples of (``s0``, alpha 0),
     each sample weighing 1 + ``plateau`` (2 alpha - 1)^2. With both 0 it is the plain
-    window (sums in the same order, so the same bits)."""
+    window."""
     si = screen_w * s0
     sp = 0.0
     sii = screen_w * s0 * s0
@@ -862,11 +870,11 @@ def _window_moments(ylo, alpha, i0, i, i2, j0, j, j2, s0, screen_w, plateau):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def guided_coeffs(y, alpha, eps, noise, anchor, edge_below, kind, ca, cb, ylo, codec):
+def guided_coeffs(alpha, eps, noise, anchor, edge_below, kind, ca, cb, ylo, codec):
     """Local linear model alpha ~ ca * Y + cb over 3x3 chroma windows (a guided filter).
 
     Only where ``kind`` (the 3x3-dilated category) is 2; constant windows get ca = 0 and
-    cb = alpha. Luma at chroma resolution is the mean of each 2x2 block.
+    cb = alpha. ``ylo`` is the luma at chroma resolution (``luma_half``).
 
     The slope is cov / (var + eps + noise[0] x min(1, alpha's variance x noise[1])): a
     window whose alpha swings (an edge) but whose luma barely does (skin as bright as the
@@ -887,35 +895,16 @@ def guided_coeffs(y, alpha, eps, noise, anchor, edge_below, kind, ca, cb, ylo, c
     and the solid side's more, where the edge lies. ``codec.fit`` (float64[2]) then adds
     the fit's R^2 and a count over the windows whose alpha and luma both vary
     (``FIT_VAR_ALPHA``, ``FIT_VAR_LUMA``), measured on ``codec.fit_alpha`` (the chroma
-    key's alpha, before ``luma_key`` leaned it on luma) in the windows of even rows. With both weights 0 the plain fit
-    runs.
+    key's alpha, before ``luma_key`` leaned it on luma) in the windows of even rows. With
+    both weights 0 the plain fit runs.
     """
     screen_y, screen_w, plateau, fit, fit_alpha = codec
     weighted = (screen_w > 0.0) | (plateau > 0.0)
-    h, w = y.shape
     ch, cw = alpha.shape
     for i in range(ch):
-        i0 = max(i - 1, 0)
-        i2 = min(i + 1, ch - 1)
         for j in range(cw):  # constant windows first, branch-free
             ca[i, j] = 0.0
             cb[i, j] = alpha[i, j]
-    for i in range(ch):  # luma at chroma resolution (mean of each 2x2 block)
-        ya = 2 * i
-        yb = min(ya + 1, h - 1)
-        for j in range(cw - 1):
-            ylo[i, j] = np.float32(0.25) * (
-                np.float32(y[ya, 2 * j]) + np.float32(y[ya, 2 * j + 1])
-                + np.float32(y[yb, 2 * j]) + np.float32(y[yb, 2 * j + 1])
-            )  # fmt: skip
-        xa = 2 * (cw - 1)
-        xb = min(xa + 1, w - 1)
-        ylo[i, cw - 1] = np.float32(0.25) * (
-            np.float32(y[ya, xa])
-            + np.float32(y[ya, xb])
-            + np.float32(y[yb, xa])
-            + np.float32(y[yb, xb])
-        )
     for i in range(ch):
         i0 = max(i - 1, 0)
         i2 = min(i + 1, ch - 1)

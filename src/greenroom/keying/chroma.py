@@ -124,8 +124,8 @@ GUIDE_ANCHOR = 1.0
 GUIDE_PLATEAU = 0.5
 #: How much the codec blurred chroma beyond luma: the mean R^2 of the guided model's fit
 #: on the edge windows of even rows (``K.guided_coeffs``, on the chroma key's own alpha,
-#: smoothed by FIT_RATE over frames with FIT_MIN such windows) is about 0.93 on clean renders, 0.81-0.95 after H.264 and 0.73-0.90
-#: after VP8 on the family. From FIT_GOOD down to FIT_POOR the clip points move in by up
+#: smoothed by FIT_RATE over frames with FIT_MIN such windows) is about 0.93 on clean
+#: renders, 0.81-0.95 after H.264 and 0.73-0.90 after VP8 on the family. From FIT_GOOD down to FIT_POOR the clip points move in by up
 #: to FIT_BLACK and FIT_WHITE more (times the codec level): the worse luma explains the
 #: chroma's alpha, the wider the codec's ramps are against the true edge. Motion blur
 #: widens luma and chroma alike and does not lower the fit.
@@ -738,6 +738,7 @@ class ChromaKeyer(RgbKeyerMethods):
             clean = 1.0 - self._codec
             noise = (clean * EDGE_NOISE * self._sigma**2, 1.0 / EDGE_SWING)
             ylo = self._buf("ylo", (ch, cw), np.float32)
+            K.luma_half(frame.y, ylo)
             (sy,) = self._clean_plate().get("y")
             fit = self._buf("fit", (2,), np.float64)
             fit.fill(0.0)
@@ -747,13 +748,11 @@ class ChromaKeyer(RgbKeyerMethods):
                 gh, gw = -(-ch // K.FG_CELL), -(-cw // K.FG_CELL)
                 sums = self._buf("lk_sums", (3, gh, gw), np.float64)
                 cells = self._buf("lk_cells", (2, gh, gw), np.float64)
-                K.luma_key(frame.y, sy, cat, a_lo, fit_alpha, self._luma_key(), sums, cells)
+                K.luma_key(ylo, sy, cat, a_lo, fit_alpha, self._luma_key(), sums, cells)
             codec = K.Codec(
                 sy, GUIDE_ANCHOR * self._codec, GUIDE_PLATEAU * self._codec, fit, fit_alpha
             )
-            K.guided_coeffs(
-                frame.y, a_lo, p.edge_eps, noise, clean, EDGE_BELOW, kind, ca, cb, ylo, codec
-            )
+            K.guided_coeffs(a_lo, p.edge_eps, noise, clean, EDGE_BELOW, kind, ca, cb, ylo, codec)
             if self._codec > 0.0 and fit[1] >= FIT_MIN:
                 r2 = float(fit[0] / fit[1])
                 self._fit = r2 if self._fit is None else self._fit + FIT_RATE * (r2 - self._fit)
