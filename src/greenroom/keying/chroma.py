@@ -20,6 +20,7 @@ chroma windows): edges follow the sharp luma instead of the blocky 4:2:0 chroma.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -203,6 +204,17 @@ def _chroma(rgb: tuple[float, float, float] | np.ndarray) -> tuple[float, float]
     return float(c @ _U_W), float(c @ _V_W)
 
 
+@functools.lru_cache(maxsize=16)
+def _key_info(
+    key: tuple[int, int, int],
+) -> tuple[tuple[int, int, int], int, tuple[int, int], float]:
+    """(key, its primary, the other two primaries, the length of its centred chroma):
+    asked several times a frame, so computed once per colour."""
+    prim = max(range(3), key=lambda c: key[c])
+    q = tuple(c for c in range(3) if c != prim)
+    return key, prim, (q[0], q[1]), float(np.hypot(*_chroma(key)))
+
+
 class _Plate:
     """The clean plate: the screen's colour per region, kept at chroma resolution."""
 
@@ -235,16 +247,9 @@ class _Plate:
     def filled(self, sums: np.ndarray, fallback: tuple[int, int, int]) -> np.ndarray:
         """(gh, gw, 3) RGB screen colour per cell from the sums; cells with fewer than 3
         samples take their neighbours' (``fallback`` when no cell has any)."""
-        counts = sums[..., 3]
-        valid = (counts >= 3).astype(np.uint8)
-        grid = np.zeros((self.gh, self.gw, 3))
-        ok = counts > 0
-        grid[ok] = sums[ok, :3] / counts[ok, None]
-        yy = 1.164383 * (grid[..., 0] - 16.0)
-        uu, vv = grid[..., 1] - 128.0, grid[..., 2] - 128.0
-        grid = np.stack(
-            [yy + _RGB_FROM_UV[i, 0] * uu + _RGB_FROM_UV[i, 1] * vv for i in range(3)], -1
-        )
+        grid = np.empty((self.gh, self.gw, 3))
+        valid = np.empty((self.gh, self.gw), np.uint8)
+        K.plate_means(sums, _RGB_FROM_UV, grid, valid)
         K.plate_fill(grid, valid, np.asarray(fallback, np.float64))
         return grid
 
@@ -446,10 +451,12 @@ class ChromaKeyer(RgbKeyerMethods):
         return self._plate
 
     def _key(self) -> tuple[tuple[int, int, int], int, tuple[int, int]]:
-        key = self.key_color or DEFAULT_KEY
-        prim = int(np.argmax(key))
-        q = tuple(c for c in range(3) if c != prim)
-        return key, prim, (q[0], q[1])
+        """(key colour, its primary, the other two primaries)."""
+        return _key_info(self.key_color or DEFAULT_KEY)[:3]
+
+    def _key_norm(self) -> float:
+        """Length of the key colour's centred chroma, the unit of the keyer's radii."""
+        return _key_info(self.key_color or DEFAULT_KEY)[3]
 
     def _buf(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         b = self._bufs.get(name)
@@ -470,8 +477,7 @@ class ChromaKeyer(RgbKeyerMethods):
         I420 through a block codec, by ``CODEC_BLACK``, ``CODEC_WHITE`` and, the worse luma
         explains the key there (``_mismatch``), up to ``FIT_BLACK``, ``FIT_WHITE`` more."""
         p = self._params
-        key, _prim, _q = self._key()
-        rel = self._sigma / max(float(np.hypot(*_chroma(key))), 1.0)
+        rel = self._sigma / max(self._key_norm(), 1.0)
         m = self._mismatch()
         cb = CODEC_BLACK + FIT_BLACK * m
         cw = CODEC_WHITE + FIT_WHITE * m
@@ -559,8 +565,7 @@ class ChromaKeyer(RgbKeyerMethods):
             # at 360p, 4 at 720p)
             self._step = max(2, min(cw // 160, ch // 90) // 2 * 2)
         key, _prim, _q = self._key()
-        ku, kv = _chroma(key)
-        kn = float(np.hypot(ku, kv))
+        kn = self._key_norm()
         # while the stream settles (a codec's first frames after its key frame shift the
         # screen's colour and noise) both plates are refreshed every frame
         warm = self._frames < WARMUP
@@ -568,8 +573,7 @@ class ChromaKeyer(RgbKeyerMethods):
             if p.key_color is None and self._found_key is None:
                 self._found_key = detect_key_color(sample_rgb())
                 key, _prim, _q = self._key()
-                ku, kv = _chroma(key)
-                kn = float(np.hypot(ku, kv))
+                kn = self._key_norm()
             plate = self._plate
             plate.update(plate.accumulate(frame, ystep, self._step, key, SCREEN_RADIUS * kn), key)
         # the foreground plate is refreshed on the frames between clean-plate refreshes
