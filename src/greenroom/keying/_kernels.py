@@ -867,6 +867,91 @@ def luma_key(ylo, screen_y, cat, alpha, orig, lk, sums, cells):
                     _luma_edge(ylo, screen_y, alpha, cells, sums, i, j, lk)
 
 
+#: ``motion_soften``'s scan: the edge category (2) in the first and the last four samples
+#: of an 8-byte word, one ``FG_CELL`` each.
+_EDGE_LO4 = np.uint64(0x02020202)
+_EDGE_HI4 = np.uint64(0x0202020200000000)
+assert FG_CELL == 4, "motion_soften's scan reads two cells per 8-sample word"
+
+
+class Motion(NamedTuple):
+    """``motion_soften``'s settings: last frame's luma at chroma resolution (``luma_half``),
+    the displacement (samples a frame) where softening starts (``t0``) and 1 / the span
+    over which it grows to full (``inv_span``), the weight at full motion (the codec
+    level), the map of a moving sample's key onto the steepened clip points' scale (``off
+    + gain * alpha``) and the least luma step a sample (levels) the displacement divides
+    by (``gfloor``: flat areas' noise is no motion)."""
+
+    prev_y: np.ndarray
+    t0: Real
+    inv_span: Real
+    weight: Real
+    off: Real
+    gain: Real
+    gfloor: Real
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def motion_soften(ylo, kind, alpha, lin, mo, cells):
+    """Block-codec streams: an edge sample (``kind`` 2) on a moving edge, whose true ramp
+    is its motion blur, as wide as the codec's blurred one, is mapped back towards the clip
+    points without the codec's steepening (``mo.off + mo.gain * alpha``; a solid sample,
+    alpha 1, from its unclipped key ``lin``). How far the edge moved is measured per cell
+    of ``FG_CELL`` x ``FG_CELL`` samples: the summed |luma change| since last frame
+    (``mo.prev_y``) over the summed luma steps between neighbours (at least ``mo.gfloor``
+    levels a sample), in samples; the weight grows from ``mo.t0`` to full over 1 /
+    ``mo.inv_span`` samples, times ``mo.weight`` (``Motion``). Static edges, sharp in
+    truth, keep the steepening. ``cells``: float32 (gh, gw), gets each cell's weight (0
+    for cells without edge samples)."""
+    prev_y, t0, inv_span, weight, off, gain, gfloor = mo
+    ch, cw = alpha.shape
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    gh, gw = cells.shape
+    cells[:] = zero
+    # the cells with edge samples: a word of 8 samples spans two cells' columns
+    nw = cw >> 3
+    for i in range(ch):
+        row = kind[i]
+        w8 = row[: nw << 3].view(np.uint64)
+        crow = cells[i // FG_CELL]
+        for q in range(nw):
+            w = w8[q]
+            crow[2 * q] += np.float32((w & _EDGE_LO4) != 0)
+            crow[2 * q + 1] += np.float32((w & _EDGE_HI4) != 0)
+        for j in range(nw << 3, cw):
+            if row[j] == 2:
+                crow[j // FG_CELL] = one
+    for gi in range(gh):
+        i0 = gi * FG_CELL
+        i1 = min(i0 + FG_CELL, ch)
+        for gj in range(gw):
+            if cells[gi, gj] == zero:
+                continue
+            j0 = gj * FG_CELL
+            j1 = min(j0 + FG_CELL, cw)
+            d = zero
+            gs = zero
+            for ii in range(i0, i1):
+                ib = min(ii + 1, ch - 1)
+                for jj in range(j0, j1):
+                    y0 = ylo[ii, jj]
+                    d += abs(y0 - prev_y[ii, jj])
+                    gs += abs(ylo[ii, min(jj + 1, cw - 1)] - y0) + abs(ylo[ib, jj] - y0)
+            m = d / max(gs, np.float32(gfloor) * np.float32((i1 - i0) * (j1 - j0)))
+            wgt = min(max((m - t0) * inv_span, zero), one) * weight
+            cells[gi, gj] = wgt
+            if wgt <= zero:
+                continue
+            for ii in range(i0, i1):
+                for jj in range(j0, j1):
+                    if kind[ii, jj] != 2:
+                        continue
+                    a = alpha[ii, jj]
+                    x = lin[ii, jj] if a >= one else a
+                    alpha[ii, jj] = a + wgt * (off + gain * x - a)
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _column_moments(ylo, alpha, i0, i, i2, jj, plateau):
     """Weighted sums over one column (rows i0, i, i2) of a 3x3 window: (weight, luma,

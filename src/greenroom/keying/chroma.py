@@ -149,6 +149,16 @@ LUMA_TEXTURE = 3.0
 LUMA_REACH = 1
 LUMA_FAR = 2
 LUMA_UNCLIP = 0.7
+#: Block-codec streams, moving edges (``K.motion_soften``): over each cell of
+#: ``K.FG_CELL`` chroma samples with edge samples, the summed |luma change| since last
+#: frame over the summed luma steps between neighbours (at least MOTION_GRAD levels a
+#: sample) is how far the edge moved, in samples. From MOTION_T0 to MOTION_T1 samples a
+#: frame the key of its edge samples is mapped back onto the clip points without the
+#: codec's and the fit's steepening: a moving edge's true ramp is its motion blur, as
+#: wide as the codec's; static edges, sharp in truth, keep it.
+MOTION_GRAD = 4.0
+MOTION_T0 = 0.25
+MOTION_T1 = 1.0
 #: A codec level that has decayed below CODEC_OFF (one odd reading on clean footage, some
 #: refreshes ago) is 0 again.
 CODEC_OFF = 0.01
@@ -435,6 +445,8 @@ class ChromaKeyer(RgbKeyerMethods):
         self._prev: np.ndarray | None = None
         self._prev_kind = ""
         self._prev_fresh = False
+        self._ylo_turn = 0  # which of two buffers holds this frame's luma_half
+        self._ylo_prev = False  # whether the other holds last frame's
         self._bufs: dict[str, np.ndarray] = {}
 
     # ---------------------------------------------------------------- internals
@@ -471,18 +483,20 @@ class ChromaKeyer(RgbKeyerMethods):
             return 0.0
         return min(max((FIT_GOOD - self._fit) / (FIT_GOOD - FIT_POOR), 0.0), 1.0)
 
-    def _clip_points(self) -> tuple[float, float]:
+    def _clip_points(self, codec: float | None = None) -> tuple[float, float]:
         """(black, white) clip points of this frame: the settings (``choke`` shifts both),
         moved in by the screen's measured noise (``NOISE_BLACK``, ``NOISE_WHITE``) and, on
         I420 through a block codec, by ``CODEC_BLACK``, ``CODEC_WHITE`` and, the worse luma
-        explains the key there (``_mismatch``), up to ``FIT_BLACK``, ``FIT_WHITE`` more."""
+        explains the key there (``_mismatch``), up to ``FIT_BLACK``, ``FIT_WHITE`` more.
+        ``codec``: the codec level to steepen by (default the stream's)."""
         p = self._params
         rel = self._sigma / max(self._key_norm(), 1.0)
         m = self._mismatch()
         cb = CODEC_BLACK + FIT_BLACK * m
         cw = CODEC_WHITE + FIT_WHITE * m
-        lo = max(p.clip_black + p.choke, NOISE_BLACK * rel) + cb * self._codec
-        hi = min(p.clip_white + p.choke, 1.0) - NOISE_WHITE * rel - cw * self._codec
+        level = self._codec if codec is None else codec
+        lo = max(p.clip_black + p.choke, NOISE_BLACK * rel) + cb * level
+        hi = min(p.clip_white + p.choke, 1.0) - NOISE_WHITE * rel - cw * level
         return lo, max(hi, lo + 0.05)
 
     def _luma_key(self) -> K.LumaKey:
@@ -500,6 +514,23 @@ class ChromaKeyer(RgbKeyerMethods):
             LUMA_FAR,
             f32(LUMA_UNCLIP * lo),
             f32(1.0 - LUMA_UNCLIP + LUMA_UNCLIP * (hi - lo)),
+        )
+
+    def _motion(self, prev_y: np.ndarray) -> K.Motion:
+        """``K.motion_soften``'s settings for this frame: a moving sample's key is mapped
+        from the clip points without the codec's steepening onto this frame's."""
+        lo, hi = self._clip_points()
+        lo0, hi0 = self._clip_points(0.0)
+        gain = (hi - lo) / (hi0 - lo0)
+        f32 = np.float32
+        return K.Motion(
+            prev_y,
+            f32(MOTION_T0),
+            f32(1.0 / (MOTION_T1 - MOTION_T0)),
+            f32(self._codec),
+            f32(lo - gain * lo0),
+            f32(gain),
+            f32(MOTION_GRAD),
         )
 
     def _codec_update(self, frame: I420Frame) -> None:
@@ -741,8 +772,14 @@ class ChromaKeyer(RgbKeyerMethods):
             # classic filter)
             clean = 1.0 - self._codec
             noise = (clean * EDGE_NOISE * self._sigma**2, 1.0 / EDGE_SWING)
-            ylo = self._buf("ylo", (ch, cw), np.float32)
+            # luma at chroma resolution, this frame's and last frame's in turn
+            turn = self._ylo_turn
+            ylo = self._buf(f"ylo{turn}", (ch, cw), np.float32)
+            ylo_last = self._bufs.get(f"ylo{1 - turn}")
+            moved = self._ylo_prev and ylo_last is not None and ylo_last.shape == ylo.shape
             K.luma_half(frame.y, ylo)
+            self._ylo_turn = 1 - turn
+            self._ylo_prev = True
             (sy,) = self._clean_plate().get("y")
             fit = self._buf("fit", (2,), np.float64)
             fit.fill(0.0)
@@ -753,6 +790,10 @@ class ChromaKeyer(RgbKeyerMethods):
                 sums = self._buf("lk_sums", (3, gh, gw), np.float64)
                 cells = self._buf("lk_cells", (2, gh, gw), np.float64)
                 K.luma_key(ylo, sy, cat, a_lo, fit_alpha, self._luma_key(), sums, cells)
+                if moved:
+                    assert ylo_last is not None
+                    mcells = self._buf("mo_cells", (gh, gw), np.float32)
+                    K.motion_soften(ylo, kind, a_lo, matte.lin, self._motion(ylo_last), mcells)
             codec = K.Codec(
                 sy, GUIDE_ANCHOR * self._codec, GUIDE_PLATEAU * self._codec, fit, fit_alpha
             )
