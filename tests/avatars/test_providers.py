@@ -87,6 +87,10 @@ async def test_provider_options_are_checked() -> None:
     with pytest.raises(InvalidInput) as e:
         await get_provider("file").start(NOWHERE)
     assert e.value.field == "clip"
+    for bad in (-1, 17, "lots", True):
+        with pytest.raises(InvalidInput) as e:
+            await get_provider("local").start(NOWHERE, noise=bad)
+        assert e.value.field == "noise"
 
 
 def test_probe_reads_the_clip(green_clip: Path) -> None:

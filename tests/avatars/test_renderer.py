@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from greenroom.avatars.local import SCREEN_RGB, AvatarRenderer
+from greenroom.avatars.local.participant import PUBLISHED_NOISE, renderer_for
 from greenroom.errors import InvalidInput
 
 pytestmark = pytest.mark.unit
@@ -28,6 +29,18 @@ def test_alpha_composites_back_to_the_frame(renderer: AvatarRenderer) -> None:
     assert 1.0 < diff.std() < 3.0  # sensor noise, about 2 levels
     # near-zero red on the screen clips negative noise, hence a small positive mean
     assert abs(diff.mean()) < 0.3 and np.abs(diff).max() <= 12.5
+
+
+def test_the_published_avatar_carries_less_grain() -> None:
+    """What ``LocalAvatar`` publishes: the same picture with sigma PUBLISHED_NOISE of grain
+    (its encoder pays for grain), while the renderer's default stays sigma 2 for keying tests."""
+    published = renderer_for("default", 640, 360)
+    assert published.noise_sigma == PUBLISHED_NOISE < 1.0
+    clean, _ = published.render(1.3, mouth=0.6, noise=False)
+    noisy, _ = published.render(1.3, mouth=0.6)
+    diff = noisy.astype(np.float32) - clean
+    assert 0.4 < diff.std() < 1.0
+    assert AvatarRenderer(640, 360, 30).noise_sigma == 2.0
 
 
 def test_alpha_puts_the_presenter_on_any_background(renderer: AvatarRenderer) -> None:

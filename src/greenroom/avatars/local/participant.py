@@ -55,6 +55,13 @@ class VideoStats:
     )
 
 
+#: Sensor noise (standard deviation, 8-bit levels) of the avatar as published. A rendered
+#: presenter carries little grain, and grain is what its VP8 encoder pays for: one 720p30
+#: layer cost 32 % of a core at the renderer's sigma 2 (its default, which keying tests
+#: keep), 17 % at 0.7 and 14 % at 0 (``docs/benchmarks.md``, built-in avatar).
+PUBLISHED_NOISE = 0.7
+
+
 class LocalAvatar(RoomAvatar):
     """The built-in avatar in a room. Create it with :meth:`start`.
 
@@ -84,6 +91,7 @@ class LocalAvatar(RoomAvatar):
         width: int = 1280,
         height: int = 720,
         fps: float = 30.0,
+        noise: float = PUBLISHED_NOISE,
         avatar_id: str = "default",
         renderer: AvatarRenderer | None = None,
         composited_by: str | None = None,
@@ -99,7 +107,9 @@ class LocalAvatar(RoomAvatar):
         if not isinstance(avatar_id, str) or not avatar_id:
             raise InvalidInput("avatar_id must be a non-empty string", field="avatar_id")
         self.avatar_id = avatar_id
-        self.renderer = renderer or AvatarRenderer(width, height, fps, seed=_seed(avatar_id))
+        self.renderer = renderer or AvatarRenderer(
+            width, height, fps, noise=noise, seed=_seed(avatar_id)
+        )
         self.width, self.height = self.renderer.width, self.renderer.height
         self.fps = self.renderer.fps
         self.video_stats = VideoStats()
@@ -125,6 +135,7 @@ class LocalAvatar(RoomAvatar):
                 kwargs.pop("width", 1280),
                 kwargs.pop("height", 720),
                 kwargs.pop("fps", 30.0),
+                kwargs.pop("noise", PUBLISHED_NOISE),
             )
         self = cls(target, **kwargs)
         await self._start()
@@ -181,23 +192,27 @@ def _seed(avatar_id: str) -> int:
 
 
 def renderer_for(
-    avatar_id: str = "default", width: int = 1280, height: int = 720, fps: float = 30.0
+    avatar_id: str = "default",
+    width: int = 1280,
+    height: int = 720,
+    fps: float = 30.0,
+    noise: float = PUBLISHED_NOISE,
 ) -> AvatarRenderer:
     """A renderer with ``avatar_id``'s look. Its layers take about a second to draw the first
-    time; later renderers of the same look and size in this process share them."""
-    return AvatarRenderer(width, height, fps, seed=_seed(avatar_id))
+    time; later renderers of the same look, size and noise in this process share them."""
+    return AvatarRenderer(width, height, fps, noise=noise, seed=_seed(avatar_id))
 
 
 class LocalProvider:
     """Provider ``local``: starts a :class:`LocalAvatar`.
 
     ``quality`` picks the size (high 1280x720, medium 960x540, low 640x360); options
-    ``width``, ``height``, ``fps``, ``rate`` (espeak-ng words per minute) and ``name``
-    override.
+    ``width``, ``height``, ``fps``, ``noise`` (sensor noise, levels), ``rate`` (espeak-ng
+    words per minute) and ``name`` override.
     """
 
     name = "local"
-    OPTIONS = frozenset({"width", "height", "fps", "rate", "name", "composited_by"})
+    OPTIONS = frozenset({"width", "height", "fps", "noise", "rate", "name", "composited_by"})
 
     async def start(
         self,
@@ -226,6 +241,7 @@ class LocalProvider:
             width=options.get("width", w),
             height=options.get("height", h),
             fps=options.get("fps", 30.0),
+            noise=options.get("noise", PUBLISHED_NOISE),
             rate=options.get("rate"),
             name=options.get("name"),
             composited_by=options.get("composited_by"),

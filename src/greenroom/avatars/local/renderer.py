@@ -170,6 +170,8 @@ class AvatarRenderer:
         seed: int = 7,
     ) -> None:
         _check_size(width, height, fps)
+        if isinstance(noise, bool) or not isinstance(noise, int | float) or not 0 <= noise <= 16:
+            raise InvalidInput("noise must be a number of levels from 0 to 16", field="noise")
         key = (width, height, float(noise), seed)
         built = _BUILT.get(key)
         if built is not None:
