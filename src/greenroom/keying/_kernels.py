@@ -315,42 +315,47 @@ _SPILL_GAIN = 4.0
 _ONES8 = np.uint64(0x0101010101010101)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _run_end(row, j, st):
-    """First index at or after ``j`` where the uint8 ``row`` differs from ``st``: whole
-    8-byte words are compared at once (runs of screen and solid avatar are long)."""
-    n = row.shape[0]
-    while j < n and (j & 7) != 0 and row[j] == st:
-        j += 1
-    if j < n and (j & 7) == 0:
-        w8 = row[: n & ~7].view(np.uint64)
-        pat = np.uint64(st) * _ONES8
-        q = j >> 3
-        nq = n >> 3
-        while q < nq and w8[q] == pat:
-            q += 1
-        j = q << 3
-    while j < n and row[j] == st:
-        j += 1
-    return j
+def _row_pointer(context, builder, arr_type, arr, i, i_type, j, j_type):
+    """LLVM pointer to byte ``j`` of row ``i`` of a 2-D uint8 array (row stride from the
+    array, so any C-contiguous or row-sliced layout)."""
+    ary = context.make_array(arr_type)(context, builder, arr)
+    i = context.cast(builder, i, i_type, types.intp)
+    j = context.cast(builder, j, j_type, types.intp)
+    row_stride = cgutils.unpack_tuple(builder, ary.strides, 2)[0]
+    return builder.gep(ary.data, [builder.add(builder.mul(i, row_stride), j)])
 
 
 @intrinsic
-def _memcpy_range(typingctx, dst, src, x0, x1):
-    """``dst[x0:x1] = src[x0:x1]`` as one libc ``memcpy`` (contiguous 1-D uint8 rows)."""
-    sig = types.void(dst, src, x0, x1)
+def _load_u64(typingctx, arr, i, j):
+    """The 8 bytes of row ``i`` of a 2-D uint8 array from column ``j`` as one uint64 (any
+    alignment; the caller keeps ``j + 8`` within the row)."""
+    sig = types.uint64(arr, i, j)
 
     def codegen(context, builder, sig, args):
-        d, s, a, b = args
-        dst_arr = context.make_array(sig.args[0])(context, builder, d)
-        src_arr = context.make_array(sig.args[1])(context, builder, s)
-        a = context.cast(builder, a, sig.args[2], types.intp)
-        b = context.cast(builder, b, sig.args[3], types.intp)
+        ptr = _row_pointer(
+            context, builder, sig.args[0], args[0], args[1], sig.args[1], args[2], sig.args[2]
+        )
+        return builder.load(builder.bitcast(ptr, ir.IntType(64).as_pointer()), align=1)
+
+    return sig, codegen
+
+
+@intrinsic
+def _memcpy_rows(typingctx, dst, di, src, si, x0, x1):
+    """``dst[di, x0:x1] = src[si, x0:x1]`` as one libc ``memcpy`` (2-D uint8 arrays)."""
+    sig = types.void(dst, di, src, si, x0, x1)
+
+    def codegen(context, builder, sig, args):
+        d, di, s, si, a, b = args
+        ta = sig.args
         cgutils.raw_memcpy(
             builder,
-            builder.gep(dst_arr.data, [a]),
-            builder.gep(src_arr.data, [a]),
-            builder.sub(b, a),
+            _row_pointer(context, builder, ta[0], d, di, ta[1], a, ta[4]),
+            _row_pointer(context, builder, ta[2], s, si, ta[3], a, ta[4]),
+            builder.sub(
+                context.cast(builder, b, ta[5], types.intp),
+                context.cast(builder, a, ta[4], types.intp),
+            ),
             1,
         )
         return context.get_dummy_value()
@@ -359,56 +364,78 @@ def _memcpy_range(typingctx, dst, src, x0, x1):
 
 
 @intrinsic
-def _memset_range(typingctx, dst, x0, x1, value):
-    """``dst[x0:x1] = value`` as one libc ``memset`` (a contiguous 1-D uint8 row)."""
-    sig = types.void(dst, x0, x1, value)
+def _memset_row(typingctx, dst, di, x0, x1, value):
+    """``dst[di, x0:x1] = value`` as one libc ``memset`` (a 2-D uint8 array)."""
+    sig = types.void(dst, di, x0, x1, value)
 
     def codegen(context, builder, sig, args):
-        d, a, b, val = args
-        dst_arr = context.make_array(sig.args[0])(context, builder, d)
-        a = context.cast(builder, a, sig.args[1], types.intp)
-        b = context.cast(builder, b, sig.args[2], types.intp)
-        byte = builder.trunc(context.cast(builder, val, sig.args[3], types.intp), ir.IntType(8))
-        cgutils.memset(builder, builder.gep(dst_arr.data, [a]), builder.sub(b, a), byte)
+        d, di, a, b, val = args
+        ta = sig.args
+        byte = builder.trunc(context.cast(builder, val, ta[4], types.intp), ir.IntType(8))
+        cgutils.memset(
+            builder,
+            _row_pointer(context, builder, ta[0], d, di, ta[1], a, ta[2]),
+            builder.sub(
+                context.cast(builder, b, ta[3], types.intp),
+                context.cast(builder, a, ta[2], types.intp),
+            ),
+            byte,
+        )
         return context.get_dummy_value()
 
     return sig, codegen
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _copy(dst, src, x0, x1):
-    """``dst[x0:x1] = src[x0:x1]`` for contiguous 1-D uint8 rows.
+def _load8(a, i, j):
+    """``_load_u64``: 8 columns of row ``i`` of ``a`` from ``j`` as one uint64."""
+    return _load_u64(a, i, j)  # type: ignore[call-arg]  # numba fills typingctx
+
+
+# Row helpers take the 2-D array and a row index: a row view (``a[i]``, a slice, ``.view``)
+# made inside a loop costs numba reference counting each time, ~30 ns, more than the scan.
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _run_end(a, i, j, st):
+    """First column at or after ``j`` where row ``i`` of the uint8 ``a`` differs from
+    ``st``: 8 columns are compared at once (runs of screen and solid avatar are long)."""
+    n = a.shape[1]
+    pat = np.uint64(st) * _ONES8
+    while j + 8 <= n and _load8(a, i, j) == pat:
+        j += 8
+    while j < n and a[i, j] == st:
+        j += 1
+    return j
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy(dst, di, src, si, x0, x1):
+    """``dst[di, x0:x1] = src[si, x0:x1]`` for 2-D uint8 arrays.
 
     Numba's slice assignment, and a plain byte loop inside the compositing loops, both go
     byte by byte (~1 ms per 720p frame of copies); libc's ``memcpy`` moves a run in vector
     words (the screen runs of a 720p frame: 0.35 ms in 8-byte words, ~0.05 ms here)."""
     if x1 > x0:
-        _memcpy_range(dst, src, x0, x1)  # type: ignore[call-arg]  # numba fills typingctx
+        _memcpy_rows(dst, di, src, si, x0, x1)  # type: ignore[call-arg]  # numba fills typingctx
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _fill(dst, x0, x1, value):
-    """``dst[x0:x1] = value`` for a contiguous 1-D uint8 row (libc ``memset``)."""
+def _fill(dst, di, x0, x1, value):
+    """``dst[di, x0:x1] = value`` for a 2-D uint8 array (libc ``memset``)."""
     if x1 > x0:
-        _memset_range(dst, x0, x1, value)  # type: ignore[call-arg]  # numba fills typingctx
+        _memset_row(dst, di, x0, x1, value)  # type: ignore[call-arg]  # numba fills typingctx
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _next_edge(row, j):
-    """First index at or after ``j`` where the category ``row`` holds 2 (edge); words of
-    8 samples without one are skipped at once."""
-    n = row.shape[0]
-    while j < n and (j & 7) != 0 and row[j] != 2:
-        j += 1
-    if j < n and (j & 7) == 0:
-        w8 = row[: n & ~7].view(np.uint64)
-        mask = np.uint64(2) * _ONES8
-        q = j >> 3
-        nq = n >> 3
-        while q < nq and (w8[q] & mask) == 0:
-            q += 1
-        j = q << 3
-    while j < n and row[j] != 2:
+def _next_edge(a, i, j):
+    """First column at or after ``j`` where row ``i`` of the category array ``a`` holds 2
+    (edge); 8 columns without one are skipped at once."""
+    n = a.shape[1]
+    mask = np.uint64(2) * _ONES8
+    while j + 8 <= n and (_load8(a, i, j) & mask) == 0:
+        j += 8
+    while j < n and a[i, j] != 2:
         j += 1
     return j
 
@@ -566,10 +593,9 @@ def despeckle(cat, alpha):
     for i in range(ch):
         i0 = max(i - 1, 0)
         i2 = min(i + 1, ch - 1)
-        row = cat[i]
         j = -1
         while True:
-            j = _next_edge(row, j + 1)
+            j = _next_edge(cat, i, j + 1)
             if j >= cw:
                 break
             j0 = max(j - 1, 0)
@@ -719,10 +745,9 @@ def screen_stays_screen(cat, a_lo, y, screen_y, strong, luma_tol, blk):
         yb = min(ya + 1, h - 1)
         im = max(i - 1, 0)
         ip = min(i + 1, ch - 1)
-        row = blk[i]
         j = -1
         while True:  # only the edge samples (blk 2)
-            j = _next_edge(row, j + 1)
+            j = _next_edge(blk, i, j + 1)
             if j >= cw:
                 break
             if cat[i, j] != 0:
@@ -842,13 +867,11 @@ def luma_key(ylo, screen_y, cat, alpha, orig, lk, sums, cells):
     nw = cw >> 3
     for i in range(1, ch, FG_CELL):
         gi = i // FG_CELL
-        row = cat[i]
-        w8 = row[: nw << 3].view(np.uint64)
         for q in range(nw + 1):
-            if q < nw and (w8[q] & ones) == 0:
+            if q < nw and (_load8(cat, i, q << 3) & ones) == 0:
                 continue
             for j in range(q << 3, min((q << 3) + 8, cw), 2):
-                if row[j] == 1:
+                if cat[i, j] == 1:
                     lum = np.float64(ylo[i, j])
                     gj = j // FG_CELL
                     sums[0, gi, gj] += 1.0
@@ -856,14 +879,11 @@ def luma_key(ylo, screen_y, cat, alpha, orig, lk, sums, cells):
                     sums[2, gi, gj] += lum * lum
     twos = np.uint64(2) * ones
     for i in range(ch):
-        gi = i // FG_CELL
-        row = cat[i]
-        w8 = row[: nw << 3].view(np.uint64)
         for q in range(nw + 1):  # words of 8 samples without an edge one are skipped
-            if q < nw and (w8[q] & twos) == 0:
+            if q < nw and (_load8(cat, i, q << 3) & twos) == 0:
                 continue
             for j in range(q << 3, min((q << 3) + 8, cw)):
-                if row[j] == 2:
+                if cat[i, j] == 2:
                     _luma_edge(ylo, screen_y, alpha, cells, sums, i, j, lk)
 
 
@@ -912,16 +932,14 @@ def motion_soften(ylo, kind, alpha, lin, mo, cells):
     # the cells with edge samples: a word of 8 samples spans two cells' columns
     nw = cw >> 3
     for i in range(ch):
-        row = kind[i]
-        w8 = row[: nw << 3].view(np.uint64)
-        crow = cells[i // FG_CELL]
+        gi = i // FG_CELL
         for q in range(nw):
-            w = w8[q]
-            crow[2 * q] += np.float32((w & _EDGE_LO4) != 0)
-            crow[2 * q + 1] += np.float32((w & _EDGE_HI4) != 0)
+            w = _load8(kind, i, q << 3)
+            cells[gi, 2 * q] += np.float32((w & _EDGE_LO4) != 0)
+            cells[gi, 2 * q + 1] += np.float32((w & _EDGE_HI4) != 0)
         for j in range(nw << 3, cw):
-            if row[j] == 2:
-                crow[j // FG_CELL] = one
+            if kind[i, j] == 2:
+                cells[gi, j // FG_CELL] = one
     for gi in range(gh):
         i0 = gi * FG_CELL
         i1 = min(i0 + FG_CELL, ch)
@@ -1049,12 +1067,11 @@ def guided_coeffs(alpha, eps, noise, anchor, edge_below, kind, ca, cb, ylo, code
     for i in range(ch):
         i0 = max(i - 1, 0)
         i2 = min(i + 1, ch - 1)
-        row = kind[i]
         j = -1
         last = -2
         c0 = c1 = c2 = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
         while True:
-            j = _next_edge(row, j + 1)
+            j = _next_edge(kind, i, j + 1)
             if j >= cw:
                 break
             j0 = max(j - 1, 0)
@@ -1154,23 +1171,23 @@ def chroma_i420_rows(
         while j < cw:
             st = blk[i, j]
             j1 = j + 1
-            j1 = _run_end(blk[i], j1, st)
+            j1 = _run_end(blk, i, j1, st)
             x0 = 2 * j
             x1 = min(2 * j1, w)
             if st == 0:
-                _copy(oy[ya], by[ya], x0, x1)
-                _copy(oy[yb], by[yb], x0, x1)
-                _copy(ou[i], bu[i], j, j1)
-                _copy(ov[i], bv[i], j, j1)
+                _copy(oy, ya, by, ya, x0, x1)
+                _copy(oy, yb, by, yb, x0, x1)
+                _copy(ou, i, bu, i, j, j1)
+                _copy(ov, i, bv, i, j, j1)
                 if want_alpha:
-                    _fill(alpha[ya], x0, x1, 0)
-                    _fill(alpha[yb], x0, x1, 0)
+                    _fill(alpha, ya, x0, x1, 0)
+                    _fill(alpha, yb, x0, x1, 0)
             elif st == 1:
-                _copy(oy[ya], y[ya], x0, x1)
-                _copy(oy[yb], y[yb], x0, x1)
+                _copy(oy, ya, y, ya, x0, x1)
+                _copy(oy, yb, y, yb, x0, x1)
                 if want_alpha:
-                    _fill(alpha[ya], x0, x1, 255)
-                    _fill(alpha[yb], x0, x1, 255)
+                    _fill(alpha, ya, x0, x1, 255)
+                    _fill(alpha, yb, x0, x1, 255)
                 for jj in range(j, j1):  # all avatar: remove spill beyond its own colour
                     cu = np.float32(u[i, jj]) - np.float32(128.0)
                     cv = np.float32(v[i, jj]) - np.float32(128.0)
@@ -1315,16 +1332,16 @@ def chroma_rgb_rows(
         while j < cw:
             st = blk[ci, j]
             j1 = j + 1
-            j1 = _run_end(blk[ci], j1, st)
+            j1 = _run_end(blk, ci, j1, st)
             x0 = 2 * j
             x1 = min(2 * j1, w)
             j = j1
             if st == 0:
-                _copy(out[i], bg[i], 3 * x0, 3 * x1)
+                _copy(out, i, bg, i, 3 * x0, 3 * x1)
                 if want_alpha:
-                    _fill(alpha[i], x0, x1, 0)
+                    _fill(alpha, i, x0, x1, 0)
                 if tk > 0.0:
-                    _fill(prev[i], x0, x1, 0)
+                    _fill(prev, i, x0, x1, 0)
                 continue
             if st == 1:
                 for x in range(x0, x1):  # opaque: limit the key primary beyond the avatar's own
@@ -1386,9 +1403,9 @@ def chroma_rgb_rows(
                         c2 + fx * (np.float32(bg[i, 3 * x + 2]) - sb) + lift - sp * e2
                     )
                 if want_alpha:
-                    _fill(alpha[i], x0, x1, 255)
+                    _fill(alpha, i, x0, x1, 255)
                 if tk > 0.0:
-                    _fill(prev[i], x0, x1, 255)
+                    _fill(prev, i, x0, x1, 255)
                 continue
             for x in range(x0, x1):
                 cj = x >> 1
