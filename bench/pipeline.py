@@ -106,7 +106,8 @@ async def run_avatars(args: argparse.Namespace) -> None:
     avatars, viewers = [], []
     for i in range(args.count):
         target = RoomTarget(args.url, args.key, args.secret, f"{args.prefix}-{i}")
-        avatars.append(await LocalAvatar.start(target, identity=f"avatar-{i}"))
+        noise = {} if args.noise is None else {"noise": args.noise}
+        avatars.append(await LocalAvatar.start(target, identity=f"avatar-{i}", **noise))
         viewers.append(await BenchViewer.join(args, f"{args.prefix}-{i}", args.tracks))
     print("READY", flush=True)
     await _wait_stdin("START")  # the parent's measured window starts...
@@ -511,7 +512,13 @@ def keying_anchor(sample: tuple[bytes, int, int], n: int = 60) -> dict:
 
 
 async def run_size(
-    server, n: int, seconds: float, warmup: float, opts: dict, source: str = "session"
+    server,
+    n: int,
+    seconds: float,
+    warmup: float,
+    opts: dict,
+    source: str = "session",
+    avatar_noise: float | None = None,
 ) -> dict:
     import tempfile
 
@@ -537,6 +544,7 @@ async def run_size(
         [
             "avatars",
             *(["--frames-dir", str(received_dir)] if received_dir else []),
+            *(["--noise", str(avatar_noise)] if avatar_noise is not None else []),
             *server_argv(server),
             "--count",
             "1" if shared else str(n),
@@ -696,6 +704,7 @@ async def main_parent(args: argparse.Namespace) -> None:
             "dynacast": args.dynacast,
             "source": args.source,
             "fresh_buffers": args.fresh_buffers,
+            "avatar_noise": args.avatar_noise,
         },
     }
     try:
@@ -707,7 +716,9 @@ async def main_parent(args: argparse.Namespace) -> None:
                 "dynacast": args.dynacast,
                 **({"max_bitrate": args.max_bitrate} if args.max_bitrate else {}),
             }
-            row = await run_size(server, n, args.seconds, args.warmup, opts, args.source)
+            row = await run_size(
+                server, n, args.seconds, args.warmup, opts, args.source, args.avatar_noise
+            )
             rows.append(row)
             print(json.dumps(row), flush=True)
             if "error" in row:
@@ -791,6 +802,7 @@ def main() -> None:
         p.add_argument("--warmup", type=float, default=0.0)
         p.add_argument("--tracks", type=int, default=1, help="composited tracks per room")
         p.add_argument("--frames-dir", help="save sampled received luma planes here")
+        p.add_argument("--noise", type=float, help="the avatars' sensor noise (levels)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
     parser.add_argument(
         "--source",
@@ -804,6 +816,11 @@ def main() -> None:
     parser.add_argument("--probe-only", action="store_true")
     parser.add_argument("--codec", default="vp8", choices=["vp8", "h264", "vp9", "av1"])
     parser.add_argument("--no-simulcast", action="store_true")
+    parser.add_argument(
+        "--avatar-noise",
+        type=float,
+        help="sensor noise of the built-in avatars, levels (default: what LocalAvatar publishes)",
+    )
     parser.add_argument(
         "--max-bitrate", type=int, help="bits/s of the top layer (default: the compositor's)"
     )
