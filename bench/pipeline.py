@@ -98,6 +98,20 @@ def cpu_breakdown(before: dict, after: dict, seconds: float) -> tuple[dict, dict
 
 
 # ----------------------------------------------------------------- child: avatars + probe
+async def _encoder_counts(avatar) -> tuple[int, dict[str, float]]:
+    """The avatar's VP8 encoder so far: frames encoded, and seconds spent under each
+    quality limitation (``none``, ``cpu``, ``bandwidth``, ``other``)."""
+    from livekit import rtc
+
+    for pub in avatar.room.local_participant.track_publications.values():
+        if pub.track is not None and pub.kind == rtc.TrackKind.KIND_VIDEO:
+            for st in await pub.track.get_stats():
+                if st.WhichOneof("stats") == "outbound_rtp":
+                    o = st.outbound_rtp.outbound
+                    return o.frames_encoded, dict(o.quality_limitation_durations)
+    return 0, {}
+
+
 async def run_avatars(args: argparse.Namespace) -> None:
     """N built-in avatars, and N viewers that watch the composited tracks."""
     from greenroom.avatars import RoomTarget
@@ -115,8 +129,10 @@ async def run_avatars(args: argparse.Namespace) -> None:
         v.reset()
     t0 = time.process_time()
     w0 = time.monotonic()
+    enc0 = [await _encoder_counts(a) for a in avatars]
     await _wait_stdin("STOP")  # ...and ends
     wall = time.monotonic() - w0
+    enc1 = [await _encoder_counts(a) for a in avatars]
     for v in viewers:
         v.recording = False
     cpu = (time.process_time() - t0) / wall * 100
@@ -130,6 +146,15 @@ async def run_avatars(args: argparse.Namespace) -> None:
                 "avatar_cpu_pct": cpu,
                 "frames": frames,
                 "skipped": skipped,
+                # what each avatar's encoder produced in the window (a slow compositor input
+                # is then either the sender's or the server's)
+                "encoded_fps": [
+                    round((b[0] - a[0]) / wall, 1) for a, b in zip(enc0, enc1, strict=True)
+                ],
+                "limited_s": [
+                    {k: round(v - a[1].get(k, 0.0), 1) for k, v in b[1].items() if k != "none"}
+                    for a, b in zip(enc0, enc1, strict=True)
+                ],
                 "viewer_fps_min": min(v.fps_min(wall) for v in viewers),
                 "viewer_latency_ms_p50": _p(lat, 50),
                 "viewer_latency_ms_p95": _p(lat, 95),
@@ -628,6 +653,8 @@ async def run_size(
         "cpu_by_thread_pct": by_name,
         "avatar_process_cpu_pct": round(avatars["avatar_cpu_pct"], 1),
         "avatar_frames_skipped": avatars["skipped"],
+        "avatar_encoded_fps": avatars["encoded_fps"],
+        "avatar_encoder_limited_s": avatars["limited_s"],
         "viewer_fps_min": round(avatars["viewer_fps_min"], 1),
         "viewer_latency_ms_p50": avatars["viewer_latency_ms_p50"],
         "viewer_latency_ms_p95": avatars["viewer_latency_ms_p95"],
@@ -768,6 +795,10 @@ def _print_table(results: dict) -> None:
         print(
             f"    keying CPU ms/frame live {r['keying_cpu_ms_live']} vs alone (same frame, "
             f"same run) {r['keying_anchor']}; load {r['load_avg_1m']}"
+        )
+        print(
+            f"    avatars' encoders: fps {r['avatar_encoded_fps']}, seconds limited "
+            f"{r['avatar_encoder_limited_s']}"
         )
         print(
             f"    viewer: fps min {r['viewer_fps_min']}, compositor-in -> viewer latency "
