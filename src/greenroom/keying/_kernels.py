@@ -559,15 +559,16 @@ def flat_solid(u, v, su_p, sv_p, thr2, flat2, alpha, lin, cat, prev, write_prev)
     ``prev`` 1). For block-codec streams, whose flat areas near the key hue (a green shirt, a
     navy one on blue) can solve to a mix against a foreground plate that averaged in skin or
     found nothing; an edge ramp, even a codec-blurred one, changes by more than ``flat2``
-    from one sample to the next. Screen and solid samples are passed over at the cost of one
-    byte each."""
+    from one sample to the next. Screen and solid samples are passed over 8 at a time."""
     ch, cw = u.shape
     one = np.float32(1.0)
     f128 = np.float32(128.0)
     for i in range(ch):
-        for j in range(cw):
-            if cat[i, j] != 2:
-                continue
+        j = -1
+        while True:
+            j = _next_edge(cat, i, j + 1)
+            if j >= cw:
+                break
             cu = np.float32(u[i, j])
             cv = np.float32(v[i, j])
             du = su_p[i, j] - (cu - f128)
@@ -877,14 +878,13 @@ def luma_key(ylo, screen_y, cat, alpha, orig, lk, sums, cells):
                     sums[0, gi, gj] += 1.0
                     sums[1, gi, gj] += lum
                     sums[2, gi, gj] += lum * lum
-    twos = np.uint64(2) * ones
     for i in range(ch):
-        for q in range(nw + 1):  # words of 8 samples without an edge one are skipped
-            if q < nw and (_load8(cat, i, q << 3) & twos) == 0:
-                continue
-            for j in range(q << 3, min((q << 3) + 8, cw)):
-                if cat[i, j] == 2:
-                    _luma_edge(ylo, screen_y, alpha, cells, sums, i, j, lk)
+        j = -1
+        while True:  # the edge samples
+            j = _next_edge(cat, i, j + 1)
+            if j >= cw:
+                break
+            _luma_edge(ylo, screen_y, alpha, cells, sums, i, j, lk)
 
 
 #: ``motion_soften``'s scan: the edge category (2) in the first and the last four samples
