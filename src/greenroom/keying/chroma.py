@@ -446,7 +446,6 @@ class ChromaKeyer(RgbKeyerMethods):
         self._prev_kind = ""
         self._prev_fresh = False
         self._ylo_turn = 0  # which of two buffers holds this frame's luma_half
-        self._ylo_prev = False  # whether the other holds last frame's
         self._bufs: dict[str, np.ndarray] = {}
 
     # ---------------------------------------------------------------- internals
@@ -775,11 +774,12 @@ class ChromaKeyer(RgbKeyerMethods):
             # luma at chroma resolution, this frame's and last frame's in turn
             turn = self._ylo_turn
             ylo = self._buf(f"ylo{turn}", (ch, cw), np.float32)
+            # the other holds last frame's (none after a reset, which empties the buffers)
             ylo_last = self._bufs.get(f"ylo{1 - turn}")
-            moved = self._ylo_prev and ylo_last is not None and ylo_last.shape == ylo.shape
+            if ylo_last is not None and ylo_last.shape != ylo.shape:
+                ylo_last = None
             K.luma_half(frame.y, ylo)
             self._ylo_turn = 1 - turn
-            self._ylo_prev = True
             (sy,) = self._clean_plate().get("y")
             fit = self._buf("fit", (2,), np.float64)
             fit.fill(0.0)
@@ -790,8 +790,7 @@ class ChromaKeyer(RgbKeyerMethods):
                 sums = self._buf("lk_sums", (3, gh, gw), np.float64)
                 cells = self._buf("lk_cells", (2, gh, gw), np.float64)
                 K.luma_key(ylo, sy, cat, a_lo, fit_alpha, self._luma_key(), sums, cells)
-                if moved:
-                    assert ylo_last is not None
+                if ylo_last is not None:
                     mcells = self._buf("mo_cells", (gh, gw), np.float32)
                     K.motion_soften(ylo, kind, a_lo, matte.lin, self._motion(ylo_last), mcells)
             codec = K.Codec(
