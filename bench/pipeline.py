@@ -112,6 +112,44 @@ async def _encoder_counts(avatar) -> tuple[int, dict[str, float]]:
     return 0, {}
 
 
+_RECEIVE_FIELDS = (
+    "packets_received",
+    "packets_lost",
+    "nack_count",
+    "pli_count",
+    "frames_received",
+    "frames_decoded",
+    "frames_dropped",
+    "key_frames_decoded",
+    "freeze_count",
+)
+
+
+_PER_S = {"frames_received", "frames_decoded", "frames_dropped"}  # as fps; the rest counts
+
+
+async def _receive_counts(comp) -> dict[str, float]:
+    """The compositor's receiver of the avatar's camera so far (cumulative inbound-rtp
+    counters), to place lost input frames: the network and server (packets lost, frames
+    not received), the decoder (dropped, waiting for a key frame) or the hand-over to
+    Python (decoded but not in the compositor's ``frames_in``)."""
+    from livekit import rtc
+
+    room = comp.room
+    if room is None:
+        return {}
+    for p in room.remote_participants.values():
+        for pub in p.track_publications.values():
+            if pub.track is not None and pub.kind == rtc.TrackKind.KIND_VIDEO:
+                for st in await pub.track.get_stats():
+                    if st.WhichOneof("stats") == "inbound_rtp":
+                        i = st.inbound_rtp
+                        counts = {k: float(getattr(i.received, k)) for k in _RECEIVE_FIELDS[:2]}
+                        counts |= {k: float(getattr(i.inbound, k)) for k in _RECEIVE_FIELDS[2:]}
+                        return counts
+    return {}
+
+
 async def run_avatars(args: argparse.Namespace) -> None:
     """N built-in avatars, and N viewers that watch the composited tracks."""
     from greenroom.avatars import RoomTarget
@@ -204,7 +242,13 @@ class BenchViewer:
             if p.attributes.get(ATTR_ROLE) == ROLE_COMPOSITOR and pub.name == TRACK_NAME:
                 pub.set_subscribed(True)
                 if pub.simulcasted:  # a viewer on a good link takes the full picture
-                    pub.set_video_quality(rtc.VideoQuality.VIDEO_QUALITY_HIGH)
+                    low = getattr(args, "viewer_layer", "high") == "low"
+                    q = (
+                        rtc.VideoQuality.VIDEO_QUALITY_LOW
+                        if low
+                        else rtc.VideoQuality.VIDEO_QUALITY_HIGH
+                    )
+                    pub.set_video_quality(q)
 
         v.room.on("track_published", maybe)
 
@@ -544,6 +588,7 @@ async def run_size(
     opts: dict,
     source: str = "session",
     avatar_noise: float | None = None,
+    viewer_layer: str = "high",
 ) -> dict:
     import tempfile
 
@@ -552,7 +597,8 @@ async def run_size(
     shared = source == "shared"
     prefix = f"bench{n}-{int(time.time())}"
     # picture quality at the viewer: with one compositor (frame ids are per track)
-    received_dir = Path(tempfile.mkdtemp(prefix="greenroom-bench-")) if n == 1 else None
+    full = n == 1 and viewer_layer == "high"
+    received_dir = Path(tempfile.mkdtemp(prefix="greenroom-bench-")) if full else None
     sent = SentFrames() if received_dir else None
 
     def stop_quality() -> dict:
@@ -570,6 +616,8 @@ async def run_size(
             "avatars",
             *(["--frames-dir", str(received_dir)] if received_dir else []),
             *(["--noise", str(avatar_noise)] if avatar_noise is not None else []),
+            "--viewer-layer",
+            viewer_layer,
             *server_argv(server),
             "--count",
             "1" if shared else str(n),
@@ -604,6 +652,7 @@ async def run_size(
         return {"n": n, "error": str(exc), "dropped": -1, "output_fps_min": 0.0}
     await asyncio.sleep(warmup)
     before = [c.metrics() for c in comps]
+    rx0 = [await _receive_counts(c) for c in comps]
     child.send("START")
     if sent:
         sent.recording = True
@@ -616,6 +665,7 @@ async def run_size(
     cpu = (time.process_time() - cpu0) / elapsed * 100
     by_class, by_name = cpu_breakdown(th0, thread_cpu(), elapsed)
     after = [c.metrics() for c in comps]
+    rx1 = [await _receive_counts(c) for c in comps]
     result_line = await asyncio.to_thread(child.wait_line, "RESULT", warmup + seconds + 60)
     avatars = json.loads(result_line)
     await asyncio.to_thread(child.finish)
@@ -655,6 +705,15 @@ async def run_size(
         "avatar_frames_skipped": avatars["skipped"],
         "avatar_encoded_fps": avatars["encoded_fps"],
         "avatar_encoder_limited_s": avatars["limited_s"],
+        # per compositor, over the window: what its receiver got and did with it
+        "compositor_receive": [
+            {
+                k: round((b.get(k, 0.0) - a.get(k, 0.0)) / (elapsed if k in _PER_S else 1), 1)
+                for k in b
+            }
+            | {"frames_in_fps": round(f, 1)}
+            for a, b, f in zip(rx0, rx1, fin, strict=True)
+        ],
         "viewer_fps_min": round(avatars["viewer_fps_min"], 1),
         "viewer_latency_ms_p50": avatars["viewer_latency_ms_p50"],
         "viewer_latency_ms_p95": avatars["viewer_latency_ms_p95"],
@@ -732,6 +791,7 @@ async def main_parent(args: argparse.Namespace) -> None:
             "source": args.source,
             "fresh_buffers": args.fresh_buffers,
             "avatar_noise": args.avatar_noise,
+            "viewer_layer": args.viewer_layer,
         },
     }
     try:
@@ -744,7 +804,14 @@ async def main_parent(args: argparse.Namespace) -> None:
                 **({"max_bitrate": args.max_bitrate} if args.max_bitrate else {}),
             }
             row = await run_size(
-                server, n, args.seconds, args.warmup, opts, args.source, args.avatar_noise
+                server,
+                n,
+                args.seconds,
+                args.warmup,
+                opts,
+                args.source,
+                args.avatar_noise,
+                args.viewer_layer,
             )
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -800,6 +867,7 @@ def _print_table(results: dict) -> None:
             f"    avatars' encoders: fps {r['avatar_encoded_fps']}, seconds limited "
             f"{r['avatar_encoder_limited_s']}"
         )
+        print(f"    compositors' receivers (fps; counts in the window): {r['compositor_receive']}")
         print(
             f"    viewer: fps min {r['viewer_fps_min']}, compositor-in -> viewer latency "
             f"p50 {r['viewer_latency_ms_p50']} / p95 {r['viewer_latency_ms_p95']} ms"
@@ -834,6 +902,7 @@ def main() -> None:
         p.add_argument("--tracks", type=int, default=1, help="composited tracks per room")
         p.add_argument("--frames-dir", help="save sampled received luma planes here")
         p.add_argument("--noise", type=float, help="the avatars' sensor noise (levels)")
+        p.add_argument("--viewer-layer", default="high", choices=["high", "low"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6])
     parser.add_argument(
         "--source",
@@ -854,6 +923,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--max-bitrate", type=int, help="bits/s of the top layer (default: the compositor's)"
+    )
+    parser.add_argument(
+        "--viewer-layer",
+        default="high",
+        choices=["high", "low"],
+        help="the simulcast layer the benchmark's viewers take: high (1280x720, decoded on "
+        "this machine as a viewer would elsewhere) or low (320x180: the machine holds little "
+        "more than a server does; no picture-quality figure)",
     )
     parser.add_argument(
         "--dynacast", action="store_true", help="encode only the simulcast layers viewers take"
