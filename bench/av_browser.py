@@ -54,6 +54,10 @@ lip-syncs an audio and a video track of one stream. LiveKit v1.13 sends each tra
 stream of its own (``PA_x|TR_y``) unless the room has ``sync_streams`` (server config
 ``room.sync_streams`` or ``CreateRoomRequest.sync_streams``); then a participant's camera
 and microphone share ``PA_x|camera``. ``--sync-streams`` creates the room that way.
+The room gets the ``min_playout_delay`` the API gives a session's room
+(``--min-playout-delay MS``, 0 for none): every receiver of its video, the compositor
+first and then the browser, holds the picture at least that long, to meet the voice that
+the audio jitter buffers hold back.
 
 Caveats of the measurement:
 
@@ -96,6 +100,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from greenroom.config import VIDEO_PLAYOUT_DELAY_MS
 
 ROOT = Path(__file__).resolve().parents[1]
 LIVEKIT_CLIENT = ROOT / "src/greenroom/web/node_modules/livekit-client/dist/livekit-client.esm.mjs"
@@ -480,6 +486,43 @@ def _receiver_deltas(before: dict[str, Any], after: dict[str, Any]) -> dict[str,
     return out
 
 
+async def _inbound_totals(room: Any) -> dict[str, tuple[float, float, int]]:
+    """The compositor's receivers of the avatar's tracks, by kind: jitter-buffer delay and
+    target delay summed over what each emitted (s), and how many it emitted (cumulative)."""
+    from livekit import rtc
+
+    totals: dict[str, tuple[float, float, int]] = {}
+    for p in room.remote_participants.values():
+        for pub in p.track_publications.values():
+            if pub.track is None:
+                continue
+            kind = "video" if pub.kind == rtc.TrackKind.KIND_VIDEO else "audio"
+            for st in await pub.track.get_stats():
+                if st.WhichOneof("stats") == "inbound_rtp":
+                    i = st.inbound_rtp.inbound
+                    totals[kind] = (
+                        i.jitter_buffer_delay,
+                        i.jitter_buffer_target_delay,
+                        i.jitter_buffer_emitted_count,
+                    )
+    return totals
+
+
+def _window_ms(
+    t0: dict[str, tuple[float, float, int]], t1: dict[str, tuple[float, float, int]]
+) -> dict[str, dict[str, float]]:
+    out = {}
+    for kind, (d1, g1, n1) in t1.items():
+        d0, g0, n0 = t0.get(kind, (0.0, 0.0, 0))
+        if n1 > n0:
+            n = n1 - n0
+            out[kind] = {
+                "jb_ms": round(1000 * (d1 - d0) / n, 1),
+                "target_ms": round(1000 * (g1 - g0) / n, 1),
+            }
+    return out
+
+
 def _stop_avatar(child: subprocess.Popen[str], window: str) -> dict[str, Any]:
     """Hand the child the measured window, stop it, and return its own flash-beep offsets."""
     sender: dict[str, Any] = {}
@@ -528,11 +571,20 @@ async def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
 
     server = LiveKitServer.start(port=free_port())
     room = f"benchavb-{int(time.time())}"
-    if args.sync_streams:  # the room, created before anyone joins, groups camera + mic
-        from livekit import api
+    # the room, created before anyone joins, as the API creates a session's room
+    from livekit import api
 
-        async with api.LiveKitAPI(server.http_url, server.api_key, server.api_secret) as lk:
-            await lk.room.create_room(api.CreateRoomRequest(name=room, sync_streams=True))
+    from greenroom.config import VIDEO_PLAYOUT_DELAY_MAX_MS
+
+    async with api.LiveKitAPI(server.http_url, server.api_key, server.api_secret) as lk:
+        await lk.room.create_room(
+            api.CreateRoomRequest(
+                name=room,
+                sync_streams=args.sync_streams,
+                min_playout_delay=args.min_playout_delay,
+                max_playout_delay=VIDEO_PLAYOUT_DELAY_MAX_MS if args.min_playout_delay else 0,
+            )
+        )
     child = subprocess.Popen(
         [
             sys.executable,
@@ -585,11 +637,13 @@ async def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
             await asyncio.sleep(WARMUP_S)
             await page.evaluate("() => window.bench.reset()")
             stats0 = await page.evaluate("() => window.bench.stats()")
+            comp_in0 = await _inbound_totals(comp.room)
             load0 = os.getloadavg()[0]
             window = f"WINDOW {time.time()} "
             await asyncio.sleep(args.seconds)
             window += f"{time.time()}\n"
             stats1 = await page.evaluate("() => window.bench.stats()")
+            comp_in = _window_ms(comp_in0, await _inbound_totals(comp.room))
             got = await page.evaluate("() => window.bench.collect()")
             await browser.close()
         m = comp.metrics()
@@ -606,6 +660,7 @@ async def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
         "page_audio_delay_ms": args.page_audio_delay_ms,
         "beep_shift_ms": args.beep_shift_ms,
         "sync_streams": args.sync_streams,
+        "min_playout_delay": args.min_playout_delay,
         "load_1m": round(load0, 2),
     }
     # the primary figure: shown (expectedDisplayTime) - heard (getOutputTimestamp mapping);
@@ -654,6 +709,7 @@ async def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
     result["receivers"] = _receiver_deltas(stats0, stats1)
     result["streams"] = got["streams"]
     result["compositor_audio_offset_ms"] = m.get("audio_offset_ms")
+    result["compositor_receivers"] = comp_in
     errors = got["errors"] + [x for x in log if x.startswith(("error", "pageerror"))]
     if errors:
         result["page_errors"] = errors[:10]
@@ -684,6 +740,10 @@ def _print_summary(r: dict[str, Any]) -> None:
     print(
         f"  audio graph: base {ac['base_latency_ms']} ms + output {ac['output_latency_ms']} ms; "
         f"receivers: {r['receivers']}"
+    )
+    print(
+        f"  the compositor: its audio leaves {r['compositor_audio_offset_ms']} ms after the "
+        f"picture; its receivers of the avatar: {r['compositor_receivers']}"
     )
     same = {
         s: r["streams"].get(f"{s}_video") == r["streams"].get(f"{s}_audio") for s in ("comp", "raw")
@@ -719,6 +779,14 @@ def main() -> None:
         "--sync-streams",
         action="store_true",
         help="create the room with sync_streams (one msid per participant's camera + mic)",
+    )
+    parser.add_argument(
+        "--min-playout-delay",
+        type=int,
+        default=VIDEO_PLAYOUT_DELAY_MS,
+        metavar="MS",
+        help="the room's min_playout_delay: receivers hold video this long (default: what "
+        "the API gives the rooms it creates, %(default)s; 0: none)",
     )
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--json", help="also write the result to this file")

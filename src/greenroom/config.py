@@ -17,6 +17,14 @@ from greenroom.errors import ConfigError
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "greenroom"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "greenroom"
+#: ``min_playout_delay`` of the rooms Greenroom creates, ms (docs/compositor.md, "Lip-sync").
+#: Receivers (the compositor, then each viewer) hold the voice in an audio jitter buffer
+#: and hardly hold the picture; asking them to hold video this long brings lips and voice
+#: together. Measured with ``bench/av_browser.py`` (docs/benchmarks.md).
+VIDEO_PLAYOUT_DELAY_MS = 70
+#: ``max_playout_delay`` that goes with it: LiveKit raises the delay with the jitter it sees
+#: up to this (the value in LiveKit's sample configuration).
+VIDEO_PLAYOUT_DELAY_MAX_MS = 2000
 
 
 class Settings(BaseSettings):
@@ -64,6 +72,14 @@ class Settings(BaseSettings):
         description="empty_timeout/departure_timeout of the rooms Greenroom creates, seconds "
         "(raised to a session's idle_timeout and max_duration when those are longer); rooms "
         "are deleted when their session stops, so this only bounds rooms a crash leaves",
+    )
+    video_playout_delay_ms: int = Field(
+        VIDEO_PLAYOUT_DELAY_MS,
+        ge=0,
+        le=VIDEO_PLAYOUT_DELAY_MAX_MS,
+        description="min_playout_delay of the rooms Greenroom creates, ms: every receiver "
+        "holds video this long, so it meets the voice its audio jitter buffer holds back "
+        "(lip-sync); 0 leaves the LiveKit server's own setting",
     )
     livekit_unreachable_timeout: float = Field(
         30.0, gt=0, description="Seconds the LiveKit API may fail to answer before sessions stop"

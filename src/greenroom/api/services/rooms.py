@@ -5,6 +5,11 @@ Greenroom owns the lifetime of the rooms it creates. Avatar and compositor join 
 person ever joined) or ``departure_timeout`` (the last person left). So a session's room is
 created through the API with both timeouts at least as long as the session may live, and
 deleted when the session stops.
+
+The room is also where lip-sync is set: ``min_playout_delay`` asks every receiver of its
+video (the compositor, then each viewer) to hold the picture as long as its audio jitter
+buffer holds the voice. LiveKit does not report a room's playout delay, so a room someone
+else created keeps whatever they gave it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from livekit import api as lkapi
 
-from greenroom.config import Settings
+from greenroom.config import VIDEO_PLAYOUT_DELAY_MAX_MS, Settings
 from greenroom.errors import GreenroomError
 
 log = logging.getLogger("greenroom.sessions")
@@ -75,8 +80,15 @@ class Rooms:
         """
         existing = await self.find(room)
         if existing is None:
+            delay = self.settings.video_playout_delay_ms
             await self.client().room.create_room(
-                lkapi.CreateRoomRequest(name=room, empty_timeout=timeout, departure_timeout=timeout)
+                lkapi.CreateRoomRequest(
+                    name=room,
+                    empty_timeout=timeout,
+                    departure_timeout=timeout,
+                    min_playout_delay=delay,
+                    max_playout_delay=VIDEO_PLAYOUT_DELAY_MAX_MS if delay else 0,
+                )
             )
             return RoomReady(created=True)
         warnings = []
