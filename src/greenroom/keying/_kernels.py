@@ -144,13 +144,17 @@ class Codec(NamedTuple):
     """The guided model's weights on block-codec streams (``guided_coeffs``): the clean
     plate's luma at chroma resolution, how many samples of it (alpha 0) each window holds,
     the extra weight of samples keyed near 0 or 1, the fit measure (float64[2]) and the
-    alpha it is measured on (the chroma key's, before ``luma_key``)."""
+    alpha it is measured on (the chroma key's, before ``luma_key``), and each cell's
+    motion weight (``motion_soften``'s ``cells``, float32) times ``moving_eps``: the
+    regularisation it adds (luma levels²)."""
 
     screen_y: np.ndarray
     screen_w: Real
     plateau: Real
     fit: np.ndarray
     fit_alpha: np.ndarray
+    moving: np.ndarray
+    moving_eps: Real
 
 
 class LumaKey(NamedTuple):
@@ -775,6 +779,116 @@ def screen_stays_screen(cat, a_lo, y, screen_y, strong, luma_tol, blk):
                 blk[i, j] = 0
 
 
+class SolidEdge(NamedTuple):
+    """``solid_edges``' settings: the clip points (``lo``, ``hi``), how far the white point
+    moves towards the solid neighbours' level (``level``), and the luma test of a solid
+    sample: contrast between the solid neighbours' and the screen's luma above
+    ``contrast`` levels, each luma pixel within ``share`` x that contrast of the
+    neighbours', alpha above ``min_alpha``."""
+
+    lo: Real
+    hi: Real
+    level: Real
+    contrast: Real
+    share: Real
+    min_alpha: Real
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _solid_row(cat, lin, ylo, i, j0, j, j2):
+    """Count, summed ``lin`` and summed ``ylo`` of the solid samples (``cat`` 1) among
+    columns j0, j, j2 of row i (branch-free)."""
+    m0 = np.float32(cat[i, j0] == 1)
+    m1 = np.float32(cat[i, j] == 1)
+    m2 = np.float32(cat[i, j2] == 1)
+    n = m0 + m1 + m2
+    sl = m0 * lin[i, j0] + m1 * lin[i, j] + m2 * lin[i, j2]
+    sy = m0 * ylo[i, j0] + m1 * ylo[i, j] + m2 * ylo[i, j2]
+    return n, sl, sy
+
+
+@njit(cache=True, nogil=True)
+def solid_edges(cat, alpha, lin, y, ylo, screen_y, se, cols):
+    """I420: ``despeckle``, and the edge samples (``cat`` 2) beside solid ones (``cat`` 1,
+    8-neighbourhood, clamped at the borders):
+
+    - a sample whose four luma pixels all lie at its solid neighbours' mean luma, clearly
+      apart from the screen's, is solid (alpha 1, ``cat`` 1): its chroma was pulled
+      towards the screen by spill, not by the screen showing through;
+    - the others are mixes of the screen and that solid colour: their white point moves
+      ``se.level`` of the way from the clip's towards the solid neighbours' own solved mix
+      (``lin``), so that the clip applied after the edge model stretches them no further
+      than the avatar beside them needs (``alpha`` is rescaled to keep that clip).
+
+    Only solid samples present before the pass count as neighbours (``cols``: int32
+    (2, cw + 1) scratch, the columns that turn solid, applied one row later)."""
+    ch, cw = cat.shape
+    h, w = y.shape
+    lo = np.float32(se.lo)
+    hi = np.float32(se.hi)
+    level = np.float32(se.level)
+    contrast = np.float32(se.contrast)
+    share = np.float32(se.share)
+    min_alpha = np.float32(se.min_alpha)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for i in range(ch + 2):
+        if i >= 2:  # row i - 2 is no one's neighbour any more
+            r = (i - 2) & 1
+            for q in range(cols[r, cw]):
+                cat[i - 2, cols[r, q]] = 1
+        if i >= ch:
+            continue
+        r = i & 1
+        cols[r, cw] = 0
+        i0 = max(i - 1, 0)
+        i2 = min(i + 1, ch - 1)
+        ya = 2 * i
+        yb = min(ya + 1, h - 1)
+        j = -1
+        while True:
+            j = _next_edge(cat, i, j + 1)
+            if j >= cw:
+                break
+            j0 = max(j - 1, 0)
+            j2 = min(j + 1, cw - 1)
+            lone = ((cat[i, j0] == 0) | (j0 == j)) & ((cat[i, j2] == 0) | (j2 == j))
+            if lone:
+                for ii in (i0, i2):
+                    if ii != i:
+                        lone &= (cat[ii, j0] == 0) & (cat[ii, j] == 0) & (cat[ii, j2] == 0)
+            if lone:  # noise (see ``despeckle``)
+                cat[i, j] = 0
+                alpha[i, j] = zero
+                continue
+            n0, l0, s0 = _solid_row(cat, lin, ylo, i0, j0, j, j2)
+            n1, l1, s1 = _solid_row(cat, lin, ylo, i, j0, j, j2)
+            n2, l2, s2 = _solid_row(cat, lin, ylo, i2, j0, j, j2)
+            n = n0 + n1 + n2
+            a = alpha[i, j]
+            if (n == zero) | (a <= zero):
+                continue
+            inv = one / n
+            white = hi + level * (min(max((l0 + l1 + l2) * inv, hi), one) - hi)
+            a = lo + (a - lo) * (hi - lo) / (white - lo)
+            fy = (s0 + s1 + s2) * inv
+            con = abs(fy - screen_y[i, j])
+            xa = 2 * j
+            xb = min(xa + 1, w - 1)
+            d = max(
+                abs(np.float32(y[ya, xa]) - fy),
+                abs(np.float32(y[ya, xb]) - fy),
+                abs(np.float32(y[yb, xa]) - fy),
+                abs(np.float32(y[yb, xb]) - fy),
+            )
+            if (a > min_alpha) & (con > contrast) & (d < share * con):
+                alpha[i, j] = one
+                cols[r, cols[r, cw]] = j
+                cols[r, cw] += 1
+            else:
+                alpha[i, j] = a
+
+
 @njit(cache=True, nogil=True)
 def luma_half(y, ylo):
     """Luma at chroma resolution: the mean of each 2x2 block (clamped at the borders),
@@ -1055,9 +1169,12 @@ def guided_coeffs(alpha, eps, noise, anchor, edge_below, kind, ca, cb, ylo, code
     the fit's R^2 and a count over the windows whose alpha and luma both vary
     (``FIT_VAR_ALPHA``, ``FIT_VAR_LUMA``), measured on ``codec.fit_alpha`` (the chroma
     key's alpha, before ``luma_key`` leaned it on luma) in the windows of even rows. With
-    both weights 0 the plain fit runs.
+    both weights 0 the plain fit runs. On a moving edge (``codec.moving``, per cell of
+    ``FG_CELL`` samples) the regularisation grows by ``codec.moving_eps`` x its weight:
+    the codec's luma there is as unsure of the edge as its chroma, so the model leans
+    towards the window's mean alpha.
     """
-    screen_y, screen_w, plateau, fit, fit_alpha = codec
+    screen_y, screen_w, plateau, fit, fit_alpha, moving, moving_eps = codec
     weighted = (screen_w > 0.0) | (plateau > 0.0)
     ch, cw = alpha.shape
     for i in range(ch):
@@ -1094,7 +1211,8 @@ def guided_coeffs(alpha, eps, noise, anchor, edge_below, kind, ca, cb, ylo, code
                 if fvp > FIT_VAR_ALPHA and fvar > FIT_VAR_LUMA:
                     fit[0] += fcov * fcov / (fvar * fvp)
                     fit[1] += 1.0
-            a = cov / (var + eps + noise[0] * min(vp * noise[1], 1.0))
+            e = eps + moving_eps * moving[i // FG_CELL, j // FG_CELL]
+            a = cov / (var + e + noise[0] * min(vp * noise[1], 1.0))
             ca[i, j] = a
             k = anchor if amin < edge_below else 0.0
             cb[i, j] = mp + k * (alpha[i, j] - mp) - a * (mi + k * (ylo[i, j] - mi))

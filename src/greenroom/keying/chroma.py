@@ -82,6 +82,15 @@ EDGE_SWING = 0.05
 #: model's line runs through each sample's own alpha, not the window's mean (inside the
 #: avatar the mean lifts a near-key shirt's weaker samples).
 EDGE_BELOW = 0.5
+#: I420, edge samples beside solid ones (``K.solid_edges``): the white point moves
+#: EDGE_LEVEL of the way from the clip's towards the solid neighbours' own solved mix, and
+#: a sample keyed above SOLID_MIN_ALPHA whose four luma pixels all lie within SOLID_SHARE
+#: x the contrast of its solid neighbours' mean luma, that contrast with the screen's
+#: luma exceeding SOLID_CONTRAST levels, is solid.
+EDGE_LEVEL = 0.5
+SOLID_CONTRAST = 10.0
+SOLID_SHARE = 0.2
+SOLID_MIN_ALPHA = 0.5
 #: Foreground plate: the reach of its box filter (cells of ``K.FG_CELL`` chroma samples).
 FG_REACH = 1
 #: Block-codec streams (``ChromaKeyer.block_codec`` > 0): VP8 pulls the chroma of a flat
@@ -159,6 +168,9 @@ LUMA_UNCLIP = 0.7
 MOTION_GRAD = 4.0
 MOTION_T0 = 0.25
 MOTION_T1 = 1.0
+#: ... and the guided model's regularisation there grows by up to MOTION_EPS (luma
+#: levels², times the codec level): the codec smears a moving edge's luma too.
+MOTION_EPS = 30.0
 #: A codec level that has decayed below CODEC_OFF (one odd reading on clean footage, some
 #: refreshes ago) is 0 again.
 CODEC_OFF = 0.01
@@ -579,10 +591,12 @@ class ChromaKeyer(RgbKeyerMethods):
         sample_rgb: Callable[[], np.ndarray],
         temporal: K.Temporal,
         weak: float,
+        despeckle: bool = True,
     ) -> tuple[K.Matte, np.ndarray, np.ndarray]:
         """The key at chroma resolution: updates the plates, returns (matte, alpha, cat).
 
         ``frame`` holds U, V (and Y at ``ystep`` x the chroma position) of the picture.
+        ``despeckle``: False leaves the lone edge samples to the caller.
         """
         p = self._params
         w, h = size
@@ -654,7 +668,8 @@ class ChromaKeyer(RgbKeyerMethods):
                 temporal.prev,
                 write_prev,
             )
-        K.despeckle(cat, a_lo)
+        if despeckle:
+            K.despeckle(cat, a_lo)
         return matte, a_lo, cat
 
     # ---------------------------------------------------------------- RGB path
@@ -757,7 +772,7 @@ class ChromaKeyer(RgbKeyerMethods):
             prev, have_prev = self._prev_buf("i420", (ch, cw), np.float32)
             self._codec_update(frame)
             temporal = K.Temporal(f32(p.temporal), f32(1.0 / p.temporal_threshold), prev, have_prev)
-            matte, a_lo, cat = self._lowres(planes, 2, (w, h), sample, temporal, 1.0)
+            matte, a_lo, cat = self._lowres(planes, 2, (w, h), sample, temporal, 1.0, False)
             _, prim, q = self._key()
             axis = K.KeyAxis(*self._uv_coeffs(prim, q))
             tmp = self._buf("tmp", (ch, cw), np.uint8)
@@ -765,12 +780,6 @@ class ChromaKeyer(RgbKeyerMethods):
             blk = self._buf("blk", (ch, cw), np.uint8)
             ca = self._buf("ca", (ch, cw), np.float32)
             cb = self._buf("cb", (ch, cw), np.float32)
-            K.dilate_same(cat, tmp, kind)
-            # clean footage: at edges the edge model's line runs through each sample's own
-            # alpha, and its slope is damped by the luma noise (a block codec keeps the
-            # classic filter)
-            clean = 1.0 - self._codec
-            noise = (clean * EDGE_NOISE * self._sigma**2, 1.0 / EDGE_SWING)
             # luma at chroma resolution, this frame's and last frame's in turn
             turn = self._ylo_turn
             ylo = self._buf(f"ylo{turn}", (ch, cw), np.float32)
@@ -781,20 +790,39 @@ class ChromaKeyer(RgbKeyerMethods):
             K.luma_half(frame.y, ylo)
             self._ylo_turn = 1 - turn
             (sy,) = self._clean_plate().get("y")
+            lo, hi = self._clip_points()
+            se = K.SolidEdge(lo, hi, EDGE_LEVEL, SOLID_CONTRAST, SOLID_SHARE, SOLID_MIN_ALPHA)
+            cols = self._buf("se_cols", (2, cw + 1), np.int32)
+            # despeckles too
+            K.solid_edges(cat, a_lo, matte.lin, frame.y, ylo, sy, se, cols)
+            K.dilate_same(cat, tmp, kind)
+            # clean footage: at edges the edge model's line runs through each sample's own
+            # alpha, and its slope is damped by the luma noise (a block codec keeps the
+            # classic filter)
+            clean = 1.0 - self._codec
+            noise = (clean * EDGE_NOISE * self._sigma**2, 1.0 / EDGE_SWING)
             fit = self._buf("fit", (2,), np.float64)
             fit.fill(0.0)
             fit_alpha = a_lo
+            gh, gw = -(-ch // K.FG_CELL), -(-cw // K.FG_CELL)
+            # each cell's motion weight (none measured: 0)
+            mcells = self._buf("mo_cells", (gh, gw), np.float32)
+            mcells.fill(0.0)
             if self._codec > 0.0:
                 fit_alpha = self._buf("a_chroma", (ch, cw), np.float32)
-                gh, gw = -(-ch // K.FG_CELL), -(-cw // K.FG_CELL)
                 sums = self._buf("lk_sums", (3, gh, gw), np.float64)
                 cells = self._buf("lk_cells", (2, gh, gw), np.float64)
                 K.luma_key(ylo, sy, cat, a_lo, fit_alpha, self._luma_key(), sums, cells)
                 if ylo_last is not None:
-                    mcells = self._buf("mo_cells", (gh, gw), np.float32)
                     K.motion_soften(ylo, kind, a_lo, matte.lin, self._motion(ylo_last), mcells)
             codec = K.Codec(
-                sy, GUIDE_ANCHOR * self._codec, GUIDE_PLATEAU * self._codec, fit, fit_alpha
+                sy,
+                GUIDE_ANCHOR * self._codec,
+                GUIDE_PLATEAU * self._codec,
+                fit,
+                fit_alpha,
+                mcells,
+                np.float32(MOTION_EPS),
             )
             K.guided_coeffs(a_lo, p.edge_eps, noise, clean, EDGE_BELOW, kind, ca, cb, ylo, codec)
             if self._codec > 0.0 and fit[1] >= FIT_MIN:
