@@ -34,7 +34,7 @@ from greenroom.compositor.video import InFrame, LatestFrameSlot, bounded, within
 
 logger = logging.getLogger("greenroom.compositor")
 
-VIDEO_STALL = 5.0  # s without a camera frame before the stream is opened again
+VIDEO_STALL = 3.0  # s without a camera frame before the stream is opened again (or renewed)
 RESUBSCRIBE_AFTER = 1.0  # s between unsubscribing a stalled camera and subscribing it again
 SUBSCRIBE_CONFIRM = 5.0  # s for LiveKit to deliver a camera we subscribed to, else it is renewed
 _CAMERA = (rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_UNKNOWN)
@@ -288,10 +288,14 @@ class AvatarTracks:
     async def _read_video(self, track: rtc.Track) -> None:
         """Read the camera into the mailbox. A stream that delivers nothing for
         ``VIDEO_STALL`` seconds (or ends while the track is still subscribed) is opened
-        again; after two such stalls in a row the subscription itself is renewed. Seen on
-        loaded machines: the SDK's stream stops delivering while the track's frames still
-        arrive, and the picture froze for good."""
+        again, when the receiver still decodes frames: seen on loaded machines, the SDK's
+        stream stopped delivering while the frames kept coming, and the picture froze for
+        good. When the receiver decodes nothing, or after two stalls in a row, the
+        subscription itself is renewed: seen when two sessions start at once, a receiver
+        lost a packet of its first frames and asked for a key frame that never came (its
+        key-frame requests went on for 10 s; a fresh subscription starts from a new one)."""
         stalls = 0
+        decoded = await self._frames_decoded(track)
         stream = self._open_stream(track)
         while True:
             try:
@@ -301,15 +305,19 @@ class AvatarTracks:
             except (TimeoutError, StopAsyncIteration) as exc:
                 stalls += 1
                 why = "ended" if isinstance(exc, StopAsyncIteration) else "stalled"
+                before, decoded = decoded, await self._frames_decoded(track)
+                renew = stalls >= 2 or decoded <= before
                 logger.warning(
-                    "avatar video %s (no frame for %.0f s); reopening the stream",
+                    "avatar video %s (no frame for %.0f s; the receiver %s); %s",
                     why,
                     VIDEO_STALL,
+                    "decodes nothing" if decoded <= before else "still decodes",
+                    "renewing the subscription" if renew else "reopening the stream",
                     extra={"session": self._stats.session, "stalls": stalls},
                 )
                 self._stats.video_restarts += 1
                 await bounded(stream.aclose())
-                if stalls >= 2:
+                if renew:
                     self.renew_video_subscription()
                     stalls = 0
                 stream = self._open_stream(track)
@@ -320,6 +328,18 @@ class AvatarTracks:
             f, meta = ev.frame, ev.metadata
             capture_us = meta.user_timestamp if meta is not None and meta.user_timestamp else None
             self._slot.put(InFrame(f.data, f.width, f.height, now, capture_us))
+
+    @staticmethod
+    async def _frames_decoded(track: rtc.Track) -> int:
+        """How many frames the track's receiver has decoded so far (0 when it cannot say)."""
+        try:
+            stats = await within(track.get_stats(), VIDEO_STALL)
+        except Exception:  # a receiver that cannot answer: as if it decoded nothing
+            return 0
+        for st in stats:
+            if st.WhichOneof("stats") == "inbound_rtp":
+                return int(st.inbound_rtp.inbound.frames_decoded)
+        return 0
 
     def renew_video_subscription(self) -> None:
         """Unsubscribe the camera, and subscribe it again ``RESUBSCRIBE_AFTER`` seconds later
