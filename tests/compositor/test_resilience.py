@@ -4,6 +4,7 @@ two compositors share a room without processing each other."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import numpy as np
 import pytest
@@ -135,5 +136,39 @@ async def test_camera_keeps_coming_after_the_subscription_is_renewed(
         await viewer.until(
             comp.identity, lambda f: f.rgb.shape[:2] == (540, 960) and center_is(SKIN)(f)
         )
+    finally:
+        await comp.aclose()
+
+
+async def test_camera_that_sends_nothing_is_renewed_and_comes_back(
+    target: Target, viewer: Viewer, synthetic_avatar, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The avatar's camera stays published but sends nothing for longer than the stall
+    watchdog waits: the receiver decodes nothing, so the subscription is renewed at once
+    (not the stream merely reopened), and the picture comes back when frames flow again."""
+    caplog.set_level(logging.WARNING, logger="greenroom.compositor")
+    avatar = await synthetic_avatar("avatar-s", motion=False, flash=False, audio=False)
+    comp = await Compositor.start(target, "avatar-s", "#0044ff", one_layer())
+    loop = asyncio.get_running_loop()
+    try:
+        await comp.wait_first_frame(FIRST_FRAME)
+        await viewer.until(comp.identity, center_is(SKIN))
+        avatar.video_paused = True
+        deadline = loop.time() + 60
+        while comp.metrics()["video_restarts"] < 1:
+            assert loop.time() < deadline, comp.metrics()
+            await asyncio.sleep(0.2)
+        stalls = [r.getMessage() for r in caplog.records if "avatar video" in r.getMessage()]
+        assert stalls and "decodes nothing" in stalls[0], stalls
+        assert "renewing the subscription" in stalls[0], stalls
+
+        avatar.video_paused = False
+        before = comp.metrics()["frames_in"]
+        deadline = loop.time() + 60
+        while comp.metrics()["frames_in"] < before + 30:
+            assert loop.time() < deadline, comp.metrics()
+            await asyncio.sleep(0.2)
+        await viewer.until(comp.identity, center_is(SKIN))
+        assert not comp.closed
     finally:
         await comp.aclose()

@@ -79,6 +79,8 @@ class SyntheticAvatar:
     flash: bool = True
     room: rtc.Room = field(default_factory=rtc.Room)
     frames_sent: int = 0
+    #: while True the camera stays published but sends nothing (a stalled sender)
+    video_paused: bool = False
     flash_times_us: list[int] = field(default_factory=list)
     #: the beep starts this many seconds after its flash (a known offset, to check probes)
     beep_shift: float = 0.0
@@ -132,6 +134,10 @@ class SyntheticAvatar:
         per_second = round(self.fps)
         i = 0
         while True:
+            if self.video_paused:  # the clock runs on, so no burst when it resumes
+                i += 1
+                await asyncio.sleep(max(self._t0 + i * interval - time.monotonic(), 0))
+                continue
             t = i * interval
             flashing = self.flash and i % per_second < FLASH_FRAMES and i >= per_second
             data = self.scene.render_i420(t, FLASH if flashing else SKIN)

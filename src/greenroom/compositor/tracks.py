@@ -35,6 +35,7 @@ from greenroom.compositor.video import InFrame, LatestFrameSlot, bounded, within
 logger = logging.getLogger("greenroom.compositor")
 
 VIDEO_STALL = 3.0  # s without a camera frame before the stream is opened again (or renewed)
+DECODE_PROBE = 0.5  # s over which a stalled camera's receiver is watched for decoded frames
 RESUBSCRIBE_AFTER = 1.0  # s between unsubscribing a stalled camera and subscribing it again
 SUBSCRIBE_CONFIRM = 5.0  # s for LiveKit to deliver a camera we subscribed to, else it is renewed
 _CAMERA = (rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_UNKNOWN)
@@ -295,7 +296,6 @@ class AvatarTracks:
         lost a packet of its first frames and asked for a key frame that never came (its
         key-frame requests went on for 10 s; a fresh subscription starts from a new one)."""
         stalls = 0
-        decoded = await self._frames_decoded(track)
         stream = self._open_stream(track)
         while True:
             try:
@@ -305,13 +305,13 @@ class AvatarTracks:
             except (TimeoutError, StopAsyncIteration) as exc:
                 stalls += 1
                 why = "ended" if isinstance(exc, StopAsyncIteration) else "stalled"
-                before, decoded = decoded, await self._frames_decoded(track)
-                renew = stalls >= 2 or decoded <= before
+                decoding = await self._decoding(track)
+                renew = stalls >= 2 or not decoding
                 logger.warning(
                     "avatar video %s (no frame for %.0f s; the receiver %s); %s",
                     why,
                     VIDEO_STALL,
-                    "decodes nothing" if decoded <= before else "still decodes",
+                    "still decodes" if decoding else "decodes nothing",
                     "renewing the subscription" if renew else "reopening the stream",
                     extra={"session": self._stats.session, "stalls": stalls},
                 )
@@ -328,6 +328,13 @@ class AvatarTracks:
             f, meta = ev.frame, ev.metadata
             capture_us = meta.user_timestamp if meta is not None and meta.user_timestamp else None
             self._slot.put(InFrame(f.data, f.width, f.height, now, capture_us))
+
+    @classmethod
+    async def _decoding(cls, track: rtc.Track) -> bool:
+        """Whether the track's receiver decodes frames right now (over ``DECODE_PROBE``)."""
+        before = await cls._frames_decoded(track)
+        await asyncio.sleep(DECODE_PROBE)
+        return await cls._frames_decoded(track) > before
 
     @staticmethod
     async def _frames_decoded(track: rtc.Track) -> int:
