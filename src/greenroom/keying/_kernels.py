@@ -587,6 +587,31 @@ def flat_solid(u, v, su_p, sv_p, thr2, flat2, alpha, lin, cat, prev, write_prev)
                     prev[i, j] = one
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _block_dev(y, ya, yb, xa, w, ref):
+    """The largest |luma - ``ref``| over the 2x2 luma block of rows ya, yb from column xa."""
+    xb = min(xa + 1, w - 1)
+    return max(
+        abs(np.float32(y[ya, xa]) - ref),
+        abs(np.float32(y[ya, xb]) - ref),
+        abs(np.float32(y[yb, xa]) - ref),
+        abs(np.float32(y[yb, xb]) - ref),
+    )
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _lone(cat, i, j, i0, i2, j0, j2):
+    """True when sample (i, j) has only screen (``cat`` 0) in its 8-neighbourhood (rows
+    i0, i2 and columns j0, j2, clamped at the borders). A row neighbour (most edges)
+    decides it in two reads."""
+    if (cat[i, j0] != 0 and j0 != j) or (cat[i, j2] != 0 and j2 != j):
+        return False
+    for jj in range(j0, j2 + 1):
+        if (i0 != i and cat[i0, jj] != 0) or (i2 != i and cat[i2, jj] != 0):
+            return False
+    return True
+
+
 @njit(cache=True, nogil=True)
 def despeckle(cat, alpha):
     """Lone edge samples (category 2 with only screen around, 8-neighbourhood) are noise:
@@ -603,15 +628,7 @@ def despeckle(cat, alpha):
             j = _next_edge(cat, i, j + 1)
             if j >= cw:
                 break
-            j0 = max(j - 1, 0)
-            j2 = min(j + 1, cw - 1)
-            if (cat[i, j0] != 0 and j0 != j) or (cat[i, j2] != 0 and j2 != j):
-                continue
-            n = 0
-            for jj in range(j0, j2 + 1):
-                n += (i0 != i) & (cat[i0, jj] != 0)
-                n += (i2 != i) & (cat[i2, jj] != 0)
-            if n == 0:
+            if _lone(cat, i, j, i0, i2, max(j - 1, 0), min(j + 1, cw - 1)):
                 cat[i, j] = 0
                 alpha[i, j] = 0.0
 
@@ -766,16 +783,7 @@ def screen_stays_screen(cat, a_lo, y, screen_y, strong, luma_tol, blk):
                         near = True
             if not near:
                 continue
-            sy = screen_y[i, j]
-            xa = 2 * j
-            xb = min(xa + 1, w - 1)
-            d = max(
-                abs(np.float32(y[ya, xa]) - sy),
-                abs(np.float32(y[ya, xb]) - sy),
-                abs(np.float32(y[yb, xa]) - sy),
-                abs(np.float32(y[yb, xb]) - sy),
-            )
-            if d < luma_tol:
+            if _block_dev(y, ya, yb, 2 * j, w, screen_y[i, j]) < luma_tol:
                 blk[i, j] = 0
 
 
@@ -852,12 +860,7 @@ def solid_edges(cat, alpha, lin, y, ylo, screen_y, se, cols):
                 break
             j0 = max(j - 1, 0)
             j2 = min(j + 1, cw - 1)
-            lone = ((cat[i, j0] == 0) | (j0 == j)) & ((cat[i, j2] == 0) | (j2 == j))
-            if lone:
-                for ii in (i0, i2):
-                    if ii != i:
-                        lone &= (cat[ii, j0] == 0) & (cat[ii, j] == 0) & (cat[ii, j2] == 0)
-            if lone:  # noise (see ``despeckle``)
+            if _lone(cat, i, j, i0, i2, j0, j2):  # noise (see ``despeckle``)
                 cat[i, j] = 0
                 alpha[i, j] = zero
                 continue
@@ -873,14 +876,7 @@ def solid_edges(cat, alpha, lin, y, ylo, screen_y, se, cols):
             a = lo + (a - lo) * (hi - lo) / (white - lo)
             fy = (s0 + s1 + s2) * inv
             con = abs(fy - screen_y[i, j])
-            xa = 2 * j
-            xb = min(xa + 1, w - 1)
-            d = max(
-                abs(np.float32(y[ya, xa]) - fy),
-                abs(np.float32(y[ya, xb]) - fy),
-                abs(np.float32(y[yb, xa]) - fy),
-                abs(np.float32(y[yb, xb]) - fy),
-            )
+            d = _block_dev(y, ya, yb, 2 * j, w, fy)
             if (a > min_alpha) & (con > contrast) & (d < share * con):
                 alpha[i, j] = one
                 cols[r, cols[r, cw]] = j
