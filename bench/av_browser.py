@@ -491,20 +491,18 @@ async def _inbound_totals(room: Any) -> dict[str, tuple[float, float, int]]:
     target delay summed over what each emitted (s), and how many it emitted (cumulative)."""
     from livekit import rtc
 
+    from pipeline import inbound_rtp
+
     totals: dict[str, tuple[float, float, int]] = {}
-    for p in room.remote_participants.values():
-        for pub in p.track_publications.values():
-            if pub.track is None:
-                continue
-            kind = "video" if pub.kind == rtc.TrackKind.KIND_VIDEO else "audio"
-            for st in await pub.track.get_stats():
-                if st.WhichOneof("stats") == "inbound_rtp":
-                    i = st.inbound_rtp.inbound
-                    totals[kind] = (
-                        i.jitter_buffer_delay,
-                        i.jitter_buffer_target_delay,
-                        i.jitter_buffer_emitted_count,
-                    )
+    for name, kind in (("video", rtc.TrackKind.KIND_VIDEO), ("audio", rtc.TrackKind.KIND_AUDIO)):
+        rtp = await inbound_rtp(room, kind)
+        if rtp is not None:
+            i = rtp.inbound
+            totals[name] = (
+                i.jitter_buffer_delay,
+                i.jitter_buffer_target_delay,
+                i.jitter_buffer_emitted_count,
+            )
     return totals
 
 

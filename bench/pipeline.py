@@ -128,6 +128,18 @@ _RECEIVE_FIELDS = (
 _PER_S = {"frames_received", "frames_decoded", "frames_dropped"}  # as fps; the rest counts
 
 
+async def inbound_rtp(room, kind: int):
+    """The inbound-rtp statistics of the first remote track of ``kind`` (an
+    ``rtc.TrackKind``) in ``room``, or None."""
+    for p in room.remote_participants.values():
+        for pub in p.track_publications.values():
+            if pub.track is not None and pub.kind == kind:
+                for st in await pub.track.get_stats():
+                    if st.WhichOneof("stats") == "inbound_rtp":
+                        return st.inbound_rtp
+    return None
+
+
 async def _receive_counts(comp) -> dict[str, float]:
     """The compositor's receiver of the avatar's camera so far (cumulative inbound-rtp
     counters), to place lost input frames: the network and server (packets lost, frames
@@ -135,19 +147,11 @@ async def _receive_counts(comp) -> dict[str, float]:
     Python (decoded but not in the compositor's ``frames_in``)."""
     from livekit import rtc
 
-    room = comp.room
-    if room is None:
+    i = None if comp.room is None else await inbound_rtp(comp.room, rtc.TrackKind.KIND_VIDEO)
+    if i is None:
         return {}
-    for p in room.remote_participants.values():
-        for pub in p.track_publications.values():
-            if pub.track is not None and pub.kind == rtc.TrackKind.KIND_VIDEO:
-                for st in await pub.track.get_stats():
-                    if st.WhichOneof("stats") == "inbound_rtp":
-                        i = st.inbound_rtp
-                        counts = {k: float(getattr(i.received, k)) for k in _RECEIVE_FIELDS[:2]}
-                        counts |= {k: float(getattr(i.inbound, k)) for k in _RECEIVE_FIELDS[2:]}
-                        return counts
-    return {}
+    counts = {k: float(getattr(i.received, k)) for k in _RECEIVE_FIELDS[:2]}
+    return counts | {k: float(getattr(i.inbound, k)) for k in _RECEIVE_FIELDS[2:]}
 
 
 async def run_avatars(args: argparse.Namespace) -> None:
@@ -242,7 +246,7 @@ class BenchViewer:
             if p.attributes.get(ATTR_ROLE) == ROLE_COMPOSITOR and pub.name == TRACK_NAME:
                 pub.set_subscribed(True)
                 if pub.simulcasted:  # a viewer on a good link takes the full picture
-                    low = getattr(args, "viewer_layer", "high") == "low"
+                    low = args.viewer_layer == "low"
                     q = (
                         rtc.VideoQuality.VIDEO_QUALITY_LOW
                         if low

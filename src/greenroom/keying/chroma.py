@@ -591,12 +591,11 @@ class ChromaKeyer(RgbKeyerMethods):
         sample_rgb: Callable[[], np.ndarray],
         temporal: K.Temporal,
         weak: float,
-        despeckle: bool = True,
     ) -> tuple[K.Matte, np.ndarray, np.ndarray]:
         """The key at chroma resolution: updates the plates, returns (matte, alpha, cat).
 
         ``frame`` holds U, V (and Y at ``ystep`` x the chroma position) of the picture.
-        ``despeckle``: False leaves the lone edge samples to the caller.
+        Lone edge samples are left to the caller (``K.despeckle`` or ``K.solid_edges``).
         """
         p = self._params
         w, h = size
@@ -668,8 +667,6 @@ class ChromaKeyer(RgbKeyerMethods):
                 temporal.prev,
                 write_prev,
             )
-        if despeckle:
-            K.despeckle(cat, a_lo)
         return matte, a_lo, cat
 
     # ---------------------------------------------------------------- RGB path
@@ -691,9 +688,10 @@ class ChromaKeyer(RgbKeyerMethods):
                 f32(0.0), f32(1.0), self._buf("no_prev", (1, 1), np.float32), False
             )
             # a strand one pixel wide pulls its 2x2 mean below the floor: look closer there
-            matte, _a_lo, cat = self._lowres(
+            matte, a_lo, cat = self._lowres(
                 half, 1, (w, h), lambda: frame[::8, ::8], no_temporal, WEAK_RGB
             )
+            K.despeckle(cat, a_lo)
             blk = self._buf("blk", (ch, cw), np.uint8)
             K.dilate_same(cat, self._buf("tmp", (ch, cw), np.uint8), blk)
             _, prim, _q = self._key()
@@ -772,7 +770,7 @@ class ChromaKeyer(RgbKeyerMethods):
             prev, have_prev = self._prev_buf("i420", (ch, cw), np.float32)
             self._codec_update(frame)
             temporal = K.Temporal(f32(p.temporal), f32(1.0 / p.temporal_threshold), prev, have_prev)
-            matte, a_lo, cat = self._lowres(planes, 2, (w, h), sample, temporal, 1.0, False)
+            matte, a_lo, cat = self._lowres(planes, 2, (w, h), sample, temporal, 1.0)
             _, prim, q = self._key()
             axis = K.KeyAxis(*self._uv_coeffs(prim, q))
             tmp = self._buf("tmp", (ch, cw), np.uint8)
