@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from greenroom.errors import ConfigError
@@ -172,6 +172,23 @@ def check_exposure(settings: Settings, *hosts: str) -> None:
     )
 
 
+#: settings whose value an error message leaves out
+_UNSHOWN = ("key", "secret", "token", "password", "database_url")
+
+
 def get_settings() -> Settings:
-    """Read settings from the environment now (no module-level singleton, so tests stay apart)."""
-    return Settings()
+    """Read settings from the environment now (no module-level singleton, so tests stay apart).
+
+    Raises:
+        ConfigError: a variable is invalid; the message names each one and the reason.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            name = "_".join(str(p) for p in e["loc"])
+            # a secret (or a database URL, which may hold a password) is never echoed
+            shown = "" if any(w in name for w in _UNSHOWN) else f" (got {e['input']!r})"
+            problems.append(f"GREENROOM_{name.upper()}: {e['msg']}{shown}")
+        raise ConfigError(f"invalid setting: {'; '.join(problems)}") from None

@@ -60,6 +60,14 @@ def test_worker_against_a_remote_livekit_with_dev_credentials_exits_2(tmp_path: 
     assert "GREENROOM_LIVEKIT_API_SECRET" in err and "'livekit.internal'" in err
 
 
+def test_an_invalid_setting_is_named_with_its_reason_and_exits_2(tmp_path: Path) -> None:
+    r = _run_cli(["serve"], tmp_path, GREENROOM_VIDEO_PLAYOUT_DELAY_MS="-5")
+    assert r.returncode == 2, r.stderr
+    err = _one_line(r.stderr)
+    assert "GREENROOM_VIDEO_PLAYOUT_DELAY_MS" in err and "greater than or equal to 0" in err
+    assert "'-5'" in err and "Traceback" not in r.stderr
+
+
 def test_the_check_passes_on_loopback_or_with_a_real_secret() -> None:
     dev = Settings(_env_file=None)
     for host in ("127.0.0.1", "127.0.0.53", "::1", "[::1]", "localhost"):

@@ -11,6 +11,7 @@ from greenroom.cli import emulate as _emulate
 from greenroom.cli import key as _key
 from greenroom.cli import serve as _serve
 from greenroom.cli import server as _server
+from greenroom.errors import ConfigError
 
 app = typer.Typer(
     name="greenroom",
@@ -30,4 +31,8 @@ _compositor.register(app)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ConfigError as exc:  # a bad GREENROOM_* variable: say which, no traceback
+        typer.echo(f"error: {exc.message}", err=True)
+        raise SystemExit(2) from None
