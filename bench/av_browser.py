@@ -7,6 +7,7 @@ Run::
     .venv/bin/python bench/av_browser.py --sync-streams   # room with LiveKit's sync_streams
     .venv/bin/python bench/av_browser.py --page-audio-delay-ms 100   # check the page's timing
     .venv/bin/python bench/av_browser.py --beep-shift-ms 100         # check it end to end
+    .venv/bin/python bench/av_browser.py --lip-sync-hold 0 --no-viewer-hint  # as before
 
 What runs (as ``bench/pipeline.py --probe-only`` does, with a browser as the viewer):
 
@@ -58,6 +59,11 @@ The room gets the ``min_playout_delay`` the API gives a session's room
 (``--min-playout-delay MS``, 0 for none): every receiver of its video, the compositor
 first and then the browser, holds the picture at least that long, to meet the voice that
 the audio jitter buffers hold back.
+The page, as Greenroom's viewer page does, also asks its receiver of the composited video
+for that delay itself (``RemoteTrack.setPlayoutDelay``; ``--no-viewer-hint``: it does not),
+because LiveKit's request can miss a receiver; the avatar's own video is left to LiveKit.
+The compositor holds its frames for a voice that reaches it late (``--lip-sync-hold S``,
+the compositor option; 0 never holds); the hold it used over the window is printed.
 
 Caveats of the measurement:
 
@@ -101,6 +107,7 @@ from typing import Any
 
 import numpy as np
 
+from greenroom.compositor.options import CompositorOptions
 from greenroom.config import VIDEO_PLAYOUT_DELAY_MS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,6 +204,8 @@ function onVideo(track, s) {
   const v = document.createElement("video");
   v.muted = true; v.autoplay = true; v.playsInline = true;
   document.body.appendChild(v);
+  // as Greenroom's viewer page does: its receiver holds the picture for the room's delay
+  if (s === "comp" && B.cfg.playoutHintMs > 0) track.setPlayoutDelay(B.cfg.playoutHintMs / 1000);
   track.attach(v);
   v.play().catch((e) => B.errors.push("video play: " + e));
   let bright = false;
@@ -609,7 +618,10 @@ async def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
             raise RuntimeError(f"avatar child: {line!r}")
         target = _Target(server.url, server.api_key, server.api_secret, room)
         comp = await Compositor.start(
-            target, AVATAR_IDENTITY, BACKGROUND, CompositorOptions(stats_interval=0)
+            target,
+            AVATAR_IDENTITY,
+            BACKGROUND,
+            CompositorOptions(stats_interval=0, lip_sync_hold=args.lip_sync_hold),
         )
         await comp.wait_first_frame(60)
         token = viewer_token(server.api_key, server.api_secret, room=room, identity="av-browser")
@@ -629,6 +641,7 @@ async def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
                 "compTrack": TRACK_NAME,
                 "threshold": 0.12,
                 "delayMs": args.page_audio_delay_ms,
+                "playoutHintMs": 0 if args.no_viewer_hint else args.min_playout_delay,
             }
             await page.evaluate("cfg => window.bench.start(cfg)", cfg)
             await _wait_page(page, 60)
@@ -638,7 +651,10 @@ async def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
             comp_in0 = await _inbound_totals(comp.room)
             load0 = os.getloadavg()[0]
             window = f"WINDOW {time.time()} "
-            await asyncio.sleep(args.seconds)
+            held = []  # the compositor's hold for the voice, sampled over the window
+            for _ in range(int(args.seconds / 0.5)):
+                await asyncio.sleep(0.5)
+                held.append(comp.metrics()["voice_lag_ms"])
             window += f"{time.time()}\n"
             stats1 = await page.evaluate("() => window.bench.stats()")
             comp_in = _window_ms(comp_in0, await _inbound_totals(comp.room))
@@ -659,6 +675,8 @@ async def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
         "beep_shift_ms": args.beep_shift_ms,
         "sync_streams": args.sync_streams,
         "min_playout_delay": args.min_playout_delay,
+        "lip_sync_hold": args.lip_sync_hold,
+        "viewer_hint": not args.no_viewer_hint,
         "load_1m": round(load0, 2),
     }
     # the primary figure: shown (expectedDisplayTime) - heard (getOutputTimestamp mapping);
@@ -708,6 +726,10 @@ async def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
     result["streams"] = got["streams"]
     result["compositor_audio_offset_ms"] = m.get("audio_offset_ms")
     result["compositor_receivers"] = comp_in
+    result["compositor_voice_lag_ms"] = {
+        "mean": round(statistics.fmean(held), 1) if held else None,
+        "range": [min(held), max(held)] if held else None,
+    }
     errors = got["errors"] + [x for x in log if x.startswith(("error", "pageerror"))]
     if errors:
         result["page_errors"] = errors[:10]
@@ -741,7 +763,9 @@ def _print_summary(r: dict[str, Any]) -> None:
     )
     print(
         f"  the compositor: its audio leaves {r['compositor_audio_offset_ms']} ms after the "
-        f"picture; its receivers of the avatar: {r['compositor_receivers']}"
+        f"picture; its receivers of the avatar: {r['compositor_receivers']}; it held its "
+        f"picture {r.get('compositor_voice_lag_ms')} ms for the voice (lip_sync_hold "
+        f"{r.get('lip_sync_hold')} s)"
     )
     same = {
         s: r["streams"].get(f"{s}_video") == r["streams"].get(f"{s}_audio") for s in ("comp", "raw")
@@ -785,6 +809,20 @@ def main() -> None:
         metavar="MS",
         help="the room's min_playout_delay: receivers hold video this long (default: what "
         "the API gives the rooms it creates, %(default)s; 0: none)",
+    )
+    parser.add_argument(
+        "--no-viewer-hint",
+        action="store_true",
+        help="do not ask the page's receiver of the composited video for the room's delay "
+        "(Greenroom's viewer page asks; other pages may not)",
+    )
+    parser.add_argument(
+        "--lip-sync-hold",
+        type=float,
+        default=CompositorOptions.lip_sync_hold,
+        metavar="S",
+        help="the compositor's lip_sync_hold: longest wait of a frame for its voice "
+        "(default %(default)s; 0: never hold)",
     )
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--json", help="also write the result to this file")

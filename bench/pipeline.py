@@ -681,7 +681,8 @@ async def run_size(
         (a["frames_out"] - b["frames_out"]) / elapsed for a, b in zip(after, before, strict=True)
     ]
     fin = [(a["frames_in"] - b["frames_in"]) / elapsed for a, b in zip(after, before, strict=True)]
-    dropped = sum(a["dropped"] - b["dropped"] for a, b in zip(after, before, strict=True))
+    pairs = list(zip(after, before, strict=True))
+    dropped = sum(a["dropped"] - b["dropped"] for a, b in pairs)
     # (no frame out in the window: no per-frame figure rather than a division by ~0)
     per_frame = {k: round(v * 10 / sum(fps), 2) for k, v in by_class.items()} if sum(fps) else {}
     return {
@@ -696,6 +697,12 @@ async def run_size(
         "output_fps_min": round(min(fps), 1),
         "output_fps_mean": round(statistics.mean(fps), 1),
         "dropped": dropped,
+        "dropped_by_reason": {
+            r: sum(a["dropped_by_reason"][r] - b["dropped_by_reason"][r] for a, b in pairs)
+            for r in after[0]["dropped_by_reason"]
+        },
+        # the compositors' hold for a voice that reached them later than the picture
+        "voice_lag_ms": [a["voice_lag_ms"] for a in after],
         "compositor_cpu_pct": round(cpu, 1),
         "cpu_pct_per_session": round(cpu / n, 1),
         "cpu_by_stage_pct": by_class,
@@ -860,6 +867,10 @@ def _print_table(results: dict) -> None:
             f"{r['n']:2d} | {r['latency_ms_p50']:6.1f}  | {r['latency_ms_p95']:6.1f}  | "
             f"{r['keying_ms_p50']:6.2f}  | {r['input_fps_min']:10.1f}  | {r['output_fps_min']:11.1f}  | "
             f"{r['dropped']:7d} | {r['cpu_pct_per_session']:9.1f}%  | {r['avatar_frames_skipped']}"
+        )
+        print(
+            f"    dropped by reason: {r['dropped_by_reason']}; frames held for the voice "
+            f"(ms, per compositor): {r['voice_lag_ms']}"
         )
         print("    CPU by stage (% of one core):", r["cpu_by_stage_pct"])
         print("    CPU ms per frame by stage:", r["cpu_ms_per_frame_by_stage"])

@@ -180,6 +180,9 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
     switch_s = sorted(times)[1]
     extra = await page.evaluate("() => [window.greenroom.rpcMs, window.greenroom.jitterBufferMs]")
     print(f"viewer: last RPC {extra[0]} ms, receiver jitter buffer {extra[1]} ms")
+    # lip-sync: the page's receiver holds the picture for the room's playout delay (70 ms by
+    # default), so the voice, which every receiver buffers, is not heard after the lips move
+    assert extra[1] is not None and extra[1] >= 40, f"video jitter buffer {extra[1]} ms"
     print(f"background switch: {[round(t * 1000) for t in times]} ms, median {switch_s * 1000:.0f}")
     print(f"(load {os.getloadavg()[0]:.2f})")
     office = expected_means("Office", CORNERS)

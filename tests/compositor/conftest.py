@@ -134,6 +134,20 @@ class Viewer:
         await self.room.disconnect()
 
 
+def center_is(
+    color: np.ndarray | tuple[int, int, int], tol: float = 30
+) -> Callable[[ViewerFrame], bool]:
+    """True when a 40x40 patch in the middle of the frame has ``color``."""
+    color = np.asarray(color)
+
+    def check(f: ViewerFrame) -> bool:
+        h, w = f.rgb.shape[:2]
+        patch = f.rgb[h // 2 - 20 : h // 2 + 20, w // 2 - 20 : w // 2 + 20].reshape(-1, 3)
+        return float(np.abs(patch.astype(float).mean(0) - color).max()) < tol
+
+    return check
+
+
 def one_layer(**kw: object) -> CompositorOptions:
     """Options for tests that compare full-size pictures: one encoded layer.
 

@@ -12,23 +12,11 @@ import pytest
 from greenroom.compositor import Compositor, CompositorOptions
 from greenroom.compositor.synthetic import SKIN
 
-from .conftest import FIRST_FRAME, Target, Viewer, ViewerFrame, one_layer
+from .conftest import FIRST_FRAME, Target, Viewer, ViewerFrame, center_is, one_layer
 
 pytestmark = pytest.mark.livekit
 
 BLUE = np.array([0, 68, 255])
-
-
-def center_is(color: np.ndarray | tuple[int, int, int], tol: float = 30):
-    """True when a 40x40 patch in the middle of the frame has ``color``."""
-    color = np.asarray(color)
-
-    def check(f: ViewerFrame) -> bool:
-        h, w = f.rgb.shape[:2]
-        patch = f.rgb[h // 2 - 20 : h // 2 + 20, w // 2 - 20 : w // 2 + 20].reshape(-1, 3)
-        return float(np.abs(patch.astype(float).mean(0) - color).max()) < tol
-
-    return check
 
 
 async def test_avatar_leaves_and_rejoins(target: Target, viewer: Viewer, synthetic_avatar) -> None:

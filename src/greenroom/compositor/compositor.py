@@ -46,6 +46,7 @@ from greenroom.compositor.control import (
 )
 from greenroom.compositor.frames import FrameLoop
 from greenroom.compositor.link import RoomLink
+from greenroom.compositor.lip_sync import ReceiveLag
 from greenroom.compositor.options import (
     ATTR_OUTPUT,
     ATTR_PUBLISH_ON_BEHALF,
@@ -94,11 +95,22 @@ class Compositor:
         scene = Scene(background=background, mode=opts.mode, chroma=opts.chroma)
         self._audio = AudioOutput()
         self._link = RoomLink(opts, session, self._joined, self._leaving)
+        self._voice_lag = ReceiveLag(lambda: self._tracks.remote_tracks(), opts.lip_sync_hold)
         self._frames = FrameLoop(
-            scene, opts, self.stats, lambda: self._link.room, lambda: self._tracks.reading_video
+            scene,
+            opts,
+            self.stats,
+            lambda: self._link.room,
+            lambda: self._tracks.reading_video,
+            hold=lambda: self._voice_lag.seconds,
         )
         self._tracks = AvatarTracks(
-            avatar_identity, opts, self.stats, self._frames.slot, self._audio
+            avatar_identity,
+            opts,
+            self.stats,
+            self._frames.slot,
+            self._audio,
+            voice_lag=lambda: self._voice_lag.seconds,
         )
         self._control = BackgroundControl(scene, opts, avatar_identity, session, resolve_background)
         if opts.output != "composite":
@@ -208,6 +220,8 @@ class Compositor:
         self._tasks.spawn(self._frames.run(), "greenroom-process")
         self._tasks.spawn(self._control.run(), "greenroom-attributes")
         self._tasks.spawn(self._supervise(), "greenroom-supervise")
+        if self.options.audio:
+            self._tasks.spawn(self._voice_lag.run(), "greenroom-lip-sync")
         if self.options.stats_interval > 0:
             self._tasks.spawn(self._reporter.run(), "greenroom-stats")
 
@@ -261,6 +275,9 @@ class Compositor:
         m["key_color"] = None if key is None else hex_color(key)
         m["keyer"] = self.keyer_state()
         m["closed_reason"] = self.closed_reason
+        lag = self._voice_lag
+        m["voice_lag_ms"] = round(lag.seconds * 1000, 1)
+        m["receive_buffer_ms"] = {"audio": lag.audio_ms, "video": lag.video_ms}
         return m
 
     def snapshot_png(self) -> bytes | None:
@@ -304,6 +321,7 @@ class Compositor:
         if self.options.audio:
             await self._audio.publish(room)
         self._tracks.bind(room)
+        self._voice_lag.resume()
         logger.info(
             "compositor joined",
             extra={"session": self.stats.session, "room": room.name, "identity": self.identity},
@@ -311,6 +329,7 @@ class Compositor:
 
     async def _leaving(self, room: rtc.Room) -> None:
         """Before each leave: stop reading, unpublish, stop answering."""
+        await self._voice_lag.pause()
         await self._tracks.unbind()
         await self._frames.output.unpublish(room)
         await self._audio.close(room)
@@ -338,6 +357,7 @@ class Compositor:
         self._closed.set()
         level = logging.INFO if reason == "closed" else logging.ERROR
         logger.log(level, "compositor ended: %s", reason, extra={"session": self.stats.session})
+        await self._voice_lag.pause()
         await self._tasks.cancel_all()
         await self._link.leave()
         await self._frames.close()

@@ -1,5 +1,9 @@
 """The frame loop: newest avatar frame -> key + composite on the worker thread -> publish.
 
+A composited frame goes to the encoder at once, or, while the avatar's voice reaches us
+later than its picture (``lip_sync``), not before ``received + lag``: such frames wait in
+order in a small queue, so the keying thread never sleeps.
+
 While the avatar is away the loop publishes the background alone (a frame of pure key
 colour keyed through the scene) at ``waiting_fps``; while it is subscribed but silent
 it repeats the last picture so the track stays alive.
@@ -14,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 from livekit import rtc
@@ -47,6 +52,18 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
+@dataclass(frozen=True)
+class _Held:
+    """A composited frame waiting for its voice."""
+
+    due: float  # monotonic time it may go to the encoder
+    frame: InFrame
+    data: bytearray
+    width: int
+    height: int
+    keying_ms: float
+
+
 class FrameLoop:
     """Keys and publishes frames for one compositor; the scene is touched only on its thread.
 
@@ -61,6 +78,7 @@ class FrameLoop:
         stats: SessionStats,
         room: Callable[[], rtc.Room | None],
         avatar_subscribed: Callable[[], bool],
+        hold: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.scene = scene
         self.slot = LatestFrameSlot(stats)
@@ -71,6 +89,10 @@ class FrameLoop:
         self._stats = stats
         self._room = room
         self._avatar_subscribed = avatar_subscribed
+        self._hold = hold  # s a frame waits after it was received, for its voice
+        self._held: asyncio.Queue[_Held] = asyncio.Queue()
+        self._pending: list[bytearray] = []  # output buffers of held frames
+        self._last_due = 0.0
         self._pool = ThreadPoolExecutor(
             1, thread_name_prefix="greenroom-key", initializer=_name_os_thread
         )
@@ -105,15 +127,20 @@ class FrameLoop:
             GreenroomError: ``MAX_RENDER_ERRORS`` frames in a row failed.
         """
         idle = 1.0 / self._options.waiting_fps
-        while True:
-            frame = await self.slot.get(timeout=idle)
-            room = self._room()
-            if room is None or not room.isconnected():
-                continue
-            if frame is None:
-                await self._idle(room)
-            elif self._admit(frame):
-                await self._composite(room, frame)
+        sender = asyncio.get_running_loop().create_task(self._send_held(), name="greenroom-hold")
+        try:
+            while True:
+                frame = await self.slot.get(timeout=idle)
+                room = self._room()
+                if room is None or not room.isconnected():
+                    continue
+                if frame is None:
+                    await self._idle(room)
+                elif self._admit(frame):
+                    await self._composite(room, frame)
+        finally:
+            sender.cancel()
+            await bounded(sender)
 
     def _admit(self, frame: InFrame) -> bool:
         now = time.monotonic()
@@ -134,14 +161,53 @@ class FrameLoop:
         self._stats.resolution = (frame.width, frame.height)
         w, h = frame.width, frame.height
         ow, oh = packed_size(w, h) if self._packed else (w, h)
+        hold = self._hold()
+        loop = asyncio.get_running_loop()
         try:
             await self.output.ensure(room, ow, oh)
-            data, keying_ms = await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._render_and_capture, frame, ow, oh, now - self._t0
-            )
+            if hold <= 0 and not self._pending:  # no lag to wait for: render and send at once
+                data, keying_ms = await loop.run_in_executor(
+                    self._pool, self._render_and_capture, frame, ow, oh, now - self._t0
+                )
+            else:
+                data, keying_ms = await loop.run_in_executor(
+                    self._pool, self._render, frame.data, w, h, now - self._t0
+                )
+                # in order, and never before a frame received earlier
+                self._last_due = max(frame.received + hold, self._last_due)
+                self._pending.append(data)
+                self._held.put_nowait(_Held(self._last_due, frame, data, ow, oh, keying_ms))
+                return
         except Exception as exc:
             self._failed(exc)
             return
+        self._published(frame, data, ow, oh, keying_ms)
+
+    async def _send_held(self) -> None:
+        """Hand held frames to the encoder, each at its due time (on the keying thread,
+        which keeps captures in order with the frames it sends itself)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            held = await self._held.get()
+            wait = held.due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            capture_us = held.frame.capture_us or _now_us()
+            try:
+                await loop.run_in_executor(
+                    self._pool, self.output.capture, held.data, held.width, held.height, capture_us
+                )
+            except Exception as exc:
+                self._failed(exc)
+                continue
+            finally:
+                self._pending = [b for b in self._pending if b is not held.data]
+            self._published(held.frame, held.data, held.width, held.height, held.keying_ms)
+
+    def _published(
+        self, frame: InFrame, data: bytearray, width: int, height: int, keying_ms: float
+    ) -> None:
+        """Account for a composited frame handed to the encoder; it is the snapshot now."""
         self._errors = 0
         done = time.monotonic()
         e2e: float | None = None
@@ -149,7 +215,7 @@ class FrameLoop:
             e2e_us = _now_us() - frame.capture_us
             e2e = e2e_us / 1000 if 0 <= e2e_us < 10_000_000 else None
         self._stats.frame_out(done, keying_ms, (done - frame.received) * 1000, e2e)
-        self.last = (data, ow, oh)
+        self.last = (data, width, height)
         if not self.first_frame.is_set():
             self.first_frame.set()
             logger.info("first composited frame published", extra={"session": self._stats.session})
@@ -163,19 +229,21 @@ class FrameLoop:
             await self._capture_off_loop(*self.last)
 
     def _out_buffer(self, nbytes: int) -> bytearray:
-        """Worker thread: an output buffer that is not the published snapshot.
+        """Worker thread: an output buffer that is neither the published snapshot nor a
+        held frame's.
 
-        Two buffers in turn: the encoder copies a frame when it is captured, so only
-        ``self.last`` (the snapshot, read on the loop) must stay untouched. A fresh
-        zero-filled 1.4 MB buffer per 720p frame cost the keying thread page faults and a
-        memset on every frame.
+        Reused in turn: the encoder copies a frame when it is captured, so only
+        ``self.last`` (the snapshot, read on the loop) and the frames still waiting for
+        their voice must stay untouched. A fresh zero-filled 1.4 MB buffer per 720p frame
+        cost the keying thread page faults and a memset on every frame.
         """
-        last = self.last[0] if self.last is not None else None
+        busy = [*self._pending, self.last[0]] if self.last is not None else [*self._pending]
         for buf in self._out_bufs:
-            if buf is not last and len(buf) == nbytes:
+            if len(buf) == nbytes and all(buf is not b for b in busy):
                 return buf
         buf = bytearray(nbytes)
-        self._out_bufs = [b for b in self._out_bufs if b is last and len(b) == nbytes] + [buf]
+        kept = [b for b in self._out_bufs if len(b) == nbytes and any(b is x for x in busy)]
+        self._out_bufs = [*kept, buf]
         return buf
 
     async def _capture_off_loop(self, data: bytearray, width: int, height: int) -> None:

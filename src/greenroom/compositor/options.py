@@ -70,6 +70,9 @@ class CompositorOptions:
         waiting_fps: rate of the background-only frame published while the avatar is away.
         width / height: size of the waiting frame before the avatar's first frame.
         audio: re-publish the avatar's microphone, delayed to match the video path.
+        lip_sync_hold: the longest a composited frame waits for its voice, seconds, when
+            our receiver buffers the avatar's audio longer than its video (a loaded
+            machine); 0 never holds a frame. See ``greenroom.compositor.lip_sync``.
         session_id: label of this session in logs and metrics (default ``room/avatar``).
         stats_interval: seconds between structured stats log lines (0 = never).
         reconnect_attempts: tries to rejoin after the LiveKit connection drops.
@@ -113,6 +116,7 @@ class CompositorOptions:
     width: int = 1280
     height: int = 720
     audio: bool = True
+    lip_sync_hold: float = 0.12
     session_id: str | None = None
     stats_interval: float = 10.0
     reconnect_attempts: int = 8
@@ -141,6 +145,8 @@ class CompositorOptions:
         check_transition(self.transition)
         if not 0.01 <= self.max_frame_age <= 2:
             raise InvalidInput("max_frame_age must be 0.01..2 s", field="max_frame_age")
+        if not 0 <= self.lip_sync_hold <= 0.5:
+            raise InvalidInput("lip_sync_hold must be 0..0.5 s", field="lip_sync_hold")
         if not 0.5 <= self.waiting_fps <= 30:
             raise InvalidInput("waiting_fps must be 0.5..30", field="waiting_fps")
         for name in ("width", "height"):

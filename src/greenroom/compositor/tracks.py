@@ -60,23 +60,31 @@ class AvatarTracks:
         stats: SessionStats,
         slot: LatestFrameSlot,
         audio_out: AudioOutput,
+        voice_lag: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.avatar_identity = avatar_identity
         self._options = options
         self._stats = stats
         self._slot = slot
         self._audio_out = audio_out
+        self._voice_lag = voice_lag  # s the voice reaches us after its picture
         self._room: rtc.Room | None = None
         self._video_sid: str | None = None  # the camera publication we read
         self._avatar_sid: str | None = None  # the participant it belongs to
         self._video_reader: asyncio.Task[None] | None = None
         self._video_stream: rtc.VideoStream | None = None
+        self._video_track: rtc.Track | None = None
+        self._audio_track: rtc.Track | None = None
         self._renewing: str | None = None  # the camera we unsubscribed to subscribe it again
         self._resubscribed = False  # ... and have subscribed again
         self._confirm: asyncio.TimerHandle | None = None  # checks that the camera arrived
         self._retimer: AudioRetimer | None = None
         self._warned: set[str] = set()  # participant sids already reported as impostors
         self._background: set[asyncio.Task[None]] = set()
+
+    def remote_tracks(self) -> tuple[rtc.Track | None, rtc.Track | None]:
+        """The avatar's (microphone, camera) tracks we read, either None while absent."""
+        return self._audio_track, self._video_track
 
     @property
     def reading_video(self) -> bool:
@@ -218,6 +226,7 @@ class AvatarTracks:
             if source is not None:
                 self._retimer = AudioRetimer(source, self._audio_delay, self._stats)
                 self._retimer.start(track)
+                self._audio_track = track
 
     def _on_track_unpublished(
         self, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
@@ -275,6 +284,7 @@ class AvatarTracks:
     def _start_video(self, track: rtc.Track) -> None:
         if self._video_reader is not None:
             self._video_reader.cancel()
+        self._video_track = track
         self._video_reader = asyncio.get_running_loop().create_task(
             self._read_video(track), name="greenroom-video-read"
         )
@@ -394,6 +404,7 @@ class AvatarTracks:
         self._resubscribed = False
         reader, self._video_reader = self._video_reader, None
         stream, self._video_stream = self._video_stream, None
+        self._video_track = None
         self._slot.clear()
         self._stats.set_avatar_present(False)
         if reader is not None:
@@ -404,12 +415,15 @@ class AvatarTracks:
 
     async def _stop_audio(self) -> None:
         retimer, self._retimer = self._retimer, None
+        self._audio_track = None
         if retimer is not None:
             await retimer.aclose()
 
     def _audio_delay(self) -> float:
+        """The video path's latency (p50), less what the voice already lags at our receiver
+        (the frame loop holds the picture for the rest; see ``lip_sync``)."""
         p50 = self._stats.latency_p50_ms()
-        return 0.0 if p50 is None else p50 / 1000
+        return 0.0 if p50 is None else max(p50 / 1000 - self._voice_lag(), 0.0)
 
     def _later(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a stop step from a (synchronous) room event; ``unbind`` waits for it."""

@@ -47,6 +47,7 @@ class ApiBackend:
             time_left=view.get("time_left"),
             time_left_reason=view.get("time_left_reason"),
             can_restart=self.services.settings.viewer_can_restart,
+            video_playout_delay_ms=self.services.settings.video_playout_delay_ms,
             compositor_identity=view.get("compositor_identity"),
             avatar_identity=view.get("avatar_identity"),
             background=view.get("background"),

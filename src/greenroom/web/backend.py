@@ -30,6 +30,7 @@ class ViewerSession:
     time_left: float | None = None  # seconds until it stops by itself, while running
     time_left_reason: str | None = None  # idle_timeout | max_duration
     can_restart: bool = False  # the page may offer to start a new session (the demo)
+    video_playout_delay_ms: int = 0  # the room's lip-sync delay; the page holds video as long
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -40,6 +41,7 @@ class ViewerSession:
             "time_left": self.time_left,
             "time_left_reason": self.time_left_reason,
             "can_restart": self.can_restart,
+            "video_playout_delay_ms": self.video_playout_delay_ms,
             "room": self.room,
             "compositor_identity": self.compositor_identity,
             "avatar_identity": self.avatar_identity,

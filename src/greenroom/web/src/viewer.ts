@@ -246,6 +246,12 @@ class Viewer {
 
   private onTrack(track: RemoteTrack, pub: RemoteTrackPublication, p: RemoteParticipant): void {
     if (p === this.compositor && track.kind === Track.Kind.Video) {
+      // Lip-sync: the room asks every receiver to hold video this long, but LiveKit sends
+      // that request only until the first receiver report, and a receiver that missed it
+      // shows the picture ~50 ms early for the whole session. Asking our receiver directly
+      // (Chromium's playout-delay hint) makes it hold.
+      const delayMs = this.info.video_playout_delay_ms;
+      if (delayMs > 0) track.setPlayoutDelay(delayMs / 1000);
       track.attach(el.video);
       this.mark("subscribed");
       el.video.requestVideoFrameCallback?.(() => this.mark("first_frame"));

@@ -15,6 +15,7 @@ export interface SessionInfo {
   time_left: number | null; // seconds until it stops by itself, while running
   time_left_reason: string | null; // "idle_timeout" | "max_duration"
   can_restart: boolean; // the page may offer to start a new session (the demo)
+  video_playout_delay_ms: number; // the room's lip-sync delay (0: none); the page holds video as long
   room: string;
   compositor_identity: string | null;
   avatar_identity: string | null;
