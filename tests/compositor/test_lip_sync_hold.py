@@ -7,12 +7,16 @@ import asyncio
 import itertools
 
 import pytest
+from prometheus_client import generate_latest
 
-from greenroom.compositor import Compositor
+from greenroom.compositor import REGISTRY, Compositor
 from greenroom.compositor.lip_sync import BufferTotals, ReceiveLag
+from greenroom.compositor.stats import SessionStats
 from greenroom.compositor.synthetic import SKIN
 
 from .conftest import FIRST_FRAME, Target, Viewer, center_is, one_layer
+
+VOICE_LAG = "greenroom_compositor_voice_lag_seconds"
 
 
 def _lag(max_s: float = 0.12) -> ReceiveLag:
@@ -31,10 +35,19 @@ def _feed(lag: ReceiveLag, audio_ms: float, video_ms: float, windows: int) -> No
 
 @pytest.mark.unit
 def test_lag_is_what_the_audio_buffer_holds_beyond_the_video_buffer() -> None:
-    lag = _lag()
+    stats = SessionStats("unit-lag", "avatar-l")
+    lag = ReceiveLag(lambda: (None, None), 0.12, stats)
     _feed(lag, audio_ms=100, video_ms=60, windows=8)
     assert lag.seconds == pytest.approx(0.040, abs=0.001)
     assert (lag.audio_ms, lag.video_ms) == (pytest.approx(100), pytest.approx(60))
+    m = stats.snapshot(0.0)  # what metrics() and the stats line report
+    assert m["voice_lag_ms"] == pytest.approx(40, abs=1)
+    assert m["receive_buffer_ms"] == {"audio": pytest.approx(100), "video": pytest.approx(60)}
+    text = generate_latest(REGISTRY).decode()
+    line = next(x for x in text.splitlines() if x.startswith(VOICE_LAG) and "unit-lag" in x)
+    assert float(line.split()[-1]) == pytest.approx(0.040, abs=0.001)
+    stats.close()
+    assert "unit-lag" not in generate_latest(REGISTRY).decode()
 
 
 @pytest.mark.unit
@@ -81,7 +94,6 @@ async def test_frames_wait_for_a_lagging_voice_in_order_and_stop_waiting_after(
         await viewer.until(comp.identity, center_is(SKIN))
         await comp._voice_lag.pause()  # no readings of the receiver: the figure stays put
         comp._voice_lag.seconds = 0.08  # what ReceiveLag finds when audio waits 80 ms longer
-        assert comp.metrics()["voice_lag_ms"] == 80.0
         await until(lambda m: m["latency_ms_p50"] >= 80, "frames held by the lag")
         await until(
             lambda m: (

@@ -95,7 +95,9 @@ class Compositor:
         scene = Scene(background=background, mode=opts.mode, chroma=opts.chroma)
         self._audio = AudioOutput()
         self._link = RoomLink(opts, session, self._joined, self._leaving)
-        self._voice_lag = ReceiveLag(lambda: self._tracks.remote_tracks(), opts.lip_sync_hold)
+        self._voice_lag = ReceiveLag(
+            lambda: self._tracks.remote_tracks(), opts.lip_sync_hold, self.stats
+        )
         self._frames = FrameLoop(
             scene,
             opts,
@@ -275,9 +277,6 @@ class Compositor:
         m["key_color"] = None if key is None else hex_color(key)
         m["keyer"] = self.keyer_state()
         m["closed_reason"] = self.closed_reason
-        lag = self._voice_lag
-        m["voice_lag_ms"] = round(lag.seconds * 1000, 1)
-        m["receive_buffer_ms"] = {"audio": lag.audio_ms, "video": lag.video_ms}
         return m
 
     def snapshot_png(self) -> bytes | None:

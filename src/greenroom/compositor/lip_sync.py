@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from livekit import rtc
 
-logger = logging.getLogger("greenroom.compositor")
+from greenroom.compositor.stats import SessionStats
 
 REFRESH = 2.0  # s between readings of the receiver's statistics
 SMOOTH = 0.5  # weight of a new reading in the running lag
@@ -61,14 +60,19 @@ class ReceiveLag:
     """The running lag (s) of the avatar's voice behind its picture at our receiver.
 
     ``tracks()`` returns the avatar's remote (audio, video) tracks, either None while absent.
-    ``max_s`` bounds the lag (0: always 0, the hold is off).
+    ``max_s`` bounds the lag (0: always 0, the hold is off). Each reading goes to ``stats``
+    (metrics ``voice_lag_ms``, ``receive_buffer_ms``) when given.
     """
 
     def __init__(
-        self, tracks: Callable[[], tuple[rtc.Track | None, rtc.Track | None]], max_s: float
+        self,
+        tracks: Callable[[], tuple[rtc.Track | None, rtc.Track | None]],
+        max_s: float,
+        stats: SessionStats | None = None,
     ) -> None:
         self._tracks = tracks
         self._max_s = max_s
+        self._stats = stats
         self.seconds = 0.0
         self.audio_ms: float | None = None  # last window's mean buffering, for metrics
         self.video_ms: float | None = None
@@ -78,6 +82,11 @@ class ReceiveLag:
 
     def update(self, audio: BufferTotals | None, video: BufferTotals | None) -> None:
         """Take one reading; without both tracks the lag falls back to 0."""
+        self._take(audio, video)
+        if self._stats is not None:
+            self._stats.voice_lag(self.seconds, self.audio_ms, self.video_ms)
+
+    def _take(self, audio: BufferTotals | None, video: BufferTotals | None) -> None:
         if audio is None or video is None:
             self._before, self.seconds = None, 0.0
             self.audio_ms = self.video_ms = None

@@ -68,6 +68,12 @@ AUDIO_OFFSET_SECONDS = Gauge(
     _LABELS,
     registry=REGISTRY,
 )
+VOICE_LAG_SECONDS = Gauge(
+    "greenroom_compositor_voice_lag_seconds",
+    "How much later than its picture the avatar's voice reaches the compositor; frames wait that long",
+    _LABELS,
+    registry=REGISTRY,
+)
 OUTPUT_FPS = Gauge(
     "greenroom_compositor_output_fps",
     "Composited frames published per second over the last window",
@@ -111,6 +117,8 @@ class SessionStats:
         self.audio_frames = 0
         self.audio_skipped = 0  # frames skipped to catch up with the picture
         self.video_restarts = 0  # camera streams opened again after a stall
+        self.voice_lag_ms = 0.0  # frames wait this long for the voice (see ``lip_sync``)
+        self.receive_buffer_ms: dict[str, float | None] = {"audio": None, "video": None}
         self.resolution: tuple[int, int] | None = None
         self.avatar_present = False
         self._m_in = FRAMES_IN.labels(**self._labels)
@@ -119,6 +127,7 @@ class SessionStats:
         self._m_lat = ADDED_LATENCY_SECONDS.labels(**self._labels)
         self._m_e2e = E2E_LATENCY_SECONDS.labels(**self._labels)
         self._m_audio = AUDIO_OFFSET_SECONDS.labels(**self._labels)
+        self._m_lag = VOICE_LAG_SECONDS.labels(**self._labels)
         self._m_fps = OUTPUT_FPS.labels(**self._labels)
         self._m_present = AVATAR_PRESENT.labels(**self._labels)
         self._m_drop = {r: FRAMES_DROPPED.labels(**self._labels, reason=r) for r in self.dropped}
@@ -167,6 +176,14 @@ class SessionStats:
             self.audio_delay_ms = prev_d + a * (delay_ms - prev_d)
         self._m_audio.set(self.audio_offset_ms / 1000)
 
+    def voice_lag(self, lag_s: float, audio_ms: float | None, video_ms: float | None) -> None:
+        """A reading of the receiver: the lag frames wait for, and the mean time audio and
+        video spent in its jitter buffers."""
+        with self._lock:
+            self.voice_lag_ms = round(lag_s * 1000, 1)
+            self.receive_buffer_ms = {"audio": audio_ms, "video": video_ms}
+        self._m_lag.set(lag_s)
+
     def latency_p50_ms(self) -> float | None:
         with self._lock:
             return _pct(self._latency_ms, 50)
@@ -203,6 +220,8 @@ class SessionStats:
                 "audio_frames": self.audio_frames,
                 "audio_skipped": self.audio_skipped,
                 "video_restarts": self.video_restarts,
+                "voice_lag_ms": self.voice_lag_ms,
+                "receive_buffer_ms": dict(self.receive_buffer_ms),
             }
 
     def close(self) -> None:
@@ -214,6 +233,7 @@ class SessionStats:
             ADDED_LATENCY_SECONDS,
             E2E_LATENCY_SECONDS,
             AUDIO_OFFSET_SECONDS,
+            VOICE_LAG_SECONDS,
             OUTPUT_FPS,
             AVATAR_PRESENT,
         ):
@@ -241,7 +261,7 @@ class StatsReporter:
         m = self._stats.snapshot(now)
         logger.info(
             "compositor stats session=%s fps=%.1f in=%d out=%d dropped=%d key_p95=%s "
-            "latency_p50=%s latency_p95=%s audio_offset=%s",
+            "latency_p50=%s latency_p95=%s audio_offset=%s voice_lag=%s",
             m["session"],
             m["output_fps"],
             m["frames_in"],
@@ -251,6 +271,7 @@ class StatsReporter:
             _ms(m["latency_ms_p50"]),
             _ms(m["latency_ms_p95"]),
             _ms(m["audio_offset_ms"]),
+            _ms(m["voice_lag_ms"]),
             extra={"greenroom_stats": m, "session": m["session"]},
         )
 
