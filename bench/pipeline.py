@@ -98,9 +98,10 @@ def cpu_breakdown(before: dict, after: dict, seconds: float) -> tuple[dict, dict
 
 
 # ----------------------------------------------------------------- child: avatars + probe
-async def _encoder_counts(avatar) -> tuple[int, dict[str, float]]:
-    """The avatar's VP8 encoder so far: frames encoded, and seconds spent under each
-    quality limitation (``none``, ``cpu``, ``bandwidth``, ``other``)."""
+async def _encoder_counts(avatar) -> tuple[int, dict[str, float], tuple[int, int]]:
+    """The avatar's VP8 encoder so far: frames encoded, seconds spent under each quality
+    limitation (``none``, ``cpu``, ``bandwidth``, ``other``), and (key-frame requests it
+    received, key frames it encoded) since it was published."""
     from livekit import rtc
 
     for pub in avatar.room.local_participant.track_publications.values():
@@ -108,8 +109,9 @@ async def _encoder_counts(avatar) -> tuple[int, dict[str, float]]:
             for st in await pub.track.get_stats():
                 if st.WhichOneof("stats") == "outbound_rtp":
                     o = st.outbound_rtp.outbound
-                    return o.frames_encoded, dict(o.quality_limitation_durations)
-    return 0, {}
+                    requests = (int(o.pli_count) + int(o.fir_count), int(o.key_frames_encoded))
+                    return o.frames_encoded, dict(o.quality_limitation_durations), requests
+    return 0, {}, (0, 0)
 
 
 _RECEIVE_FIELDS = (
@@ -197,6 +199,9 @@ async def run_avatars(args: argparse.Namespace) -> None:
                     {k: round(v - a[1].get(k, 0.0), 1) for k, v in b[1].items() if k != "none"}
                     for a, b in zip(enc0, enc1, strict=True)
                 ],
+                # since each avatar was published: key-frame requests it got, key frames it
+                # sent (a compositor's receiver that waits for one: did the request arrive?)
+                "key_frame_requests_and_key_frames": [b[2] for b in enc1],
                 "viewer_fps_min": min(v.fps_min(wall) for v in viewers),
                 "viewer_latency_ms_p50": _p(lat, 50),
                 "viewer_latency_ms_p95": _p(lat, 95),
@@ -716,6 +721,7 @@ async def run_size(
         "avatar_frames_skipped": avatars["skipped"],
         "avatar_encoded_fps": avatars["encoded_fps"],
         "avatar_encoder_limited_s": avatars["limited_s"],
+        "avatar_key_frame_requests_and_key_frames": avatars["key_frame_requests_and_key_frames"],
         # per compositor, over the window: what its receiver got and did with it
         "compositor_receive": [
             {
@@ -880,7 +886,8 @@ def _print_table(results: dict) -> None:
         )
         print(
             f"    avatars' encoders: fps {r['avatar_encoded_fps']}, seconds limited "
-            f"{r['avatar_encoder_limited_s']}"
+            f"{r['avatar_encoder_limited_s']}; since published, (key-frame requests received, "
+            f"key frames encoded) {r['avatar_key_frame_requests_and_key_frames']}"
         )
         print(f"    compositors' receivers (fps; counts in the window): {r['compositor_receive']}")
         print(
