@@ -131,6 +131,8 @@ class FrameLoop:
         try:
             while True:
                 frame = await self.slot.get(timeout=idle)
+                if sender.done():  # it failed (frames failing): so does the loop
+                    sender.result()
                 room = self._room()
                 if room is None or not room.isconnected():
                     continue
