@@ -23,6 +23,7 @@ SAMPLE_RATE = 48_000
 CHUNK_CHARS = 240  # sentences are merged up to this many characters per synthesis call
 _HARD_CHARS = 400  # a sentence longer than this is split at commas, then spaces
 ESPEAK_PACKAGE = "espeak-ng"
+SYNTH_TIMEOUT = 60.0  # s for espeak-ng to speak one chunk
 
 
 def espeak_binary() -> str:
@@ -203,20 +204,28 @@ class Speech:
         raise SetupError(f"espeak-ng failed (exit {rc}): {msg[:200]}")
 
     async def synthesize(self, text: str) -> np.ndarray:
-        """Speak ``text`` into 48 kHz mono int16 samples."""
-        proc = await asyncio.create_subprocess_exec(
-            *self._argv(),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        """Speak ``text`` into 48 kHz mono int16 samples.
+
+        espeak-ng runs through ``subprocess`` on a worker thread, not the event loop's own
+        subprocess support: uvloop forks and then runs Python's after-fork code in the
+        child, which waits for ever when another thread (LiveKit's, calling back into
+        Python) held the interpreter's thread lock at that moment; the service then hung
+        in the spawn. ``subprocess`` starts the child without running Python in it.
+        """
+        import subprocess
+
         try:
-            out, err = await proc.communicate(text.encode("utf-8"))
-        except asyncio.CancelledError:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            raise
-        self._raise_for(proc.returncode or 0, err)
+            proc = await asyncio.to_thread(
+                subprocess.run,
+                self._argv(),
+                input=text.encode("utf-8"),
+                capture_output=True,
+                timeout=SYNTH_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise SetupError(f"espeak-ng did not finish within {SYNTH_TIMEOUT:g} s") from exc
+        out, err = proc.stdout, proc.stderr
+        self._raise_for(proc.returncode, err)
         pcm, rate = _parse_wav(out)
         return await asyncio.to_thread(resample_to_48k, pcm, rate)
