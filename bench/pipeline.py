@@ -133,12 +133,12 @@ _PER_S = {"frames_received", "frames_decoded", "frames_dropped"}  # as fps; the 
 async def inbound_rtp(room, kind: int):
     """The inbound-rtp statistics of the first remote track of ``kind`` (an
     ``rtc.TrackKind``) in ``room``, or None."""
+    from greenroom.compositor.video import receiver_stats
+
     for p in room.remote_participants.values():
         for pub in p.track_publications.values():
             if pub.track is not None and pub.kind == kind:
-                for st in await pub.track.get_stats():
-                    if st.WhichOneof("stats") == "inbound_rtp":
-                        return st.inbound_rtp
+                return await receiver_stats(pub.track)
     return None
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from livekit import rtc
 
 from greenroom.compositor.stats import SessionStats
+from greenroom.compositor.video import receiver_stats
 
 REFRESH = 2.0  # s between readings of the receiver's statistics
 SMOOTH = 0.5  # weight of a new reading in the running lag
@@ -46,14 +47,11 @@ class BufferTotals:
 
 async def buffer_totals(track: rtc.Track | None) -> BufferTotals | None:
     """The jitter-buffer totals of a remote track's receiver, or None."""
-    if track is None:
+    # no timeout: a request given up on would still be in flight when the room goes
+    rtp = None if track is None else await receiver_stats(track)
+    if rtp is None:
         return None
-    with contextlib.suppress(Exception):  # a track being torn down has no statistics
-        for st in await track.get_stats():
-            if st.WhichOneof("stats") == "inbound_rtp":
-                i = st.inbound_rtp.inbound
-                return BufferTotals(i.jitter_buffer_delay, i.jitter_buffer_emitted_count)
-    return None
+    return BufferTotals(rtp.inbound.jitter_buffer_delay, rtp.inbound.jitter_buffer_emitted_count)
 
 
 class ReceiveLag:

@@ -30,7 +30,13 @@ from greenroom.compositor.options import (
     CompositorOptions,
 )
 from greenroom.compositor.stats import SessionStats
-from greenroom.compositor.video import InFrame, LatestFrameSlot, bounded, within
+from greenroom.compositor.video import (
+    InFrame,
+    LatestFrameSlot,
+    bounded,
+    receiver_stats,
+    within,
+)
 
 logger = logging.getLogger("greenroom.compositor")
 
@@ -349,14 +355,8 @@ class AvatarTracks:
     @staticmethod
     async def _frames_decoded(track: rtc.Track) -> int:
         """How many frames the track's receiver has decoded so far (0 when it cannot say)."""
-        try:
-            stats = await within(track.get_stats(), VIDEO_STALL)
-        except Exception:  # a receiver that cannot answer: as if it decoded nothing
-            return 0
-        for st in stats:
-            if st.WhichOneof("stats") == "inbound_rtp":
-                return int(st.inbound_rtp.inbound.frames_decoded)
-        return 0
+        rtp = await receiver_stats(track, VIDEO_STALL)
+        return 0 if rtp is None else int(rtp.inbound.frames_decoded)
 
     def renew_video_subscription(self) -> None:
         """Unsubscribe the camera, and subscribe it again ``RESUBSCRIBE_AFTER`` seconds later

@@ -71,6 +71,22 @@ async def within(aw: Awaitable[T], timeout: float) -> T:
     return task.result()
 
 
+async def receiver_stats(track: rtc.Track, timeout: float | None = None) -> Any | None:
+    """The WebRTC ``inbound-rtp`` statistics of a remote track's receiver (the SDK's
+    ``InboundRtpStats``: ``.received`` packet counters, ``.inbound`` decoder and jitter-buffer
+    counters), or None when the receiver cannot say (a track being torn down has no
+    statistics), or not within ``timeout`` seconds when one is given."""
+    try:
+        request = track.get_stats()
+        stats = await (request if timeout is None else within(request, timeout))
+    except Exception:
+        return None
+    for st in stats:
+        if st.WhichOneof("stats") == "inbound_rtp":
+            return st.inbound_rtp
+    return None
+
+
 def _discard(task: asyncio.Future[Any]) -> None:
     """Retrieve a finished teardown step's outcome (a failed step has nothing to undo)."""
     if not task.cancelled():
