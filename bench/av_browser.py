@@ -61,7 +61,10 @@ first and then the browser, holds the picture at least that long, to meet the vo
 the audio jitter buffers hold back.
 The page, as Greenroom's viewer page does, also asks its receiver of the composited video
 for that delay itself (``RemoteTrack.setPlayoutDelay``; ``--no-viewer-hint``: it does not),
-because LiveKit's request can miss a receiver; the avatar's own video is left to LiveKit.
+because LiveKit's request can miss a receiver, and raises it while the browser holds the
+composited voice longer than a quiet one does (the viewer's own ``lib/lip_sync.ts``, served
+from its build; ``--no-viewer-balance``: the room's delay only); the avatar's own video is
+left to LiveKit.
 The compositor holds its frames for a voice that reaches it late (``--lip-sync-hold S``,
 the compositor option; 0 never holds); the hold it used over the window is printed.
 
@@ -112,6 +115,7 @@ from greenroom.config import VIDEO_PLAYOUT_DELAY_MS
 
 ROOT = Path(__file__).resolve().parents[1]
 LIVEKIT_CLIENT = ROOT / "src/greenroom/web/node_modules/livekit-client/dist/livekit-client.esm.mjs"
+LIP_SYNC_JS = ROOT / "src/greenroom/web/static/build/lib/lip_sync.js"  # the viewer's own
 AVATAR_IDENTITY = "avatar-probe"
 BACKGROUND = "#0044ff"
 MATCH_S = 0.5  # a flash and a beep further apart than this are not the same event
@@ -165,6 +169,7 @@ PAGE_HTML = r"""<!doctype html>
 <body>
 <script type="module">
 import { Room, RoomEvent, Track, VideoQuality } from "/livekit-client.esm.mjs";
+import { PlayoutBalance } from "/lip_sync.js";
 
 const ROLE = "greenroom.role";
 const crop = document.createElement("canvas");
@@ -204,8 +209,21 @@ function onVideo(track, s) {
   const v = document.createElement("video");
   v.muted = true; v.autoplay = true; v.playsInline = true;
   document.body.appendChild(v);
-  // as Greenroom's viewer page does: its receiver holds the picture for the room's delay
-  if (s === "comp" && B.cfg.playoutHintMs > 0) track.setPlayoutDelay(B.cfg.playoutHintMs / 1000);
+  // as Greenroom's viewer page does: its receiver holds the picture for the room's delay,
+  // and longer while this browser holds the voice longer than a quiet one (the viewer's
+  // own lib/lip_sync.ts, updated every second from the composited voice's receiver)
+  if (s === "comp" && B.cfg.playoutHintMs > 0) {
+    const balance = (B.balance = new PlayoutBalance(track, B.cfg.playoutHintMs));
+    B.videoDelays = [];
+    if (B.cfg.balance) {
+      setInterval(async () => {
+        const voice = B.tracks.comp_audio;
+        if (!voice) return;
+        balance.update(await voice.getRTCStatsReport());
+        B.videoDelays.push(balance.delayMs);
+      }, 1000);
+    }
+  }
   track.attach(v);
   v.play().catch((e) => B.errors.push("video play: " + e));
   let bright = false;
@@ -379,6 +397,7 @@ def serve_page() -> tuple[ThreadingHTTPServer, str]:
         "/": (PAGE_HTML.encode(), "text/html"),
         "/worklet.js": (WORKLET_JS.encode(), "text/javascript"),
         "/livekit-client.esm.mjs": (LIVEKIT_CLIENT.read_bytes(), "text/javascript"),
+        "/lip_sync.js": (LIP_SYNC_JS.read_bytes(), "text/javascript"),
         "/favicon.ico": (b"", "image/x-icon"),
     }
 
@@ -642,6 +661,7 @@ async def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
                 "threshold": 0.12,
                 "delayMs": args.page_audio_delay_ms,
                 "playoutHintMs": 0 if args.no_viewer_hint else args.min_playout_delay,
+                "balance": not args.no_viewer_balance,
             }
             await page.evaluate("cfg => window.bench.start(cfg)", cfg)
             await _wait_page(page, 60)
@@ -659,6 +679,7 @@ async def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
             stats1 = await page.evaluate("() => window.bench.stats()")
             comp_in = _window_ms(comp_in0, await _inbound_totals(comp.room))
             got = await page.evaluate("() => window.bench.collect()")
+            delays = await page.evaluate("() => window.bench.videoDelays ?? []")
             await browser.close()
         m = comp.metrics()
     finally:
@@ -677,6 +698,10 @@ async def measure(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, A
         "min_playout_delay": args.min_playout_delay,
         "lip_sync_hold": args.lip_sync_hold,
         "viewer_hint": not args.no_viewer_hint,
+        "viewer_balance": not args.no_viewer_balance,
+        # the page's video delay (ms) each second of the window: the room's, raised while
+        # the browser held the voice longer than a quiet one (lib/lip_sync.ts)
+        "viewer_video_delay_ms": delays[-int(args.seconds) :],
         "load_1m": round(load0, 2),
     }
     # the primary figure: shown (expectedDisplayTime) - heard (getOutputTimestamp mapping);
@@ -771,6 +796,12 @@ def _print_summary(r: dict[str, Any]) -> None:
         s: r["streams"].get(f"{s}_video") == r["streams"].get(f"{s}_audio") for s in ("comp", "raw")
     }
     print(f"  video and audio in one stream (lip-sync group): {same}")
+    d = r.get("viewer_video_delay_ms") or []
+    if d:
+        print(
+            f"  the page's video delay over the window: {min(d)}-{max(d)} ms, mean "
+            f"{sum(d) / len(d):.0f} (balance {'on' if r.get('viewer_balance') else 'off'})"
+        )
     if r.get("page_errors"):
         print("  page errors:", r["page_errors"])
 
@@ -815,6 +846,12 @@ def main() -> None:
         action="store_true",
         help="do not ask the page's receiver of the composited video for the room's delay "
         "(Greenroom's viewer page asks; other pages may not)",
+    )
+    parser.add_argument(
+        "--no-viewer-balance",
+        action="store_true",
+        help="keep the page's video delay at the room's, however long the browser holds the "
+        "voice (Greenroom's viewer page raises it, lib/lip_sync.ts)",
     )
     parser.add_argument(
         "--lip-sync-hold",

@@ -178,11 +178,20 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
     for old, new in (("Studio", "Office"), ("Office", "Studio"), ("Studio", "Office")):
         times.append(await _switch(page, service, old, new))
     switch_s = sorted(times)[1]
-    extra = await page.evaluate("() => [window.greenroom.rpcMs, window.greenroom.jitterBufferMs]")
-    print(f"viewer: last RPC {extra[0]} ms, receiver jitter buffer {extra[1]} ms")
+    extra = await page.evaluate(
+        "() => { const g = window.greenroom;"
+        " return [g.rpcMs, g.jitterBufferMs, g.voiceBufferMs, g.videoDelayMs]; }"
+    )
+    print(
+        f"viewer: last RPC {extra[0]} ms, receiver jitter buffer {extra[1]} ms, "
+        f"voice buffered {extra[2]} ms, video delay asked {extra[3]} ms"
+    )
     # lip-sync: the page's receiver holds the picture for the room's playout delay (70 ms by
-    # default), so the voice, which every receiver buffers, is not heard after the lips move
+    # default), so the voice, which every receiver buffers, is not heard after the lips move;
+    # the page reads how long it buffers the voice, and never asks for less than the room's
     assert extra[1] is not None and extra[1] >= 40, f"video jitter buffer {extra[1]} ms"
+    assert extra[2] is not None and extra[2] > 0, f"voice buffering not read: {extra[2]}"
+    assert extra[3] is not None and extra[3] >= 70, f"video delay asked: {extra[3]} ms"
     print(f"background switch: {[round(t * 1000) for t in times]} ms, median {switch_s * 1000:.0f}")
     print(f"(load {os.getloadavg()[0]:.2f})")
     office = expected_means("Office", CORNERS)

@@ -6,6 +6,9 @@ import { readdirSync } from "node:fs";
 const entryPoints = readdirSync("src")
   .filter((f) => /^[a-z][\w-]*\.(ts|js)$/.test(f))
   .map((f) => `src/${f}`);
+// Also on its own (build/lib/lip_sync.js): bench/av_browser.py's page runs the viewer's
+// lip-sync code, not a copy of it.
+entryPoints.push("src/lib/lip_sync.ts");
 
 const options = {
   entryPoints,

@@ -15,6 +15,7 @@ import {
   VideoQuality,
 } from "livekit-client";
 import { CanvasKeyer } from "./lib/keyer";
+import { PlayoutBalance } from "./lib/lip_sync";
 import {
   checkNotExpired,
   type LibraryItem,
@@ -83,6 +84,10 @@ interface ViewerDebug {
   rpcMs: number | null;
   /** Mean time a video frame waited in the receiver's jitter buffer. */
   jitterBufferMs: number | null;
+  /** Mean time the voice waited in its jitter buffer over the last second (lip-sync). */
+  voiceBufferMs: number | null;
+  /** The playout delay the page last asked of its video receiver (ms; lip-sync). */
+  videoDelayMs: number | null;
   /** Milliseconds since navigation at each step of joining. */
   timings: Record<string, number>;
   error?: string;
@@ -92,6 +97,8 @@ class Viewer {
   private api: SessionApi;
   private compositor: RemoteParticipant | null = null;
   private audioEl: HTMLMediaElement | null = null;
+  private voice: RemoteTrack | null = null;
+  private balance: PlayoutBalance | null = null;
   private analyser: AnalyserNode | null = null;
   private audioCtx: AudioContext | null = null;
   private keyer: CanvasKeyer | null = null;
@@ -112,6 +119,8 @@ class Viewer {
     videoTrackSid: null,
     rpcMs: null,
     jitterBufferMs: null,
+    voiceBufferMs: null,
+    videoDelayMs: null,
     timings: {},
   };
 
@@ -192,6 +201,7 @@ class Viewer {
     r.on(RoomEvent.TrackPublished, (_pub, p) => this.consider(p));
     r.on(RoomEvent.TrackSubscribed, (track, pub, p) => this.onTrack(track, pub, p));
     r.on(RoomEvent.TrackUnsubscribed, (track) => {
+      if (track === this.voice) this.voice = null;
       for (const media of track.detach()) {
         if (media !== el.video) media.remove();
         if (media === this.audioEl) this.audioEl = null;
@@ -249,9 +259,13 @@ class Viewer {
       // Lip-sync: the room asks every receiver to hold video this long, but LiveKit sends
       // that request only until the first receiver report, and a receiver that missed it
       // shows the picture ~50 ms early for the whole session. Asking our receiver directly
-      // (Chromium's playout-delay hint) makes it hold.
+      // (Chromium's playout-delay hint) makes it hold, and longer while this browser holds
+      // the voice longer than a quiet one does (lib/lip_sync.ts).
       const delayMs = this.info.video_playout_delay_ms;
-      if (delayMs > 0) track.setPlayoutDelay(delayMs / 1000);
+      if (delayMs > 0) {
+        this.balance = new PlayoutBalance(track, delayMs);
+        this.debug.videoDelayMs = this.balance.delayMs;
+      }
       track.attach(el.video);
       this.mark("subscribed");
       el.video.requestVideoFrameCallback?.(() => this.mark("first_frame"));
@@ -262,6 +276,7 @@ class Viewer {
       // The room's own flag can miss this element's refusal (it only reports the first one).
       track.on(TrackEvent.AudioPlaybackFailed, () => this.updateUnmute(true));
       track.on(TrackEvent.AudioPlaybackStarted, () => this.updateUnmute());
+      this.voice = track;
       this.audioEl = track.attach();
       this.audioEl.id = "avatar-audio";
       document.body.appendChild(this.audioEl);
@@ -602,6 +617,13 @@ class Viewer {
           rows.push(["jitter buffer", `${ms.toFixed(0)} ms`]);
         }
       });
+    }
+    if (this.balance && this.voice) {
+      this.balance.update(await this.voice.getRTCStatsReport());
+      this.debug.voiceBufferMs = this.balance.audioMs === null ? null : Math.round(this.balance.audioMs);
+      this.debug.videoDelayMs = this.balance.delayMs;
+      if (this.balance.audioMs !== null) rows.push(["voice buffer", `${this.balance.audioMs.toFixed(0)} ms`]);
+      rows.push(["video delay", `${this.balance.delayMs} ms`]);
     }
     rows.push(["audio", this.audioLevel().toFixed(3)]);
     const t = this.debug.timings;
