@@ -116,7 +116,7 @@ class SessionStats:
         self.audio_delay_ms: float | None = None
         self.audio_frames = 0
         self.audio_skipped = 0  # frames skipped to catch up with the picture
-        self.video_restarts = 0  # camera streams opened again after a stall
+        self.video_restarts = 0  # camera subscriptions renewed after a stall
         self.voice_lag_ms = 0.0  # frames wait this long for the voice (see ``lip_sync``)
         self.receive_buffer_ms: dict[str, float | None] = {"audio": None, "video": None}
         self.resolution: tuple[int, int] | None = None

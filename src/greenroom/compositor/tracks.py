@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from livekit import rtc
@@ -40,8 +40,10 @@ from greenroom.compositor.video import (
 
 logger = logging.getLogger("greenroom.compositor")
 
-VIDEO_STALL = 3.0  # s without a camera frame before the stream is opened again (or renewed)
-DECODE_PROBE = 0.5  # s over which a stalled camera's receiver is watched for decoded frames
+VIDEO_STALL = 3.0  # s without a camera frame before the subscription is renewed
+DECODE_CHECK = 1.0  # s without a frame before the receiver is asked whether it decodes
+DECODE_PROBE = 0.5  # s over which a stalled camera's receiver is watched
+HANDOVER = 0.1  # s for a decoded frame to reach a working stream
 RESUBSCRIBE_AFTER = 1.0  # s between unsubscribing a stalled camera and subscribing it again
 SUBSCRIBE_CONFIRM = 5.0  # s for LiveKit to deliver a camera we subscribed to, else it is renewed
 _CAMERA = (rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_UNKNOWN)
@@ -303,60 +305,83 @@ class AvatarTracks:
         return stream
 
     async def _read_video(self, track: rtc.Track) -> None:
-        """Read the camera into the mailbox. A stream that delivers nothing for
-        ``VIDEO_STALL`` seconds (or ends while the track is still subscribed) is opened
-        again, when the receiver still decodes frames: seen on loaded machines, the SDK's
-        stream stopped delivering while the frames kept coming, and the picture froze for
-        good. When the receiver decodes nothing, or after two stalls in a row, the
-        subscription itself is renewed: seen when two sessions start at once, a receiver
-        lost a packet of its first frames and asked for a key frame that never came (its
-        key-frame requests went on for 10 s; a fresh subscription starts from a new one)."""
-        stalls = 0
+        """Read the camera into the mailbox; renew the subscription when it stalls."""
         stream = self._open_stream(track)
         while True:
-            try:
-                # not asyncio.wait_for: a frame that lands as the reader is cancelled can make
-                # it swallow the cancel (Python 3.11), and this loop would never end
-                ev = await within(anext(stream), VIDEO_STALL)
-            except (TimeoutError, StopAsyncIteration) as exc:
-                stalls += 1
-                why = "ended" if isinstance(exc, StopAsyncIteration) else "stalled"
-                decoding = await self._decoding(track)
-                renew = stalls >= 2 or not decoding
-                logger.warning(
-                    "avatar video %s (no frame for %.0f s; the receiver %s); %s",
-                    why,
-                    VIDEO_STALL,
-                    "still decodes" if decoding else "decodes nothing",
-                    "renewing the subscription" if renew else "reopening the stream",
-                    extra={"session": self._stats.session, "stalls": stalls},
-                )
+            ev = await self._next_frame(stream, track)
+            if ev is None:
                 self._stats.video_restarts += 1
                 await bounded(stream.aclose())
-                if renew:
-                    self.renew_video_subscription()
-                    stalls = 0
-                stream = self._open_stream(track)
+                self.renew_video_subscription()
+                stream = self._open_stream(track)  # read on until the fresh one arrives
                 continue
-            stalls = 0
             now = time.monotonic()
             self._stats.frame_in()
             f, meta = ev.frame, ev.metadata
             capture_us = meta.user_timestamp if meta is not None and meta.user_timestamp else None
             self._slot.put(InFrame(f.data, f.width, f.height, now, capture_us))
 
+    async def _next_frame(
+        self, stream: AsyncIterator[rtc.VideoFrameEvent], track: rtc.Track
+    ) -> rtc.VideoFrameEvent | None:
+        """The camera's next frame, or None when it stalled (logged with the receiver's
+        decoded frames and packets over ``DECODE_PROBE``).
+
+        Two kinds of stall were seen when two sessions start at once, and a fresh
+        subscription ended both: a receiver that lost a packet of its first frames asked
+        for a key frame that never came (its requests went on for 10 s), and a receiver
+        went on decoding while the SDK's stream handed over none of its frames, also after
+        the stream was opened again (2 of 16 session starts). The second is caught after
+        ``DECODE_CHECK`` s: frames decoded that do not reach a working stream at once. A
+        receiver that decodes nothing (a camera that sends nothing, a key frame on its
+        way) gets ``VIDEO_STALL`` s.
+        """
+        why, decoded, packets = "stalled", 0, 0
+        for wait in (DECODE_CHECK, VIDEO_STALL - DECODE_CHECK):
+            try:
+                # not asyncio.wait_for: a frame that lands as the reader is cancelled can make
+                # it swallow the cancel (Python 3.11), and this loop would never end
+                return await within(anext(stream), wait)
+            except StopAsyncIteration:
+                why = "ended"
+                decoded, packets = await self._receiving(track)
+                break
+            except TimeoutError:
+                pass
+            decoded, packets = await self._receiving(track)
+            if decoded > 0:  # a working stream has its next frame by now
+                try:
+                    return await within(anext(stream), HANDOVER)
+                except (TimeoutError, StopAsyncIteration):
+                    break
+        logger.warning(
+            "avatar video %s (the receiver %s, %d packets in %.1f s); renewing the subscription",
+            why,
+            "decodes frames the stream does not hand over" if decoded > 0 else "decodes nothing",
+            packets,
+            DECODE_PROBE,
+            extra={"session": self._stats.session},
+        )
+        return None
+
     @classmethod
-    async def _decoding(cls, track: rtc.Track) -> bool:
-        """Whether the track's receiver decodes frames right now (over ``DECODE_PROBE``)."""
-        before = await cls._frames_decoded(track)
+    async def _receiving(cls, track: rtc.Track) -> tuple[int, int]:
+        """Frames the track's receiver decoded and packets it received over
+        ``DECODE_PROBE`` (0, 0 when it cannot say): packets with nothing decoded is a
+        decoder waiting for a key frame, neither is a camera that sends nothing."""
+        before = await cls._receive_counts(track)
         await asyncio.sleep(DECODE_PROBE)
-        return await cls._frames_decoded(track) > before
+        after = await cls._receive_counts(track)
+        return after[0] - before[0], after[1] - before[1]
 
     @staticmethod
-    async def _frames_decoded(track: rtc.Track) -> int:
-        """How many frames the track's receiver has decoded so far (0 when it cannot say)."""
+    async def _receive_counts(track: rtc.Track) -> tuple[int, int]:
+        """(frames decoded, packets received) by the track's receiver so far (0, 0 when it
+        cannot say)."""
         rtp = await receiver_stats(track, VIDEO_STALL)
-        return 0 if rtp is None else int(rtp.inbound.frames_decoded)
+        if rtp is None:
+            return 0, 0
+        return int(rtp.inbound.frames_decoded), int(rtp.received.packets_received)
 
     def renew_video_subscription(self) -> None:
         """Unsubscribe the camera, and subscribe it again ``RESUBSCRIBE_AFTER`` seconds later
