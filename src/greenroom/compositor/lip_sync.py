@@ -11,6 +11,8 @@ compositor 25-45 ms after the picture it belongs to, and no fixed room setting f
 jitter buffers over that window. Their difference, smoothed and bounded, is the lag. The
 frame loop then hands no composited frame to the encoder before ``received + lag``, and the
 audio re-timer gives the voice that much less delay, so both leave together again.
+Greenroom's viewer page does the same for its own receiver (``web/src/lib/lip_sync.ts``):
+there the answer is a longer video playout delay, not held frames.
 """
 
 from __future__ import annotations

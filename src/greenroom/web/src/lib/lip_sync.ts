@@ -7,7 +7,8 @@
  * machine, a jittery network: 57-64 ms with two sessions on two cores), the voice comes out
  * that much after the lips. `PlayoutBalance` reads the audio receiver's mean buffering over
  * each window and asks the video receiver to hold what the audio holds over `QUIET_AUDIO_MS`
- * on top of `baseMs`, at most `MAX_EXTRA_MS` more.
+ * on top of `baseMs`, at most `MAX_EXTRA_MS` more. (The compositor does the same for its own
+ * receiver, `compositor/lip_sync.py`, by holding composited frames.)
  *
  * Its own bundle too (static/build/lip_sync.js), so the A/V benchmark's page runs the same
  * code as the viewer page.
