@@ -178,6 +178,8 @@ async def _view_switch_speak_and_end(service: Service, page: Page, session_id: s
     for old, new in (("Studio", "Office"), ("Office", "Studio"), ("Studio", "Office")):
         times.append(await _switch(page, service, old, new))
     switch_s = sorted(times)[1]
+    # the page reads its voice buffer over 2 s windows, once a second: wait for a reading
+    await wait_for(lambda: page.evaluate("() => window.greenroom.voiceBufferMs"), timeout=60)
     extra = await page.evaluate(
         "() => { const g = window.greenroom;"
         " return [g.rpcMs, g.jitterBufferMs, g.voiceBufferMs, g.videoDelayMs]; }"
