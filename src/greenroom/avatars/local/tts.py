@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import struct
+import subprocess
 from dataclasses import dataclass
 
 import av
@@ -190,8 +191,6 @@ class Speech:
     def check(self) -> None:
         """Raise SetupError if espeak-ng is missing, InvalidInput if the voice is unknown."""
         argv = self._argv()
-        import subprocess
-
         proc = subprocess.run(argv, input=b"a", capture_output=True, timeout=30, check=False)
         self._raise_for(proc.returncode, proc.stderr)
 
@@ -212,8 +211,6 @@ class Speech:
         Python) held the interpreter's thread lock at that moment; the service then hung
         in the spawn. ``subprocess`` starts the child without running Python in it.
         """
-        import subprocess
-
         try:
             proc = await asyncio.to_thread(
                 subprocess.run,

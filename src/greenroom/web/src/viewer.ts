@@ -84,7 +84,7 @@ interface ViewerDebug {
   rpcMs: number | null;
   /** Mean time a video frame waited in the receiver's jitter buffer. */
   jitterBufferMs: number | null;
-  /** Mean time the voice waited in its jitter buffer over the last second (lip-sync). */
+  /** Mean time the voice waited in its jitter buffer over the last 2 s window (lip-sync). */
   voiceBufferMs: number | null;
   /** The playout delay the page last asked of its video receiver (ms; lip-sync). */
   videoDelayMs: number | null;
