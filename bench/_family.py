@@ -290,14 +290,103 @@ def render_markdown(args, specs, per, summ, best, speeds, elapsed) -> str:
     return "\n".join(lines)
 
 
-def family_main(args, speed_fn) -> None:
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,2,5"`` -> [0, 2, 5]."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        try:
+            seeds += range(int(lo), int(hi or lo) + 1)
+        except ValueError:
+            msg = f"--seeds takes numbers and ranges like 0-4 or 0,2,5, got {text!r}"
+            raise SystemExit(msg) from None
+    if not seeds:
+        raise SystemExit("--seeds names no seed")
+    return seeds
+
+
+def _specs(args, seed: int) -> list[ClipSpec]:
     w, h = (int(v) for v in args.size.lower().split("x"))
-    specs = family_specs(args.family, args.seed, width=w, height=h, frames=args.clip_frames)
+    specs = family_specs(args.family, seed, width=w, height=h, frames=args.clip_frames)
     if args.only:
         prefixes = tuple(p for p in args.only.split(",") if p)
         specs = [s for s in specs if s.name.startswith(prefixes)]
         if not specs:
             raise SystemExit(f"--only {args.only!r} matches no clip of the family")
+    return specs
+
+
+def render_seeds(args, per_seed: dict[int, dict], pooled: dict, elapsed: float) -> str:
+    """One row per seed and condition for the I420 live path, then the pooled family."""
+    lines = [
+        f"Command: `.venv/bin/python bench/keying.py --family {args.family} --seeds {args.seeds} "
+        f"--size {args.size} --clip-frames {args.clip_frames}` ({len(per_seed)} seeds of "
+        f"{args.family} clips; ffmpeg best-tuned per seed, screen family and condition; "
+        f"{elapsed:.0f} s).",
+        "",
+        "**Greenroom's I420 live path against ffmpeg's best-tuned `chromakey`, per seed** "
+        "(ratio of means / ratio of worst clips; lower is better):",
+        "",
+        "| seed | condition | MAD ratio mean / worst | dtSSD ratio mean / worst "
+        "| I420 MAD / RGB MAD (mean) |",
+        "|---|---|---|---|---|",
+    ]
+
+    def row(label: str, summ: dict) -> None:
+        for cond, d in summ.items():
+            x, rgb = d["ours_i420"], d["ours_rgb"]
+            lines.append(
+                f"| {label} | {cond} | {x['mad_ratio_mean']:.3f} / {x['mad_ratio_worst']:.3f} "
+                f"| {x['dtssd_ratio_mean']:.3f} / {x['dtssd_ratio_worst']:.3f} "
+                f"| {x['mad_mean'] / rgb['mad_mean']:.3f} |"
+            )
+
+    for seed, summ in per_seed.items():
+        row(str(seed), summ)
+    clips = len(next(iter(pooled.values()), {}))
+    row(f"all {clips} clips", summary(pooled))
+    lines.append("")
+    return "\n".join(lines)
+
+
+def seeds_main(args) -> None:
+    """``--seeds``: the family of each seed scored as ``--seed`` would, and all pooled."""
+    seeds = parse_seeds(args.seeds)
+    conds = ["clean", *[c for c in args.codecs.split(",") if c]]
+    t0 = time.perf_counter()
+    per_seed: dict[int, dict] = {}
+    pooled: dict = defaultdict(dict)
+    for seed in seeds:
+        specs = _specs(args, seed)
+        print(f"seed {seed}: {len(specs)} clips, conditions {conds}", file=sys.stderr)
+        per, _best = evaluate(specs, conds, args.kbps)
+        per_seed[seed] = summary(per)
+        for cond, clips in per.items():
+            for name, r in clips.items():
+                pooled[cond][f"s{seed}/{name}"] = r
+    report = render_seeds(args, per_seed, pooled, time.perf_counter() - t0)
+    print(report)
+    if args.markdown:
+        args.markdown.write_text(report + "\n")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "per_seed": per_seed,
+                    "pooled": summary(pooled),
+                },
+                indent=1,
+            )
+        )
+
+
+def family_main(args, speed_fn) -> None:
+    if args.seeds:
+        seeds_main(args)
+        return
+    specs = _specs(args, args.seed)
+    w, h = specs[0].width, specs[0].height
     conds = ["clean", *[c for c in args.codecs.split(",") if c]]
     print(f"family: {len(specs)} clips at {w}x{h}, conditions {conds}", file=sys.stderr)
     t0 = time.perf_counter()

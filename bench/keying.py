@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/keying.py --frames 60
     .venv/bin/python bench/keying.py --family 24 [--report DIR] [--json FILE]
+    .venv/bin/python bench/keying.py --family 24 --seeds 0-4   # held-out seeds, and pooled
 
 ``--family N`` scores the keyers on N clips of ``greenroom.keying.family`` (independent
 green/blue-screen avatars with exact alpha), clean and after VP8 and H.264 round trips at
@@ -261,6 +262,11 @@ def main() -> None:
     ap.add_argument("--markdown", type=Path, help="also write the Markdown report here")
     ap.add_argument("--family", type=int, metavar="N", help="score on N family clips instead")
     ap.add_argument("--seed", type=int, default=0, help="family seed (default 0)")
+    ap.add_argument(
+        "--seeds",
+        default="",
+        help="family: score several seeds (0-4 or 0,2,5), each as --seed would, and all pooled",
+    )
     ap.add_argument("--size", default="640x360", help="family clip size (default 640x360)")
     ap.add_argument("--clip-frames", type=int, default=6, help="frames per family clip")
     ap.add_argument("--codecs", default="vp8,h264", help="round trips to score (default vp8,h264)")
