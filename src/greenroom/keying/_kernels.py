@@ -222,6 +222,27 @@ def _cdiff(du, dv, c1u, c1v, c2u, c2v):
     return d1 if d1 < d2 else d2
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _excess(c0, c1, c2, e0, e1, e2):
+    """How far the key primary of an RGB colour exceeds the larger of the other two;
+    ``e0, e1, e2`` (Primary) weigh the key primary 1 and the others 0, which drops it out
+    of the max without a branch."""
+    big = np.float32(1e6)
+    return c0 * e0 + c1 * e1 + c2 * e2 - max(c0 - big * e0, max(c1 - big * e1, c2 - big * e2))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _rgb_of_chroma(pu, pv):
+    """What centred chroma ``pu``, ``pv`` add to each of R, G, B over the luma (BT.601,
+    limited range; float32)."""
+    k = np.float32(1.164383)
+    return (
+        k * (np.float32(1.596027) * pv),
+        k * (np.float32(-0.391762) * pu - np.float32(0.812968) * pv),
+        k * (np.float32(2.017232) * pu),
+    )
+
+
 # --------------------------------------------------------------------------- conversions
 
 
@@ -1435,7 +1456,6 @@ def chroma_rgb_rows(
     cw = blk.shape[1]
     one = np.float32(1.0)
     zero = np.float32(0.0)
-    big = np.float32(1e6)
     e0, e1, e2 = prim
     tk, tinv, prev, have_prev = temporal
     amount, luma_w = despill
@@ -1462,25 +1482,9 @@ def chroma_rgb_rows(
                     c0 = np.float32(fg[i, 3 * x + 0])
                     c1 = np.float32(fg[i, 3 * x + 1])
                     c2 = np.float32(fg[i, 3 * x + 2])
-                    sp = (
-                        c0 * e0
-                        + c1 * e1
-                        + c2 * e2
-                        - max(c0 - big * e0, max(c1 - big * e1, c2 - big * e2))
-                    )
-                    pu = fu_p[ci, x >> 1]
-                    pv = fv_p[ci, x >> 1]
-                    fr = np.float32(1.164383) * (np.float32(1.596027) * pv)
-                    fgn = np.float32(1.164383) * (
-                        np.float32(-0.391762) * pu - np.float32(0.812968) * pv
-                    )
-                    fb = np.float32(1.164383) * (np.float32(2.017232) * pu)
-                    df = (
-                        fr * e0
-                        + fgn * e1
-                        + fb * e2
-                        - max(fr - big * e0, max(fgn - big * e1, fb - big * e2))
-                    )
+                    sp = _excess(c0, c1, c2, e0, e1, e2)
+                    fr, fgn, fb = _rgb_of_chroma(fu_p[ci, x >> 1], fv_p[ci, x >> 1])
+                    df = _excess(fr, fgn, fb, e0, e1, e2)
                     ex = sp - max(df, zero)
                     if ex <= zero:  # no more key colour than the avatar's own: keep it
                         out[i, 3 * x + 0] = fg[i, 3 * x + 0]
@@ -1493,13 +1497,7 @@ def chroma_rgb_rows(
                     sr = screen.r[ci, x >> 1]
                     sg = screen.g[ci, x >> 1]
                     sb = screen.b[ci, x >> 1]
-                    ds = max(
-                        sr * e0
-                        + sg * e1
-                        + sb * e2
-                        - max(sr - big * e0, max(sg - big * e1, sb - big * e2)),
-                        one,
-                    )
+                    ds = max(_excess(sr, sg, sb, e0, e1, e2), one)
                     fx = min(
                         (one - lin[ci, x >> 1]) * amount,
                         np.float32(_SPILL_GAIN) * ex / ds,
@@ -1564,33 +1562,14 @@ def chroma_rgb_rows(
                 m0 = c0 - t * screen.r[ci, cj]
                 m1 = c1 - t * screen.g[ci, cj]
                 m2 = c2 - t * screen.b[ci, cj]
-                s = (
-                    m0 * e0
-                    + m1 * e1
-                    + m2 * e2
-                    - max(m0 - big * e0, max(m1 - big * e1, m2 - big * e2))
-                )
+                s = _excess(m0, m1, m2, e0, e1, e2)
                 # colour differences of the local foreground and of the screen, from chroma
-                fr = np.float32(1.164383) * (np.float32(1.596027) * pv)
-                fgn = np.float32(1.164383) * (
-                    np.float32(-0.391762) * pu - np.float32(0.812968) * pv
-                )
-                fb = np.float32(1.164383) * (np.float32(2.017232) * pu)
-                df = (
-                    fr * e0
-                    + fgn * e1
-                    + fb * e2
-                    - max(fr - big * e0, max(fgn - big * e1, fb - big * e2))
-                )
+                fr, fgn, fb = _rgb_of_chroma(pu, pv)
+                df = _excess(fr, fgn, fb, e0, e1, e2)
                 sr = screen.r[ci, cj]
                 sg = screen.g[ci, cj]
                 sb = screen.b[ci, cj]
-                ds = (
-                    sr * e0
-                    + sg * e1
-                    + sb * e2
-                    - max(sr - big * e0, max(sg - big * e1, sb - big * e2))
-                )
+                ds = _excess(sr, sg, sb, e0, e1, e2)
                 fx = np.float32(_unmix_fix(s, one - t, df, ds, amount))
                 t += fx
                 out[i, 3 * x + 0] = _u8(m0 + t * np.float32(bg[i, 3 * x + 0]) - fx * sr)
