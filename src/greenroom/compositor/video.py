@@ -71,9 +71,11 @@ async def within(aw: Awaitable[T], timeout: float) -> T:
     return task.result()
 
 
-async def receiver_stats(track: rtc.Track, timeout: float | None = None) -> Any | None:
+async def receiver_stats(
+    track: rtc.Track, timeout: float | None = None
+) -> rtc.stats.RtcStats.InboundRtp | None:
     """The WebRTC ``inbound-rtp`` statistics of a remote track's receiver (the SDK's
-    ``InboundRtpStats``: ``.received`` packet counters, ``.inbound`` decoder and jitter-buffer
+    ``RtcStats.InboundRtp``: ``.received`` packet counters, ``.inbound`` decoder and jitter-buffer
     counters), or None when the receiver cannot say (a track being torn down has no
     statistics), or not within ``timeout`` seconds when one is given."""
     try:

@@ -11,7 +11,7 @@ The segmentation keyer (a TFLite model) is only loaded once a stream needs it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from greenroom.keying.chroma import ChromaKeyer
 from greenroom.keying.detect import ScreenDecision, ScreenDetector
 from greenroom.keying.frame import I420Frame, _check_rgb
 from greenroom.keying.params import ChromaParams, Mode
+
+if TYPE_CHECKING:
+    from greenroom.keying.segment import SegmentationKeyer
 
 
 class AutoKeyer:
@@ -45,7 +48,7 @@ class AutoKeyer:
         segment_options: dict[str, Any] | None = None,
     ):
         self.chroma = ChromaKeyer(chroma)
-        self._segment: Any = None
+        self._segment: SegmentationKeyer | None = None
         self._segment_options = dict(segment_options or {})
         self.detector = ScreenDetector(interval=interval)
 
@@ -82,7 +85,7 @@ class AutoKeyer:
         self.detector = ScreenDetector(interval=self.detector.interval)
 
     # ---------------------------------------------------------------- keying
-    def _keyer(self, frame: np.ndarray | I420Frame) -> Any:
+    def _keyer(self, frame: np.ndarray | I420Frame) -> ChromaKeyer | SegmentationKeyer:
         decision = self.detector.update(frame)
         if decision is None or decision.mode == "chroma":  # no picture yet: the cheap one
             return self.chroma
@@ -100,27 +103,20 @@ class AutoKeyer:
         alpha_out: np.ndarray | None = None,
     ) -> I420Frame:
         """Key ``frame`` over ``background`` with the keyer this stream needs."""
-        result: I420Frame = self._keyer(frame).composite_i420(frame, background, out, alpha_out)
-        return result
+        return self._keyer(frame).composite_i420(frame, background, out, alpha_out)
 
     def matte_i420(self, frame: I420Frame) -> np.ndarray:
-        alpha: np.ndarray = self._keyer(frame).matte_i420(frame)
-        return alpha
+        return self._keyer(frame).matte_i420(frame)
 
     def matte(self, frame_rgb: np.ndarray) -> np.ndarray:
-        alpha: np.ndarray = self._keyer(_check_rgb(frame_rgb)).matte(frame_rgb)
-        return alpha
+        return self._keyer(_check_rgb(frame_rgb)).matte(frame_rgb)
 
     def composite(self, frame_rgb: np.ndarray, background_rgb: np.ndarray) -> np.ndarray:
         check_pair_rgb(frame_rgb, background_rgb)
-        out: np.ndarray = self._keyer(frame_rgb).composite(frame_rgb, background_rgb)
-        return out
+        return self._keyer(frame_rgb).composite(frame_rgb, background_rgb)
 
     def composite_with_alpha(
         self, frame_rgb: np.ndarray, background_rgb: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         check_pair_rgb(frame_rgb, background_rgb)
-        pair: tuple[np.ndarray, np.ndarray] = self._keyer(frame_rgb).composite_with_alpha(
-            frame_rgb, background_rgb
-        )
-        return pair
+        return self._keyer(frame_rgb).composite_with_alpha(frame_rgb, background_rgb)

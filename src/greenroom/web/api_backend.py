@@ -7,7 +7,7 @@ library as ``/v1/backgrounds``, and forwards speak/interrupt to the running sess
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -15,6 +15,9 @@ from greenroom.api.services.lifetime import describe
 from greenroom.api.services.live import StartRequest
 from greenroom.errors import ConfigError, GreenroomError
 from greenroom.web.backend import ViewerBackground, ViewerSession
+
+if TYPE_CHECKING:
+    from greenroom.api.deps import Services
 
 
 def describe_reason(code: str | None, error: str | None = None) -> str | None:
@@ -25,7 +28,7 @@ def describe_reason(code: str | None, error: str | None = None) -> str | None:
 class ApiBackend:
     """Viewer operations over ``app.state.services`` (see ``greenroom.api.deps.Services``)."""
 
-    def __init__(self, services: Any):
+    def __init__(self, services: Services):
         self.services = services
 
     @classmethod

@@ -8,8 +8,10 @@ uploads the file to the library and uses its id.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
+from greenroom.backgrounds.spec import BackgroundSpec
 from greenroom.errors import InvalidInput, NotFound
 from greenroom.store import Repo
 
@@ -82,7 +84,7 @@ def _from_object(obj: dict[str, Any], field: str) -> str:
     raise InvalidInput(f"unknown background kind {kind!r}", field=f"{field}.kind")
 
 
-def to_spec_string(value: str, repo: Repo, library_root: Any) -> str:
+def to_spec_string(value: str, repo: Repo, library_root: Path) -> str:
     """The ``BackgroundSpec.parse`` string for a canonical value (library ids become paths)."""
     if LIBRARY_ID.fullmatch(value):
         row = repo.get_background(value)
@@ -90,24 +92,20 @@ def to_spec_string(value: str, repo: Repo, library_root: Any) -> str:
     return value
 
 
-def to_spec(value: str, repo: Repo, library_root: Any) -> Any:
-    """A ``greenroom.backgrounds.BackgroundSpec`` for a canonical value."""
-    from greenroom.backgrounds import BackgroundSpec
-
+def to_spec(value: str, repo: Repo, library_root: Path) -> BackgroundSpec:
+    """A ``BackgroundSpec`` for a canonical value."""
     return BackgroundSpec.parse(to_spec_string(value, repo, library_root))
 
 
-def from_spec(spec: Any, library_root: Any) -> str:
+def from_spec(spec: BackgroundSpec, library_root: Path) -> str:
     """The API value for a ``BackgroundSpec`` in use (for a switch made through the LiveKit
     RPC, which bypasses the API): library files map back to their ids."""
-    kind = getattr(spec, "kind", None)
+    kind = spec.kind
     if kind == "color" and spec.color:
         return str(spec.color).lower()
     if kind == "blur":
         return f"blur:{spec.blur_radius}"
     if kind in ("image", "video") and spec.path:
-        from pathlib import Path
-
         path = Path(spec.path)
         if path.parent == Path(library_root) and LIBRARY_ID.fullmatch(path.stem):
             return path.stem

@@ -369,7 +369,9 @@ class DispatchedCompositor:
         room = rtc.Room()
         reader: asyncio.Task[rtc.VideoFrame] | None = None
 
-        def on_track(track: rtc.Track, pub: rtc.RemoteTrackPublication, p: Any) -> None:
+        def on_track(
+            track: rtc.Track, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
+        ) -> None:
             nonlocal reader
             if p.identity == self.identity and pub.name == TRACK_NAME and reader is None:
                 reader = asyncio.ensure_future(_first_frame(track))
