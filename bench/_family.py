@@ -316,13 +316,14 @@ def _specs(args, seed: int) -> list[ClipSpec]:
     return specs
 
 
-def render_seeds(args, per_seed: dict[int, dict], pooled: dict, elapsed: float) -> str:
+def render_seeds(args, per_seed: dict[int, dict], pooled: dict, clips: int, elapsed: float) -> str:
     """One row per seed and condition for the I420 live path, then the pooled family."""
     lines = [
         f"Command: `.venv/bin/python bench/keying.py --family {args.family} --seeds {args.seeds} "
-        f"--size {args.size} --clip-frames {args.clip_frames}` ({len(per_seed)} seeds of "
-        f"{args.family} clips; ffmpeg best-tuned per seed, screen family and condition; "
-        f"{elapsed:.0f} s).",
+        f"--size {args.size} --clip-frames {args.clip_frames} --codecs {args.codecs}"
+        + (f" --only {args.only}" if args.only else "")
+        + f"` ({len(per_seed)} seeds, {clips} clips in all; ffmpeg best-tuned per seed, screen "
+        f"family and condition; {elapsed:.0f} s).",
         "",
         "**Greenroom's I420 live path against ffmpeg's best-tuned `chromakey`, per seed** "
         "(ratio of means / ratio of worst clips; lower is better):",
@@ -343,14 +344,14 @@ def render_seeds(args, per_seed: dict[int, dict], pooled: dict, elapsed: float) 
 
     for seed, summ in per_seed.items():
         row(str(seed), summ)
-    clips = len(next(iter(pooled.values()), {}))
-    row(f"all {clips} clips", summary(pooled))
+    row(f"all {clips} clips", pooled)
     lines.append("")
     return "\n".join(lines)
 
 
 def seeds_main(args) -> None:
-    """``--seeds``: the family of each seed scored as ``--seed`` would, and all pooled."""
+    """``--seeds``: the family of each seed scored as ``--seed`` would, and all pooled
+    (no sheets and no speed runs: those are ``--seed``'s)."""
     seeds = parse_seeds(args.seeds)
     conds = ["clean", *[c for c in args.codecs.split(",") if c]]
     t0 = time.perf_counter()
@@ -364,7 +365,9 @@ def seeds_main(args) -> None:
         for cond, clips in per.items():
             for name, r in clips.items():
                 pooled[cond][f"s{seed}/{name}"] = r
-    report = render_seeds(args, per_seed, pooled, time.perf_counter() - t0)
+    clips = len(next(iter(pooled.values()), {}))
+    pooled_summary = summary(pooled)
+    report = render_seeds(args, per_seed, pooled_summary, clips, time.perf_counter() - t0)
     print(report)
     if args.markdown:
         args.markdown.write_text(report + "\n")
@@ -374,7 +377,7 @@ def seeds_main(args) -> None:
                 {
                     "args": {k: str(v) for k, v in vars(args).items()},
                     "per_seed": per_seed,
-                    "pooled": summary(pooled),
+                    "pooled": pooled_summary,
                 },
                 indent=1,
             )

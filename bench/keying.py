@@ -265,7 +265,8 @@ def main() -> None:
     ap.add_argument(
         "--seeds",
         default="",
-        help="family: score several seeds (0-4 or 0,2,5), each as --seed would, and all pooled",
+        help="family: score several seeds (0-4 or 0,2,5), each as --seed would, and all pooled "
+        "(no sheets or speed runs)",
     )
     ap.add_argument("--size", default="640x360", help="family clip size (default 640x360)")
     ap.add_argument("--clip-frames", type=int, default=6, help="frames per family clip")
