@@ -368,19 +368,17 @@ def seeds_main(args) -> None:
     clips = len(next(iter(pooled.values()), {}))
     pooled_summary = summary(pooled)
     report = render_seeds(args, per_seed, pooled_summary, clips, time.perf_counter() - t0)
+    _emit(args, report, {"per_seed": per_seed, "pooled": pooled_summary})
+
+
+def _emit(args, report: str, figures: dict) -> None:
+    """Print the report; also write it (``--markdown``) and the figures (``--json``)."""
     print(report)
     if args.markdown:
         args.markdown.write_text(report + "\n")
     if args.json:
         args.json.write_text(
-            json.dumps(
-                {
-                    "args": {k: str(v) for k, v in vars(args).items()},
-                    "per_seed": per_seed,
-                    "pooled": pooled_summary,
-                },
-                indent=1,
-            )
+            json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **figures}, indent=1)
         )
 
 
@@ -405,24 +403,12 @@ def family_main(args, speed_fn) -> None:
                 frames, None, f"{sh}p", not args.no_ffmpeg, 0, key=spec.screen
             )
     report = render_markdown(args, specs, per, summ, best, speeds, elapsed)
-    print(report)
-    if args.markdown:
-        args.markdown.write_text(report + "\n")
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "args": {k: str(v) for k, v in vars(args).items()},
-                    "summary": summ,
-                    "per_clip": per,
-                    "ffmpeg_settings": {
-                        c: {f: GRID[k] for f, k in b.items()} for c, b in best.items()
-                    },
-                    "speed_ms": speeds,
-                },
-                indent=1,
-            )
-        )
+    settings = {c: {f: GRID[k] for f, k in b.items()} for c, b in best.items()}
+    _emit(
+        args,
+        report,
+        {"summary": summ, "per_clip": per, "ffmpeg_settings": settings, "speed_ms": speeds},
+    )
     if args.report:
         from _sheets import write_sheets
 
