@@ -13,8 +13,13 @@ from __future__ import annotations
 
 import io
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from av.container import OutputContainer
+    from av.video.stream import VideoStream
 
 #: Low-latency settings close to what WebRTC encoders run with (no look-ahead, no B-frames,
 #: rate-limited). VP8 runs at libvpx's "good" deadline, speed 5, one thread: its realtime
@@ -73,20 +78,36 @@ def roundtrip(
             "minrate": str(bit_rate) if codec == "vp8" else "0",
             "bufsize": str(bit_rate // 2),
         }
-        for f in frames * passes:
-            for pkt in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(pkt)
-        for pkt in st.encode():
-            c.mux(pkt)
+        _encode(c, st, frames * passes)
+    out = _decode(buf)
+    if len(out) != len(frames) * passes:
+        raise RuntimeError(f"{codec}: decoded {len(out)} frames of {len(frames) * passes}")
+    return out[-len(frames) :]
+
+
+def _encode(container: OutputContainer, stream: VideoStream, frames: list[np.ndarray]) -> None:
+    """Encode RGB frames into an open PyAV output container's stream, then flush it."""
+    import av
+
+    for f in frames:
+        for pkt in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+            container.mux(pkt)
+    for pkt in stream.encode():
+        container.mux(pkt)
+
+
+def _decode(buf: io.BytesIO) -> list[Planes]:
+    """Every frame of the encoded stream in ``buf``, as (y, u, v) planes."""
+    import av
+
     buf.seek(0)
     out: list[Planes] = []
     with av.open(buf, "r") as c:
         for fr in c.decode(video=0):
             arr = fr.reformat(format="yuv420p").to_ndarray()
+            h, w = fr.height, fr.width
             out.append((arr[:h].copy(), _plane(arr, h, w, 1), _plane(arr, h, w, 2)))
-    if len(out) != len(frames) * passes:
-        raise RuntimeError(f"{codec}: decoded {len(out)} frames of {len(frames) * passes}")
-    return out[-len(frames) :]
+    return out
 
 
 def _plane(arr: np.ndarray, h: int, w: int, k: int) -> np.ndarray:
@@ -108,16 +129,5 @@ def h264_crf_roundtrip(frames: list[np.ndarray], fps: float = 30.0, crf: int = 2
         st.width, st.height = frames[0].shape[1], frames[0].shape[0]
         st.pix_fmt = "yuv420p"
         st.options = {"crf": str(crf), "preset": "veryfast"}
-        for f in frames:
-            for pkt in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(pkt)
-        for pkt in st.encode():
-            c.mux(pkt)
-    buf.seek(0)
-    out: list[Planes] = []
-    with av.open(buf, "r") as c:
-        for fr in c.decode(video=0):
-            arr = fr.reformat(format="yuv420p").to_ndarray()
-            h, w = fr.height, fr.width
-            out.append((arr[:h].copy(), _plane(arr, h, w, 1), _plane(arr, h, w, 2)))
-    return out
+        _encode(c, st, frames)
+    return _decode(buf)

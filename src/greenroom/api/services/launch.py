@@ -38,6 +38,7 @@ from greenroom.store.repo import VENDOR_CLEARED
 
 if TYPE_CHECKING:
     from greenroom.avatars.base import RoomTarget, VendorSessionRef
+    from greenroom.backgrounds.spec import BackgroundSpec
 
 log = logging.getLogger("greenroom.sessions")
 
@@ -129,7 +130,7 @@ class Launcher:
         row: SessionRow,
         tpl: TemplateRow,
         req: StartRequest,
-        spec: object,
+        spec: BackgroundSpec,
         room: RoomReady,
         t0: float,
         parts: list[AvatarSession | SessionCompositor],
@@ -189,7 +190,7 @@ class Launcher:
         row: SessionRow,
         tpl: TemplateRow,
         req: StartRequest,
-        spec: object,
+        spec: BackgroundSpec,
         room: RoomReady,
         t0: float,
         parts: list[AvatarSession | SessionCompositor],
@@ -214,7 +215,7 @@ class Launcher:
                 self.rooms.client(),
                 row.room,
                 identity,
-                spec,  # type: ignore[arg-type]  # a BackgroundSpec
+                spec,
                 dispatch_options(self._keying(tpl), row.id),
                 avatar=avatar,
             ),
@@ -252,7 +253,7 @@ class Launcher:
         )
 
     async def _compositor(
-        self, target: RoomTarget, identity: str, spec: object, tpl: TemplateRow, sid: str
+        self, target: RoomTarget, identity: str, spec: BackgroundSpec, tpl: TemplateRow, sid: str
     ) -> SessionCompositor:
         """In this process, or (``GREENROOM_COMPOSITOR=dispatch``) as a job on a worker."""
         if self.settings.compositor == "dispatch":
@@ -263,13 +264,13 @@ class Launcher:
                 self.rooms.client(),
                 target.room,
                 identity,
-                spec,  # type: ignore[arg-type]  # a BackgroundSpec
+                spec,
                 dispatch_options(self._keying(tpl), sid),
             )
         return await pipeline.start_compositor(
             target,
             identity,
-            spec,  # type: ignore[arg-type]  # a BackgroundSpec
+            spec,
             self._keying(tpl),
             sid,
             self.resolve_background,
