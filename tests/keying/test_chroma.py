@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from greenroom.errors import InvalidInput
-from greenroom.keying import ChromaKeyer, ChromaParams, I420Frame, Keyer
+from greenroom.keying import ChromaKeyer, ChromaParams, I420Frame, Keyer, chroma
 
 from .conftest import BLUE, GREEN, SKIN, flat_scene
 
@@ -68,6 +68,41 @@ def test_spill_on_an_opaque_edge_is_removed():
     ):
         r, g, b = np.moveaxis(out[rim].astype(int), -1, 0)
         assert (g <= np.maximum(r, b) + 2).mean() > 0.98
+
+
+def test_a_wide_ramp_keys_soft_and_a_spill_lit_rim_is_not_taken_for_one(monkeypatch):
+    """Both solve to mixes below 1 on clean footage. A ramp that runs evenly into the
+    screen is a mix and keeps its linear alpha; a rim that screen light brightens evenly
+    up to a sharp edge is solid avatar, so the ramp rule leaves its key as it was."""
+    rgb, _mask = flat_scene()
+    skin, green = np.asarray(SKIN, np.float32), np.asarray(GREEN, np.float32)
+    # left side of the rectangle [45:135, 80:240]: 8 px of spill rising to 30 % at the edge
+    for k in range(8):
+        s = 0.3 * (1 - k / 8)
+        rgb[45:135, 80 + k] = np.round(s * green + (1 - s) * skin).astype(np.uint8)
+    # right side: a 24-px linear ramp from the rectangle into the screen
+    ramp = (np.arange(24, dtype=np.float32) + 0.5) / 24
+    for k, a in enumerate(ramp[::-1]):
+        rgb[45:135, 240 + k] = np.round(a * skin + (1 - a) * green).astype(np.uint8)
+
+    def mattes() -> dict[str, np.ndarray]:
+        out = {}
+        for path in ("rgb", "i420"):
+            k = ChromaKeyer(key_color=GREEN)
+            for _ in range(3):
+                m = k.matte(rgb) if path == "rgb" else k.matte_i420(I420Frame.from_rgb(rgb))
+            out[path] = m.astype(np.float32) / 255
+        return out
+
+    with_rule = mattes()
+    monkeypatch.setattr(chroma, "RAMP_RISE", 9.0)  # no run rises that much: rule off
+    without = mattes()
+    for path, alpha in with_rule.items():
+        rim = (slice(55, 125), slice(78, 90))
+        assert np.abs(alpha[rim] - without[path][rim]).max() <= 1 / 255, path
+        err = float(np.abs(alpha[55:125, 244:260] - ramp[::-1][4:20]).mean())
+        before = float(np.abs(without[path][55:125, 244:260] - ramp[::-1][4:20]).mean())
+        assert err <= 0.06 < before, (path, err, before)
 
 
 def test_a_shirt_near_the_key_hue_stays_solid_and_keeps_its_colour():

@@ -86,7 +86,6 @@ def _family_clip(pred) -> object:
     return render_clip(type(spec)(**{**spec.__dict__, "frames": 3}))
 
 
-@pytest.mark.xfail(strict=False, reason="issue 12: alpha is not yet linear in the screen mix")
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("screen", sorted(SCREENS))
 def test_linear_mixes_get_linear_alpha(screen, path):
@@ -98,6 +97,8 @@ def test_linear_mixes_get_linear_alpha(screen, path):
     k = ChromaKeyer(key_color=SCREENS[screen])
     for _ in range(3):
         p = _matte(k, rgb, path)
+    # clean footage, read as such (a block codec's ramps are its blur and are steepened)
+    assert k.block_codec == 0.0 and k.block_codec_rgb == 0.0
     ramp = (a > 0.05) & (a < 0.95)
     ramp[2:-2] &= ramp[:-4] & ramp[4:]  # not the band's top and bottom rows
     ramp[:2] = ramp[-2:] = False
@@ -109,15 +110,7 @@ def test_linear_mixes_get_linear_alpha(screen, path):
 @pytest.mark.parametrize(
     ("shirt", "path"),
     [
-        *[(shirt, path) for shirt in ("teal", "olive") for path in PATHS],
-        pytest.param(
-            "green",
-            "rgb",
-            marks=pytest.mark.xfail(
-                strict=False, reason="issue 12: a green shirt on a bright green screen gets holes"
-            ),
-        ),
-        ("green", "i420"),
+        *[(shirt, path) for shirt in ("teal", "olive", "green") for path in PATHS],
     ],
 )
 def test_near_key_shirt_stays_solid(shirt, path):
@@ -162,7 +155,6 @@ def test_faint_hair_is_kept(screen, path):
     assert p[faint].mean() >= 0.5 * g[faint].mean()
 
 
-@pytest.mark.xfail(strict=False, reason="issue 12: motion-blurred edges come out too solid")
 @pytest.mark.parametrize("path", PATHS)
 def test_motion_blurred_edges_keep_their_alpha(path):
     """Where fast motion leaves true alpha 0.3-0.8, the matte is not biased towards solid."""

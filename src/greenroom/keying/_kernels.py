@@ -608,6 +608,171 @@ def flat_solid(u, v, su_p, sv_p, thr2, flat2, alpha, lin, cat, prev, write_prev)
                     prev[i, j] = one
 
 
+class Ramp(NamedTuple):
+    """``linear_ramps``' settings: a sample is partial between ``eps`` and 1 - ``eps``; a
+    run of three is linear when its curvature |l - 2c + r| is at most ``curve`` x its rise
+    |r - l|, and wide rather than a sharp edge's when that rise is at least ``rise_min``.
+    ``lo`` and ``span`` are the clip points' black and white - black. Walking down the
+    ramp, each step must fall by its slope within ``step_tol`` x the slope plus ``eps``,
+    and the screen be reached within ``reach`` samples. ``share``: how far a marked sample
+    moves from the clipped alpha to the linear one."""
+
+    eps: Real
+    curve: Real
+    rise_min: Real
+    lo: Real
+    span: Real
+    step_tol: Real
+    reach: int
+    share: Real
+
+
+class RgbRamp(NamedTuple):
+    """The RGB path's ``linear_ramps`` result: the uint8 marks at chroma resolution and
+    the share of the way from the clipped to the linear alpha (``Ramp.share``)."""
+
+    marks: np.ndarray
+    share: Real
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _linear_run(a, c, b, eps, curve, rise_min):
+    """True when a, c, b (unclipped keys of three samples in a row or column) are all
+    partial and rise or fall evenly: a ramp wider than three samples (6 px)."""
+    hi = np.float32(1.0) - eps
+    if not (eps < a < hi and eps < c < hi and eps < b < hi):
+        return False
+    if not ((a < c < b) or (a > c > b)):
+        return False
+    rise = abs(b - a)
+    return rise >= rise_min and abs(a - np.float32(2.0) * c + b) <= curve * rise
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _reaches_screen(lin, i, j, di, dj, slope, rp):
+    """True when walking from sample (i, j) by (di, dj) (down the ramp) falls by ``slope``
+    a sample, evenly, until it meets the screen (a key within ``rp.eps``) within
+    ``rp.reach`` samples. A solid rim that spill or shading left below 1 also forms a
+    short even run, but it ends in the sharp edge's jump, not in an even run to the
+    screen."""
+    ch, cw = lin.shape
+    eps = rp.eps
+    tol = rp.step_tol * slope + eps
+    prev = lin[i, j]
+    for _ in range(rp.reach):
+        i += di
+        j += dj
+        if i < 0 or i >= ch or j < 0 or j >= cw:
+            return False
+        cur = lin[i, j]
+        if cur <= eps:
+            return prev <= slope + tol
+        if abs(prev - cur - slope) > tol:
+            return False
+        prev = cur
+    return False
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mark_up(lin, ramp, i, j, di, dj, slope, rp, mark):
+    """Marks the samples from (i, j) on by (di, dj) (up the ramp) while they stay partial
+    and keep rising by ``slope`` (within ``rp.step_tol``): a ramp's top, keyed solid by
+    the clip, is no centre of its own."""
+    ch, cw = lin.shape
+    hi = np.float32(1.0) - rp.eps
+    tol = rp.step_tol * slope + rp.eps
+    prev = lin[i, j]
+    for _ in range(rp.reach):
+        i += di
+        j += dj
+        if i < 0 or i >= ch or j < 0 or j >= cw:
+            return
+        cur = lin[i, j]
+        if cur >= hi or abs(cur - prev - slope) > tol:
+            return
+        ramp[i, j] |= mark
+        prev = cur
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ramp_runs(lin, i, j, eps, hi, curve, rise_min):
+    """Bit 1 when sample (i, j) and its row neighbours form an even partial run (see
+    ``Ramp``), bit 2 when it and its column neighbours do; 0 for a sample that is not
+    partial itself."""
+    c = lin[i, j]
+    if c >= hi or c <= eps:
+        return 0
+    out = 0
+    a = lin[i, j - 1]
+    b = lin[i, j + 1]
+    if _linear_run(a, c, b, eps, curve, rise_min):
+        out |= 1
+    a = lin[i - 1, j]
+    b = lin[i + 1, j]
+    if _linear_run(a, c, b, eps, curve, rise_min):
+        out |= 2
+    return out
+
+
+@njit(cache=True, nogil=True)
+def linear_ramps(lin, alpha, cat, ramp, rp):
+    """Clean footage: samples on a wide, even ramp into the screen keep most of their
+    linear alpha.
+
+    The clip points steepen every edge: a solid rim lit by the screen's spill, or shaded,
+    solves to a mix below 1, and so does each sample of a sharp edge's anti-aliasing. A
+    ramp several samples wide with an even slope down to the screen is neither (motion
+    blur, a soft edge): there the compositing equation's alpha is the truth. An edge sample
+    (``cat`` 2) whose row or column neighbours form a ``_linear_run`` with it, and whose
+    ramp falls evenly to the screen (``_reaches_screen``; a rim ends in its sharp edge's
+    jump instead), is marked with the even run above it (``_mark_up``: the ramp's top,
+    which the clip keyed solid). Marked samples get ``alpha`` = ``lin`` moved ``rp.share``
+    of the way to lo + span x ``lin`` (which the clip maps back to ``lin``), ``cat`` 2 and
+    ``ramp`` 1 (uint8, for the RGB path's per-pixel key); ``ramp`` is cleared first."""
+    eps, curve, rise_min, lo, span, _tol, _reach, share = rp
+    ch, cw = lin.shape
+    hi = np.float32(1.0) - eps
+    # centres are edge samples (``cat`` 2, found 8 at a time); a sample keyed solid by the
+    # clip is no centre, but is marked as a ramp's top by ``_mark_up``
+    ramp[:] = 0
+    marked = np.zeros(ch, np.bool_)
+    for i in range(1, ch - 1):
+        j = _next_edge(cat, i, 1)
+        while j < cw - 1:
+            runs = _ramp_runs(lin, i, j, eps, hi, curve, rise_min)
+            if runs & 1:
+                a = lin[i, j - 1]
+                b = lin[i, j + 1]
+                down = -1 if b > a else 1
+                slope = np.float32(0.5) * abs(b - a)
+                if _reaches_screen(lin, i, j, 0, down, slope, rp):
+                    ramp[i, j] = 1
+                    _mark_up(lin, ramp, i, j, 0, -down, slope, rp, np.uint8(1))
+                    marked[i] = True
+            if runs & 2:
+                u = lin[i - 1, j]
+                d = lin[i + 1, j]
+                down = -1 if d > u else 1
+                slope = np.float32(0.5) * abs(d - u)
+                if _reaches_screen(lin, i, j, down, 0, slope, rp):
+                    ramp[i, j] = 1
+                    _mark_up(lin, ramp, i, j, -down, 0, slope, rp, np.uint8(1))
+                    marked[i] = True
+                    for k in range(1, rp.reach + 1):  # the top may lie on other rows
+                        marked[max(i - k, 0)] = True
+                        marked[min(i + k, ch - 1)] = True
+            j = _next_edge(cat, i, j + 1)
+    for i in range(ch):
+        if not marked[i]:
+            continue
+        j = _run_end(ramp, i, 0, 0)
+        while j < cw:
+            a = lin[i, j]
+            alpha[i, j] = a + share * (lo + span * a - a)
+            cat[i, j] = 2
+            j = _run_end(ramp, i, j + 1, 0)
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _block_dev(y, ya, yb, xa, w, ref):
     """The largest |luma - ``ref``| over the 2x2 luma block of rows ya, yb from column xa."""
@@ -655,7 +820,7 @@ def despeckle(cat, alpha):
 
 
 @njit(cache=True, nogil=True)
-def fg_accumulate(u, v, su_p, sv_p, thr2, cell, step, sums, resid):
+def fg_accumulate(u, v, su_p, sv_p, thr2, flat2, cell, step, sums, resid):
     """Foreground chroma per grid cell (cell in chroma samples), from confident samples,
     and the screen's residual noise against the plate.
 
@@ -664,7 +829,10 @@ def fg_accumulate(u, v, su_p, sv_p, thr2, cell, step, sums, resid):
     alike, so a cell's estimate is its typical solid colour. (Weighting by the distance to
     the fourth power leaned it to the most saturated pixels: every other solid pixel then
     solved to a mix below 1, and the clip point had to be lowered to make it solid, which
-    pushed real mixes up too.) sums[..., 0:2] add up U, V (centred), sums[..., 2] counts.
+    pushed real mixes up too.) With ``flat2`` >= 0 (clean footage) a sample also needs
+    those four neighbours within sqrt(flat2) of its own chroma: inside a wide ramp into
+    the screen the samples are mixes, and counting them pulled the plate towards the
+    screen. sums[..., 0:2] add up U, V (centred), sums[..., 2] counts.
     Samples within sqrt(thr2) of the screen add their distance to resid[0] and 1 to
     resid[1]: what the codec's blocks, noise and the plate's misfit leave on the screen.
     """
@@ -683,7 +851,7 @@ def fg_accumulate(u, v, su_p, sv_p, thr2, cell, step, sums, resid):
                 if d2 <= thr2:
                     ok = False
                     break
-            if ok:
+            if ok and (flat2 < 0.0 or _flat(u, v, i, j, 2, flat2)):
                 gi = i // cell
                 gj = j // cell
                 sums[gi, gj, 0] += np.float64(u[i, j]) - 128.0
@@ -720,9 +888,12 @@ def fg_accumulate_flat(u, v, su_p, sv_p, thr2, flat2, cell, step, need, sums):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def fg_grid(sums, r, tmp, gu, gv):
+def fg_grid(sums, r, tmp, gu, gv, fill, have):
     """Foreground chroma per cell: the weighted mean over (2r+1)^2 cells (a normalised box
-    filter, which also reaches into cells without samples); grey (0, 0) where none is near."""
+    filter, which also reaches into cells without samples). Cells with none near take the
+    mean of their filled neighbours (3x3), growing ``fill`` cells out, so a finger or a
+    wisp away from the body is solved against the avatar's colour beside it; grey (0, 0)
+    beyond. ``have`` (uint8, (gh, gw)) is scratch."""
     gh, gw = sums.shape[0], sums.shape[1]
     for i in range(gh):
         for j in range(gw):
@@ -748,6 +919,39 @@ def fg_grid(sums, r, tmp, gu, gv):
             ok = s2 > 0.0
             gu[i, j] = s0 / s2 if ok else 0.0
             gv[i, j] = s1 / s2 if ok else 0.0
+            have[i, j] = 1 if ok else 0
+    for _ in range(fill):
+        # 3x3 sums of the filled cells' plate (rows, then columns), branch-free
+        for i in range(gh):
+            for j in range(gw):
+                m = np.float64(have[i, j] != 0)
+                tmp[i, j, 0] = m * gu[i, j]
+                tmp[i, j, 1] = m * gv[i, j]
+                tmp[i, j, 2] = m
+        grown = False
+        for i in range(gh):
+            i0 = max(i - 1, 0)
+            i1 = min(i + 1, gh - 1)
+            for j in range(gw):
+                if have[i, j] != 0:
+                    continue
+                j0 = max(j - 1, 0)
+                j1 = min(j + 1, gw - 1)
+                n = 0.0
+                s0 = 0.0
+                s1 = 0.0
+                for ii in (i0, i, i1):
+                    for jj in (j0, j, j1):
+                        n += tmp[ii, jj, 2]
+                        s0 += tmp[ii, jj, 0]
+                        s1 += tmp[ii, jj, 1]
+                if n > 0.0:
+                    gu[i, j] = s0 / n
+                    gv[i, j] = s1 / n
+                    have[i, j] = 2
+                    grown = True
+        if not grown:
+            break
 
 
 @njit(cache=True, nogil=True)
@@ -1256,6 +1460,27 @@ def block_grid(plane, row0, rowstep, lim, sums):
                 sums[8 + k] += 1.0
 
 
+@njit(cache=True, nogil=True)
+def block_grid_rgb(rgb, row0, rowstep, lim, sums):
+    """``block_grid`` on the BT.601 luma of an (H, W, 3) uint8 RGB frame's rows ``row0``,
+    ``row0 + rowstep``, ...: the RGB path's reading of a decoder's block grid."""
+    h, w = rgb.shape[0], rgb.shape[1]
+    for i in range(row0, h, rowstep):
+        prev = np.int32(0)
+        for j in range(w):
+            r = np.int32(rgb[i, j, 0])
+            g = np.int32(rgb[i, j, 1])
+            b = np.int32(rgb[i, j, 2])
+            cur = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+            if j > 0:
+                d = abs(cur - prev)
+                if d < lim:
+                    k = j & 7
+                    sums[k] += d
+                    sums[8 + k] += 1.0
+            prev = cur
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _unmix_fix(s, a, d_f, d_s, amount):
     """How much more of the screen to take out (and of the background to put in) at an
@@ -1439,7 +1664,7 @@ def chroma_i420_par(
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def chroma_rgb_rows(
-    r0, r1, fg, bg, blk, matte, screen, prim, clip, temporal, despill, out, alpha, want_alpha
+    r0, r1, fg, bg, blk, ramp, matte, screen, prim, clip, temporal, despill, out, alpha, want_alpha
 ):
     """Key + unmix + bounded despill + composite for rows [r0, r1) of an RGB frame.
 
@@ -1447,7 +1672,8 @@ def chroma_rgb_rows(
     copy as plain rows.
     ``blk`` (chroma resolution) marks runs that are all screen (0, the background is
     copied) or all avatar (1, copied with spill removed); elsewhere alpha comes per pixel
-    from the compositing equation on the pixel's own chroma against ``matte`` (Matte).
+    from the compositing equation on the pixel's own chroma against ``matte`` (Matte),
+    moved towards the unclipped alpha on a wide linear ramp (``ramp``: RgbRamp).
     ``screen`` (RgbPlate) is the clean plate's colour, ``prim`` (Primary) the key primary,
     ``clip`` (Clip) and ``temporal`` (Temporal, uint8 ``prev`` at full resolution) shape
     alpha, ``despill`` (RgbDespill) the spill removal.
@@ -1542,6 +1768,8 @@ def chroma_rgb_rows(
                     a = one
                 a_lin = min(a, one)
                 a = np.float32(_clip(a, clip))
+                if ramp.marks[ci, cj] != 0:
+                    a += ramp.share * (a_lin - a)
                 if tk > 0.0:
                     if have_prev:
                         p = prev[i, x] * np.float32(1.0 / 255.0)
@@ -1581,15 +1809,15 @@ def chroma_rgb_rows(
 
 @njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def chroma_rgb_par(
-    chunks, fg, bg, blk, matte, screen, prim, clip, temporal, despill, out, alpha, want_alpha
+    chunks, fg, bg, blk, ramp, matte, screen, prim, clip, temporal, despill, out, alpha, want_alpha
 ):
     """``chroma_rgb_rows`` over ``chunks`` row bands (the same (H, 3 W) views)."""
     h = fg.shape[0]
     step = (h + chunks - 1) // chunks
     for c in prange(chunks):
         chroma_rgb_rows(
-            c * step, min(h, (c + 1) * step), fg, bg, blk, matte, screen, prim, clip, temporal,
-            despill, out, alpha, want_alpha,
+            c * step, min(h, (c + 1) * step), fg, bg, blk, ramp, matte, screen, prim, clip,
+            temporal, despill, out, alpha, want_alpha,
         )  # fmt: skip
 
 

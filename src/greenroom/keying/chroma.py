@@ -91,8 +91,34 @@ EDGE_LEVEL = 0.5
 SOLID_CONTRAST = 10.0
 SOLID_SHARE = 0.2
 SOLID_MIN_ALPHA = 0.5
-#: Foreground plate: the reach of its box filter (cells of ``K.FG_CELL`` chroma samples).
+#: Foreground plate: the reach of its box filter (cells of ``K.FG_CELL`` chroma samples),
+#: and how many cells further a cell with no solid sample within reach takes its
+#: neighbours' plate before the grey fallback (a finger or wisp away from the body is a mix
+#: with the avatar's colour beside it, not with grey).
 FG_REACH = 1
+FG_FILL = 3
+#: Clean footage: a solid sample counts towards the foreground plate only where its four
+#: neighbours two samples away lie within FG_FLAT x |key chroma| of its own chroma
+#: (``K.fg_accumulate``). Inside a ramp into the screen the samples are mixes; counted as
+#: solid, they pulled the plate towards the screen and a linear ramp keyed about 0.1 high.
+FG_FLAT = 0.06
+#: Clean footage: samples on a wide, even ramp into the screen (motion blur, a soft edge)
+#: keep most of the equation's linear alpha instead of the clip points' steepened one
+#: (``K.linear_ramps``): an edge sample and its row or column neighbours partial beyond
+#: RAMP_EPS, their curvature within RAMP_CURVE x their rise, the rise at least RAMP_RISE,
+#: and the ramp falling by that slope (within RAMP_STEP_TOL of it) all the way to the
+#: screen within RAMP_REACH samples; the even run above it (the ramp's top, keyed solid by
+#: the clip) is marked too. A spill-lit or shaded solid rim, or an anti-aliased sharp edge,
+#: also solves below 1, but its run is short or ends in the edge's jump, so it keeps the
+#: clip. Marked samples go RAMP_SHARE of the way from the clipped alpha to the linear one:
+#: spill on a blurred edge also pulls its mixes towards the screen, and the family's clean
+#: MAD rose by a fifth (RGB path by a third) at the whole way.
+RAMP_EPS = 0.03
+RAMP_CURVE = 0.25
+RAMP_RISE = 0.08
+RAMP_STEP_TOL = 0.5
+RAMP_REACH = 16
+RAMP_SHARE = 0.65
 #: Block-codec streams (``ChromaKeyer.block_codec`` > 0): VP8 pulls the chroma of a flat
 #: near-key area (a green shirt on the bright green screen) within FG_RADIUS of the screen,
 #: so the foreground plate found no solid sample there and the shirt keyed half-transparent
@@ -335,6 +361,7 @@ class _FgPlate:
         self.fu = np.empty((ch, cw), np.float32)
         self.fv = np.empty((ch, cw), np.float32)
         self.rtmp = np.empty((self.gh, cw), np.float32)
+        self.have = np.empty((self.gh, self.gw), np.uint8)
         self.resid = np.zeros(2)
         self.noise: float | None = None  # chroma noise of the screen around the plate
 
@@ -348,14 +375,17 @@ class _FgPlate:
         step: int,
         flat_thr: float = 0.0,
         flat_tol: float = 0.0,
+        solid_flat: float = -1.0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Foreground samples lie beyond ``thr`` of the clean plate (chroma levels); the
         screen's noise is measured on the samples within it. With ``flat_thr`` > 0, cells
         left without a solid sample within reach also take flat patches beyond
-        ``flat_thr`` (``flat_tol``: their flatness, see ``K.fg_accumulate_flat``)."""
+        ``flat_thr`` (``flat_tol``: their flatness, see ``K.fg_accumulate_flat``). With
+        ``solid_flat`` >= 0 a solid sample must itself be that flat (chroma levels)."""
         self.sums.fill(0.0)
         self.resid.fill(0.0)
-        K.fg_accumulate(u, v, su, sv, thr * thr, K.FG_CELL, step, self.sums, self.resid)
+        flat2 = solid_flat * solid_flat if solid_flat >= 0.0 else -1.0
+        K.fg_accumulate(u, v, su, sv, thr * thr, flat2, K.FG_CELL, step, self.sums, self.resid)
         if flat_thr > 0.0:
             self._second_look(u, v, su, sv, flat_thr, flat_tol, step)
         if self.resid[1] >= 16:
@@ -367,7 +397,7 @@ class _FgPlate:
                 self.noise = noise
             else:
                 self.noise += 0.2 * (noise - self.noise)
-        K.fg_grid(self.sums, FG_REACH, self.tmp, self.gu, self.gv)
+        K.fg_grid(self.sums, FG_REACH, self.tmp, self.gu, self.gv, FG_FILL, self.have)
         K.resize_bilinear(self.gu, self.fu, self.rtmp)
         K.resize_bilinear(self.gv, self.fv, self.rtmp)
         return self.fu, self.fv
@@ -442,8 +472,14 @@ class ChromaKeyer(RgbKeyerMethods):
     def block_codec(self) -> float:
         """How strongly the I420 input shows a block codec's grid: 0 for a clean render, 1
         for VP8 or H.264 at live bit rates. The clip points move in by that much of
-        ``CODEC_BLACK`` and ``CODEC_WHITE``."""
+        ``CODEC_BLACK`` and ``CODEC_WHITE``. (RGB input takes its own reading, which only
+        turns the clean-footage rules off: ``block_codec_rgb``.)"""
         return self._codec
+
+    @property
+    def block_codec_rgb(self) -> float:
+        """The same reading on the RGB path's input (a decoded video frame, a JPEG)."""
+        return self._codec_rgb
 
     def reset(self) -> None:
         """Forget temporal state and the clean plate."""
@@ -452,6 +488,9 @@ class ChromaKeyer(RgbKeyerMethods):
         self._step = 2
         self._sigma = 1.0
         self._codec = 0.0
+        # the RGB path's own block-grid reading: decoded video keys without the clean
+        # footage rules (its ramps are the codec's blur), the codec rules stay I420's
+        self._codec_rgb = 0.0
         self._fit: float | None = None
         self._frames = 0
         self._prev: np.ndarray | None = None
@@ -548,21 +587,55 @@ class ChromaKeyer(RgbKeyerMethods):
         """How much ``frame`` shows a block codec's grid, 0..1 (``CODEC_GRID``), into
         ``self._codec`` (smoothed over refreshes): how far the clip points move in. Measured
         while the stream settles and then on the clean plate's refresh frames."""
+        level = self._grid_level(frame.y, frame.u, self._codec)
+        if level is not None:
+            self._codec = level
+
+    def _grid_level(self, y: np.ndarray, u: np.ndarray, last: float) -> float | None:
+        """The block-grid reading of a frame's luma plane (or (H, W, 3) RGB frame) and U
+        plane, moved halfway from ``last``; None on the frames that take no reading."""
         n = self._frames
         if n >= WARMUP and n % self._params.plate_interval != 0:
-            return
+            return None
         row = n % GRID_ROWS
         sums = np.zeros(16)
-        K.block_grid(frame.y, row, GRID_ROWS, GRID_STEP, sums)
+        if y.ndim == 3:
+            K.block_grid_rgb(y, row, GRID_ROWS, GRID_STEP, sums)
+        else:
+            K.block_grid(y, row, GRID_ROWS, GRID_STEP, sums)
         ratio = _grid_ratio(sums)
         sums.fill(0.0)
-        K.block_grid(frame.u, row // 2, GRID_ROWS // 2, GRID_STEP, sums)
+        K.block_grid(u, row // 2, GRID_ROWS // 2, GRID_STEP, sums)
         ratio = max(ratio, _grid_ratio(sums))
         lo, hi = CODEC_GRID
         c = min(max((ratio - lo) / (hi - lo), 0.0), 1.0)
-        self._codec = c if n == 0 else self._codec + 0.5 * (c - self._codec)
-        if self._codec < CODEC_OFF:  # the flat-patch rules are off only at exactly 0
-            self._codec = 0.0
+        level = c if n == 0 else last + 0.5 * (c - last)
+        return 0.0 if level < CODEC_OFF else level  # the flat-patch rules: off only at 0
+
+    def _linear_ramps(
+        self, lin: np.ndarray, a_lo: np.ndarray, cat: np.ndarray, clean: bool
+    ) -> np.ndarray:
+        """Clean footage (no block codec): marks and unclips the samples on wide linear
+        ramps (``K.linear_ramps``); returns the uint8 mark plane (all 0 on codec streams,
+        whose ramps are the codec's blur of sharp edges and keep the steepening)."""
+        ramp = self._buf("ramp", lin.shape, np.uint8)
+        if not clean:
+            ramp.fill(0)
+            return ramp
+        lo, hi = self._clip_points()
+        f32 = np.float32
+        rp = K.Ramp(
+            f32(RAMP_EPS),
+            f32(RAMP_CURVE),
+            f32(RAMP_RISE),
+            f32(lo),
+            f32(hi - lo),
+            f32(RAMP_STEP_TOL),
+            RAMP_REACH,
+            f32(RAMP_SHARE),
+        )
+        K.linear_ramps(lin, a_lo, cat, ramp, rp)
+        return ramp
 
     def _clip(self) -> K.Clip:
         """Raw key -> alpha: linear from the black clip point to the white."""
@@ -591,10 +664,12 @@ class ChromaKeyer(RgbKeyerMethods):
         sample_rgb: Callable[[], np.ndarray],
         temporal: K.Temporal,
         weak: float,
+        clean: bool,
     ) -> tuple[K.Matte, np.ndarray, np.ndarray]:
         """The key at chroma resolution: updates the plates, returns (matte, alpha, cat).
 
-        ``frame`` holds U, V (and Y at ``ystep`` x the chroma position) of the picture.
+        ``frame`` holds U, V (and Y at ``ystep`` x the chroma position) of the picture;
+        ``clean``: no block codec was seen in it (the foreground plate's flat rule).
         Lone edge samples are left to the caller (``K.despeckle`` or ``K.solid_edges``).
         """
         p = self._params
@@ -632,7 +707,10 @@ class ChromaKeyer(RgbKeyerMethods):
             thr = max(FG_RADIUS * kn, 2.0 * self._noise_floor(fg)[1])
             codec = self._codec > 0.0  # the flat-patch rules: block-codec streams only
             flat_thr = FLAT_RADIUS * kn if codec else 0.0
-            fg.update(frame.u, frame.v, su, sv, thr, self._step, flat_thr, FLAT_TOL * kn)
+            solid_flat = FG_FLAT * kn if clean else -1.0
+            fg.update(
+                frame.u, frame.v, su, sv, thr, self._step, flat_thr, FLAT_TOL * kn, solid_flat
+            )
         self._sigma, noise = self._noise_floor(fg)
         fu, fv = fg.fu, fg.fv
         matte = K.Matte(
@@ -688,10 +766,15 @@ class ChromaKeyer(RgbKeyerMethods):
                 f32(0.0), f32(1.0), self._buf("no_prev", (1, 1), np.float32), False
             )
             # a strand one pixel wide pulls its 2x2 mean below the floor: look closer there
+            level = self._grid_level(frame, half.u, self._codec_rgb)
+            if level is not None:
+                self._codec_rgb = level
+            clean = self._codec_rgb == 0.0
             matte, a_lo, cat = self._lowres(
-                half, 1, (w, h), lambda: frame[::8, ::8], no_temporal, WEAK_RGB
+                half, 1, (w, h), lambda: frame[::8, ::8], no_temporal, WEAK_RGB, clean
             )
             K.despeckle(cat, a_lo)
+            ramp = self._linear_ramps(matte.lin, a_lo, cat, clean)
             blk = self._buf("blk", (ch, cw), np.uint8)
             K.dilate_same(cat, self._buf("tmp", (ch, cw), np.uint8), blk)
             _, prim, _q = self._key()
@@ -709,6 +792,7 @@ class ChromaKeyer(RgbKeyerMethods):
                 frame.reshape(h, 3 * w),
                 (bg if bg is not None else out).reshape(h, 3 * w),
                 blk,
+                K.RgbRamp(ramp, f32(RAMP_SHARE)),
                 matte._replace(k2=np.float32(max(2.0 * NOISE_CLIP * self._sigma, NOISE_MIN) ** 2)),
                 K.RgbPlate(*self._clean_plate().get("r", "g", "b")),
                 K.Primary(*(f32(prim == c) for c in range(3))),
@@ -770,7 +854,8 @@ class ChromaKeyer(RgbKeyerMethods):
             prev, have_prev = self._prev_buf("i420", (ch, cw), np.float32)
             self._codec_update(frame)
             temporal = K.Temporal(f32(p.temporal), f32(1.0 / p.temporal_threshold), prev, have_prev)
-            matte, a_lo, cat = self._lowres(planes, 2, (w, h), sample, temporal, 1.0)
+            no_codec = self._codec == 0.0
+            matte, a_lo, cat = self._lowres(planes, 2, (w, h), sample, temporal, 1.0, no_codec)
             _, prim, q = self._key()
             axis = K.KeyAxis(*self._uv_coeffs(prim, q))
             tmp = self._buf("tmp", (ch, cw), np.uint8)
@@ -789,6 +874,7 @@ class ChromaKeyer(RgbKeyerMethods):
             self._ylo_turn = 1 - turn
             (sy,) = self._clean_plate().get("y")
             lo, hi = self._clip_points()
+            self._linear_ramps(matte.lin, a_lo, cat, no_codec)
             se = K.SolidEdge(lo, hi, EDGE_LEVEL, SOLID_CONTRAST, SOLID_SHARE, SOLID_MIN_ALPHA)
             cols = self._buf("se_cols", (2, cw + 1), np.int32)
             # despeckles too

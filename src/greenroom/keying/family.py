@@ -581,24 +581,26 @@ def mix_chart(
     Every ramp pixel is exactly ``a F + (1 - a) S``: a matte grounded in the compositing
     equation returns ``a`` there.
     """
-    need = 8 + sum(2 * r + 24 + 12 for r in ramps)
+    need = 9 + 7 * len(colours) + sum(2 * r + 24 + 12 for r in ramps)
     if width < need or height < 16 * (len(colours) + 1):
         raise ValueError(
             f"{width}x{height} is too small for {len(colours)} bands of ramps {ramps} "
             f"(needs {need} px wide)"
         )
-    profile = np.zeros(width, np.float32)
-    x = 8
-    for r in ramps:
-        up = (np.arange(r, dtype=np.float32) + 0.5) / r
-        profile[x : x + r] = up
-        profile[x + r : x + r + 24] = 1.0
-        profile[x + r + 24 : x + 2 * r + 24] = up[::-1]
-        x += 2 * r + 24 + 12
     alpha = np.zeros((height, width), np.float32)
     fg = np.zeros((height, width, 3), np.float32)
     band = height // (len(colours) + 1)
     for k, col in enumerate(colours):
+        # each band starts 7 px further right, so the bands' edges do not all fall on one
+        # column grid (which a block codec's test would read as its blocks)
+        profile = np.zeros(width, np.float32)
+        x = 9 + 7 * k
+        for r in ramps:
+            up = (np.arange(r, dtype=np.float32) + 0.5) / r
+            profile[x : x + r] = up
+            profile[x + r : x + r + 24] = 1.0
+            profile[x + r + 24 : x + 2 * r + 24] = up[::-1]
+            x += 2 * r + 24 + 12
         y0 = band // 2 + k * band + band // 4
         y1 = y0 + band // 2
         alpha[y0:y1] = profile
