@@ -765,11 +765,11 @@ class ChromaKeyer(RgbKeyerMethods):
             no_temporal = K.Temporal(
                 f32(0.0), f32(1.0), self._buf("no_prev", (1, 1), np.float32), False
             )
-            # a strand one pixel wide pulls its 2x2 mean below the floor: look closer there
             level = self._grid_level(frame, half.u, self._codec_rgb)
             if level is not None:
                 self._codec_rgb = level
             clean = self._codec_rgb == 0.0
+            # a strand one pixel wide pulls its 2x2 mean below the floor: look closer there
             matte, a_lo, cat = self._lowres(
                 half, 1, (w, h), lambda: frame[::8, ::8], no_temporal, WEAK_RGB, clean
             )
