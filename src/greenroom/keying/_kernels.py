@@ -940,8 +940,8 @@ def fg_grid(sums, r, tmp, gu, gv, fill, have):
                 n = 0.0
                 s0 = 0.0
                 s1 = 0.0
-                for ii in (i0, i, i1):
-                    for jj in (j0, j, j1):
+                for ii in range(i0, i1 + 1):
+                    for jj in range(j0, j1 + 1):
                         n += tmp[ii, jj, 2]
                         s0 += tmp[ii, jj, 0]
                         s1 += tmp[ii, jj, 1]
