@@ -255,6 +255,15 @@ def _block_rgb(rgb, i0, i1, j0, j1):
     return r, g, b
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _luma(rgb, i, j):
+    """BT.601 limited-range luma of pixel (i, j) of an (H, W, 3) uint8 RGB frame (int32)."""
+    r = np.int32(rgb[i, j, 0])
+    g = np.int32(rgb[i, j, 1])
+    b = np.int32(rgb[i, j, 2])
+    return ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+
+
 @njit(cache=True, nogil=True)
 def rgb_to_i420(rgb, y, u, v):
     """BT.601 limited range; chroma from the mean RGB of each 2x2 block."""
@@ -262,10 +271,7 @@ def rgb_to_i420(rgb, y, u, v):
     ch, cw = u.shape
     for i in range(h):
         for j in range(w):
-            r = np.int32(rgb[i, j, 0])
-            g = np.int32(rgb[i, j, 1])
-            b = np.int32(rgb[i, j, 2])
-            y[i, j] = np.uint8(((66 * r + 129 * g + 25 * b + 128) >> 8) + 16)
+            y[i, j] = np.uint8(_luma(rgb, i, j))
     for ci in range(ch):
         i0 = 2 * ci
         i1 = min(i0 + 1, h - 1)
@@ -674,7 +680,7 @@ def _reaches_screen(lin, i, j, di, dj, slope, rp):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _mark_up(lin, ramp, i, j, di, dj, slope, rp, mark):
+def _mark_up(lin, ramp, i, j, di, dj, slope, rp):
     """Marks the samples from (i, j) on by (di, dj) (up the ramp) while they stay partial
     and keep rising by ``slope`` (within ``rp.step_tol``): a ramp's top, keyed solid by
     the clip, is no centre of its own."""
@@ -690,28 +696,8 @@ def _mark_up(lin, ramp, i, j, di, dj, slope, rp, mark):
         cur = lin[i, j]
         if cur >= hi or abs(cur - prev - slope) > tol:
             return
-        ramp[i, j] |= mark
+        ramp[i, j] = 1
         prev = cur
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _ramp_runs(lin, i, j, eps, hi, curve, rise_min):
-    """Bit 1 when sample (i, j) and its row neighbours form an even partial run (see
-    ``Ramp``), bit 2 when it and its column neighbours do; 0 for a sample that is not
-    partial itself."""
-    c = lin[i, j]
-    if c >= hi or c <= eps:
-        return 0
-    out = 0
-    a = lin[i, j - 1]
-    b = lin[i, j + 1]
-    if _linear_run(a, c, b, eps, curve, rise_min):
-        out |= 1
-    a = lin[i - 1, j]
-    b = lin[i + 1, j]
-    if _linear_run(a, c, b, eps, curve, rise_min):
-        out |= 2
-    return out
 
 
 @njit(cache=True, nogil=True)
@@ -735,36 +721,27 @@ def linear_ramps(lin, alpha, cat, ramp, rp):
     # centres are edge samples (``cat`` 2, found 8 at a time); a sample keyed solid by the
     # clip is no centre, but is marked as a ramp's top by ``_mark_up``
     ramp[:] = 0
-    marked = np.zeros(ch, np.bool_)
+    found = False
     for i in range(1, ch - 1):
         j = _next_edge(cat, i, 1)
         while j < cw - 1:
-            runs = _ramp_runs(lin, i, j, eps, hi, curve, rise_min)
-            if runs & 1:
-                a = lin[i, j - 1]
-                b = lin[i, j + 1]
-                down = -1 if b > a else 1
-                slope = np.float32(0.5) * abs(b - a)
-                if _reaches_screen(lin, i, j, 0, down, slope, rp):
-                    ramp[i, j] = 1
-                    _mark_up(lin, ramp, i, j, 0, -down, slope, rp, np.uint8(1))
-                    marked[i] = True
-            if runs & 2:
-                u = lin[i - 1, j]
-                d = lin[i + 1, j]
-                down = -1 if d > u else 1
-                slope = np.float32(0.5) * abs(d - u)
-                if _reaches_screen(lin, i, j, down, 0, slope, rp):
-                    ramp[i, j] = 1
-                    _mark_up(lin, ramp, i, j, -down, 0, slope, rp, np.uint8(1))
-                    marked[i] = True
-                    for k in range(1, rp.reach + 1):  # the top may lie on other rows
-                        marked[max(i - k, 0)] = True
-                        marked[min(i + k, ch - 1)] = True
+            c = lin[i, j]
+            if eps < c < hi:
+                for di, dj in ((0, 1), (1, 0)):  # along the row, then the column
+                    a = lin[i - di, j - dj]
+                    b = lin[i + di, j + dj]
+                    if not _linear_run(a, c, b, eps, curve, rise_min):
+                        continue
+                    down = -1 if b > a else 1
+                    slope = np.float32(0.5) * abs(b - a)
+                    if _reaches_screen(lin, i, j, down * di, down * dj, slope, rp):
+                        ramp[i, j] = 1
+                        _mark_up(lin, ramp, i, j, -down * di, -down * dj, slope, rp)
+                        found = True
             j = _next_edge(cat, i, j + 1)
+    if not found:
+        return
     for i in range(ch):
-        if not marked[i]:
-            continue
         j = _run_end(ramp, i, 0, 0)
         while j < cw:
             a = lin[i, j]
@@ -921,7 +898,7 @@ def fg_grid(sums, r, tmp, gu, gv, fill, have):
             gv[i, j] = s1 / s2 if ok else 0.0
             have[i, j] = 1 if ok else 0
     for _ in range(fill):
-        # 3x3 sums of the filled cells' plate (rows, then columns), branch-free
+        # the filled cells' plate and a count of them (0 elsewhere), summed over each 3x3
         for i in range(gh):
             for j in range(gw):
                 m = np.float64(have[i, j] != 0)
@@ -930,21 +907,18 @@ def fg_grid(sums, r, tmp, gu, gv, fill, have):
                 tmp[i, j, 2] = m
         grown = False
         for i in range(gh):
-            i0 = max(i - 1, 0)
-            i1 = min(i + 1, gh - 1)
             for j in range(gw):
                 if have[i, j] != 0:
                     continue
-                j0 = max(j - 1, 0)
-                j1 = min(j + 1, gw - 1)
                 n = 0.0
                 s0 = 0.0
                 s1 = 0.0
-                for ii in range(i0, i1 + 1):
-                    for jj in range(j0, j1 + 1):
-                        n += tmp[ii, jj, 2]
-                        s0 += tmp[ii, jj, 0]
-                        s1 += tmp[ii, jj, 1]
+                for ii in (i - 1, i, i + 1):  # unrolled; outside the grid counts nothing
+                    for jj in (j - 1, j, j + 1):
+                        if 0 <= ii < gh and 0 <= jj < gw:
+                            n += tmp[ii, jj, 2]
+                            s0 += tmp[ii, jj, 0]
+                            s1 += tmp[ii, jj, 1]
                 if n > 0.0:
                     gu[i, j] = s0 / n
                     gv[i, j] = s1 / n
@@ -1446,39 +1420,19 @@ def block_grid(plane, row0, rowstep, lim, sums):
     rowstep``, ...; differences of ``lim`` or more (edges, texture) are left out.
     ``sums[k]`` adds the differences at phase k and ``sums[8 + k]`` counts them. A block
     codec (VP8, H.264, 4x4 and 8x8 transforms, 16x16 macroblocks) leaves its flat areas
-    with steps on the block grid; sensor noise and clean renders have none."""
-    h, w = plane.shape
+    with steps on the block grid; sensor noise and clean renders have none. An (H, W, 3)
+    RGB frame is read by its luma (the RGB path's reading of a decoder's grid)."""
+    h, w = plane.shape[0], plane.shape[1]
     for i in range(row0, h, rowstep):
-        prev = np.int32(plane[i, 0])
+        prev = _luma(plane, i, 0) if plane.ndim == 3 else np.int32(plane[i, 0])
         for j in range(1, w):
-            cur = np.int32(plane[i, j])
+            cur = _luma(plane, i, j) if plane.ndim == 3 else np.int32(plane[i, j])
             d = abs(cur - prev)
             prev = cur
             if d < lim:
                 k = j & 7
                 sums[k] += d
                 sums[8 + k] += 1.0
-
-
-@njit(cache=True, nogil=True)
-def block_grid_rgb(rgb, row0, rowstep, lim, sums):
-    """``block_grid`` on the BT.601 luma of an (H, W, 3) uint8 RGB frame's rows ``row0``,
-    ``row0 + rowstep``, ...: the RGB path's reading of a decoder's block grid."""
-    h, w = rgb.shape[0], rgb.shape[1]
-    for i in range(row0, h, rowstep):
-        prev = np.int32(0)
-        for j in range(w):
-            r = np.int32(rgb[i, j, 0])
-            g = np.int32(rgb[i, j, 1])
-            b = np.int32(rgb[i, j, 2])
-            cur = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
-            if j > 0:
-                d = abs(cur - prev)
-                if d < lim:
-                    k = j & 7
-                    sums[k] += d
-                    sums[8 + k] += 1.0
-            prev = cur
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -599,10 +599,7 @@ class ChromaKeyer(RgbKeyerMethods):
             return None
         row = n % GRID_ROWS
         sums = np.zeros(16)
-        if y.ndim == 3:
-            K.block_grid_rgb(y, row, GRID_ROWS, GRID_STEP, sums)
-        else:
-            K.block_grid(y, row, GRID_ROWS, GRID_STEP, sums)
+        K.block_grid(y, row, GRID_ROWS, GRID_STEP, sums)
         ratio = _grid_ratio(sums)
         sums.fill(0.0)
         K.block_grid(u, row // 2, GRID_ROWS // 2, GRID_STEP, sums)
