@@ -680,7 +680,26 @@ def _reaches_screen(lin, i, j, di, dj, slope, rp):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _mark_up(lin, ramp, i, j, di, dj, slope, rp):
+def _mark(ramp, marks, i, j):
+    """Sets ``ramp`` at (i, j) and lists it in ``marks`` (count in ``marks[0]``)."""
+    if ramp[i, j] == 0:
+        ramp[i, j] = 1
+        n = marks[0] + 1
+        marks[n] = i * ramp.shape[1] + j
+        marks[0] = n
+
+
+@njit(cache=True, nogil=True)
+def unmark(ramp, marks):
+    """Clears the samples ``marks`` lists from ``ramp`` (all 0 after) and empties it."""
+    cw = ramp.shape[1]
+    for k in range(1, marks[0] + 1):
+        ramp[marks[k] // cw, marks[k] % cw] = 0
+    marks[0] = 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mark_up(lin, ramp, marks, i, j, di, dj, slope, rp):
     """Marks the samples from (i, j) on by (di, dj) (up the ramp) while they stay partial
     and keep rising by ``slope`` (within ``rp.step_tol``): a ramp's top, keyed solid by
     the clip, is no centre of its own."""
@@ -696,12 +715,12 @@ def _mark_up(lin, ramp, i, j, di, dj, slope, rp):
         cur = lin[i, j]
         if cur >= hi or abs(cur - prev - slope) > tol:
             return
-        ramp[i, j] = 1
+        _mark(ramp, marks, i, j)
         prev = cur
 
 
 @njit(cache=True, nogil=True)
-def linear_ramps(lin, alpha, cat, ramp, rp):
+def linear_ramps(lin, alpha, cat, ramp, marks, rp):
     """Clean footage: samples on a wide, even ramp into the screen keep most of their
     linear alpha.
 
@@ -714,14 +733,14 @@ def linear_ramps(lin, alpha, cat, ramp, rp):
     jump instead), is marked with the even run above it (``_mark_up``: the ramp's top,
     which the clip keyed solid). Marked samples get ``alpha`` = ``lin`` moved ``rp.share``
     of the way to lo + span x ``lin`` (which the clip maps back to ``lin``), ``cat`` 2 and
-    ``ramp`` 1 (uint8, for the RGB path's per-pixel key); ``ramp`` is cleared first."""
+    ``ramp`` 1 (uint8, for the RGB path's per-pixel key, all 0 elsewhere). ``marks``
+    (int32, 1 + the plane's size) lists them, so the next call clears only those."""
     eps, curve, rise_min, lo, span, _tol, _reach, share = rp
     ch, cw = lin.shape
     hi = np.float32(1.0) - eps
+    unmark(ramp, marks)
     # centres are edge samples (``cat`` 2, found 8 at a time); a sample keyed solid by the
     # clip is no centre, but is marked as a ramp's top by ``_mark_up``
-    ramp[:] = 0
-    found = False
     for i in range(1, ch - 1):
         j = _next_edge(cat, i, 1)
         while j < cw - 1:
@@ -735,19 +754,15 @@ def linear_ramps(lin, alpha, cat, ramp, rp):
                     down = -1 if b > a else 1
                     slope = np.float32(0.5) * abs(b - a)
                     if _reaches_screen(lin, i, j, down * di, down * dj, slope, rp):
-                        ramp[i, j] = 1
-                        _mark_up(lin, ramp, i, j, -down * di, -down * dj, slope, rp)
-                        found = True
+                        _mark(ramp, marks, i, j)
+                        _mark_up(lin, ramp, marks, i, j, -down * di, -down * dj, slope, rp)
             j = _next_edge(cat, i, j + 1)
-    if not found:
-        return
-    for i in range(ch):
-        j = _run_end(ramp, i, 0, 0)
-        while j < cw:
-            a = lin[i, j]
-            alpha[i, j] = a + share * (lo + span * a - a)
-            cat[i, j] = 2
-            j = _run_end(ramp, i, j + 1, 0)
+    for k in range(1, marks[0] + 1):
+        i = marks[k] // cw
+        j = marks[k] % cw
+        a = lin[i, j]
+        alpha[i, j] = a + share * (lo + span * a - a)
+        cat[i, j] = 2
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -865,67 +880,99 @@ def fg_accumulate_flat(u, v, su_p, sv_p, thr2, flat2, cell, step, need, sums):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def fg_grid(sums, r, tmp, gu, gv, fill, have):
-    """Foreground chroma per cell: the weighted mean over (2r+1)^2 cells (a normalised box
-    filter, which also reaches into cells without samples). Cells with none near take the
-    mean of their filled neighbours (3x3), growing ``fill`` cells out, so a finger or a
-    wisp away from the body is solved against the avatar's colour beside it; grey (0, 0)
-    beyond. ``have`` (uint8, (gh, gw)) is scratch."""
+def fg_grid(sums, r, tmp, plate, fill, have):
+    """Foreground chroma per cell into ``plate`` (gh, gw, 2): the weighted mean over
+    (2r+1)^2 cells (a normalised box filter, which also reaches into cells without
+    samples). Cells with none near take the mean of their filled neighbours (3x3), growing
+    ``fill`` cells out (``grow``), so a finger or a wisp away from the body is solved
+    against the avatar's colour beside it; grey (0, 0) beyond. ``have`` (uint8, (gh, gw))
+    is scratch."""
     gh, gw = sums.shape[0], sums.shape[1]
+    # the sums are whole numbers (chroma levels, counts), so any order of adding is exact:
+    # each pass adds whole shifted rows (rows of U, V, count triples), which vectorises
+    n = 3 * gw
+    s = sums.reshape(gh, n)
+    t = tmp.reshape(gh, n)
     for i in range(gh):
-        for j in range(gw):
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            for jj in range(max(j - r, 0), min(j + r + 1, gw)):
-                s0 += sums[i, jj, 0]
-                s1 += sums[i, jj, 1]
-                s2 += sums[i, jj, 2]
-            tmp[i, j, 0] = s0
-            tmp[i, j, 1] = s1
-            tmp[i, j, 2] = s2
+        for k in range(n):
+            t[i, k] = s[i, k]
+        for d in range(1, r + 1):
+            for k in range(n - 3 * d):
+                t[i, k] += s[i, k + 3 * d]
+            for k in range(3 * d, n):
+                t[i, k] += s[i, k - 3 * d]
+    acc = np.empty(n)
     for i in range(gh):
+        acc[:] = 0.0
+        for ii in range(max(i - r, 0), min(i + r + 1, gh)):
+            for k in range(n):
+                acc[k] += t[ii, k]
         for j in range(gw):
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            for ii in range(max(i - r, 0), min(i + r + 1, gh)):
-                s0 += tmp[ii, j, 0]
-                s1 += tmp[ii, j, 1]
-                s2 += tmp[ii, j, 2]
+            s2 = acc[3 * j + 2]
             ok = s2 > 0.0
-            gu[i, j] = s0 / s2 if ok else 0.0
-            gv[i, j] = s1 / s2 if ok else 0.0
+            plate[i, j, 0] = acc[3 * j] / s2 if ok else 0.0
+            plate[i, j, 1] = acc[3 * j + 1] / s2 if ok else 0.0
             have[i, j] = 1 if ok else 0
-    for _ in range(fill):
-        # the filled cells' plate and a count of them (0 elsewhere), summed over each 3x3
-        for i in range(gh):
-            for j in range(gw):
-                m = np.float64(have[i, j] != 0)
-                tmp[i, j, 0] = m * gu[i, j]
-                tmp[i, j, 1] = m * gv[i, j]
-                tmp[i, j, 2] = m
-        grown = False
-        for i in range(gh):
-            for j in range(gw):
-                if have[i, j] != 0:
-                    continue
+    grow(plate, have, 8, fill)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _neighbour(i, j, k, conn):
+    """The k-th neighbour of cell (i, j): of 4 (up, down, left, right) or of 8 (row by
+    row, the centre skipped)."""
+    if conn == 4:
+        return (i + 2 * k - 1, j) if k < 2 else (i, j + 2 * k - 5)
+    kk = k + 1 if k >= 4 else k
+    return i + kk // 3 - 1, j + kk % 3 - 1
+
+
+@njit(cache=True, nogil=True)
+def grow(grid, have, conn, passes):
+    """Fill the cells of ``grid`` (gh, gw, C) whose ``have`` is 0, outwards: each pass,
+    every empty cell beside a filled one (``conn`` 4 or 8 neighbours) takes the mean of its
+    filled neighbours and counts as filled from the next pass on; at most ``passes``
+    passes (-1: until none is left). ``have`` (uint8) ends 1 in the cells filled here.
+
+    Only the frontier is visited: a cell filled in pass k can first help in pass k + 1, so
+    each pass looks at the empty neighbours of the last pass's cells, not at the whole
+    grid. Neighbours are summed in the order a sweep over the grid would sum them."""
+    gh, gw, nch = grid.shape
+    front = np.empty(gh * gw, np.int32)
+    cand = np.empty(gh * gw, np.int32)
+    nf = 0
+    for i in range(gh):
+        for j in range(gw):
+            if have[i, j] != 0:
+                front[nf] = i * gw + j
+                nf += 1
+    done = 0
+    while nf > 0 and done != passes:
+        done += 1
+        nc = 0
+        for f in range(nf):
+            i, j = divmod(front[f], gw)
+            for k in range(conn):
+                ii, jj = _neighbour(i, j, k, conn)
+                if 0 <= ii < gh and 0 <= jj < gw and have[ii, jj] == 0:
+                    have[ii, jj] = 2  # queued: still empty to its neighbours this pass
+                    cand[nc] = ii * gw + jj
+                    nc += 1
+        for c in range(nc):
+            i, j = divmod(cand[c], gw)
+            for ch in range(nch):
                 n = 0.0
-                s0 = 0.0
-                s1 = 0.0
-                for ii in (i - 1, i, i + 1):  # unrolled; outside the grid counts nothing
-                    for jj in (j - 1, j, j + 1):
-                        if 0 <= ii < gh and 0 <= jj < gw:
-                            n += tmp[ii, jj, 2]
-                            s0 += tmp[ii, jj, 0]
-                            s1 += tmp[ii, jj, 1]
-                if n > 0.0:
-                    gu[i, j] = s0 / n
-                    gv[i, j] = s1 / n
-                    have[i, j] = 2
-                    grown = True
-        if not grown:
-            break
+                acc = 0.0
+                for k in range(conn):
+                    ii, jj = _neighbour(i, j, k, conn)
+                    if 0 <= ii < gh and 0 <= jj < gw and have[ii, jj] == 1:
+                        n += 1.0
+                        acc += grid[ii, jj, ch]
+                grid[i, j, ch] = acc / n
+        for c in range(nc):
+            i, j = divmod(cand[c], gw)
+            have[i, j] = 1
+        front, cand = cand, front
+        nf = nc
 
 
 @njit(cache=True, nogil=True)
@@ -1845,51 +1892,20 @@ def plate_means(sums, rgb_from_uv, grid, valid):
 
 @njit(cache=True, nogil=True)
 def plate_fill(grid, valid, fallback):
-    """Fill cells without samples from their neighbours, growing outwards.
+    """Fill cells without samples from their neighbours (4), growing outwards.
 
     grid (gh, gw, 3) float64 in place; valid (gh, gw) uint8 in place; fallback (3,) is
     used when no cell has samples.
     """
     gh, gw = valid.shape
-    any_valid = False
-    for i in range(gh):
-        for j in range(gw):
-            if valid[i, j]:
-                any_valid = True
-    if not any_valid:
+    if not valid.any():
         for i in range(gh):
             for j in range(gw):
                 for c in range(3):
                     grid[i, j, c] = fallback[c]
                 valid[i, j] = 1
         return
-    changed = True
-    while changed:
-        changed = False
-        for i in range(gh):
-            for j in range(gw):
-                if valid[i, j] == 1:
-                    continue
-                n = 0
-                acc0 = 0.0
-                acc1 = 0.0
-                acc2 = 0.0
-                for ii, jj in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)):
-                    if 0 <= ii < gh and 0 <= jj < gw and valid[ii, jj] == 1:
-                        n += 1
-                        acc0 += grid[ii, jj, 0]
-                        acc1 += grid[ii, jj, 1]
-                        acc2 += grid[ii, jj, 2]
-                if n > 0:
-                    grid[i, j, 0] = acc0 / n
-                    grid[i, j, 1] = acc1 / n
-                    grid[i, j, 2] = acc2 / n
-                    valid[i, j] = 2  # filled in this sweep
-                    changed = True
-        for i in range(gh):
-            for j in range(gw):
-                if valid[i, j] == 2:
-                    valid[i, j] = 1
+    grow(grid, valid, 4, -1)
 
 
 # --------------------------------------------------------------------------- segmentation

@@ -356,8 +356,7 @@ class _FgPlate:
         self.gw = -(-cw // K.FG_CELL)
         self.sums = np.zeros((self.gh, self.gw, 3))
         self.tmp = np.empty((self.gh, self.gw, 3))
-        self.gu = np.empty((self.gh, self.gw), np.float32)
-        self.gv = np.empty((self.gh, self.gw), np.float32)
+        self.grid = np.empty((self.gh, self.gw, 2), np.float32)  # U, V per cell
         self.fu = np.empty((ch, cw), np.float32)
         self.fv = np.empty((ch, cw), np.float32)
         self.rtmp = np.empty((self.gh, cw), np.float32)
@@ -397,9 +396,9 @@ class _FgPlate:
                 self.noise = noise
             else:
                 self.noise += 0.2 * (noise - self.noise)
-        K.fg_grid(self.sums, FG_REACH, self.tmp, self.gu, self.gv, FG_FILL, self.have)
-        K.resize_bilinear(self.gu, self.fu, self.rtmp)
-        K.resize_bilinear(self.gv, self.fv, self.rtmp)
+        K.fg_grid(self.sums, FG_REACH, self.tmp, self.grid, FG_FILL, self.have)
+        K.resize_bilinear(self.grid[..., 0], self.fu, self.rtmp)
+        K.resize_bilinear(self.grid[..., 1], self.fv, self.rtmp)
         return self.fu, self.fv
 
     def _second_look(
@@ -615,9 +614,9 @@ class ChromaKeyer(RgbKeyerMethods):
         """Clean footage (no block codec): marks and unclips the samples on wide linear
         ramps (``K.linear_ramps``); returns the uint8 mark plane (all 0 on codec streams,
         whose ramps are the codec's blur of sharp edges and keep the steepening)."""
-        ramp = self._buf("ramp", lin.shape, np.uint8)
+        ramp, marks = self._ramp_planes(lin.shape)
         if not clean:
-            ramp.fill(0)
+            K.unmark(ramp, marks)
             return ramp
         lo, hi = self._clip_points()
         f32 = np.float32
@@ -631,8 +630,16 @@ class ChromaKeyer(RgbKeyerMethods):
             RAMP_REACH,
             f32(RAMP_SHARE),
         )
-        K.linear_ramps(lin, a_lo, cat, ramp, rp)
+        K.linear_ramps(lin, a_lo, cat, ramp, marks, rp)
         return ramp
+
+    def _ramp_planes(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """``linear_ramps``' mark plane (uint8, all 0 but the marks) and its list of marks."""
+        ramp = self._bufs.get("ramp")
+        if ramp is None or ramp.shape != shape:
+            ramp = self._bufs["ramp"] = np.zeros(shape, np.uint8)
+            self._bufs["marks"] = np.zeros(shape[0] * shape[1] + 1, np.int32)
+        return ramp, self._bufs["marks"]
 
     def _clip(self) -> K.Clip:
         """Raw key -> alpha: linear from the black clip point to the white."""
