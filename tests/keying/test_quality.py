@@ -129,13 +129,7 @@ def test_near_key_shirt_stays_solid(shirt, path):
 @pytest.mark.parametrize(
     ("screen", "path"),
     [
-        pytest.param(
-            "chroma-green",
-            "rgb",
-            marks=pytest.mark.xfail(
-                strict=False, reason="issue 12: faint hair (true alpha 0.05-0.2) is cut to 0"
-            ),
-        ),
+        ("chroma-green", "rgb"),
         ("chroma-green", "i420"),
         ("blue-screen", "rgb"),
         ("blue-screen", "i420"),
