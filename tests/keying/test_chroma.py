@@ -229,8 +229,10 @@ def test_a_screen_column_that_drifted_off_the_key_stays_screen(monkeypatch):
     frame = _drifting_screen()
     k = ChromaKeyer(key_color=(0, 177, 64))
     alpha = k.matte_i420(frame)
-    # the one chroma sample at the column's step keeps its small alpha (~0.05) unspread
-    assert alpha[:, :16].mean() < 2.5, f"border column mean alpha {alpha[:, :16].mean():.1f}"
+    # the column's step keeps a small alpha (at most 0.1, over a few pixels: this screen has
+    # no noise, so the clean-footage floor of 2 chroma levels is what keys it)
+    assert alpha[:, :16].max() <= 26, f"border column alpha up to {alpha[:, :16].max()}"
+    assert alpha[:, :16].mean() < 4.0, f"border column mean alpha {alpha[:, :16].mean():.1f}"
     assert alpha[60:120, 130:190].min() == 255  # the avatar stays solid
     # without the second look the column is keyed as part avatar (the test can fail)
     monkeypatch.setattr("greenroom.keying.chroma.PLATE_GROW", 0.0)

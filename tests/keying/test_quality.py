@@ -126,23 +126,8 @@ def test_near_key_shirt_stays_solid(shirt, path):
     assert low <= 0.01, f"{low:.1%} of the {shirt} shirt is below alpha 0.95 ({clip.spec.name})"
 
 
-_I420_HAIR_SHORT = pytest.mark.xfail(
-    strict=False, reason="issue 12: the I420 path keeps 75-76 % of faint hair on these screens"
-)
-
-
-@pytest.mark.parametrize(
-    ("screen", "path"),
-    [(screen, "rgb") for screen in sorted(SCREENS)]
-    + [
-        pytest.param(
-            screen,
-            "i420",
-            marks=[_I420_HAIR_SHORT] if screen in {"dark-green", "digital-green"} else [],
-        )
-        for screen in sorted(SCREENS)
-    ],
-)
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("screen", sorted(SCREENS))
 def test_faint_hair_is_kept(screen, path):
     """Pixels of hair wisps away from the head (true alpha 0.05-0.2): 80 % keep alpha > 0, and
     on average at least half the true alpha survives."""

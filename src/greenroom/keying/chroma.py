@@ -47,6 +47,12 @@ _Y_W601 = np.array([0.299, 0.587, 0.114])
 #: deviations of the screen's chroma noise (at least NOISE_MIN chroma levels).
 NOISE_CLIP = 3.0
 NOISE_MIN = 3.0
+#: ... but from NOISE_CLIP_CLEAN (at least NOISE_MIN_CLEAN levels) on the I420 path on clean
+#: footage: there the 2x2 chroma key is the last word on faint detail (the guided model only
+#: spreads it by luma), and a hair strand one pixel wide pulls a 2x2 sample by a quarter of
+#: its own pull. (The RGB path keys such pixels on their own chroma, ``_run_rgb``.)
+NOISE_CLIP_CLEAN = 2.0
+NOISE_MIN_CLEAN = 2.0
 #: A sample is clean screen when its chroma lies within SCREEN_RADIUS x |key chroma| of
 #: the key's; it is solid foreground (for the foreground plate) beyond FG_RADIUS x, and
 #: the screen's noise is measured on the samples within FG_RADIUS x of the clean plate.
@@ -669,11 +675,13 @@ class ChromaKeyer(RgbKeyerMethods):
         temporal: K.Temporal,
         weak: float,
         clean: bool,
+        low_floor: bool = False,
     ) -> tuple[K.Matte, np.ndarray, np.ndarray]:
         """The key at chroma resolution: updates the plates, returns (matte, alpha, cat).
 
         ``frame`` holds U, V (and Y at ``ystep`` x the chroma position) of the picture;
-        ``clean``: no block codec was seen in it (the foreground plate's flat rule).
+        ``clean``: no block codec was seen in it (the foreground plate's flat rule);
+        ``low_floor``: alpha starts from the lower noise floor (``NOISE_CLIP_CLEAN``).
         Lone edge samples are left to the caller (``K.despeckle`` or ``K.solid_edges``).
         """
         p = self._params
@@ -716,6 +724,8 @@ class ChromaKeyer(RgbKeyerMethods):
                 frame.u, frame.v, su, sv, thr, self._step, flat_thr, FLAT_TOL * kn, solid_flat
             )
         self._sigma, noise = self._noise_floor(fg)
+        if low_floor:
+            noise = max(NOISE_CLIP_CLEAN * self._sigma, NOISE_MIN_CLEAN)
         fu, fv = fg.fu, fg.fv
         matte = K.Matte(
             su,
@@ -863,7 +873,9 @@ class ChromaKeyer(RgbKeyerMethods):
             self._codec_update(frame)
             temporal = K.Temporal(f32(p.temporal), f32(1.0 / p.temporal_threshold), prev, have_prev)
             no_codec = self._codec == 0.0
-            matte, a_lo, cat = self._lowres(planes, 2, (w, h), sample, temporal, 1.0, no_codec)
+            matte, a_lo, cat = self._lowres(
+                planes, 2, (w, h), sample, temporal, 1.0, no_codec, low_floor=no_codec
+            )
             _, prim, q = self._key()
             axis = K.KeyAxis(*self._uv_coeffs(prim, q))
             tmp = self._buf("tmp", (ch, cw), np.uint8)
