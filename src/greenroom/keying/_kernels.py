@@ -634,10 +634,10 @@ class Ramp(NamedTuple):
 
 
 class RgbRamp(NamedTuple):
-    """The RGB path's ``linear_ramps`` result: the uint8 marks at chroma resolution and
-    the share of the way from the clipped to the linear alpha (``Ramp.share``)."""
+    """The RGB path's ``linear_ramps`` result: its uint8 mark plane at chroma resolution
+    and the share of the way from the clipped to the linear alpha (``Ramp.share``)."""
 
-    marks: np.ndarray
+    plane: np.ndarray
     share: Real
 
 
@@ -928,10 +928,10 @@ def _neighbour(i, j, k, conn):
 
 @njit(cache=True, nogil=True)
 def grow(grid, have, conn, passes):
-    """Fill the cells of ``grid`` (gh, gw, C) whose ``have`` is 0, outwards: each pass,
-    every empty cell beside a filled one (``conn`` 4 or 8 neighbours) takes the mean of its
-    filled neighbours and counts as filled from the next pass on; at most ``passes``
-    passes (-1: until none is left). ``have`` (uint8) ends 1 in the cells filled here.
+    """Fill the cells of ``grid`` (gh, gw, C) whose ``have`` (uint8: 1 filled, 0 empty) is
+    0, outwards: each pass, every empty cell beside a filled one (``conn`` 4 or 8
+    neighbours) takes the mean of its filled neighbours and counts as filled (1) from the
+    next pass on; at most ``passes`` passes (-1: until none is left).
 
     Only the frontier is visited: a cell filled in pass k can first help in pass k + 1, so
     each pass looks at the empty neighbours of the last pass's cells, not at the whole
@@ -1769,7 +1769,7 @@ def chroma_rgb_rows(
                     a = one
                 a_lin = min(a, one)
                 a = np.float32(_clip(a, clip))
-                if ramp.marks[ci, cj] != 0:
+                if ramp.plane[ci, cj] != 0:
                     a += ramp.share * (a_lin - a)
                 if tk > 0.0:
                     if have_prev:
