@@ -45,11 +45,11 @@ def _error(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _tiles(spec: ClipSpec, cond: str, kbps: float, setting: tuple[float, float]):
+def _tiles(spec: ClipSpec, cond: str, kbps: float, setting: tuple[float, float], lead_in: str):
     from _family import _inputs, contrast
 
     clip = render_clip(spec)
-    rgb, i420 = _inputs(clip, cond, kbps)
+    rgb, i420 = _inputs(clip, cond, kbps, lead_in)
     k = ChromaKeyer(key_color=spec.screen)
     bg_rgb = np.empty_like(clip.frames[0])
     bg_rgb[:] = contrast(spec.screen)
@@ -112,12 +112,14 @@ def _crop_box(err: np.ndarray, cw: int, ch: int) -> tuple[int, int, int, int]:
     return int(x), int(y), int(x) + cw, int(y) + ch
 
 
-def write_sheets(out: Path, specs, per, best, conds, kbps: float, n: int) -> list[Path]:
+def write_sheets(
+    out: Path, specs, per, best, conds, kbps: float, n: int, lead_in: str = "past"
+) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for spec, cond in _worst(specs, per, conds, n):
         setting = GRID[best[cond][spec.family]]
-        tiles, err, frame = _tiles(spec, cond, kbps, setting)
+        tiles, err, frame = _tiles(spec, cond, kbps, setting, lead_in)
         r = per[cond][spec.name]
         title = (
             f"{spec.name}, {cond}: MAD e-3 Greenroom I420 {r['ours_i420']['mad'] * 1e3:.2f}, "

@@ -272,6 +272,13 @@ def main() -> None:
     ap.add_argument("--clip-frames", type=int, default=6, help="frames per family clip")
     ap.add_argument("--codecs", default="vp8,h264", help="round trips to score (default vp8,h264)")
     ap.add_argument(
+        "--lead-in",
+        choices=("past", "repeat"),
+        default="past",
+        help="what the codec encodes before each family clip: the clip's own past frames, as "
+        "in a running stream (default), or the clip itself (the clip then starts after a cut)",
+    )
+    ap.add_argument(
         "--kbps", type=float, default=2000.0, help="codec rate at 720p (scaled by area)"
     )
     ap.add_argument("--report", type=Path, help="family: write PNG sheets of the worst clips here")

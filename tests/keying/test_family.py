@@ -99,6 +99,31 @@ def test_codec_roundtrip_is_lossy_420_at_live_rates(codec):
     assert 0.3 < err < 8.0
 
 
+def test_a_clip_continues_from_its_past(fast_clip):
+    """Frames rendered from a negative start are the same scene earlier in time: the last of
+    them lead into the clip's first frame with the motion between any two frames."""
+    from dataclasses import replace
+
+    spec = fast_clip.spec
+    past = render_clip(replace(spec, frames=3), start=-2)
+    assert np.array_equal(past.alphas[2], fast_clip.alphas[0])
+    assert not np.array_equal(past.alphas[1], fast_clip.alphas[0])
+    step_in = np.abs(past.alphas[1] - fast_clip.alphas[0]).mean()
+    step_on = np.abs(fast_clip.alphas[0] - fast_clip.alphas[1]).mean()
+    assert 0.5 < step_in / step_on < 2.0
+
+
+def test_codec_lead_in_is_encoded_first_and_not_returned():
+    spec = family_specs(1, width=320, height=180, frames=3)[0]
+    clip, past = render_clip(spec), render_clip(spec, start=-3)
+    out = roundtrip(clip.frames, "vp8", lead_in=past.frames)
+    assert len(out) == 3
+    plain = roundtrip(clip.frames, "vp8", lead_in=[])  # the clip's first frame is a key frame
+    assert not np.array_equal(out[0][0], plain[0][0])
+    with pytest.raises(ValueError, match="lead_in"):
+        roundtrip(clip.frames, "vp8", lead_in=[np.zeros((16, 16, 3), np.uint8)])
+
+
 def test_codec_roundtrip_is_reproducible():
     clip = render_clip(family_specs(2, width=320, height=180, frames=3)[1])
     for codec in ("vp8", "h264"):

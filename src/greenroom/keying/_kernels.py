@@ -62,8 +62,9 @@ class Matte(NamedTuple):
     k2: Real
     min_n2: Real
     #: a pixel further than sqrt(solid2) from the screen and off the screen-foreground
-    #: line by more than sqrt(off2) x |S - F| is a different solid colour (a teal shirt
-    #: beside skin): alpha 1
+    #: line is taken for a different solid colour (a teal shirt or grey hair beside skin)
+    #: by a share that grows with the squared distance off the line, to all of it at
+    #: sqrt(off2) x |S - F| (``_off_line_share``)
     solid2: Real
     off2: Real
     #: written by ``key_lowres``: the solved mix before the clip (1 for other solid colours),
@@ -518,6 +519,7 @@ def key_lowres(u, v, matte, weak, full, temporal, out, cat):
     wk2 = np.float32(weak * weak)
     full32 = np.float32(full)
     su_p, sv_p, fu_p, fv_p, k2, mn2, solid2, off2, lin = matte
+    off_inv = one / off2
     tk, tinv, prev, have_prev = temporal
     for i in range(ch):
         for j in range(cw):  # branch-free, so it vectorises
@@ -531,9 +533,8 @@ def key_lowres(u, v, matte, weak, full, temporal, out, cat):
             num = eu * dx + ev * dy
             thr = k2 * n2
             a = num / n2 if (num > zero) & (num * num > thr) else zero
-            d2 = eu * eu + ev * ev
-            solid = (d2 > solid2) & ((d2 * n2 - num * num) > off2 * n2 * n2)
-            a = one if solid else min(a, one)
+            a = min(a, one)
+            a += _off_line_share(eu, ev, n2, num, solid2, off_inv) * (one - a)
             lin[i, j] = a
             out[i, j] = one if a >= full32 else a
             cat[i, j] = np.uint8((num > zero) & (num * num > wk2 * thr)) * np.uint8(2)
@@ -555,6 +556,23 @@ def key_lowres(u, v, matte, weak, full, temporal, out, cat):
             a = out[i, j]
             c = cat[i, j]
             cat[i, j] = 1 if a == one else (c if a == zero else 2)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _off_line_share(eu, ev, n2, num, solid2, off_inv):
+    """How surely a pixel is another solid colour than the local foreground plate's, 0-1.
+
+    (eu, ev) is its chroma's offset from the screen, ``n2`` the squared screen-to-plate
+    distance, ``num`` the offset's projection on that line times its length. 0 within
+    sqrt(``solid2``) of the screen; beyond, the squared distance off the line in units of
+    |S - F|, times ``off_inv``, up to 1. A mix of the screen and the plate's colour lies on
+    the line; grey hair beside skin on a green screen lies a quarter of |S - F| off it,
+    where the solved mix along the line would make it 0.6 opaque. A ramp, not a switch, so
+    that a colour near a threshold does not flicker between solid and mixed."""
+    d2 = eu * eu + ev * ev
+    r2 = (d2 * n2 - num * num) / (n2 * n2)
+    share = min(r2 * off_inv, np.float32(1.0))
+    return share if d2 > solid2 else np.float32(0.0)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -1687,6 +1705,7 @@ def chroma_rgb_rows(
     tk, tinv, prev, have_prev = temporal
     amount, luma_w = despill
     su_p, sv_p, fu_p, fv_p, k2, mn2, solid2, off2, lin = matte
+    off_inv = one / off2
     for i in range(r0, r1):
         ci = i >> 1
         j = 0
@@ -1764,9 +1783,10 @@ def chroma_rgb_rows(
                 ev = sv - cv
                 num = eu * dx + ev * dy
                 a = num / n2 if (num > zero) and (num * num > k2 * n2) else zero
-                d2 = eu * eu + ev * ev
-                if d2 > solid2 and d2 * n2 - num * num > off2 * n2 * n2:
-                    a = one
+                off = _off_line_share(eu, ev, n2, num, solid2, off_inv)
+                if off > zero:
+                    a = min(a, one)
+                    a += off * (one - a)
                 a_lin = min(a, one)
                 a = np.float32(_clip(a, clip))
                 if ramp.plane[ci, cj] != 0:

@@ -59,9 +59,11 @@ NOISE_MIN_CLEAN = 2.0
 SCREEN_RADIUS = 0.28
 FG_RADIUS = 0.4
 #: A pixel SOLID_RADIUS x |key chroma| from the screen and OFF_LINE x |S - F| off the
-#: screen-foreground line is another solid colour than the plate's (a shirt beside skin).
+#: screen-foreground line is another solid colour than the plate's (a shirt beside skin,
+#: grey hair); nearer the line it is taken for one by a share that grows with the square
+#: of its distance off the line (it was a switch at 0.35 until 2026-12-08).
 SOLID_RADIUS = 0.4
-OFF_LINE = 0.35
+OFF_LINE = 0.3
 #: The least screen-to-foreground chroma distance the key divides by (x |key chroma|).
 MIN_CONTRAST = 0.12
 #: The clip points move in by this many times the screen's chroma noise (as a share of

@@ -4,9 +4,11 @@ What a LiveKit subscriber receives from an avatar is VP8 or H.264, 4:2:0, at abo
 1.7-2.5 Mbit/s for 720p. ``roundtrip`` encodes RGB frames that way and returns the decoded
 I420 planes, for measuring keyers on what they will really see.
 
-The clip is encoded twice in a row and the second pass is returned: its frames are
-P-frames of a running stream with settled rate control, not the opening key frame that a
-short clip would otherwise be dominated by.
+A running stream has no opening key frame and no cut: pass the frames that came before the
+clip as ``lead_in`` (``family.render_clip(spec, start=-n)``), and the clip's frames come
+back as P-frames with settled rate control. Without a lead-in the clip is encoded twice in
+a row and the second pass is returned; its first frame then follows a cut from the clip's
+last frame, which the codec takes a few frames to recover from.
 """
 
 from __future__ import annotations
@@ -48,10 +50,11 @@ def roundtrip(
     codec: str = "h264",
     kbps_720p: float = 2000.0,
     fps: float = 30.0,
-    passes: int = 2,
+    lead_in: list[np.ndarray] | None = None,
 ) -> list[Planes]:
     """Encode RGB uint8 frames with ``codec`` ("vp8" or "h264") at ``kbps_720p`` (scaled by
-    frame area), 4:2:0, and decode them; returns (y, u, v) planes of the last pass."""
+    frame area), 4:2:0, after ``lead_in`` (default: ``frames`` once more), and decode them;
+    returns the (y, u, v) planes of ``frames``."""
     if codec not in CODECS:
         raise ValueError(f"codec must be one of {sorted(CODECS)}, got {codec!r}")
     if not frames:
@@ -63,6 +66,9 @@ def roundtrip(
     h, w = frames[0].shape[:2]
     if h % 2 or w % 2:
         raise ValueError(f"frames must have even width and height, got {w}x{h}")
+    lead = frames if lead_in is None else lead_in
+    if any(f.shape != frames[0].shape for f in lead):
+        raise ValueError(f"lead_in frames must be {w}x{h} like the clip's")
     bit_rate = int(kbps_720p * 1000 * (w * h) / PIXELS_720P)
     buf = io.BytesIO()
     with av.open(buf, "w", format=container) as c:
@@ -78,10 +84,10 @@ def roundtrip(
             "minrate": str(bit_rate) if codec == "vp8" else "0",
             "bufsize": str(bit_rate // 2),
         }
-        _encode(c, st, frames * passes)
+        _encode(c, st, [*lead, *frames])
     out = _decode(buf)
-    if len(out) != len(frames) * passes:
-        raise RuntimeError(f"{codec}: decoded {len(out)} frames of {len(frames) * passes}")
+    if len(out) != len(lead) + len(frames):
+        raise RuntimeError(f"{codec}: decoded {len(out)} frames of {len(lead) + len(frames)}")
     return out[-len(frames) :]
 
 

@@ -519,17 +519,21 @@ def _screen(spec: ClipSpec) -> np.ndarray:
     return out
 
 
-def render_clip(spec: ClipSpec) -> Clip:
-    """Render all frames of ``spec`` with their true alpha and foreground."""
+def render_clip(spec: ClipSpec, start: int = 0) -> Clip:
+    """Render ``spec.frames`` frames of ``spec`` from frame ``start`` on, with their true
+    alpha and foreground. The scene moves continuously, so a negative ``start`` renders what
+    came before the clip: the frames a codec sees first in a running stream."""
     scene = _Scene(spec)
     h, w = spec.height, spec.width
     screen = _screen(spec)
     nt = 8 if spec.fast else 4
     tile = 16
     s = h / 360.0
-    noise_rng = np.random.default_rng(spec.seed + 1)
+    noise_rng = np.random.default_rng(
+        spec.seed + 1 if start == 0 else [spec.seed + 1, start % 2**32]
+    )
     frames, alphas, fgs = [], [], []
-    for n in range(spec.frames):
+    for n in range(start, start + spec.frames):
         times = [(n + spec.shutter * ((k + 0.5) / nt - 0.5)) / spec.fps for k in range(nt)]
         prims = np.stack([scene.prims(t) for t in times])
         boxes = np.stack([_bbox(p) for p in prims])
