@@ -532,9 +532,10 @@ def key_lowres(u, v, matte, weak, full, temporal, out, cat):
             ev = sv - (np.float32(v[i, j]) - f128)
             num = eu * dx + ev * dy
             thr = k2 * n2
-            a = num / n2 if (num > zero) & (num * num > thr) else zero
+            inv = one / n2
+            a = num * inv if (num > zero) & (num * num > thr) else zero
             a = min(a, one)
-            a += _off_line_share(eu, ev, n2, num, solid2, off_inv) * (one - a)
+            a += _off_line_share(eu, ev, inv, num, solid2, off_inv) * (one - a)
             lin[i, j] = a
             out[i, j] = one if a >= full32 else a
             cat[i, j] = np.uint8((num > zero) & (num * num > wk2 * thr)) * np.uint8(2)
@@ -559,18 +560,19 @@ def key_lowres(u, v, matte, weak, full, temporal, out, cat):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _off_line_share(eu, ev, n2, num, solid2, off_inv):
+def _off_line_share(eu, ev, inv, num, solid2, off_inv):
     """How surely a pixel is another solid colour than the local foreground plate's, 0-1.
 
-    (eu, ev) is its chroma's offset from the screen, ``n2`` the squared screen-to-plate
-    distance, ``num`` the offset's projection on that line times its length. 0 within
+    (eu, ev) is its chroma's offset from the screen, ``inv`` 1 / the squared
+    screen-to-plate distance, ``num`` the offset's projection on that line times its
+    length. 0 within
     sqrt(``solid2``) of the screen; beyond, the squared distance off the line in units of
     |S - F|, times ``off_inv``, up to 1. A mix of the screen and the plate's colour lies on
     the line; grey hair beside skin on a green screen lies a quarter of |S - F| off it,
     where the solved mix along the line would make it 0.6 opaque. A ramp, not a switch, so
     that a colour near a threshold does not flicker between solid and mixed."""
     d2 = eu * eu + ev * ev
-    r2 = (d2 * n2 - num * num) / (n2 * n2)
+    r2 = (d2 - num * num * inv) * inv
     share = min(r2 * off_inv, np.float32(1.0))
     return share if d2 > solid2 else np.float32(0.0)
 
@@ -1782,8 +1784,9 @@ def chroma_rgb_rows(
                 eu = su - cu
                 ev = sv - cv
                 num = eu * dx + ev * dy
-                a = num / n2 if (num > zero) and (num * num > k2 * n2) else zero
-                off = _off_line_share(eu, ev, n2, num, solid2, off_inv)
+                inv = one / n2
+                a = num * inv if (num > zero) and (num * num > k2 * n2) else zero
+                off = _off_line_share(eu, ev, inv, num, solid2, off_inv)
                 if off > zero:
                     a = min(a, one)
                     a += off * (one - a)
