@@ -559,6 +559,62 @@ def key_lowres(u, v, matte, weak, full, temporal, out, cat):
             cat[i, j] = 1 if a == one else (c if a == zero else 2)
 
 
+@njit(cache=True, nogil=True)
+def gamut_floor(cat, alpha, lin, ylo, u, v, screen, margin, full):
+    """Partial samples (``cat`` 2) get at least ``_gamut_floor`` of their colour (``ylo``:
+    luma at chroma resolution) against the clean plate's (``screen``, RgbPlate), forgiving
+    ``margin`` levels: in ``lin`` (the solved mix), and in ``alpha``, where a floor at or
+    above ``full`` (the clip point of alpha 1) makes the sample solid (``cat`` 1). Screen
+    samples are left alone: a shadow on the screen is darker than the plate but no mix."""
+    ch, cw = cat.shape
+    one = np.float32(1.0)
+    full32 = np.float32(full)
+    for i in range(ch):
+        j = -1
+        while True:
+            j = _next_edge(cat, i, j + 1)
+            if j >= cw:
+                break
+            f = _gamut_floor(
+                ylo[i, j], u[i, j], v[i, j], screen.r[i, j], screen.g[i, j], screen.b[i, j], margin
+            )
+            if f > lin[i, j]:
+                lin[i, j] = f
+            if f >= full32:
+                alpha[i, j] = one
+                cat[i, j] = 1
+            elif f > alpha[i, j]:
+                alpha[i, j] = f
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _gamut_floor(y, u, v, sr, sg, sb, m):
+    """The least alpha that leaves the unmixed foreground ``(I - (1 - a) S) / a`` a colour:
+    in each channel ``a >= (S - I) / S`` (the foreground no darker than black) and
+    ``a >= (I - S) / (255 - S)`` (no brighter than white). Black hair beside skin on a blue
+    screen lies on the screen-to-skin line in chroma, where the mix reads 0.7-0.8, but its
+    blue is far below the screen's: no mix of the screen with any colour is that dark
+    there at less than 0.9. Only channels with 100 levels of room count, and ``m`` levels
+    of each difference are forgiven (noise)."""
+    c = np.float32(1.164383) * (np.float32(y) - np.float32(16.0))
+    du = np.float32(u) - np.float32(128.0)
+    dv = np.float32(v) - np.float32(128.0)
+    r = _room(c + np.float32(1.596027) * dv, sr, m)
+    g = _room(c - np.float32(0.391762) * du - np.float32(0.812968) * dv, sg, m)
+    b = _room(c + np.float32(2.017232) * du, sb, m)
+    return max(r, g, b)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _room(i, s, m):
+    """``_gamut_floor`` of one channel: pixel ``i``, screen ``s``, margin ``m``."""
+    hundred = np.float32(100.0)
+    up = np.float32(255.0) - s
+    lo = (s - i - m) / s if s >= hundred else np.float32(0.0)
+    hi = (i - s - m) / up if up >= hundred else np.float32(0.0)
+    return max(lo, hi, np.float32(0.0))
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _off_line_share(eu, ev, inv, num, solid2, off_inv):
     """How surely a pixel is another solid colour than the local foreground plate's, 0-1.

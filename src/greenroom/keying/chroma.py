@@ -64,6 +64,10 @@ FG_RADIUS = 0.4
 #: of its distance off the line (it was a switch at 0.35 until 2026-12-08).
 SOLID_RADIUS = 0.4
 OFF_LINE = 0.3
+#: The unmixed foreground must be a colour (``K._gamut_floor``), forgiving GAMUT_MARGIN
+#: levels plus GAMUT_SIGMA x the screen's chroma noise.
+GAMUT_MARGIN = 4.0
+GAMUT_SIGMA = 2.0
 #: The least screen-to-foreground chroma distance the key divides by (x |key chroma|).
 MIN_CONTRAST = 0.12
 #: The clip points move in by this many times the screen's chroma noise (as a share of
@@ -677,11 +681,13 @@ class ChromaKeyer(RgbKeyerMethods):
         temporal: K.Temporal,
         weak: float,
         clean: bool,
+        ylo: np.ndarray,
         low_floor: bool = False,
     ) -> tuple[K.Matte, np.ndarray, np.ndarray]:
         """The key at chroma resolution: updates the plates, returns (matte, alpha, cat).
 
-        ``frame`` holds U, V (and Y at ``ystep`` x the chroma position) of the picture;
+        ``frame`` holds U, V (and Y at ``ystep`` x the chroma position) of the picture,
+        ``ylo`` its luma at chroma resolution (for the gamut floor, ``K.gamut_floor``);
         ``clean``: no block codec was seen in it (the foreground plate's flat rule);
         ``low_floor``: alpha starts from the lower noise floor (``NOISE_CLIP_CLEAN``).
         Lone edge samples are left to the caller (``K.despeckle`` or ``K.solid_edges``).
@@ -744,6 +750,9 @@ class ChromaKeyer(RgbKeyerMethods):
         cat = self._buf("cat", (ch, cw), np.uint8)
         full = self._clip_points()[1]
         K.key_lowres(frame.u, frame.v, matte, weak, full, temporal, a_lo, cat)
+        margin = np.float32(GAMUT_MARGIN + GAMUT_SIGMA * self._sigma)
+        screen = K.RgbPlate(*self._plate.get("r", "g", "b"))
+        K.gamut_floor(cat, a_lo, matte.lin, ylo, frame.u, frame.v, screen, margin, full)
         if self._codec > 0.0:
             solid2 = np.float32((SOLID_FLAT * kn) ** 2)
             flat2 = np.float32((SOLID_FLAT_TOL * kn) ** 2)
@@ -787,7 +796,14 @@ class ChromaKeyer(RgbKeyerMethods):
             clean = self._codec_rgb == 0.0
             # a strand one pixel wide pulls its 2x2 mean below the floor: look closer there
             matte, a_lo, cat = self._lowres(
-                half, 1, (w, h), lambda: frame[::8, ::8], no_temporal, WEAK_RGB, clean
+                half,
+                1,
+                (w, h),
+                lambda: frame[::8, ::8],
+                no_temporal,
+                WEAK_RGB,
+                clean,
+                half.y,
             )
             K.despeckle(cat, a_lo)
             ramp = self._linear_ramps(matte.lin, a_lo, cat, clean)
@@ -875,16 +891,6 @@ class ChromaKeyer(RgbKeyerMethods):
             self._codec_update(frame)
             temporal = K.Temporal(f32(p.temporal), f32(1.0 / p.temporal_threshold), prev, have_prev)
             no_codec = self._codec == 0.0
-            matte, a_lo, cat = self._lowres(
-                planes, 2, (w, h), sample, temporal, 1.0, no_codec, low_floor=no_codec
-            )
-            _, prim, q = self._key()
-            axis = K.KeyAxis(*self._uv_coeffs(prim, q))
-            tmp = self._buf("tmp", (ch, cw), np.uint8)
-            kind = self._buf("kind", (ch, cw), np.uint8)
-            blk = self._buf("blk", (ch, cw), np.uint8)
-            ca = self._buf("ca", (ch, cw), np.float32)
-            cb = self._buf("cb", (ch, cw), np.float32)
             # luma at chroma resolution, this frame's and last frame's in turn
             turn = self._ylo_turn
             ylo = self._buf(f"ylo{turn}", (ch, cw), np.float32)
@@ -894,6 +900,16 @@ class ChromaKeyer(RgbKeyerMethods):
                 ylo_last = None
             K.luma_half(frame.y, ylo)
             self._ylo_turn = 1 - turn
+            matte, a_lo, cat = self._lowres(
+                planes, 2, (w, h), sample, temporal, 1.0, no_codec, ylo, low_floor=no_codec
+            )
+            _, prim, q = self._key()
+            axis = K.KeyAxis(*self._uv_coeffs(prim, q))
+            tmp = self._buf("tmp", (ch, cw), np.uint8)
+            kind = self._buf("kind", (ch, cw), np.uint8)
+            blk = self._buf("blk", (ch, cw), np.uint8)
+            ca = self._buf("ca", (ch, cw), np.float32)
+            cb = self._buf("cb", (ch, cw), np.float32)
             (sy,) = self._clean_plate().get("y")
             lo, hi = self._clip_points()
             self._linear_ramps(matte.lin, a_lo, cat, no_codec)
