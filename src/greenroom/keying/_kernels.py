@@ -282,6 +282,14 @@ def rgb_to_i420(rgb, y, u, v):
             v[ci, cj] = np.uint8(((112 * r - 94 * g - 18 * b + 512) >> 10) + 128)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _bt601_rgb(y, du, dv):
+    """R, G, B (unclamped, float64) of luma ``y`` and centred chroma ``du``, ``dv``
+    (BT.601, limited range)."""
+    c = 1.164383 * (y - 16.0)
+    return c + 1.596027 * dv, c - 0.391762 * du - 0.812968 * dv, c + 2.017232 * du
+
+
 @njit(cache=True, nogil=True)
 def i420_to_rgb(y, u, v, out):
     """BT.601 limited range to RGB, chroma upsampled bilinearly (centred siting)."""
@@ -299,10 +307,10 @@ def i420_to_rgb(y, u, v, out):
             vv = (
                 9.0 * v[ci, cj] + 3.0 * v[ni, cj] + 3.0 * v[ci, nj] + 1.0 * v[ni, nj]
             ) * 0.0625 - 128.0
-            c = 1.164383 * (np.float64(y[i, j]) - 16.0)
-            out[i, j, 0] = _u8(c + 1.596027 * vv)
-            out[i, j, 1] = _u8(c - 0.391762 * uu - 0.812968 * vv)
-            out[i, j, 2] = _u8(c + 2.017232 * uu)
+            r, g, b = _bt601_rgb(np.float64(y[i, j]), uu, vv)
+            out[i, j, 0] = _u8(r)
+            out[i, j, 1] = _u8(g)
+            out[i, j, 2] = _u8(b)
 
 
 @njit(cache=True, nogil=True)
@@ -596,23 +604,17 @@ def _gamut_floor(y, u, v, sr, sg, sb, m):
     blue is far below the screen's: no mix of the screen with any colour is that dark
     there at less than 0.9. Only channels with 100 levels of room count, and ``m`` levels
     of each difference are forgiven (noise)."""
-    c = np.float32(1.164383) * (np.float32(y) - np.float32(16.0))
-    du = np.float32(u) - np.float32(128.0)
-    dv = np.float32(v) - np.float32(128.0)
-    r = _room(c + np.float32(1.596027) * dv, sr, m)
-    g = _room(c - np.float32(0.391762) * du - np.float32(0.812968) * dv, sg, m)
-    b = _room(c + np.float32(2.017232) * du, sb, m)
-    return max(r, g, b)
+    ir, ig, ib = _bt601_rgb(np.float64(y), np.float64(u) - 128.0, np.float64(v) - 128.0)
+    return max(_room(ir, sr, m), _room(ig, sg, m), _room(ib, sb, m))
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _room(i, s, m):
     """``_gamut_floor`` of one channel: pixel ``i``, screen ``s``, margin ``m``."""
-    hundred = np.float32(100.0)
-    up = np.float32(255.0) - s
-    lo = (s - i - m) / s if s >= hundred else np.float32(0.0)
-    hi = (i - s - m) / up if up >= hundred else np.float32(0.0)
-    return max(lo, hi, np.float32(0.0))
+    up = 255.0 - s
+    lo = (s - i - m) / s if s >= 100.0 else 0.0
+    hi = (i - s - m) / up if up >= 100.0 else 0.0
+    return max(lo, hi, 0.0)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -621,9 +623,8 @@ def _off_line_share(eu, ev, inv, num, solid2, off_inv):
 
     (eu, ev) is its chroma's offset from the screen, ``inv`` 1 / the squared
     screen-to-plate distance, ``num`` the offset's projection on that line times its
-    length. 0 within
-    sqrt(``solid2``) of the screen; beyond, the squared distance off the line in units of
-    |S - F|, times ``off_inv``, up to 1. A mix of the screen and the plate's colour lies on
+    length. 0 within sqrt(``solid2``) of the screen; beyond, the squared distance off the
+    line in units of |S - F|, times ``off_inv``, up to 1. A mix of the screen and the plate's colour lies on
     the line; grey hair beside skin on a green screen lies a quarter of |S - F| off it,
     where the solved mix along the line would make it 0.6 opaque. A ramp, not a switch, so
     that a colour near a threshold does not flicker between solid and mixed."""
@@ -2010,10 +2011,10 @@ def i420_to_model_input(y, u, v, out, lum):
             cj = min((sx0 + sx1) >> 2, cw - 1)
             uu = np.float64(u[ci, cj]) - 128.0
             vv = np.float64(v[ci, cj]) - 128.0
-            c = 1.164383 * (yy - 16.0)
-            out[i, j, 0] = _clamp01((c + 1.596027 * vv) / 255.0)
-            out[i, j, 1] = _clamp01((c - 0.391762 * uu - 0.812968 * vv) / 255.0)
-            out[i, j, 2] = _clamp01((c + 2.017232 * uu) / 255.0)
+            r, g, b = _bt601_rgb(yy, uu, vv)
+            out[i, j, 0] = _clamp01(r / 255.0)
+            out[i, j, 1] = _clamp01(g / 255.0)
+            out[i, j, 2] = _clamp01(b / 255.0)
             lum[i, j] = yy
 
 
